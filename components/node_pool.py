@@ -1,0 +1,76 @@
+"""A pool of identical droplets for one role, each with its cloud-init and optional data volume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_digitalocean as do
+
+from swarm.cloudinit import render_cloud_init, volume_name
+from swarm.config import Node, Pool
+
+
+@dataclass
+class NodePoolArgs:
+    pool: Pool
+    nodes: list[Node]  # this pool's nodes, from the config
+    region: str
+    vpc_id: pulumi.Input[str]
+    ssh_key_id: pulumi.Input[str]
+    tags: list[pulumi.Input[str]]
+
+
+@dataclass
+class Machine:
+    """A created droplet and the node it was declared as."""
+
+    node: Node
+    droplet_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str]
+    private_ip: pulumi.Output[str]
+
+
+class NodePool(pulumi.ComponentResource):
+    machines: list[Machine]
+
+    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("swarm:index:NodePool", name, None, opts)
+        pool = args.pool
+        self.machines = []
+        for node in args.nodes:
+            droplet_options = pulumi.ResourceOptions(parent=self)
+            volume_ids: list[pulumi.Input[str]] = []
+            if pool.volume:
+                volume = do.Volume(
+                    f"{name}-{node.index}-data",
+                    name=volume_name(node),
+                    region=args.region,
+                    size=pool.volume.size_gb,
+                    initial_filesystem_type="ext4",
+                    description=f"Data of {node.name}, mounted at {pool.volume.mount_path}",
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                volume_ids.append(volume.id)
+                # A volume attaches to one droplet at a time: the old droplet must go before its
+                # replacement can take the volume (and the data on it) over.
+                droplet_options = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+            droplet = do.Droplet(
+                f"{name}-{node.index}",
+                name=node.name,
+                image=pool.image,
+                region=args.region,
+                size=pool.size.slug,
+                vpc_uuid=args.vpc_id,
+                ssh_keys=[args.ssh_key_id],
+                tags=args.tags,
+                user_data=render_cloud_init(node),
+                volume_ids=volume_ids or None,
+                monitoring=True,
+                graceful_shutdown=True,
+                opts=droplet_options,
+            )
+            self.machines.append(
+                Machine(node, droplet.id, droplet.ipv4_address, droplet.ipv4_address_private)
+            )
+        self.register_outputs({"dropletIds": [machine.droplet_id for machine in self.machines]})

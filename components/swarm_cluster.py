@@ -1,0 +1,182 @@
+"""Forms the swarm on the pools' droplets with remote commands, and keeps membership in sync.
+
+Per node, the dependency chain is:  ready -> join -> settings  (the first manager: ready ->
+init -> settings), and every join also waits for `init -> tokens`. No join waits for another
+join, so the graph's depth does not grow with the node count and workers join in parallel.
+
+- ready:    cloud-init finished and Docker answers (retries SSH while the droplet boots).
+- init:     `swarm init` on the first manager, advertising its VPC address.
+- tokens:   both join tokens as a secret output; never logged, handed to joins on stdin.
+- join:     joins the node on its VPC address; deleting it makes the node leave.
+- settings: on the first manager, sets the node's role and labels by node ID; deleting it
+            drains the node and removes it from `docker node ls`. It is replaced whenever
+            the node ID changes, so a replaced droplet's old node is always retired.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_command import remote
+
+from components.node_pool import Machine
+from swarm import scripts
+
+# A droplet refuses SSH while it boots; the ready command dials until it answers, bounded by
+# its own timeout rather than by the provider's short default dial budget.
+BOOT_TIMEOUT = "20m"
+
+
+@dataclass
+class SwarmClusterArgs:
+    machines: list[Machine]  # in config order; the first manager-role machine inits the swarm
+    ssh_private_key: pulumi.Input[str]
+    ssh_user: str = "root"
+
+
+@dataclass
+class SwarmNode:
+    machine: Machine
+    node_id: pulumi.Output[str]
+
+
+class SwarmCluster(pulumi.ComponentResource):
+    nodes: list[SwarmNode]
+    manager_public_ip: pulumi.Output[str]
+    manager_private_ip: pulumi.Output[str]
+    docker_host: pulumi.Output[str]  # DOCKER_HOST value that reaches the swarm's manager
+    node_table: pulumi.Output[list[dict]]
+    # Depend on these to run after the whole swarm is formed and labelled.
+    ready: list[pulumi.Resource]
+
+    def __init__(self, name: str, args: SwarmClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("swarm:index:Cluster", name, None, opts)
+        self._name = name
+        self._args = args
+        first = next(m for m in args.machines if m.node.role == "manager")
+        manager_connection = self._connection(first)
+
+        first_ready = self._ready_command(first)
+        init = remote.Command(
+            f"{name}-init",
+            connection=manager_connection,
+            create=first.private_ip.apply(scripts.init_script),
+            triggers=[first.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[first_ready]),
+        )
+        tokens_command = remote.Command(
+            f"{name}-join-tokens",
+            connection=manager_connection,
+            create=scripts.join_tokens_script(),
+            triggers=[init.stdout],
+            logging=remote.Logging.NONE,
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stdout"]),
+        )
+        # Secret on the program side too, so everything derived from it (join stdin) is encrypted in
+        # state even before the engine applies additional_secret_outputs.
+        tokens = pulumi.Output.secret(tokens_command.stdout).apply(json.loads)
+
+        self.nodes = []
+        settings_commands = []
+        for machine in args.machines:
+            if machine is first:
+                node_id = init.stdout.apply(str.strip)
+            else:
+                node_id = self._join(machine, first, tokens)
+            settings = self._settings(machine, node_id, retire=machine is not first, connection=manager_connection)
+            settings_commands.append(settings)
+            self.nodes.append(SwarmNode(machine, node_id))
+
+        self.manager_public_ip = first.public_ip
+        self.manager_private_ip = first.private_ip
+        self.docker_host = first.public_ip.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
+        self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))
+        self.ready = settings_commands
+        self.register_outputs(
+            {
+                "managerPublicIp": self.manager_public_ip,
+                "nodeIds": {node.machine.node.name: node.node_id for node in self.nodes},
+            }
+        )
+
+    @staticmethod
+    def _table_row(node: SwarmNode) -> pulumi.Output[dict]:
+        declared = node.machine.node
+        return pulumi.Output.all(
+            public_ip=node.machine.public_ip, private_ip=node.machine.private_ip, node_id=node.node_id
+        ).apply(
+            lambda live: {
+                "name": declared.name,
+                "pool": declared.pool.name,
+                "role": declared.role,
+                "size": declared.pool.size.slug,
+                "publicIp": live["public_ip"],
+                "privateIp": live["private_ip"],
+                "nodeId": live["node_id"],
+                "labels": dict(declared.pool.labels),
+            }
+        )
+
+    def _connection(self, machine: Machine, *, dial_error_limit: int | None = None) -> remote.ConnectionArgs:
+        return remote.ConnectionArgs(
+            host=machine.public_ip,
+            user=self._args.ssh_user,
+            private_key=self._args.ssh_private_key,
+            dial_error_limit=dial_error_limit,
+        )
+
+    def _ready_command(self, machine: Machine) -> remote.Command:
+        return remote.Command(
+            f"{self._name}-{_short(machine)}-ready",
+            connection=self._connection(machine, dial_error_limit=-1),
+            create=scripts.wait_ready_script(),
+            triggers=[machine.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                custom_timeouts=pulumi.CustomTimeouts(create=BOOT_TIMEOUT, update=BOOT_TIMEOUT),
+            ),
+        )
+
+    def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict]) -> pulumi.Output[str]:
+        ready = self._ready_command(machine)
+        role = machine.node.role
+        join = remote.Command(
+            f"{self._name}-{_short(machine)}-join",
+            connection=self._connection(machine),
+            create=pulumi.Output.all(machine.private_ip, first.private_ip).apply(
+                lambda addresses: scripts.join_script(*addresses)
+            ),
+            # The token travels on stdin: it is in no command line, and stdin is kept in state
+            # as a secret because the tokens output is one.
+            stdin=tokens.apply(lambda t: t[role] + "\n"),
+            delete=scripts.leave_script(),
+            triggers=[machine.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
+        )
+        return join.stdout.apply(str.strip)
+
+    def _settings(
+        self, machine: Machine, node_id: pulumi.Output[str], *, retire: bool, connection: remote.ConnectionArgs
+    ) -> remote.Command:
+        node = machine.node
+        return remote.Command(
+            f"{self._name}-{_short(machine)}-settings",
+            connection=connection,
+            create=node_id.apply(lambda nid: scripts.node_settings_script(nid, node.role, node.pool.labels)),
+            # The first manager cannot remove itself; every other node is drained and removed.
+            delete=node_id.apply(scripts.retire_script) if retire else None,
+            triggers=[node_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+
+def _short(machine: Machine) -> str:
+    """`<pool>-<n>`: the node's name without the stack prefix the component name already has."""
+    return f"{machine.node.pool.name}-{machine.node.index}"

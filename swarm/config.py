@@ -1,0 +1,462 @@
+"""The stack configuration: read once, validated once, turned into typed values.
+
+Keys live under the `swarm:` namespace (see DESIGN.md, "Configuration contract"). The same
+parser serves the Pulumi program (values from `pulumi.Config`) and offline tools (values read
+from `Pulumi.<stack>.yaml`), so both reject the same mistakes with the same words.
+
+Every problem is collected before failing: an operator fixes a config file in one pass.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pulumi
+import yaml
+
+from swarm.scripts import SWARM_ADDRESS_POOL
+from swarm.sizes import SIZES, DropletSize, closest_slugs
+
+NAMESPACE = "swarm"
+DEFAULT_IMAGE = "ubuntu-24-04-x64"
+ROLES = ("manager", "worker")
+# Ports the program opens itself (SSH for admins, swarm's own ports inside the cluster).
+RESERVED_PORTS = {22, 2377, 7946, 4789}
+
+# Swarm refuses a placement constraint on a label key outside this set (DESIGN.md, pitfalls).
+LABEL_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
+# Stricter than swarm's own value pattern: no blanks, so the value is safe in scripts and
+# unambiguous in `node.labels.k == v`.
+LABEL_VALUE = re.compile(r"^[A-Za-z0-9:_./+-]+$")
+# Droplet names become hostnames and swarm node names: one DNS label.
+DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+REGION = re.compile(r"^[a-z]{3}[0-9]$")
+IMAGE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+MOUNT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
+PORT_SPEC = re.compile(r"^(?P<first>[0-9]{1,5})(-(?P<last>[0-9]{1,5}))?(/(?P<protocol>tcp|udp))?$")
+SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
+
+POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume"}
+VOLUME_KEYS = {"sizeGb", "mountPath"}
+MAX_VOLUME_GB = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # full config key path, e.g. "swarm:nodePools.ml.size"
+    message: str  # what is wrong and how to fix it
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The stack configuration is invalid; nothing must be deployed."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{source}: {len(problems)} {noun} in the stack configuration; nothing was deployed:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Volume:
+    size_gb: int
+    mount_path: str
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    role: str
+    count: int
+    size: DropletSize
+    image: str
+    labels: Mapping[str, str]
+    gpu: bool = False
+    volume: Volume | None = None
+
+
+@dataclass(frozen=True)
+class Node:
+    """One droplet-to-be: `<stack>-<pool>-<index>`."""
+
+    name: str
+    pool: Pool
+    index: int
+
+    @property
+    def role(self) -> str:
+        return self.pool.role
+
+
+@dataclass(frozen=True)
+class PublicPort:
+    protocol: str  # tcp | udp
+    ports: str  # "443" or a range "8000-8010", as DigitalOcean's firewall takes it
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    stack: str
+    region: str
+    pools: tuple[Pool, ...]
+    stack_file: Path
+    admin_cidrs: tuple[str, ...]
+    public_ports: tuple[PublicPort, ...] = ()
+    vpc_ip_range: str | None = None
+    ssh_public_key: str | None = None
+    # Names set under swarm:secrets; None when they cannot be read (offline, one encrypted blob).
+    secret_names: frozenset[str] | None = frozenset()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return tuple(
+            Node(f"{self.stack}-{pool.name}-{index}", pool, index)
+            for pool in self.pools
+            for index in range(1, pool.count + 1)
+        )
+
+    @property
+    def first_manager(self) -> Node:
+        """The node that runs `swarm init`: the first node of the first manager pool."""
+        return next(node for node in self.nodes if node.role == "manager")
+
+    @property
+    def monthly_cost(self) -> float:
+        return round(sum(pool.size.price_monthly * pool.count for pool in self.pools), 2)
+
+    @property
+    def cluster_tag(self) -> str:
+        """DigitalOcean tag carried by every droplet of this stack (the firewall targets it)."""
+        return f"swarm-{self.stack}"
+
+    def role_tag(self, role: str) -> str:
+        return f"swarm-{self.stack}-{role}"
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(Problem(f"{NAMESPACE}:{key}", message))
+
+
+def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str) -> ClusterConfig:
+    """Validate raw config values (keys without the `swarm:` prefix) into a ClusterConfig.
+
+    `values` holds decoded JSON/YAML values; secret keys only need to be present (their
+    values are handled as Pulumi secrets by the program, never here).
+    Raises ConfigError listing every problem found.
+    """
+    found = _Collector()
+    if not DNS_LABEL.match(stack):
+        found.problem("(stack name)", f"stack name {stack!r} must be lowercase letters, digits and '-' (it prefixes droplet names)")
+
+    region = _parse_region(values.get("region"), found)
+    pools = _parse_pools(values.get("nodePools"), stack, found)
+    admin_cidrs = _parse_admin_cidrs(values.get("adminCidrs"), found)
+    public_ports = _parse_public_ports(values.get("publicPorts"), found)
+    vpc_ip_range = _parse_vpc_ip_range(values.get("vpcIpRange"), found)
+    ssh_public_key = _parse_ssh_keys(values.get("sshPublicKey"), values.get("sshPrivateKey"), found)
+    stack_file = _parse_stack_file(values.get("stackFile"), stack, project_root, found)
+    secret_names = _parse_secret_names(values.get("secrets"), found)
+
+    if found.problems:
+        raise ConfigError(source, found.problems)
+    return ClusterConfig(
+        stack=stack,
+        region=region,
+        pools=tuple(pools),
+        stack_file=stack_file,
+        admin_cidrs=tuple(admin_cidrs),
+        public_ports=tuple(public_ports),
+        vpc_ip_range=vpc_ip_range,
+        ssh_public_key=ssh_public_key,
+        secret_names=secret_names,
+        warnings=tuple(found.warnings),
+    )
+
+
+def _parse_region(value: Any, found: _Collector) -> str:
+    if value is None:
+        found.problem("region", "is required: set a DigitalOcean region slug, e.g. `pulumi config set swarm:region fra1`")
+    elif not isinstance(value, str) or not REGION.match(value):
+        found.problem("region", f"{value!r} is not a DigitalOcean region slug; use one like 'fra1', 'ams3' or 'nyc3'")
+    return value
+
+
+def _parse_pools(value: Any, stack: str, found: _Collector) -> list[Pool]:
+    if value is None:
+        found.problem("nodePools", "is required: declare at least one pool with `role: manager` (see README, configuration)")
+        return []
+    if not isinstance(value, dict) or not value:
+        found.problem("nodePools", "must be a non-empty mapping of pool name to pool")
+        return []
+    pools = [pool for name, spec in value.items() if (pool := _parse_pool(str(name), spec, stack, found))]
+    if not any(pool.role == "manager" and pool.count > 0 for pool in pools) and not _any_pool_problem(found):
+        found.problem("nodePools", "no pool has `role: manager` with `count` >= 1; a swarm needs a manager to init it")
+    managers = sum(pool.count for pool in pools if pool.role == "manager")
+    if managers and managers % 2 == 0:
+        found.warnings.append(
+            f"{NAMESPACE}:nodePools: {managers} managers tolerate no more failures than {managers - 1}; use an odd number"
+        )
+    return pools
+
+
+def _any_pool_problem(found: _Collector) -> bool:
+    """A broken pool may be the intended manager: don't also claim that none exists."""
+    return any(p.key.startswith(f"{NAMESPACE}:nodePools.") for p in found.problems)
+
+
+def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | None:
+    key = f"nodePools.{name}"
+    if not DNS_LABEL.match(name):
+        found.problem(key, "pool names must be lowercase letters, digits and '-' (droplets are named <stack>-<pool>-<n>)")
+    elif len(f"{stack}-{name}-999") > 63:
+        found.problem(key, "pool name too long: <stack>-<pool>-<n> must fit in a 63-character hostname")
+    if not isinstance(spec, dict):
+        found.problem(key, "must be a mapping with at least `role`, `count` and `size`")
+        return None
+    for unknown in sorted(set(spec) - POOL_KEYS):
+        found.problem(f"{key}.{unknown}", f"unknown key; a pool takes {', '.join(sorted(POOL_KEYS))}")
+
+    before = len(found.problems)
+    role = spec.get("role")
+    if role not in ROLES:
+        found.problem(f"{key}.role", f"{role!r} is not a role; use 'manager' or 'worker'")
+    count = spec.get("count")
+    if not _is_int(count) or count < 0:
+        found.problem(f"{key}.count", f"{count!r} is not a node count; use a whole number >= 0")
+    gpu = spec.get("gpu", False)
+    if not isinstance(gpu, bool):
+        found.problem(f"{key}.gpu", f"{gpu!r} must be true or false")
+    size = _parse_size(spec.get("size"), gpu is True, f"{key}.size", found)
+    image = spec.get("image", DEFAULT_IMAGE)
+    if not isinstance(image, str) or not IMAGE.match(image):
+        found.problem(f"{key}.image", f"{image!r} is not a DigitalOcean image slug; e.g. '{DEFAULT_IMAGE}'")
+    labels = _parse_labels(spec.get("labels", {}), f"{key}.labels", found)
+    volume = _parse_volume(spec.get("volume"), f"{key}.volume", found)
+    if len(found.problems) > before:
+        return None
+    return Pool(name, role, int(count), size, image, labels, gpu, volume)
+
+
+def _parse_size(slug: Any, gpu: bool, key: str, found: _Collector) -> DropletSize | None:
+    if not isinstance(slug, str) or slug not in SIZES:
+        hint = closest_slugs(slug) if isinstance(slug, str) else []
+        suggestion = f"did you mean {', '.join(hint)}?" if hint else "see `doctl compute size list`"
+        found.problem(key, f"{slug!r} is not a known DigitalOcean size slug; {suggestion} (table: swarm/sizes.py)")
+        return None
+    size = SIZES[slug]
+    if gpu and not size.gpus:
+        found.problem(key, f"'{slug}' has no GPU but the pool says `gpu: true`; use a gpu-* size such as 'gpu-h100x1-80gb'")
+    if size.gpus and not gpu:
+        found.problem(key, f"'{slug}' is a GPU size; set `gpu: true` on the pool so its GPUs are set up for swarm")
+    return size
+
+
+def _parse_labels(value: Any, key: str, found: _Collector) -> dict[str, str]:
+    if not isinstance(value, dict):
+        found.problem(key, "must be a mapping of label key to value, e.g. {type: machine-learning}")
+        return {}
+    labels = {}
+    for label, label_value in value.items():
+        if not isinstance(label, str) or not LABEL_KEY.match(label):
+            found.problem(
+                f"{key}.{label}",
+                "swarm cannot use this label key in a placement constraint; use letters, digits, '-', '_' and '.' only",
+            )
+        elif not isinstance(label_value, str) or not LABEL_VALUE.match(label_value):
+            found.problem(
+                f"{key}.{label}",
+                f"{label_value!r} is not a usable label value; use a quoted string of letters, digits and ':_./+-'",
+            )
+        else:
+            labels[label] = label_value
+    return labels
+
+
+def _parse_volume(value: Any, key: str, found: _Collector) -> Volume | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        found.problem(key, "must be a mapping like {sizeGb: 50, mountPath: /mnt/postgresql}")
+        return None
+    for unknown in sorted(set(value) - VOLUME_KEYS):
+        found.problem(f"{key}.{unknown}", f"unknown key; a volume takes {', '.join(sorted(VOLUME_KEYS))}")
+    size_gb = value.get("sizeGb")
+    if not _is_int(size_gb) or not 1 <= size_gb <= MAX_VOLUME_GB:
+        found.problem(f"{key}.sizeGb", f"{size_gb!r} is not a volume size; use whole GiB from 1 to {MAX_VOLUME_GB}")
+    mount_path = value.get("mountPath")
+    if not isinstance(mount_path, str) or not MOUNT_PATH.match(mount_path) or mount_path.split("/")[1] in _SYSTEM_DIRS:
+        found.problem(f"{key}.mountPath", f"{mount_path!r} is not a usable mount point; use an absolute path such as /mnt/postgresql")
+    return Volume(int(size_gb), mount_path) if _is_int(size_gb) else None
+
+
+_SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "sys", "usr", "var"}
+
+
+def _parse_admin_cidrs(value: Any, found: _Collector) -> list[str]:
+    if value is None:
+        found.problem(
+            "adminCidrs",
+            "is required: the addresses allowed to SSH to the nodes (Pulumi's remote commands use SSH too), "
+            "e.g. `pulumi config set --path 'swarm:adminCidrs[0]' 203.0.113.0/24`",
+        )
+        return []
+    if not isinstance(value, list) or not value:
+        found.problem("adminCidrs", "must be a non-empty list of CIDR blocks")
+        return []
+    cidrs = []
+    for index, cidr in enumerate(value):
+        try:
+            cidrs.append(str(ipaddress.ip_network(cidr, strict=True)))
+        except (TypeError, ValueError) as error:
+            found.problem(f"adminCidrs[{index}]", f"{cidr!r} is not a CIDR block ({error}); e.g. 203.0.113.0/24 or 198.51.100.7/32")
+    return cidrs
+
+
+def _parse_public_ports(value: Any, found: _Collector) -> list[PublicPort]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        found.problem("publicPorts", "must be a list such as [80, 443, '8000-8010/tcp', '53/udp']")
+        return []
+    ports = []
+    for index, item in enumerate(value):
+        match = PORT_SPEC.match(str(item)) if isinstance(item, (int, str)) and not isinstance(item, bool) else None
+        first = int(match["first"]) if match else 0
+        last = int(match["last"] or first) if match else 0
+        if not match or not 1 <= first <= last <= 65535:
+            found.problem(f"publicPorts[{index}]", f"{item!r} is not a port; use 443, '443/tcp' or a range '8000-8010/udp'")
+        elif RESERVED_PORTS & set(range(first, last + 1)):
+            found.problem(
+                f"publicPorts[{index}]",
+                f"{item!r} includes a port the program manages itself ({', '.join(map(str, sorted(RESERVED_PORTS)))}); "
+                "SSH is opened by swarm:adminCidrs, swarm ports only inside the cluster",
+            )
+        else:
+            ports.append(PublicPort(match["protocol"] or "tcp", match[0].split("/")[0]))
+    return ports
+
+
+def _parse_vpc_ip_range(value: Any, found: _Collector) -> str | None:
+    if value is None:
+        return None
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except (TypeError, ValueError) as error:
+        found.problem("vpcIpRange", f"{value!r} is not a CIDR block ({error}); e.g. 10.110.0.0/20")
+        return None
+    if network.version != 4 or not network.is_private or not 16 <= network.prefixlen <= 28:
+        found.problem("vpcIpRange", f"{value!r} must be a private IPv4 range from /16 to /28, e.g. 10.110.0.0/20")
+    elif network.overlaps(ipaddress.ip_network(SWARM_ADDRESS_POOL)):
+        found.problem(
+            "vpcIpRange",
+            f"{value!r} overlaps {SWARM_ADDRESS_POOL}, where swarm allocates overlay networks; pick another range, e.g. 10.110.0.0/20",
+        )
+    return str(network)
+
+
+def _parse_ssh_keys(public_key: Any, private_key_set: Any, found: _Collector) -> str | None:
+    if public_key is None and private_key_set is None:
+        return None
+    if public_key is None or private_key_set is None:
+        found.problem(
+            "sshPublicKey" if public_key is None else "sshPrivateKey",
+            "set both swarm:sshPublicKey and swarm:sshPrivateKey (the private one with --secret), "
+            "or neither to let the program generate a key pair",
+        )
+        return None
+    if not isinstance(public_key, str) or not SSH_PUBLIC_KEY.match(public_key.strip()):
+        found.problem("sshPublicKey", "is not an OpenSSH public key line ('ssh-ed25519 AAAA... comment')")
+        return None
+    return public_key.strip()
+
+
+def _parse_secret_names(value: Any, found: _Collector) -> frozenset[str] | None:
+    if value is None:
+        return frozenset()
+    if _is_encrypted(value):
+        return None
+    if not isinstance(value, dict):
+        found.problem("secrets", "must be a mapping of secret name to value, set with `pulumi config set --secret --path 'swarm:secrets.NAME' VALUE`")
+        return frozenset()
+    for name, secret in value.items():
+        if not (isinstance(secret, str) or _is_encrypted(secret)):
+            found.problem(f"secrets.{name}", "must be a string value, set with `--secret`")
+    return frozenset(map(str, value))
+
+
+def _is_encrypted(value: Any) -> bool:
+    """A `{secure: ...}` entry, as `Pulumi.<stack>.yaml` stores a secret."""
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def _parse_stack_file(value: Any, stack: str, project_root: Path, found: _Collector) -> Path:
+    relative = value if value is not None else f"stacks/{stack}.yaml"
+    if not isinstance(relative, str) or not relative:
+        found.problem("stackFile", f"{value!r} must be a path relative to the project root, e.g. stacks/{stack}.yaml")
+        return project_root
+    path = (project_root / relative).resolve()
+    if not path.is_file():
+        found.problem(
+            "stackFile",
+            f"stack file {relative} does not exist; create it (a Compose file, see README) "
+            f"or point swarm:stackFile at an existing one",
+        )
+    return path
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+
+
+# ---- sources of raw values -------------------------------------------------------------------
+
+CONTRACT_KEYS = ("region", "nodePools", "stackFile", "secrets", "adminCidrs", "sshPublicKey", "sshPrivateKey",
+                 "publicPorts", "vpcIpRange")
+
+
+def _decode(raw: str) -> Any:
+    """Pulumi hands object and list values to the program as JSON text, strings as they are."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def from_pulumi(project_root: Path) -> ClusterConfig:
+    """The running program's configuration. Secret values are read again, as secrets, where
+    they are used; here they are only checked for shape."""
+    settings = pulumi.Config(NAMESPACE)
+    values = {key: _decode(raw) for key in CONTRACT_KEYS if (raw := settings.get(key)) is not None}
+    stack = pulumi.get_stack()
+    return parse_config(values, stack=stack, project_root=project_root, source=f"Pulumi.{stack}.yaml")
+
+
+def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
+    """Offline reading of `Pulumi.<stack>.yaml` (plan command, tests). Secrets stay encrypted:
+    only their presence matters here."""
+    path = project_root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise ConfigError(path.name, [Problem("(file)", f"{path.name} does not exist; create it with `pulumi stack init {stack}`")])
+    document = yaml.safe_load(path.read_text()) or {}
+    config = document.get("config") or {}
+    values = {
+        key.split(":", 1)[1]: value
+        for key, value in config.items()
+        if key.startswith(f"{NAMESPACE}:")
+    }
+    return parse_config(values, stack=stack, project_root=project_root, source=path.name)

@@ -1,0 +1,177 @@
+"""Shell scripts run on the nodes by the program's remote commands.
+
+Each function returns a complete POSIX sh script. Every script is idempotent: running it again
+on a node that is already in the wanted state changes nothing and succeeds. Values are
+substituted with shlex.quote; secrets (join tokens) never appear here: they arrive on stdin.
+The sandbox test suite runs these very functions' output against real dockerd hosts.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Mapping
+
+# Overlay networks get /24s from this pool. Docker's default (10.0.0.0/8) overlaps every
+# 10.x VPC; this narrower pool only collides with a VPC inside 10.0.0.0/16, which the config
+# refuses.
+SWARM_ADDRESS_POOL = "10.0.0.0/16"
+SWARM_PORT = 2377
+
+_HEADER = "#!/bin/sh\nset -eu\n"
+
+# Prints this node's swarm state; an unreachable daemon fails the script.
+_LOCAL_STATE = "docker info --format '{{.Swarm.LocalNodeState}}'"
+
+
+def wait_ready_script(timeout_seconds: int = 900) -> str:
+    """Wait until first-boot provisioning is over and Docker answers.
+
+    On droplets cloud-init installs Docker; `cloud-init status --wait` exits 0 when done and 2
+    when done with recoverable errors (a deprecation, a transient apt warning): both leave a
+    usable node, so only Docker's answer decides. Hosts without cloud-init skip that step.
+    """
+    return _HEADER + f"""\
+if command -v cloud-init >/dev/null 2>&1; then
+  status=0
+  cloud-init status --wait >/dev/null || status=$?
+  if [ "$status" -eq 1 ]; then
+    cloud-init status --long >&2
+    echo "cloud-init failed on $(hostname); see /var/log/cloud-init-output.log" >&2
+    exit 1
+  fi
+fi
+deadline=$(( $(date +%s) + {int(timeout_seconds)} ))
+until docker info >/dev/null 2>&1; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "Docker did not answer on $(hostname) within {int(timeout_seconds)}s" >&2
+    exit 1
+  fi
+  sleep 2
+done
+docker version --format '{{{{.Server.Version}}}}'
+"""
+
+
+def init_script(advertise_addr: str) -> str:
+    """`swarm init` on the first manager, advertising its VPC address. Prints the node ID."""
+    addr = shlex.quote(advertise_addr)
+    return _HEADER + f"""\
+state=$({_LOCAL_STATE})
+case "$state" in
+  inactive)
+    docker swarm init --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} \\
+      --default-addr-pool {SWARM_ADDRESS_POOL} --default-addr-pool-mask-length 24 >/dev/null
+    ;;
+  active)
+    if [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
+      echo "$(hostname) is in a swarm but not as a manager; it cannot init this one" >&2
+      exit 1
+    fi
+    ;;
+  *)
+    echo "$(hostname): unexpected swarm state '$state'" >&2
+    exit 1
+    ;;
+esac
+docker info --format '{{{{.Swarm.NodeID}}}}'
+"""
+
+
+def join_tokens_script() -> str:
+    """Print both join tokens as JSON. Its output must be marked secret and not logged."""
+    return _HEADER + """\
+printf '{"worker":"%s","manager":"%s"}\\n' \\
+  "$(docker swarm join-token -q worker)" "$(docker swarm join-token -q manager)"
+"""
+
+
+def join_script(advertise_addr: str, manager_addr: str) -> str:
+    """Join the swarm whose manager listens on `manager_addr`, with the token read from stdin.
+
+    A node already in that swarm is left alone; a node in another swarm (its manager was
+    replaced) leaves it first. Prints the node ID.
+    """
+    addr = shlex.quote(advertise_addr)
+    manager = shlex.quote(f"{manager_addr}:{SWARM_PORT}")
+    return _HEADER + f"""\
+manager={manager}
+IFS= read -r token || {{ echo "no join token on stdin" >&2; exit 1; }}
+state=$({_LOCAL_STATE})
+if [ "$state" != inactive ]; then
+  managers=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
+  case "$managers" in
+    *" $manager "*) ;;
+    *) docker swarm leave --force >/dev/null; state=inactive ;;
+  esac
+fi
+if [ "$state" = inactive ]; then
+  docker swarm join --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} --token "$token" "$manager" >/dev/null
+fi
+docker info --format '{{{{.Swarm.NodeID}}}}'
+"""
+
+
+def node_settings_script(node_id: str, role: str, labels: Mapping[str, str]) -> str:
+    """Run on a manager: give node `node_id` its declared role and exactly its declared labels.
+
+    Labels are authoritative: a label the config does not declare is removed, so removing a
+    label from the config removes it from the node. Prints the node's labels as JSON.
+    """
+    node = shlex.quote(node_id)
+    wanted = " ".join(sorted(labels))
+    adds = " ".join(f"--label-add {shlex.quote(f'{key}={value}')}" for key, value in sorted(labels.items()))
+    return _HEADER + f"""\
+node={node}
+wanted={shlex.quote(f" {wanted} ")}
+current_role=$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")
+if [ "$current_role" != {shlex.quote(role)} ]; then
+  docker node {"promote" if role == "manager" else "demote"} "$node" >/dev/null
+fi
+stale=""
+for key in $(docker node inspect --format '{{{{range $k, $v := .Spec.Labels}}}}{{{{$k}}}} {{{{end}}}}' "$node"); do
+  case "$wanted" in
+    *" $key "*) ;;
+    *) stale="$stale --label-rm $key" ;;
+  esac
+done
+# shellcheck disable=SC2086 # $stale is a list of options; label keys contain no blanks
+docker node update $stale {adds} "$node" >/dev/null
+docker node inspect --format '{{{{json .Spec.Labels}}}}' "$node"
+"""
+
+
+def retire_script(node_id: str, drain_timeout_seconds: int = 120) -> str:
+    """Run on a manager: drain node `node_id`, wait for its tasks to move, remove it.
+
+    Without `docker node rm` a replaced or removed droplet stays in `docker node ls` as Down
+    forever. A node that is already gone is fine.
+    """
+    node = shlex.quote(node_id)
+    return _HEADER + f"""\
+node={node}
+if ! docker node inspect "$node" >/dev/null 2>&1; then
+  exit 0
+fi
+docker node update --availability drain "$node" >/dev/null
+deadline=$(( $(date +%s) + {int(drain_timeout_seconds)} ))
+while docker node ps "$node" --filter desired-state=running --format '{{{{.CurrentState}}}}' | grep -q '^Running'; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "tasks still running on $node after {int(drain_timeout_seconds)}s; removing it anyway" >&2
+    break
+  fi
+  sleep 2
+done
+if [ "$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")" = manager ]; then
+  docker node demote "$node" >/dev/null
+fi
+docker node rm --force "$node" >/dev/null
+"""
+
+
+def leave_script() -> str:
+    """Run on a node being removed: leave the swarm (already out is fine)."""
+    return _HEADER + f"""\
+if [ "$({_LOCAL_STATE})" != inactive ]; then
+  docker swarm leave --force >/dev/null
+fi
+"""

@@ -1,0 +1,205 @@
+"""Run the real `__main__.py` in-process under Pulumi mocks and record what it registers.
+
+Each registration keeps its type, name, inputs (camelCase, as the engine sees them, secrets
+still wrapped), the resources it depends on, and its options; the stack's exports are
+resolved too. `run_program` is the one entry point the mock tests use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SECRET_SIG = rpc._special_secret_sig
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    inputs: dict
+    dependencies: set[str] = field(default_factory=set)  # URNs this resource waits for
+    parent: str = ""
+    options: dict = field(default_factory=dict)  # additionalSecretOutputs, deleteBeforeReplace, ...
+
+    def plain(self, key: str) -> Any:
+        """An input with secret wrappers removed."""
+        return unwrap(self.inputs.get(key))
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == SECRET_SIG
+
+
+def unwrap(value: Any) -> Any:
+    if is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {key: unwrap(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap(item) for item in value]
+    return value
+
+
+@dataclass
+class ProgramRun:
+    registrations: list[Registration]
+    exports: dict[str, Any]
+    secret_exports: set[str]
+    error: BaseException | None
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == type_]
+
+    def named(self, name: str) -> Registration:
+        (match,) = [r for r in self.registrations if r.name == name]
+        return match
+
+    @property
+    def by_urn(self) -> dict[str, Registration]:
+        return {r.urn: r for r in self.registrations}
+
+    def depth(self, registration: Registration) -> int:
+        """Longest chain of dependencies below `registration` (0 when it waits for nothing)."""
+        by_urn = self.by_urn
+        memo: dict[str, int] = {}
+
+        def walk(urn: str) -> int:
+            if urn not in memo:
+                deps = [d for d in by_urn[urn].dependencies if d in by_urn]
+                memo[urn] = 1 + max(map(walk, deps)) if deps else 0
+            return memo[urn]
+
+        return walk(registration.urn)
+
+    def depends_on(self, registration: Registration, other: Registration) -> bool:
+        """True when `registration` waits for `other`, directly or through others."""
+        by_urn = self.by_urn
+        seen, todo = set(), [registration.urn]
+        while todo:
+            urn = todo.pop()
+            for dep in by_urn[urn].dependencies if urn in by_urn else ():
+                if dep == other.urn:
+                    return True
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return False
+
+
+class FakeCloud(pulumi.runtime.Mocks):
+    """Returns plausible outputs: droplet addresses, command stdout, a generated key."""
+
+    def __init__(self, command_stdout: Callable[[str, dict], str] | None = None):
+        self.command_stdout = command_stdout or default_command_stdout
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        if args.typ == "digitalocean:index/droplet:Droplet":
+            outputs["ipv4Address"], outputs["ipv4AddressPrivate"] = fake_addresses(args.inputs["name"])
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            outputs["publicKeyOpenssh"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake"
+            outputs["privateKeyOpenssh"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
+        elif args.typ == "command:remote:Command":
+            outputs["stdout"] = self.command_stdout(args.name, unwrap(args.inputs))
+            outputs["stderr"] = ""
+        return [f"{args.name}-id", outputs]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        raise AssertionError(f"the program must make no provider calls (data sources hit the API): {args.token}")
+
+
+def fake_addresses(droplet_name: str) -> tuple[str, str]:
+    """Stable (public, private) addresses per droplet name, whatever the registration order."""
+    _, pool, index = droplet_name.rsplit("-", 2)
+    subnet = zlib.crc32(pool.encode()) % 200
+    return f"198.51.{subnet}.{index}", f"10.110.{subnet}.{int(index) + 1}"
+
+
+def default_command_stdout(name: str, inputs: dict) -> str:
+    if name.endswith("-join-tokens"):
+        return json.dumps({"worker": "SWMTKN-1-worker-fake", "manager": "SWMTKN-1-manager-fake"})
+    if name.endswith("-init") or name.endswith("-join"):
+        return f"node-id-of-{name.rsplit('-', 1)[0]}\n"
+    if name.endswith("-settings"):
+        return "{}\n"
+    return ""
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = rpc.deserialize_properties(request.object)
+            self.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    inputs=inputs,
+                    dependencies=set(request.dependencies),
+                    parent=request.parent,
+                    options={
+                        "additionalSecretOutputs": list(request.additionalSecretOutputs),
+                        "deleteBeforeReplace": request.deleteBeforeReplace,
+                        "customTimeouts": request.customTimeouts,
+                    },
+                )
+            )
+        return response
+
+
+def run_program(stack: str, config: dict[str, Any], *, mocks: pulumi.runtime.Mocks | None = None) -> ProgramRun:
+    """Run __main__.py for `stack` with `config` (keys without the `swarm:` prefix)."""
+    mocks = mocks or FakeCloud()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_all_config(
+        {f"swarm:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in config.items()},
+        secret_keys=[f"swarm:{key}" for key in ("sshPrivateKey", "secrets") if key in config],
+    )
+    settings.ROOT.set(None)  # a fresh Stack resource for every run
+    pulumi.runtime.set_mocks(mocks, project="swarm", stack=stack, preview=False, monitor=monitor)
+    root = settings.get_root_resource()
+
+    error: BaseException | None = None
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")))
+    except Exception as raised:  # noqa: BLE001 - the caller asserts on it
+        error = raised
+
+    exports, secret_exports = {}, set()
+    if error is None:
+        for key, value in root.outputs.items():
+            output = pulumi.Output.from_input(value)
+            exports[key] = _sync_await(output.future())
+            if _sync_await(output.is_secret()):
+                secret_exports.add(key)
+    return ProgramRun(monitor.registrations, exports, secret_exports, error)
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    """The `swarm:` values of a checked-in Pulumi.<stack>.yaml, as the CLI would pass them."""
+    import yaml
+
+    document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    return {key.split(":", 1)[1]: value for key, value in document["config"].items() if key.startswith("swarm:")}
+
+
+asyncio.set_event_loop(asyncio.new_event_loop())

@@ -1,0 +1,68 @@
+"""The user data of each pool passes cloud-init's own schema and installs a swarm-ready Docker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from swarm.cloudinit import DAEMON_CONFIG, render_cloud_init, shell_scripts, volume_device
+from swarm.config import load_stack_config_file
+from tests.pulumi_program import PROJECT_ROOT
+
+NODES = [node for stack in ("prod", "staging") for node in load_stack_config_file(PROJECT_ROOT, stack).nodes]
+
+
+@pytest.mark.parametrize("node", NODES, ids=[node.name for node in NODES])
+def test_cloud_init_schema_accepts_the_user_data(node, tmp_path):
+    path = tmp_path / "user-data"
+    path.write_text(render_cloud_init(node))
+    result = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_invalid_user_data(tmp_path):
+    path = tmp_path / "user-data"
+    path.write_text("#cloud-config\npackages: 3\n")
+    assert subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True).returncode != 0
+
+
+@pytest.mark.parametrize("node", NODES, ids=[node.name for node in NODES])
+def test_embedded_scripts_pass_shellcheck(node):
+    for script in shell_scripts(node):
+        result = subprocess.run(["shellcheck", "--shell=sh", "-"], input=script, text=True, capture_output=True)
+        assert result.returncode == 0, result.stdout
+
+
+def test_docker_comes_from_the_official_repository_with_log_rotation_and_no_live_restore():
+    node = NODES[0]
+    document = yaml.safe_load(render_cloud_init(node))
+    assert render_cloud_init(node).startswith("#cloud-config\n")
+    assert document["hostname"] == node.name
+    assert "download.docker.com/linux/ubuntu" in document["apt"]["sources"]["docker.list"]["source"]
+    assert document["packages"] == ["docker-ce", "docker-ce-cli", "containerd.io"]
+    (daemon,) = [f for f in document["write_files"] if f["path"] == "/etc/docker/daemon.json"]
+    config = json.loads(daemon["content"])
+    assert config == DAEMON_CONFIG
+    assert config["log-opts"]["max-size"] and "live-restore" not in config
+    assert document["ssh_pwauth"] is False
+
+
+def test_volume_is_mounted_only_where_the_pool_asks():
+    manager = next(n for n in NODES if n.name == "prod-manager-1")
+    worker = next(n for n in NODES if n.name == "prod-ml-1")
+    manager_commands = yaml.safe_load(render_cloud_init(manager))["runcmd"]
+    assert [c for c in manager_commands if c[0].endswith("swarm-mount-volume")] == [
+        ["/usr/local/sbin/swarm-mount-volume", volume_device(manager), "/mnt/postgresql"]
+    ]
+    assert volume_device(manager) == "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data"
+    assert not shell_scripts(worker)
+    assert all("mount" not in c[0] for c in yaml.safe_load(render_cloud_init(worker))["runcmd"])
+
+
+def test_rendering_is_deterministic():
+    # user_data changes replace droplets: the same node must always render the same bytes
+    assert all(render_cloud_init(node) == render_cloud_init(node) for node in NODES)
+    assert len({render_cloud_init(node) for node in NODES}) == len(NODES)

@@ -1,0 +1,151 @@
+"""The configuration contract: valid stacks parse into typed values, every mistake is named."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from swarm.config import ConfigError, load_stack_config_file, parse_config
+from tests.pulumi_program import PROJECT_ROOT, stack_config
+
+
+def parse(values, stack="prod"):
+    return parse_config(values, stack=stack, project_root=PROJECT_ROOT, source=f"Pulumi.{stack}.yaml")
+
+
+def problems(values, stack="prod"):
+    with pytest.raises(ConfigError) as raised:
+        parse(values, stack)
+    return {problem.key: problem.message for problem in raised.value.problems}
+
+
+def prod(**changes):
+    values = copy.deepcopy(stack_config("prod"))
+    values.update(changes)
+    return values
+
+
+def test_prod_parses_into_the_reference_layout():
+    config = load_stack_config_file(PROJECT_ROOT, "prod")
+    assert [(n.name, n.role, dict(n.pool.labels)) for n in config.nodes] == [
+        ("prod-manager-1", "manager", {"type": "database"}),
+        ("prod-backoffice-1", "worker", {"type": "cheap"}),
+        ("prod-ml-1", "worker", {"type": "machine-learning"}),
+        ("prod-ml-2", "worker", {"type": "machine-learning"}),
+        ("prod-ml-3", "worker", {"type": "machine-learning"}),
+    ]
+    assert config.first_manager.name == "prod-manager-1"
+    assert config.pools[0].volume.mount_path == "/mnt/postgresql"
+    assert config.stack_file == PROJECT_ROOT / "stacks" / "prod.yaml"
+    assert config.monthly_cost == 48 + 24 + 3 * 168
+
+
+def test_values_may_arrive_as_json_numbers():
+    values = prod()
+    values["nodePools"]["ml"]["count"] = 3.0  # JSON has no integers
+    assert [n.index for n in parse(values).nodes if n.pool.name == "ml"] == [1, 2, 3]
+
+
+def test_first_manager_is_the_first_node_of_the_first_manager_pool():
+    values = prod()
+    values["nodePools"] = {"workers": values["nodePools"]["ml"], **values["nodePools"]}
+    assert parse(values).first_manager.name == "prod-manager-1"
+
+
+def test_required_keys():
+    found = problems({}, stack="qa")
+    assert set(found) == {"swarm:region", "swarm:nodePools", "swarm:adminCidrs", "swarm:stackFile"}
+    assert "pulumi config set swarm:region" in found["swarm:region"]
+
+
+def test_pool_mistakes_are_each_named():
+    values = prod()
+    values["nodePools"]["ml"].update(role="boss", count="three", sizes="typo", image="Ubuntu 24", gpu="yes")
+    values["nodePools"]["ml"]["labels"] = {"type": 3, "ok": "fine"}
+    found = problems(values)
+    assert set(found) == {
+        "swarm:nodePools.ml.role", "swarm:nodePools.ml.count", "swarm:nodePools.ml.sizes",
+        "swarm:nodePools.ml.image", "swarm:nodePools.ml.gpu", "swarm:nodePools.ml.labels.type",
+    }
+    assert "unknown key" in found["swarm:nodePools.ml.sizes"]
+    assert "quoted string" in found["swarm:nodePools.ml.labels.type"]
+
+
+def test_unknown_size_suggests_close_slugs():
+    values = prod()
+    values["nodePools"]["ml"]["size"] = "m-4vcpu-32g"
+    assert "did you mean m-4vcpu-32gb" in problems(values)["swarm:nodePools.ml.size"]
+
+
+def test_gpu_flag_and_size_must_agree():
+    values = prod()
+    values["nodePools"]["ml"]["gpu"] = True
+    assert "has no GPU" in problems(values)["swarm:nodePools.ml.size"]
+    values["nodePools"]["ml"].update(gpu=False, size="gpu-h100x1-80gb")
+    assert "set `gpu: true`" in problems(values)["swarm:nodePools.ml.size"]
+
+
+@pytest.mark.parametrize("key", ["bad key!", "type=x", "ty pe", ""])
+def test_label_keys_swarm_cannot_constrain_on_are_refused(key):
+    values = prod()
+    values["nodePools"]["ml"]["labels"] = {key: "x"}
+    assert "placement constraint" in problems(values)[f"swarm:nodePools.ml.labels.{key}"]
+
+
+def test_no_manager_pool():
+    values = prod()
+    values["nodePools"]["manager"]["role"] = "worker"
+    assert "role: manager" in problems(values)["swarm:nodePools"]
+    values["nodePools"]["manager"].update(role="manager", count=0)
+    assert "swarm:nodePools" in problems(values)
+
+
+def test_even_manager_count_is_a_warning_not_an_error():
+    values = prod()
+    values["nodePools"]["manager"]["count"] = 2
+    assert any("odd number" in warning for warning in parse(values).warnings)
+
+
+def test_volume_mistakes():
+    values = prod()
+    values["nodePools"]["manager"]["volume"] = {"sizeGb": 0, "mountPath": "/etc/data", "fs": "xfs"}
+    found = problems(values)
+    assert set(found) == {
+        "swarm:nodePools.manager.volume.sizeGb", "swarm:nodePools.manager.volume.mountPath",
+        "swarm:nodePools.manager.volume.fs",
+    }
+
+
+def test_cidrs_and_ports():
+    found = problems(prod(adminCidrs=["203.0.113.7/24", "nonsense"], publicPorts=[443, "22/tcp", "70000", "8000-8010/udp"]))
+    assert set(found) == {"swarm:adminCidrs[0]", "swarm:adminCidrs[1]", "swarm:publicPorts[1]", "swarm:publicPorts[2]"}
+    assert "host bits" in found["swarm:adminCidrs[0]"]
+    assert "manages itself" in found["swarm:publicPorts[1]"]
+    ports = parse(prod(publicPorts=[443, "8000-8010/udp"])).public_ports
+    assert [(p.protocol, p.ports) for p in ports] == [("tcp", "443"), ("udp", "8000-8010")]
+
+
+def test_vpc_range_must_be_private_and_clear_of_the_overlay_pool():
+    assert "private IPv4" in problems(prod(vpcIpRange="8.8.0.0/16"))["swarm:vpcIpRange"]
+    assert "overlaps" in problems(prod(vpcIpRange="10.0.16.0/20"))["swarm:vpcIpRange"]
+
+
+def test_ssh_keys_come_in_pairs():
+    assert "both" in problems(prod(sshPublicKey="ssh-ed25519 AAAA x"))["swarm:sshPrivateKey"]
+    assert "OpenSSH public key" in problems(prod(sshPublicKey="not a key", sshPrivateKey="k"))["swarm:sshPublicKey"]
+
+
+def test_external_secret_names_are_known_without_their_values():
+    config = parse(prod(secrets={"db_password": "s3cret", "db_user": "app"}))
+    assert config.secret_names == {"db_password", "db_user"}
+    assert "s3cret" not in repr(config)
+    assert "--secret" in problems(prod(secrets={"db_password": 42}))["swarm:secrets.db_password"]
+
+
+def test_error_message_lists_every_problem_with_the_file():
+    with pytest.raises(ConfigError) as raised:
+        parse(prod(region="Frankfurt", adminCidrs=["x"]))
+    message = str(raised.value)
+    assert message.startswith("Pulumi.prod.yaml: 2 problems in the stack configuration; nothing was deployed:")
+    assert "swarm:region: 'Frankfurt'" in message and "swarm:adminCidrs[0]" in message

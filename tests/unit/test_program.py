@@ -1,0 +1,294 @@
+"""The real __main__.py under Pulumi mocks: what the prod and staging stacks register."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from swarm import scripts
+from swarm.cloudinit import render_cloud_init
+from tests.pulumi_program import fake_addresses, is_secret, run_program, stack_config, unwrap
+
+MANAGER_PUBLIC, MANAGER_PRIVATE = fake_addresses("prod-manager-1")
+DROPLET = "digitalocean:index/droplet:Droplet"
+COMMAND = "command:remote:Command"
+FIREWALL = "digitalocean:index/firewall:Firewall"
+VOLUME = "digitalocean:index/volume:Volume"
+VPC = "digitalocean:index/vpc:Vpc"
+
+
+@pytest.fixture(scope="module")
+def prod():
+    run = run_program("prod", stack_config("prod"))
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="module")
+def staging():
+    run = run_program("staging", stack_config("staging"))
+    assert run.error is None, run.error
+    return run
+
+
+def commands(run, suffix):
+    return [r for r in run.of_type(COMMAND) if r.name.endswith(suffix)]
+
+
+# ---- machines -------------------------------------------------------------------------------
+
+
+def test_prod_has_the_reference_five_servers(prod):
+    droplets = {r.plain("name"): r for r in prod.of_type(DROPLET)}
+    assert sorted(droplets) == ["prod-backoffice-1", "prod-manager-1", "prod-ml-1", "prod-ml-2", "prod-ml-3"]
+    assert droplets["prod-manager-1"].plain("size") == "s-4vcpu-8gb"
+    assert droplets["prod-backoffice-1"].plain("size") == "s-2vcpu-4gb"
+    assert {droplets[f"prod-ml-{i}"].plain("size") for i in (1, 2, 3)} == {"m-4vcpu-32gb"}
+
+
+def test_staging_is_one_small_node_per_role_in_its_own_vpc(prod, staging):
+    droplets = {r.plain("name"): r.plain("size") for r in staging.of_type(DROPLET)}
+    assert droplets == {"staging-manager-1": "s-2vcpu-4gb", "staging-backoffice-1": "s-1vcpu-2gb", "staging-ml-1": "s-2vcpu-4gb"}
+    (staging_vpc,) = staging.of_type(VPC)
+    (prod_vpc,) = prod.of_type(VPC)
+    assert staging_vpc.plain("ipRange") != prod_vpc.plain("ipRange")
+    assert staging_vpc.plain("name") == "staging-vpc"
+
+
+def test_droplets_are_tagged_in_the_vpc_with_monitoring(prod):
+    (vpc,) = prod.of_type(VPC)
+    for droplet in prod.of_type(DROPLET):
+        role = "manager" if "manager" in droplet.name else "worker"
+        assert droplet.plain("tags") == ["swarm-prod", f"swarm-prod-{role}"]
+        assert droplet.plain("vpcUuid") == f"{vpc.name}-id"
+        assert droplet.plain("monitoring") is True
+        assert droplet.plain("region") == "fra1"
+        assert droplet.plain("image") == "ubuntu-24-04-x64"
+        assert droplet.plain("sshKeys") == ["prod-ssh-id"]
+
+
+def test_user_data_is_the_rendered_cloud_init(prod):
+    from swarm.config import load_stack_config_file
+    from tests.pulumi_program import PROJECT_ROOT
+
+    config = load_stack_config_file(PROJECT_ROOT, "prod")
+    for node in config.nodes:
+        (droplet,) = [d for d in prod.of_type(DROPLET) if d.plain("name") == node.name]
+        assert droplet.plain("userData") == render_cloud_init(node)
+
+
+def test_database_volume_is_attached_and_survives_replacement(prod):
+    (volume,) = prod.of_type(VOLUME)
+    assert volume.plain("name") == "prod-manager-1-data"
+    assert volume.plain("size") == 100
+    assert volume.plain("initialFilesystemType") == "ext4"
+    manager = prod.named("prod-manager-1")
+    assert manager.plain("volumeIds") == [f"{volume.name}-id"]
+    # the volume can only move to the replacement droplet once the old one is gone
+    assert manager.options["deleteBeforeReplace"] is True
+    assert prod.named("prod-ml-1").options["deleteBeforeReplace"] is False
+    assert "swarm-mount-volume" in manager.plain("userData")
+    assert "swarm-mount-volume" not in prod.named("prod-ml-1").plain("userData")
+
+
+# ---- firewall -------------------------------------------------------------------------------
+
+
+def test_firewall_opens_swarm_ports_only_inside_the_cluster(prod):
+    (firewall,) = prod.of_type(FIREWALL)
+    assert firewall.plain("tags") == ["swarm-prod"]
+    rules = {(r["protocol"], r.get("portRange")): r for r in firewall.plain("inboundRules")}
+    for protocol, port in [("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"), ("udp", "4789")]:
+        rule = rules[(protocol, port)]
+        assert rule["sourceTags"] == ["swarm-prod"]
+        assert "sourceAddresses" not in rule
+    assert rules[("tcp", "22")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
+    assert rules[("tcp", "80")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
+    assert rules[("tcp", "443")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
+    assert set(rules) == {("tcp", "22"), ("icmp", None), ("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"),
+                          ("udp", "4789"), ("tcp", "80"), ("tcp", "443")}
+
+
+def test_ssh_is_open_only_to_admin_cidrs_and_no_port_without_asking():
+    config = stack_config("staging")
+    config["adminCidrs"] = ["198.51.100.7/32"]
+    del config["publicPorts"]
+    run = run_program("staging", config)
+    (firewall,) = run.of_type(FIREWALL)
+    public = [r for r in firewall.plain("inboundRules") if "sourceAddresses" in r]
+    assert public == [{"protocol": "tcp", "portRange": "22", "sourceAddresses": ["198.51.100.7/32"]}]
+
+
+# ---- swarm formation ------------------------------------------------------------------------
+
+
+def test_reference_layout_gives_one_init_four_joins_and_the_reference_labels(prod):
+    assert len(commands(prod, "-init")) == 1
+    assert len(commands(prod, "-join")) == 4
+    settings = {r.name: r.plain("create") for r in commands(prod, "-settings")}
+    assert len(settings) == 5
+    assert "--label-add type=database" in settings["prod-manager-1-settings"]
+    assert "--label-add type=cheap" in settings["prod-backoffice-1-settings"]
+    for index in (1, 2, 3):
+        assert "--label-add type=machine-learning" in settings[f"prod-ml-{index}-settings"]
+
+
+def test_init_runs_on_the_first_manager_advertising_its_private_address(prod):
+    (init,) = commands(prod, "-init")
+    connection = init.plain("connection")
+    assert connection["host"] == MANAGER_PUBLIC and connection["user"] == "root"
+    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE)
+
+
+def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
+    for join in commands(prod, "-join"):
+        public_ip, private_ip = fake_addresses(join.name.removesuffix("-join"))
+        assert join.plain("connection")["host"] == public_ip
+        assert join.plain("create") == scripts.join_script(private_ip, MANAGER_PRIVATE)
+        assert "SWMTKN" not in join.plain("create")
+        assert is_secret(join.inputs["stdin"])
+        assert unwrap(join.inputs["stdin"]) == "SWMTKN-1-worker-fake\n"
+        assert join.plain("delete") == scripts.leave_script()
+
+
+def test_extra_managers_join_with_the_manager_token():
+    config = stack_config("staging")
+    config["nodePools"]["manager"]["count"] = 3
+    run = run_program("staging", config)
+    stdins = {r.name: unwrap(r.inputs["stdin"]) for r in commands(run, "-join")}
+    assert stdins["staging-manager-2-join"] == "SWMTKN-1-manager-fake\n"
+    assert stdins["staging-manager-3-join"] == "SWMTKN-1-manager-fake\n"
+    assert stdins["staging-ml-1-join"] == "SWMTKN-1-worker-fake\n"
+
+
+def test_join_tokens_are_secret_and_never_logged(prod):
+    (tokens,) = commands(prod, "-join-tokens")
+    assert "stdout" in tokens.options["additionalSecretOutputs"]
+    assert tokens.plain("logging") == "none"
+    assert tokens.plain("addPreviousOutputInEnv") is False
+
+
+def test_dependency_graph(prod):
+    (init,) = commands(prod, "-init")
+    (tokens,) = commands(prod, "-join-tokens")
+    joins = commands(prod, "-join")
+    settings = commands(prod, "-settings")
+    assert prod.depends_on(tokens, init)
+    for join in joins:
+        assert prod.depends_on(join, init)
+        assert prod.depends_on(join, prod.named(join.name.replace("-join", "-ready")))
+        assert not any(prod.depends_on(join, other) for other in joins if other is not join)
+    for setting in settings:
+        node_step = init if setting.name == "prod-manager-1-settings" else prod.named(setting.name.replace("-settings", "-join"))
+        assert prod.depends_on(setting, node_step)
+
+
+def test_graph_depth_does_not_grow_with_node_count(prod):
+    config = stack_config("prod")
+    config["nodePools"]["ml"]["count"] = 20
+    big = run_program("prod", config)
+    assert big.error is None
+    assert len(commands(big, "-join")) == 21
+    depth = max(prod.depth(r) for r in commands(prod, "-settings"))
+    assert max(big.depth(r) for r in commands(big, "-settings")) == depth
+
+
+def test_settings_retire_every_node_but_the_first_manager(prod):
+    for setting in commands(prod, "-settings"):
+        node = setting.name.removesuffix("-settings")
+        node_id = f"node-id-of-{node}" if node != "prod-manager-1" else "node-id-of-prod"
+        assert setting.plain("connection")["host"] == MANAGER_PUBLIC  # run on the manager
+        assert setting.plain("triggers") == [node_id]  # a new node ID replaces the command
+        if node == "prod-manager-1":
+            assert setting.plain("delete") is None
+        else:
+            assert setting.plain("delete") == scripts.retire_script(node_id)
+
+
+def test_label_changes_rerun_settings_without_replacing_anything(prod):
+    config = stack_config("prod")
+    config["nodePools"]["ml"]["labels"] = {"type": "machine-learning", "tier": "gpu-less"}
+    relabelled = run_program("prod", config)
+    before = {r.name: r for r in prod.registrations}
+    after = {r.name: r for r in relabelled.registrations}
+    changed = {name for name in before if unwrap(before[name].inputs) != unwrap(after[name].inputs)}
+    assert changed == {"prod-ml-1-settings", "prod-ml-2-settings", "prod-ml-3-settings"}
+    assert "--label-add tier=gpu-less" in after["prod-ml-1-settings"].plain("create")
+
+
+def test_ready_commands_wait_for_boot_with_unlimited_dials_bounded_by_a_timeout(prod):
+    for ready in commands(prod, "-ready"):
+        assert ready.plain("connection")["dialErrorLimit"] == -1
+        assert ready.options["customTimeouts"].create == "20m"
+        assert ready.plain("create") == scripts.wait_ready_script()
+
+
+# ---- outputs --------------------------------------------------------------------------------
+
+
+def test_outputs(prod):
+    nodes = prod.exports["nodes"]
+    assert [n["name"] for n in nodes] == ["prod-manager-1", "prod-backoffice-1", "prod-ml-1", "prod-ml-2", "prod-ml-3"]
+    assert nodes[0] == {
+        "name": "prod-manager-1", "pool": "manager", "role": "manager", "size": "s-4vcpu-8gb",
+        "publicIp": MANAGER_PUBLIC, "privateIp": MANAGER_PRIVATE, "nodeId": "node-id-of-prod",
+        "labels": {"type": "database"},
+    }
+    assert prod.exports["managerAddress"] == MANAGER_PUBLIC
+    assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_PUBLIC}"
+    assert prod.exports["estimatedMonthlyCostUsd"] == 48 + 24 + 3 * 168
+    assert "sshPrivateKey" in prod.secret_exports
+    assert prod.secret_exports == {"sshPrivateKey"}
+
+
+def test_a_configured_key_pair_is_used_and_kept_secret():
+    config = stack_config("staging")
+    config["sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKeyOperatorKeyOperatorKey ops@example"
+    config["sshPrivateKey"] = "-----BEGIN OPENSSH PRIVATE KEY-----\noperator\n-----END OPENSSH PRIVATE KEY-----\n"
+    run = run_program("staging", config)
+    assert run.error is None
+    assert not run.of_type("tls:index/privateKey:PrivateKey")
+    (key,) = run.of_type("digitalocean:index/sshKey:SshKey")
+    assert key.plain("publicKey") == config["sshPublicKey"]
+    assert "sshPrivateKey" in run.secret_exports
+    (init,) = commands(run, "-init")
+    assert is_secret(init.inputs["connection"]) or is_secret(init.inputs["connection"]["privateKey"])
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+BAD_INPUTS = {
+    "unknown role": (lambda c: c["nodePools"]["ml"].update(role="boss"), "swarm:nodePools.ml.role"),
+    "negative count": (lambda c: c["nodePools"]["ml"].update(count=-1), "swarm:nodePools.ml.count"),
+    "no manager pool": (lambda c: c["nodePools"].pop("manager"), "swarm:nodePools"),
+    "bad label key": (lambda c: c["nodePools"]["ml"]["labels"].update({"bad key!": "x"}), "swarm:nodePools.ml.labels.bad key!"),
+    "unknown size": (lambda c: c["nodePools"]["ml"].update(size="m-4vcpu-32gbb"), "swarm:nodePools.ml.size"),
+    "malformed CIDR": (lambda c: c.update(adminCidrs=["10.0.0.300/8"]), "swarm:adminCidrs[0]"),
+    "missing stack file": (lambda c: c.update(stackFile="stacks/nope.yaml"), "swarm:stackFile"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_registers_nothing_and_names_the_key(case):
+    mutate, key = BAD_INPUTS[case]
+    config = copy.deepcopy(stack_config("prod"))
+    mutate(config)
+    run = run_program("prod", config)
+    assert run.error is not None
+    assert f"{key}:" in str(run.error)
+    assert "Pulumi.prod.yaml" in str(run.error)
+    assert run.registrations == []
+
+
+def test_all_problems_are_reported_at_once():
+    config = copy.deepcopy(stack_config("prod"))
+    for mutate, _ in BAD_INPUTS.values():
+        if mutate is not BAD_INPUTS["no manager pool"][0]:
+            mutate(config)
+    run = run_program("prod", config)
+    message = str(run.error)
+    for case, (_, key) in BAD_INPUTS.items():
+        if case != "no manager pool":
+            assert f"{key}:" in message, case
+    assert run.registrations == []
