@@ -72,3 +72,11 @@ def test_retire_drains_then_removes():
     drain = script.index("--availability drain")
     remove = script.index("docker node rm --force")
     assert drain < remove
+
+
+def test_repository_shell_scripts_pass_shellcheck():
+    from tests.pulumi_program import PROJECT_ROOT
+
+    for path in [PROJECT_ROOT / ".ci" / "run", PROJECT_ROOT / "scripts" / "pulumi-local"]:
+        result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout

@@ -1,0 +1,50 @@
+"""The GitHub workflows are valid against GitHub's schema and run the steps the README promises."""
+
+from __future__ import annotations
+
+import subprocess
+
+import yaml
+
+from tests.pulumi_program import PROJECT_ROOT
+
+WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
+
+
+def test_workflows_are_valid_against_the_github_schema():
+    assert [w.name for w in WORKFLOWS] == ["deploy.yml", "pull-request.yml"]
+    result = subprocess.run(
+        ["check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def load(name):
+    return yaml.safe_load((PROJECT_ROOT / ".github" / "workflows" / name).read_text())
+
+
+def pulumi_steps(job):
+    return [step["with"] for step in job["steps"] if step.get("uses", "").startswith("pulumi/actions")]
+
+
+def test_pull_requests_are_tested_and_previewed_for_both_stacks_with_a_comment():
+    workflow = load("pull-request.yml")
+    assert "pull_request" in workflow[True]  # YAML 1.1 reads the `on` key as True
+    jobs = workflow["jobs"]
+    assert any("bash .ci/run" in step.get("run", "") for step in jobs["test"]["steps"])
+    assert jobs["preview"]["needs"] == "test"
+    assert jobs["preview"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    (preview,) = pulumi_steps(jobs["preview"])
+    assert preview["command"] == "preview" and preview["comment-on-pr"] is True
+
+
+def test_pushes_to_main_deploy_staging_then_prod():
+    workflow = load("deploy.yml")
+    assert workflow[True]["push"]["branches"] == ["main"]
+    jobs = workflow["jobs"]
+    assert jobs["staging"]["needs"] == "test" and jobs["prod"]["needs"] == "staging"
+    assert pulumi_steps(jobs["staging"]) == [{"command": "up", "stack-name": "staging"}]
+    assert pulumi_steps(jobs["prod"]) == [{"command": "up", "stack-name": "prod"}]
+    assert workflow["concurrency"]["cancel-in-progress"] is False
