@@ -35,6 +35,7 @@ Deliberate differences from `docker stack deploy`, each reported clearly:
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from dataclasses import dataclass, field
@@ -301,8 +302,11 @@ def parse_port(text: str) -> tuple[list[Port], str | None]:
         raise invalid
     if ip.startswith("[") and ip.endswith("]"):
         ip = ip[1:-1]
-    if ip and not re.fullmatch(r"[0-9a-fA-F.:]+", ip):
-        raise invalid
+    if ip:
+        try:
+            ipaddress.ip_address(ip)
+        except ValueError:
+            raise invalid from None
     try:
         start, end = _port_range(target)
         host_start, host_end = _port_range(host) if host else (0, 0)
@@ -769,7 +773,6 @@ _HEALTHCHECK_KEYS = {
 _PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 _SECRET_MAX_BYTES = 500 * 1024  # swarm's limits
 _CONFIG_MAX_BYTES = 1000 * 1024
-_ULIMIT_NAME = re.compile(r"^[a-z]+$")
 _DOLLAR = re.compile(r"\$\$|\$")
 
 
@@ -1112,12 +1115,13 @@ def _file_objects(
     for key, definition in r.named_entries(raw, section):
         path = _join(section, key)
         definition = r.mapping(definition, path, keys)
-        external, _ = _external(r, definition, path)
+        external, external_name = _external(r, definition, path)
         for unsupported in ("driver", "driver_opts", "template_driver"):
             if unsupported in definition:
                 r.problem(_join(path, unsupported), "not supported: give the value with `file:` or `external: true`")
-        if "name" in definition:
-            r.warn(_join(path, "name"), f"ignored: deployed names carry a content hash (<stack>_{key}_<hash>) so a new value rolls out safely")
+        if "name" in definition or external_name:
+            name_path = _join(path, "name" if "name" in definition else "external.name")
+            r.warn(name_path, f"ignored: deployed names carry a content hash (<stack>_{key}_<hash>) so a new value rolls out safely")
         labels = r.labels(definition.get("labels"), _join(path, "labels"))
         file, content = None, None
         if external:
@@ -1570,8 +1574,8 @@ def _ulimits(r: _Reader, value: Any, path: str) -> dict[str, Ulimit]:
     ulimits = {}
     for name, limit in value.items():
         limit_path = _join(path, str(name))
-        if not isinstance(name, str) or not _ULIMIT_NAME.match(name):
-            r.problem(limit_path, "limit names are lower-case letters, like nofile")
+        if not isinstance(name, str):
+            r.problem(limit_path, "limit names are strings, like nofile")
         elif isinstance(limit, dict):
             limit = r.mapping(limit, limit_path, {"soft": V30, "hard": V30}, extensions=None)
             if "soft" not in limit or "hard" not in limit:
@@ -1632,7 +1636,7 @@ def _service(r: _Reader, name: str, value: Any, declared: _Declared) -> ServiceS
             r.problem(_join(path, key), f"docker stack deploy refuses it: {advice}")
     for key, (_, advice) in _IGNORED_SERVICE_KEYS.items():
         if key in raw:
-            r.warn(_join(path, key), f"ignored by swarm: {advice}")
+            r.warn(_join(path, key), f"ignored: {advice}")
 
     def at(key: str) -> str:
         return _join(path, key)
