@@ -38,11 +38,12 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Collection, NamedTuple
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -102,7 +103,9 @@ def _is_digit(char: str) -> bool:
 
 def parse_duration(text: str) -> int:
     """Nanoseconds in `text`, as Go's time.ParseDuration reads it ("1m30s", "1.5h", "500ms")."""
-    invalid = ValueError(f"invalid duration {text!r}: expected a number with a unit (ns, us, ms, s, m, h), like 10s or 1m30s")
+    invalid = ValueError(
+        f"invalid duration {text!r}: expected a number with a unit (ns, us, ms, s, m, h), like 10s or 1m30s"
+    )
     rest, negative = text, False
     if rest[:1] in ("+", "-"):
         negative, rest = rest[0] == "-", rest[1:]
@@ -193,7 +196,9 @@ _BINARY_PREFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p":
 
 def parse_memory(text: str) -> int:
     """Bytes in `text`, as go-units RAMInBytes reads it: binary multiples, "10G" is 10737418240."""
-    invalid = ValueError(f"invalid size {text!r}: expected a number with an optional unit b, k, m, g, t or p, like 512M or 10G")
+    invalid = ValueError(
+        f"invalid size {text!r}: expected a number with an optional unit b, k, m, g, t or p, like 512M or 10G"
+    )
     separator = max(text.rfind(char) for char in "0123456789. ")
     if separator < 0:
         raise invalid
@@ -290,7 +295,7 @@ def parse_port(text: str) -> tuple[list[Port], str | None]:
     ignores it and listens on every address)."""
     invalid = ValueError(
         f"invalid port {text!r}: expected [[IP:]PUBLISHED:]TARGET[/PROTOCOL] with ports or ranges "
-        "in 1-65535 and protocol tcp, udp or sctp, like \"8080:80\" or \"53:53/udp\""
+        'in 1-65535 and protocol tcp, udp or sctp, like "8080:80" or "53:53/udp"'
     )
     parts = text.split(":")
     container = parts[-1]
@@ -353,7 +358,9 @@ def parse_constraint(text: str) -> Constraint:
             key, value = (part.strip() for part in text.split(operator, 1))
             break
     else:
-        raise ValueError(f"invalid constraint {text!r}: expected FIELD==VALUE or FIELD!=VALUE, like node.labels.type==cheap")
+        raise ValueError(
+            f"invalid constraint {text!r}: expected FIELD==VALUE or FIELD!=VALUE, like node.labels.type==cheap"
+        )
     field = key.lower()
     for prefix in ("node.labels.", "engine.labels."):
         if field.startswith(prefix):
@@ -449,20 +456,29 @@ class Timestamp(str):
     """A plain scalar that Docker's YAML parser turns into a time (and prints as one)."""
 
 
-_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_NUMBER_TAG = "tag:swarm,compose:number"
 _GO_INT = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|0[0-7]*|[1-9][0-9]*)")
 _YAML_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}.*)?")
-_SPECIAL_FLOATS = {
+_KEYWORDS: dict[str, Any] = {
+    **dict.fromkeys(("", "~", "null", "Null", "NULL")),
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
     **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
     **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
     **dict.fromkeys((".nan", ".NaN", ".NAN"), math.nan),
 }
+_PLAIN_TAG = "tag:swarm,compose:plain"  # an unquoted scalar, resolved below
+_STR_TAG = "tag:yaml.org,2002:str"
+_DEFAULT_TAGS = {yaml.SequenceNode: "tag:yaml.org,2002:seq", yaml.MappingNode: "tag:yaml.org,2002:map"}
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
-    yaml_implicit_resolvers: dict = {}
+class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Parses into nodes (in C when libyaml is there); plain scalars are left to _resolve."""
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            return _PLAIN_TAG if implicit[0] else _STR_TAG
+        return _DEFAULT_TAGS[kind]
 
 
 def _go_int(text: str) -> int | None:
@@ -478,10 +494,13 @@ def _go_int(text: str) -> int | None:
     return value if fits else None
 
 
-def _construct_number(loader: yaml.BaseLoader, node: yaml.ScalarNode) -> Any:
-    text = node.value
-    if text in _SPECIAL_FLOATS:
-        return _SPECIAL_FLOATS[text]
+def _resolve(text: str) -> Any:
+    """A plain scalar's value under yaml.v3's rules: only true/false are booleans (not yes/on),
+    no base-60 numbers, Go's integer syntax (0x1F, 0o17, 0440), floats need digits."""
+    if text in _KEYWORDS:
+        return _KEYWORDS[text]
+    if text[0] not in "-+.0123456789":
+        return text
     if _TIMESTAMP.fullmatch(text):
         return Timestamp(text)
     plain = text.replace("_", "")
@@ -495,31 +514,61 @@ def _construct_number(loader: yaml.BaseLoader, node: yaml.ScalarNode) -> Any:
     return text
 
 
-def _construct_mapping(loader: yaml.BaseLoader, node: yaml.MappingNode) -> dict:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, (str, int, float, bool)) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"mapping key {key!r} is already defined at line {seen[key]}", key_node.start_mark
-            )
-        seen[key] = key_node.start_mark.line + 1
-    return loader.construct_mapping(node, deep=True)
-
-
-_Loader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:merge", re.compile(r"^<<$"), ["<"])
-_Loader.add_implicit_resolver(_NUMBER_TAG, re.compile(r"^[-+.0-9]"), list("-+.0123456789"))
-_Loader.add_constructor(_NUMBER_TAG, _construct_number)
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+def _construct(node: yaml.Node, built: dict[int, Any]) -> Any:
+    """The value of `node`; `built` keeps shared (anchored) nodes shared."""
+    if id(node) in built:
+        return built[id(node)]
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _PLAIN_TAG:
+            value = _resolve(node.value)
+        elif node.tag == _STR_TAG:
+            value = node.value
+        else:  # an explicit tag such as !!int: PyYAML's safe constructor knows them
+            value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = built[id(node)] = []
+        value.extend(_construct(child, built) for child in node.value)
+    else:
+        value = built[id(node)] = {}
+        merged: dict[Any, Any] = {}
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _PLAIN_TAG and key_node.value == "<<":
+                # Merge keys: explicit keys win, then the earlier of several merged mappings.
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for source in reversed(sources):
+                    mapping = _construct(source, built)
+                    if not isinstance(mapping, dict):
+                        raise yaml.constructor.ConstructorError(
+                            None, None, "<< merges mappings only", source.start_mark
+                        )
+                    merged |= mapping
+                continue
+            key = _construct(key_node, built)
+            try:
+                if key in lines:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"mapping key {key!r} is already defined at line {lines[key]}", key_node.start_mark
+                    )
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a scalar", key_node.start_mark
+                ) from None
+            lines[key] = key_node.start_mark.line + 1
+            value[key] = _construct(value_node, built)
+        value.update({key: item for key, item in merged.items() if key not in value})
+    built[id(node)] = value
+    return value
 
 
 def read_yaml(text: str) -> Any:
     """A YAML document, with scalars resolved as Docker resolves them."""
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader with Docker's resolution
+    composer = _Composer(text)
+    try:
+        node = composer.get_single_node()
+    finally:
+        composer.dispose()
+    return None if node is None else _construct(node, {})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -764,7 +813,10 @@ _DEPLOY_KEYS = {
     "endpoint_mode": V32,
     "rollback_config": V37,
 }
-_UPDATE_KEYS = {**dict.fromkeys(("parallelism", "delay", "failure_action", "monitor", "max_failure_ratio"), V30), "order": V34}
+_UPDATE_KEYS = {
+    **dict.fromkeys(("parallelism", "delay", "failure_action", "monitor", "max_failure_ratio"), V30),
+    "order": V34,
+}
 _HEALTHCHECK_KEYS = {
     **dict.fromkeys(("disable", "interval", "retries", "test", "timeout"), V30),
     "start_period": V34,
@@ -958,7 +1010,7 @@ class _Reader:
                     key, found, rest = text.partition(separator)
                     result[key] = (rest if found else None, item_path)
         elif value is not None:
-            self.problem(path, f"must be a mapping or a list of \"KEY{separator}VALUE\" strings, not {_kind(value)}")
+            self.problem(path, f'must be a mapping or a list of "KEY{separator}VALUE" strings, not {_kind(value)}')
         return result
 
     def labels(self, value: Any, path: str) -> dict[str, str]:
@@ -984,6 +1036,8 @@ class _Reader:
 
     def interpolate(self, value: Any, path: str) -> Any:
         """`value` with `$$` turned into `$`, as Docker does; any other `$` is reported."""
+        if not _has_dollar(value):
+            return value
         if isinstance(value, dict):
             return {key: self.interpolate(item, _join(path, str(key))) for key, item in value.items()}
         if isinstance(value, list):
@@ -998,6 +1052,16 @@ class _Reader:
                 return value
             return type(value)(value.replace("$$", "$"))
         return value
+
+
+def _has_dollar(value: Any) -> bool:
+    if isinstance(value, str):
+        return "$" in value
+    if isinstance(value, dict):
+        return any(_has_dollar(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_dollar(item) for item in value)
+    return False
 
 
 def _kind(value: Any) -> str:
@@ -1044,11 +1108,16 @@ def _volumes(r: _Reader, section: Any) -> dict[str, VolumeSpec]:
         name = r.string(definition["name"], _join(path, "name")) if definition.get("name") is not None else None
         driver = r.string(definition["driver"], _join(path, "driver")) if "driver" in definition else None
         if "x-cluster-spec" in definition:
-            r.problem(_join(path, "x-cluster-spec"), "cluster (CSI) volumes are not supported: use a local volume or a bind mount")
+            r.problem(
+                _join(path, "x-cluster-spec"),
+                "cluster (CSI) volumes are not supported: use a local volume or a bind mount",
+            )
         if external:
             for conflicting in ("driver", "driver_opts", "labels"):
                 if conflicting in definition:
-                    r.problem(_join(path, conflicting), "an external volume takes no `driver`, `driver_opts` or `labels`")
+                    r.problem(
+                        _join(path, conflicting), "an external volume takes no `driver`, `driver_opts` or `labels`"
+                    )
         deployed = name or external_name or (key if external else f"{r.stack}_{key}")
         volumes[key] = VolumeSpec(
             key=key,
@@ -1074,7 +1143,9 @@ def _networks(r: _Reader, section: Any) -> dict[str, NetworkSpec]:
         external, external_name = _external(r, definition, path)
         name = r.string(definition["name"], _join(path, "name")) if definition.get("name") is not None else None
         if "driver" in definition and r.string(definition["driver"], _join(path, "driver")) not in (None, "overlay"):
-            r.problem(_join(path, "driver"), "swarm services need overlay networks: use `driver: overlay` or leave it out")
+            r.problem(
+                _join(path, "driver"), "swarm services need overlay networks: use `driver: overlay` or leave it out"
+            )
         if "attachable" in definition and r.boolean(definition["attachable"], _join(path, "attachable")) is False:
             r.warn(_join(path, "attachable"), "ignored: the program creates every network attachable")
         ipam = r.mapping(definition.get("ipam"), _join(path, "ipam"), {"driver": V30, "config": V30}, extensions=None)
@@ -1101,9 +1172,7 @@ def _networks(r: _Reader, section: Any) -> dict[str, NetworkSpec]:
     return networks
 
 
-def _file_objects(
-    r: _Reader, section: str, raw: Any, provided: Collection[str] | None
-) -> dict[str, SecretSpec]:
+def _file_objects(r: _Reader, section: str, raw: Any, provided: Collection[str] | None) -> dict[str, SecretSpec]:
     """Top-level secrets or configs: file contents read now, external values left to config."""
     is_secret = section == "secrets"
     keys: dict[str, Version] = {"file": V30, "external": V30, "labels": V30, "name": V35, "template_driver": V38}
@@ -1121,7 +1190,10 @@ def _file_objects(
                 r.problem(_join(path, unsupported), "not supported: give the value with `file:` or `external: true`")
         if "name" in definition or external_name:
             name_path = _join(path, "name" if "name" in definition else "external.name")
-            r.warn(name_path, f"ignored: deployed names carry a content hash (<stack>_{key}_<hash>) so a new value rolls out safely")
+            r.warn(
+                name_path,
+                f"ignored: deployed names carry a content hash (<stack>_{key}_<hash>) so a new value rolls out safely",
+            )
         labels = r.labels(definition.get("labels"), _join(path, "labels"))
         file, content = None, None
         if external:
@@ -1139,7 +1211,10 @@ def _file_objects(
         elif (name := r.string(definition["file"], _join(path, "file"))) is not None:
             file = (r.base_dir / name).absolute()
             if not file.is_file():
-                r.problem(_join(path, "file"), f"{file} does not exist or is not a file (paths are relative to the stack file)")
+                r.problem(
+                    _join(path, "file"),
+                    f"{file} does not exist or is not a file (paths are relative to the stack file)",
+                )
             else:
                 content = file.read_bytes()
                 if len(content) > limit:
@@ -1200,9 +1275,13 @@ def _environment(r: _Reader, raw: dict, path: str) -> dict[str, str]:
     return environment
 
 
-def _file_references(r: _Reader, value: Any, path: str, declared: dict[str, SecretSpec], what: str) -> tuple[FileReference, ...]:
+def _file_references(
+    r: _Reader, value: Any, path: str, declared: dict[str, SecretSpec], what: str
+) -> tuple[FileReference, ...]:
     if not isinstance(value, list):
-        r.problem(path, f"must be a list of {what} names or {{source, target, uid, gid, mode}} mappings, not {_kind(value)}")
+        r.problem(
+            path, f"must be a list of {what} names or {{source, target, uid, gid, mode}} mappings, not {_kind(value)}"
+        )
         return ()
     references = []
     keys = dict.fromkeys(("source", "target", "uid", "gid", "mode"), V30)
@@ -1279,9 +1358,15 @@ def _ports(r: _Reader, value: Any, path: str) -> tuple[Port, ...]:
                 r.problem(item_path, "needs `target`: the port inside the container")
                 continue
             target = r.integer(item["target"], _join(item_path, "target"), 1, 65535)
-            published = r.integer(item["published"], _join(item_path, "published"), 0, 65535) if "published" in item else None
-            protocol = r.choice(item["protocol"], _join(item_path, "protocol"), _PROTOCOLS) if "protocol" in item else "tcp"
-            mode = r.choice(item["mode"], _join(item_path, "mode"), ("ingress", "host")) if "mode" in item else "ingress"
+            published = (
+                r.integer(item["published"], _join(item_path, "published"), 0, 65535) if "published" in item else None
+            )
+            protocol = (
+                r.choice(item["protocol"], _join(item_path, "protocol"), _PROTOCOLS) if "protocol" in item else "tcp"
+            )
+            mode = (
+                r.choice(item["mode"], _join(item_path, "mode"), ("ingress", "host")) if "mode" in item else "ingress"
+            )
             if target is not None and protocol is not None and mode is not None:
                 ports.append(Port(target, published or None, protocol, mode))
         elif isinstance(item, (str, int)) and not isinstance(item, bool):
@@ -1297,7 +1382,7 @@ def _ports(r: _Reader, value: Any, path: str) -> tuple[Port, ...]:
                 continue
             ports.extend(expanded)
         else:
-            r.problem(item_path, f"must be a port string like \"8080:80\", a number or a mapping, not {_kind(item)}")
+            r.problem(item_path, f'must be a port string like "8080:80", a number or a mapping, not {_kind(item)}')
     published = [(port.published, port.protocol) for port in ports if port.published]
     for number, protocol in sorted({entry for entry in published if published.count(entry) > 1}):
         r.problem(path, f"port {number}/{protocol} is published more than once")
@@ -1332,7 +1417,11 @@ def _short_volume(spec: str) -> dict[str, Any]:
         else:
             buffer += char
     source = fields.get("source", "")
-    is_path = source[:1] in (".", "/", "~") or source.startswith("\\\\") or (len(source) > 1 and source[0].isalpha() and source[1] == ":")
+    is_path = (
+        source[:1] in (".", "/", "~")
+        or source.startswith("\\\\")
+        or (len(source) > 1 and source[0].isalpha() and source[1] == ":")
+    )
     fields["type"] = "bind" if is_path else "volume"
     return fields
 
@@ -1343,7 +1432,10 @@ def _mounts(r: _Reader, value: Any, path: str, volumes: dict[str, VolumeSpec]) -
         return []
     r.unique(value, path)
     mounts = []
-    keys = {**dict.fromkeys(("type", "source", "target", "read_only", "consistency", "bind", "volume"), V32), "tmpfs": V36}
+    keys = {
+        **dict.fromkeys(("type", "source", "target", "read_only", "consistency", "bind", "volume"), V32),
+        "tmpfs": V36,
+    }
     for index, item in enumerate(value):
         item_path = _join(path, index)
         if isinstance(item, str):
@@ -1370,7 +1462,7 @@ def _mounts(r: _Reader, value: Any, path: str, volumes: dict[str, VolumeSpec]) -
                 r.problem(item_path, "needs `type`: volume, bind or tmpfs")
                 continue
         else:
-            r.problem(item_path, f"must be a string like \"/host/path:/container/path\" or a mapping, not {_kind(item)}")
+            r.problem(item_path, f'must be a string like "/host/path:/container/path" or a mapping, not {_kind(item)}')
             continue
         mount = _mount(r, fields, item_path, volumes)
         if mount is not None:
@@ -1397,7 +1489,11 @@ def _mount(r: _Reader, fields: dict, path: str, volumes: dict[str, VolumeSpec]) 
         return None
     if kind == "bind":
         bind = r.mapping(fields.get("bind"), _join(path, "bind"), {"propagation": V32}, extensions=None)
-        propagation = r.choice(bind["propagation"], _join(path, "bind.propagation"), _PROPAGATIONS) if "propagation" in bind else None
+        propagation = (
+            r.choice(bind["propagation"], _join(path, "bind.propagation"), _PROPAGATIONS)
+            if "propagation" in bind
+            else None
+        )
         if source is None or not source.startswith("/"):
             r.problem(
                 _join(path, "source"),
@@ -1431,7 +1527,10 @@ def _healthcheck(r: _Reader, value: Any, path: str) -> Healthcheck | None:
         else:
             test = r.strings(raw["test"], _join(path, "test"), unique=False) or None
             if test and test[0] not in ("NONE", "CMD", "CMD-SHELL"):
-                r.problem(_join(path, "test"), 'a list test starts with "CMD", "CMD-SHELL" or "NONE"; a string runs in a shell')
+                r.problem(
+                    _join(path, "test"),
+                    'a list test starts with "CMD", "CMD-SHELL" or "NONE"; a string runs in a shell',
+                )
     disable = bool("disable" in raw and r.boolean(raw["disable"], _join(path, "disable")))
     if disable and test:
         r.problem(path, "`test` and `disable: true` cannot be set at the same time")
@@ -1457,11 +1556,17 @@ def _update_policy(r: _Reader, value: Any, path: str, failure_actions: tuple[str
     raw = r.mapping(value, path, _UPDATE_KEYS, extensions=None)
     if not isinstance(value, dict):
         return None
-    ratio = r.number(raw["max_failure_ratio"], _join(path, "max_failure_ratio"), 0, 1) if "max_failure_ratio" in raw else None
+    ratio = (
+        r.number(raw["max_failure_ratio"], _join(path, "max_failure_ratio"), 0, 1)
+        if "max_failure_ratio" in raw
+        else None
+    )
     return UpdatePolicy(
         parallelism=r.integer(raw["parallelism"], _join(path, "parallelism")) if "parallelism" in raw else None,
         delay=r.duration(raw["delay"], _join(path, "delay")) if "delay" in raw else None,
-        failure_action=r.choice(raw["failure_action"], _join(path, "failure_action"), failure_actions) if "failure_action" in raw else None,
+        failure_action=r.choice(raw["failure_action"], _join(path, "failure_action"), failure_actions)
+        if "failure_action" in raw
+        else None,
         monitor=r.duration(raw["monitor"], _join(path, "monitor")) if "monitor" in raw else None,
         max_failure_ratio=ratio,
         order=r.choice(raw["order"], _join(path, "order"), ("start-first", "stop-first")) if "order" in raw else None,
@@ -1490,13 +1595,17 @@ def _resources(r: _Reader, value: Any, path: str, *, reservations: bool) -> Reso
         entries = raw["generic_resources"]
         entries_path = _join(path, "generic_resources")
         if not isinstance(entries, list):
-            r.problem(entries_path, f"must be a list of {{discrete_resource_spec: {{kind, value}}}}, not {_kind(entries)}")
+            r.problem(
+                entries_path, f"must be a list of {{discrete_resource_spec: {{kind, value}}}}, not {_kind(entries)}"
+            )
             entries = []
         for index, entry in enumerate(entries):
             entry_path = _join(entries_path, index)
             spec_path = _join(entry_path, "discrete_resource_spec")
             entry = r.mapping(entry, entry_path, {"discrete_resource_spec": V35}, extensions=None)
-            spec = r.mapping(entry.get("discrete_resource_spec"), spec_path, {"kind": V35, "value": V35}, extensions=None)
+            spec = r.mapping(
+                entry.get("discrete_resource_spec"), spec_path, {"kind": V35, "value": V35}, extensions=None
+            )
             if "kind" not in spec or "value" not in spec:
                 r.problem(spec_path, "needs `kind` (like GPU) and `value` (how many)")
                 continue
@@ -1510,7 +1619,9 @@ def _resources(r: _Reader, value: Any, path: str, *, reservations: bool) -> Reso
 
 
 def _placement(r: _Reader, value: Any, path: str) -> tuple[tuple[Constraint, ...], tuple[str, ...], int | None]:
-    raw = r.mapping(value, path, {"constraints": V30, "preferences": V33, "max_replicas_per_node": V38}, extensions=None)
+    raw = r.mapping(
+        value, path, {"constraints": V30, "preferences": V33, "max_replicas_per_node": V38}, extensions=None
+    )
     constraints = []
     if "constraints" in raw:
         for index, text in enumerate(r.strings(raw["constraints"], _join(path, "constraints"), unique=False)):
@@ -1521,7 +1632,9 @@ def _placement(r: _Reader, value: Any, path: str) -> tuple[tuple[Constraint, ...
     spreads = []
     preferences = raw.get("preferences")
     if preferences is not None and not isinstance(preferences, list):
-        r.problem(_join(path, "preferences"), f"must be a list of {{spread: node.labels.KEY}}, not {_kind(preferences)}")
+        r.problem(
+            _join(path, "preferences"), f"must be a list of {{spread: node.labels.KEY}}, not {_kind(preferences)}"
+        )
         preferences = []
     for index, preference in enumerate(preferences or []):
         preference_path = _join(_join(path, "preferences"), index)
@@ -1542,7 +1655,9 @@ def _restart_policy(r: _Reader, value: Any, path: str) -> RestartPolicy | None:
     if not isinstance(value, dict):
         return None
     return RestartPolicy(
-        condition=r.choice(raw["condition"], _join(path, "condition"), ("none", "on-failure", "any")) if "condition" in raw else None,
+        condition=r.choice(raw["condition"], _join(path, "condition"), ("none", "on-failure", "any"))
+        if "condition" in raw
+        else None,
         delay=r.duration(raw["delay"], _join(path, "delay")) if "delay" in raw else None,
         max_attempts=r.integer(raw["max_attempts"], _join(path, "max_attempts")) if "max_attempts" in raw else None,
         window=r.duration(raw["window"], _join(path, "window")) if "window" in raw else None,
@@ -1556,7 +1671,10 @@ def _legacy_restart(r: _Reader, value: Any, path: str) -> RestartPolicy | None:
         return None
     policy, _, count = text.partition(":")
     if policy in ("", "no"):
-        r.warn(path, "does not stop swarm from restarting tasks (its default condition is any): use deploy.restart_policy.condition: none")
+        r.warn(
+            path,
+            "does not stop swarm from restarting tasks (its default condition is any): use deploy.restart_policy.condition: none",
+        )
         return None
     if policy in ("always", "unless-stopped") and not count:
         return RestartPolicy("any")
@@ -1598,7 +1716,7 @@ def _extra_hosts(r: _Reader, value: Any, path: str) -> tuple[tuple[str, str], ..
         entries = list(r.strings(value, path))
         paths = [_join(path, index) for index in range(len(entries))]
     hosts = []
-    for entry, entry_path in zip(entries, paths):
+    for entry, entry_path in zip(entries, paths, strict=True):
         host, found, ip = entry.partition(":")
         if not found or not host or not ip:
             r.problem(entry_path, f"expected HOST:IP, not {entry!r}")
@@ -1620,7 +1738,10 @@ def _tmpfs(r: _Reader, value: Any, path: str) -> list[Mount]:
     for index, target in enumerate(r.strings(value, path, single=True)):
         target_path = path if isinstance(value, str) else _join(path, index)
         if ":" in target or not target.startswith("/"):
-            r.problem(target_path, "expected an absolute path; for options use a volume of `type: tmpfs` with `tmpfs: {size: BYTES}`")
+            r.problem(
+                target_path,
+                "expected an absolute path; for options use a volume of `type: tmpfs` with `tmpfs: {size: BYTES}`",
+            )
         else:
             mounts.append(Mount("tmpfs", target, None))
     return mounts
@@ -1662,14 +1783,21 @@ def _service(r: _Reader, name: str, value: Any, declared: _Declared) -> ServiceS
     if "replicas" in deploy:
         replicas = r.integer(deploy["replicas"], _join(deploy_path, "replicas"))
         if mode == "global":
-            r.problem(_join(deploy_path, "replicas"), "a global service runs one task per node: remove `replicas` or use mode replicated")
+            r.problem(
+                _join(deploy_path, "replicas"),
+                "a global service runs one task per node: remove `replicas` or use mode replicated",
+            )
             replicas = None
     constraints, preferences, max_replicas = _placement(r, deploy.get("placement"), _join(deploy_path, "placement"))
     if max_replicas is not None and mode == "global":
         r.problem(_join(deploy_path, "placement.max_replicas_per_node"), "applies to replicated services only")
-    resources = r.mapping(deploy.get("resources"), _join(deploy_path, "resources"), {"limits": V30, "reservations": V30}, extensions=None)
+    resources = r.mapping(
+        deploy.get("resources"), _join(deploy_path, "resources"), {"limits": V30, "reservations": V30}, extensions=None
+    )
     limits = _resources(r, resources.get("limits"), _join(deploy_path, "resources.limits"), reservations=False)
-    reservations = _resources(r, resources.get("reservations"), _join(deploy_path, "resources.reservations"), reservations=True)
+    reservations = _resources(
+        r, resources.get("reservations"), _join(deploy_path, "resources.reservations"), reservations=True
+    )
     endpoint_mode = None
     if "endpoint_mode" in deploy and (text := r.string(deploy["endpoint_mode"], _join(deploy_path, "endpoint_mode"))):
         endpoint_mode = text.lower()  # Docker lower-cases it
@@ -1713,8 +1841,12 @@ def _service(r: _Reader, name: str, value: Any, declared: _Declared) -> ServiceS
         limits=limits,
         reservations=reservations,
         restart_policy=restart_policy,
-        update_config=_update_policy(r, deploy.get("update_config"), _join(deploy_path, "update_config"), ("continue", "pause", "rollback")),
-        rollback_config=_update_policy(r, deploy.get("rollback_config"), _join(deploy_path, "rollback_config"), ("continue", "pause")),
+        update_config=_update_policy(
+            r, deploy.get("update_config"), _join(deploy_path, "update_config"), ("continue", "pause", "rollback")
+        ),
+        rollback_config=_update_policy(
+            r, deploy.get("rollback_config"), _join(deploy_path, "rollback_config"), ("continue", "pause")
+        ),
         endpoint_mode=endpoint_mode,
         stop_grace_period=optional("stop_grace_period", r.duration),
         stop_signal=optional("stop_signal", r.string),
@@ -1748,13 +1880,15 @@ def _read_version(r: _Reader, document: dict) -> str:
     if value is None:
         return _version_text(DEFAULT_VERSION)
     if not isinstance(value, str):
-        r.problem("version", f"must be a string, not {_kind(value)}: quote it, like version: \"3.8\"")
+        r.problem("version", f'must be a string, not {_kind(value)}: quote it, like version: "3.8"')
         return _version_text(DEFAULT_VERSION)
     match = re.fullmatch(r"3(?:\.(\d+))?", value)
     if value == "" or (match and match.group(1) is None):
         return _version_text(DEFAULT_VERSION)  # "3" means the latest 3.x, as in Docker
     if not match or int(match.group(1)) > LATEST_MINOR or match.group(1) != str(int(match.group(1))):
-        r.problem("version", f"unsupported Compose file version {value!r}: docker stack deploy reads 3.0 to 3.{LATEST_MINOR}")
+        r.problem(
+            "version", f"unsupported Compose file version {value!r}: docker stack deploy reads 3.0 to 3.{LATEST_MINOR}"
+        )
         return _version_text(DEFAULT_VERSION)
     r.version = (3, int(match.group(1)))
     return value
@@ -1784,14 +1918,19 @@ def parse_stack(
     r.mapping(document, "", _TOP_KEYS, extensions=V34)
     if not document.get("services"):
         r.problem("services", "expected at least one service")
-    sections = {key: r.interpolate(document.get(key), key) for key in ("services", "networks", "volumes", "secrets", "configs")}
+    sections = {
+        key: r.interpolate(document.get(key), key) for key in ("services", "networks", "volumes", "secrets", "configs")
+    }
     declared = _Declared(
         volumes=_volumes(r, sections["volumes"]),
         networks=_networks(r, sections["networks"]),
         secrets=_file_objects(r, "secrets", sections["secrets"], external_secret_names),
         configs=_file_objects(r, "configs", sections["configs"], external_config_names),
     )
-    services = {name: _service(r, name, definition, declared) for name, definition in r.named_entries(sections["services"], "services")}
+    services = {
+        name: _service(r, name, definition, declared)
+        for name, definition in r.named_entries(sections["services"], "services")
+    }
 
     used = {attachment.network for service in services.values() for attachment in service.networks}
     networks = {key: network for key, network in declared.networks.items() if key in used}

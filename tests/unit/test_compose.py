@@ -118,7 +118,13 @@ def docker_resources(resources: dict | None) -> tuple:
 
 
 def docker_reference(ref: dict) -> tuple:
-    return (ref["source"], ref.get("target", ref["source"]), ref.get("uid", "0"), ref.get("gid", "0"), ref.get("mode", 0o444))
+    return (
+        ref["source"],
+        ref.get("target", ref["source"]),
+        ref.get("uid", "0"),
+        ref.get("gid", "0"),
+        ref.get("mode", 0o444),
+    )
 
 
 def docker_view(service: dict) -> dict:
@@ -238,10 +244,20 @@ def spec_view(spec: ServiceSpec) -> dict:
         "deploy_labels": spec.deploy_labels,
         "secrets": [(ref.source, ref.target, ref.uid, ref.gid, ref.mode) for ref in spec.secrets],
         "configs": [(ref.source, ref.target, ref.uid, ref.gid, ref.mode) for ref in spec.configs],
-        "networks": {attachment.network: (sorted(attachment.aliases), attachment.driver_opts) for attachment in spec.networks},
+        "networks": {
+            attachment.network: (sorted(attachment.aliases), attachment.driver_opts) for attachment in spec.networks
+        },
         "ports": [(port.mode, port.target, port.published or 0, port.protocol) for port in spec.ports],
         "mounts": [
-            (mount.type, mount.source, mount.target, mount.read_only, mount.propagation, mount.no_copy, mount.tmpfs_size)
+            (
+                mount.type,
+                mount.source,
+                mount.target,
+                mount.read_only,
+                mount.propagation,
+                mount.no_copy,
+                mount.tmpfs_size,
+            )
             for mount in spec.mounts
         ],
         "healthcheck": None
@@ -429,7 +445,9 @@ def test_memory_sizes_follow_go_units(text: str, size: int):
     assert parse_memory(text) == size
 
 
-@pytest.mark.parametrize("text", [" 10", "5.5.5g", "1bb", "0x10", "10x", "-1", "1  k", "k", "1i", "1ib", "128Mi", "99999999999p"])
+@pytest.mark.parametrize(
+    "text", [" 10", "5.5.5g", "1bb", "0x10", "10x", "-1", "1  k", "k", "1i", "1ib", "128Mi", "99999999999p"]
+)
 def test_bad_memory_sizes_are_rejected(text: str):
     with pytest.raises(ValueError):
         parse_memory(text)
@@ -465,7 +483,14 @@ def test_constraints_are_checked_as_swarm_checks_them():
     assert parse_constraint("node.labels.type!=cheap") == Constraint("node.labels.type", "!=", "cheap")
     assert parse_constraint("NODE.LABELS.Zone==a") == Constraint("node.labels.Zone", "==", "a")
     assert str(parse_constraint("engine.labels.os == linux")) == "engine.labels.os==linux"
-    for bad in ("node.role = worker", "node.labels.bad key!=x", "node.lables.type==x", "node.role==boss", "node.hostname==", "node.labels.==x"):
+    for bad in (
+        "node.role = worker",
+        "node.labels.bad key!=x",
+        "node.lables.type==x",
+        "node.role==boss",
+        "node.hostname==",
+        "node.labels.==x",
+    ):
         with pytest.raises(ValueError):
             parse_constraint(bad)
 
@@ -483,9 +508,28 @@ def test_commands_split_like_google_shlex():
 
 
 def test_yaml_scalars_resolve_as_in_docker():
-    document = read_yaml("a: {on: on, yes: yes, t: TRUE, o: 0440, n: ~, p: 22:22, f: 1e3, h: 0x1F, big: 18446744073709551616}")
-    assert document["a"] == {"on": "on", "yes": "yes", "t": True, "o": 288, "n": None, "p": "22:22", "f": 1000.0, "h": 31, "big": 1.8446744073709552e19}
-    assert [go_string(value) for value in (1.10, 1e6, 100000.0, 1.2e-05, 12, 0.1)] == ["1.1", "1e+06", "100000", "1.2e-05", "12", "0.1"]
+    document = read_yaml(
+        "a: {on: on, yes: yes, t: TRUE, o: 0440, n: ~, p: 22:22, f: 1e3, h: 0x1F, big: 18446744073709551616}"
+    )
+    assert document["a"] == {
+        "on": "on",
+        "yes": "yes",
+        "t": True,
+        "o": 288,
+        "n": None,
+        "p": "22:22",
+        "f": 1000.0,
+        "h": 31,
+        "big": 1.8446744073709552e19,
+    }
+    assert [go_string(value) for value in (1.10, 1e6, 100000.0, 1.2e-05, 12, 0.1)] == [
+        "1.1",
+        "1e+06",
+        "100000",
+        "1.2e-05",
+        "12",
+        "0.1",
+    ]
 
 
 def test_duplicate_yaml_keys_are_an_error(tmp_path: Path):
@@ -652,7 +696,10 @@ services:
 
 
 def test_keys_newer_than_the_declared_version_are_refused(tmp_path: Path):
-    found = problems(tmp_path, 'version: "3.4"\nservices:\n  a: {image: x, init: true, deploy: {rollback_config: {order: stop-first}}}\n')
+    found = problems(
+        tmp_path,
+        'version: "3.4"\nservices:\n  a: {image: x, init: true, deploy: {rollback_config: {order: stop-first}}}\n',
+    )
     assert set(found) == {"services.a.init", "services.a.deploy.rollback_config"}
     assert "3.7 or later" in found["services.a.init"]
 
@@ -675,11 +722,18 @@ def test_capacity_helpers_expose_placement_and_reservations():
     spec = load_stack_file(ROOT / "stacks" / "prod.yaml", stack="prod")
     api = spec.services["api"]
     assert api.constraints == (("node.role", "==", "worker"), ("node.labels.type", "==", "machine-learning"))
-    assert (api.reservations.nano_cpus, api.reservations.memory_bytes, api.reservations.generic_resources) == (500_000_000, 5 * 2**30, {})
+    assert (api.reservations.nano_cpus, api.reservations.memory_bytes, api.reservations.generic_resources) == (
+        500_000_000,
+        5 * 2**30,
+        {},
+    )
     assert (api.limits.nano_cpus, api.limits.memory_bytes) == (800_000_000, 10 * 2**30)
     assert (api.mode, api.replicas, api.max_replicas_per_node) == ("replicated", 3, None)
     database = spec.services["database"]
-    assert [str(constraint) for constraint in database.constraints] == ["node.role==manager", "node.labels.type==database"]
+    assert [str(constraint) for constraint in database.constraints] == [
+        "node.role==manager",
+        "node.labels.type==database",
+    ]
     assert [(mount.type, mount.source, mount.target) for mount in database.mounts] == [
         ("bind", "/mnt/postgresql/data", "/var/lib/postgresql/data")
     ]
