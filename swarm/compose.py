@@ -280,10 +280,10 @@ _PROTOCOLS = ("tcp", "udp", "sctp")
 
 
 def _port_range(text: str) -> tuple[int, int]:
-    first, _, last = text.partition("-")
-    if not (first.isascii() and first.isdigit() and (not last or (last.isascii() and last.isdigit()))):
+    first, dash, last = text.partition("-")
+    if not (first.isascii() and first.isdigit() and (not dash or (last.isascii() and last.isdigit()))):
         raise ValueError
-    start, end = int(first), int(last) if last else int(first)
+    start, end = int(first), int(last) if dash else int(first)
     if end > 65535 or end < start:
         raise ValueError
     return start, end
@@ -343,8 +343,7 @@ class Constraint(NamedTuple):
         return f"{self.field}{self.operator}{self.value}"
 
 
-# Swarmkit's own patterns for a constraint's key and value.
-_CONSTRAINT_KEY = re.compile(r"^[a-z_][a-z0-9\-_.]+$", re.IGNORECASE)
+# Swarmkit's own pattern for a constraint's value.
 _CONSTRAINT_VALUE = re.compile(r"^[a-z0-9:\-_\s.*()?+\[\]\\^$|/]+$", re.IGNORECASE)
 _CONSTRAINT_FIELDS = ("node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch")
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
@@ -372,7 +371,7 @@ def parse_constraint(text: str) -> Constraint:
             field = prefix + label
             break
     else:
-        if field not in _CONSTRAINT_FIELDS or not _CONSTRAINT_KEY.match(key):
+        if field not in _CONSTRAINT_FIELDS:
             raise ValueError(
                 f"invalid constraint {text!r}: unknown field {key!r}; expected one of "
                 f"{', '.join(_CONSTRAINT_FIELDS)}, node.labels.<key> or engine.labels.<key>"
@@ -1673,7 +1672,8 @@ def _legacy_restart(r: _Reader, value: Any, path: str) -> RestartPolicy | None:
     if policy in ("", "no"):
         r.warn(
             path,
-            "does not stop swarm from restarting tasks (its default condition is any): use deploy.restart_policy.condition: none",
+            "does not stop swarm from restarting tasks (its default condition is any): "
+            "use deploy.restart_policy.condition: none",
         )
         return None
     if policy in ("always", "unless-stopped") and not count:

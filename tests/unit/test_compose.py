@@ -473,7 +473,18 @@ def test_ports_expand_as_docker_does():
     assert parse_port("127.0.0.1:8080:80") == ([Port(80, 8080, "tcp", "ingress")], "127.0.0.1")
     assert parse_port("[::1]:8080:80")[1] == "::1"
     assert parse_port("0.0.0.0:80:80")[1] is None
-    for bad in ("65536:80", "8000-8001:80-82", "80/xyz", "abc", "8080:", "80-79", "1.2.3.4:80", " 80", "8080:80:90"):
+    for bad in (
+        "65536:80",
+        "8000-8001:80-82",
+        "80/xyz",
+        "abc",
+        "8080:",
+        "80-79",
+        "80-",
+        "1.2.3.4:80",
+        " 80",
+        "8080:80:90",
+    ):
         with pytest.raises(ValueError):
             parse_port(bad)
 
