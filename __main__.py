@@ -1,6 +1,7 @@
 """A Docker Swarm for serving machine-learning models on DigitalOcean.
 
-Reads and validates the stack configuration, then builds: network -> node pools -> swarm.
+Reads and validates the stack configuration and stack file, then builds:
+network -> node pools -> swarm -> workloads.
 """
 
 from pathlib import Path
@@ -10,16 +11,25 @@ import pulumi
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
+from components.workloads import Workloads, WorkloadsArgs
+from swarm.compose import StackFileError, load_stack_file
 from swarm.config import ConfigError, from_pulumi
 
 PROJECT_ROOT = Path(__file__).parent
 
+# Everything is validated before the first resource is registered.
 try:
     config = from_pulumi(PROJECT_ROOT)
-except ConfigError as error:
+    stack_spec = load_stack_file(
+        config.stack_file,
+        stack=config.stack,
+        external_secret_names=config.secret_names,
+        external_config_names=config.configs.keys(),
+    )
+except (ConfigError, StackFileError) as error:
     # RunError: the engine prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
-for warning in config.warnings:
+for warning in [*config.warnings, *stack_spec.warnings]:
     pulumi.log.warn(warning)
 
 settings = pulumi.Config("swarm")
@@ -57,8 +67,22 @@ cluster = SwarmCluster(
     SwarmClusterArgs(machines=machines, ssh_private_key=network.ssh_private_key),
 )
 
+workloads = Workloads(
+    config.stack,
+    WorkloadsArgs(
+        stack=config.stack,
+        spec=stack_spec,
+        docker_host=cluster.docker_host,
+        ssh_private_key=network.ssh_private_key,
+        external_secrets=settings.get_secret_object("secrets") or pulumi.Output.secret({}),
+        external_configs=config.configs,
+        swarm_ready=cluster.ready,
+    ),
+)
+
 pulumi.export("nodes", cluster.node_table)
 pulumi.export("managerAddress", cluster.manager_public_ip)
 pulumi.export("dockerHost", cluster.docker_host)
 pulumi.export("sshPrivateKey", network.ssh_private_key)
 pulumi.export("estimatedMonthlyCostUsd", config.monthly_cost)
+pulumi.export("services", workloads.services_table)

@@ -115,6 +115,8 @@ class ClusterConfig:
     ssh_public_key: str | None = None
     # Names set under swarm:secrets; None when they cannot be read (offline, one encrypted blob).
     secret_names: frozenset[str] | None = frozenset()
+    # Values of Compose configs declared `external: true` (not secret: they are plain files).
+    configs: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -171,6 +173,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     ssh_public_key = _parse_ssh_keys(values.get("sshPublicKey"), values.get("sshPrivateKey"), found)
     stack_file = _parse_stack_file(values.get("stackFile"), stack, project_root, found)
     secret_names = _parse_secret_names(values.get("secrets"), found)
+    configs = _parse_configs(values.get("configs"), found)
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -184,6 +187,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         vpc_ip_range=vpc_ip_range,
         ssh_public_key=ssh_public_key,
         secret_names=secret_names,
+        configs=configs,
         warnings=tuple(found.warnings),
     )
 
@@ -399,6 +403,15 @@ def _parse_secret_names(value: Any, found: _Collector) -> frozenset[str] | None:
     return frozenset(map(str, value))
 
 
+def _parse_configs(value: Any, found: _Collector) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(text, str) for text in value.values()):
+        found.problem("configs", "must be a mapping of config name to its text, e.g. {nginx_conf: '...'}")
+        return {}
+    return {str(name): text for name, text in value.items()}
+
+
 def _is_encrypted(value: Any) -> bool:
     """A `{secure: ...}` entry, as `Pulumi.<stack>.yaml` stores a secret."""
     return isinstance(value, dict) and set(value) == {"secure"}
@@ -425,8 +438,8 @@ def _is_int(value: Any) -> bool:
 
 # ---- sources of raw values -------------------------------------------------------------------
 
-CONTRACT_KEYS = ("region", "nodePools", "stackFile", "secrets", "adminCidrs", "sshPublicKey", "sshPrivateKey",
-                 "publicPorts", "vpcIpRange")
+CONTRACT_KEYS = ("region", "nodePools", "stackFile", "secrets", "configs", "adminCidrs", "sshPublicKey",
+                 "sshPrivateKey", "publicPorts", "vpcIpRange")
 
 
 def _decode(raw: str) -> Any:

@@ -160,6 +160,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         "additionalSecretOutputs": list(request.additionalSecretOutputs),
                         "deleteBeforeReplace": request.deleteBeforeReplace,
                         "customTimeouts": request.customTimeouts,
+                        "provider": request.provider,
                     },
                 )
             )
@@ -194,12 +195,20 @@ def run_program(stack: str, config: dict[str, Any], *, mocks: pulumi.runtime.Moc
     return ProgramRun(monitor.registrations, exports, secret_exports, error)
 
 
+TEST_SECRET_PREFIX = "test-value-of-"
+
+
 def stack_config(stack: str) -> dict[str, Any]:
-    """The `swarm:` values of a checked-in Pulumi.<stack>.yaml, as the CLI would pass them."""
+    """The `swarm:` values of a checked-in Pulumi.<stack>.yaml, as the CLI would pass them,
+    plus a test value for each external secret (operators set theirs with --secret)."""
     import yaml
 
+    from swarm.__main__ import missing_secrets
+
     document = yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text())
-    return {key.split(":", 1)[1]: value for key, value in document["config"].items() if key.startswith("swarm:")}
+    values = {key.split(":", 1)[1]: value for key, value in document["config"].items() if key.startswith("swarm:")}
+    values["secrets"] = {name: TEST_SECRET_PREFIX + name for name in missing_secrets(stack)}
+    return values
 
 
 asyncio.set_event_loop(asyncio.new_event_loop())

@@ -1,0 +1,144 @@
+"""A Compose stack deployed on the swarm: overlay networks, secrets, configs and services.
+
+What `docker stack deploy -c FILE <stack>` does, as resources of the Docker provider connected
+to the first manager over SSH. Everything here waits for the swarm to be formed and labelled.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import pulumi
+import pulumi_docker as docker
+
+from swarm.compose import StackSpec
+from swarm.service_args import config_args, network_args, secret_args, service_args
+
+
+@dataclass
+class WorkloadsArgs:
+    stack: str  # the swarm stack namespace: services are named <stack>_<service>
+    spec: StackSpec
+    docker_host: pulumi.Input[str]  # ssh://root@<manager>
+    ssh_private_key: pulumi.Input[str]
+    external_secrets: pulumi.Output[Mapping[str, str]]  # swarm:secrets, a secret Output
+    external_configs: Mapping[str, str] = field(default_factory=dict)
+    swarm_ready: list[pulumi.Resource] = field(default_factory=list)
+
+
+class Workloads(pulumi.ComponentResource):
+    services: dict[str, docker.Service]
+    services_table: pulumi.Output[dict]  # service key -> deployed name, image, mode, replicas
+
+    def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("swarm:index:Workloads", name, None, opts)
+        spec, stack = args.spec, args.stack
+
+        provider = docker.Provider(
+            f"{name}-docker",
+            host=args.docker_host,
+            # The provider reaches the manager through the system `ssh`, which takes a key file,
+            # not key text: the key is written to a private file, no ssh-agent needed.
+            ssh_opts=pulumi.Output.from_input(args.ssh_private_key).apply(
+                lambda key: ssh_options(write_key_file(stack, key))
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        on_swarm = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=args.swarm_ready)
+
+        networks = {
+            key: docker.Network(f"{name}-network-{key}", **network_args(network, stack=stack), opts=on_swarm)
+            for key, network in spec.networks.items()
+        }
+
+        secrets = {}
+        for key, secret in spec.secrets.items():
+            content = (
+                pulumi.Output.from_input(secret.content)
+                if not secret.external
+                else args.external_secrets.apply(lambda values, key=key: values[key].encode())
+            )
+            secrets[key] = self._swarm_object(docker.Secret, f"{name}-secret-{key}", content, on_swarm,
+                                              lambda data, secret=secret: secret_args(secret, stack=stack, content=data))
+        configs = {}
+        for key, config in spec.configs.items():
+            content = config.content if not config.external else args.external_configs[key].encode()
+            configs[key] = self._swarm_object(docker.ServiceConfig, f"{name}-config-{key}", pulumi.Output.from_input(content),
+                                              on_swarm, lambda data, config=config: config_args(config, stack=stack, content=data),
+                                              secret=False)
+
+        self.services = {
+            key: docker.Service(
+                f"{name}-{key}",
+                **service_args(
+                    service,
+                    stack=stack,
+                    network_ids={k: network.id for k, network in networks.items()},
+                    secret_ids={k: (s.id, s.name) for k, s in secrets.items()},
+                    config_ids={k: (c.id, c.name) for k, c in configs.items()},
+                ),
+                opts=on_swarm,
+            )
+            for key, service in spec.services.items()
+        }
+        self.services_table = pulumi.Output.from_input(
+            {
+                key: {"name": service.name, "image": spec.services[key].image, "mode": spec.services[key].mode,
+                      "replicas": spec.services[key].replicas if spec.services[key].mode == "replicated" else None}
+                for key, service in self.services.items()
+            }
+        )
+        self.register_outputs({"services": self.services_table})
+
+    @staticmethod
+    def _swarm_object(resource_type, resource_name, content: pulumi.Output[bytes], opts, to_args, *, secret: bool = True):
+        """A docker.Secret or docker.ServiceConfig whose name carries a hash of its content.
+
+        Swarm objects are immutable: a new value means a new name, so Pulumi replaces the
+        resource create-before-delete (new object, services moved to it, old one deleted).
+        The logical resource name stays stable so that replacement, not a second object, happens.
+        """
+        object_args = content.apply(to_args)
+        data = object_args.apply(lambda a: a["data"])
+        return resource_type(
+            resource_name,
+            # The name is a truncated hash, as `docker secret ls` shows it; the data stays secret.
+            name=pulumi.Output.unsecret(object_args.apply(lambda a: a["name"])),
+            data=pulumi.Output.secret(data) if secret else data,
+            labels=object_args.apply(lambda a: a["labels"]),
+            opts=opts,
+        )
+
+
+def write_key_file(stack: str, private_key: str) -> Path:
+    """Write the nodes' SSH key to a file only this user can read, for `ssh -i`.
+
+    A fixed path per stack and user: the Docker provider also needs it after the program has
+    finished (the engine deletes resources last), so it is kept and rewritten on every run.
+    """
+    directory = Path(tempfile.gettempdir()) / f"swarm-{stack}-{os.getuid()}"
+    directory.mkdir(mode=0o700, exist_ok=True)
+    status = directory.stat()
+    if status.st_uid != os.getuid() or status.st_mode & 0o077:
+        raise PermissionError(f"{directory} must belong to this user and be private (mode 0700)")
+    path = directory / "id_swarm"
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as key_file:
+        key_file.write(private_key if private_key.endswith("\n") else private_key + "\n")
+    return path
+
+
+def ssh_options(key_file: Path) -> list[str]:
+    """Options for the provider's `ssh`: the cluster key only; droplets are new, so their host
+    keys are not known in advance (see README, Known limits)."""
+    return [
+        "-i", str(key_file),
+        "-o", "IdentitiesOnly=yes",
+        "-o", "StrictHostKeyChecking=no",
+        "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "LogLevel=ERROR",
+    ]

@@ -1,0 +1,45 @@
+"""Offline tools over the same config and stack files as the Pulumi program.
+
+    python -m swarm missing-secrets --stack staging    names of external secrets with no value yet
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from swarm.compose import StackFileError, load_stack_file
+from swarm.config import ConfigError, load_stack_config_file
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def missing_secrets(stack: str, project_root: Path = PROJECT_ROOT) -> list[str]:
+    """External secrets the stack file declares that `swarm:secrets` does not set."""
+    config = load_stack_config_file(project_root, stack)
+    spec = load_stack_file(config.stack_file, stack=stack)
+    declared = sorted(key for key, secret in spec.secrets.items() if secret.external)
+    if config.secret_names is None:  # one encrypted blob: cannot tell, assume all set
+        return []
+    return [name for name in declared if name not in config.secret_names]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m swarm", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    missing = commands.add_parser("missing-secrets", help="print external secrets with no value in swarm:secrets")
+    missing.add_argument("--stack", required=True)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "missing-secrets":
+            print("\n".join(missing_secrets(args.stack)))
+    except (ConfigError, StackFileError) as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""The stack file deployed by the real program (under mocks): networks, secrets, services."""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+
+import pytest
+
+from components.workloads import ssh_options, write_key_file
+from tests.pulumi_program import TEST_SECRET_PREFIX, fake_addresses, is_secret, run_program, stack_config, unwrap
+
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
+NETWORK = "docker:index/network:Network"
+
+
+@pytest.fixture(scope="module")
+def prod():
+    run = run_program("prod", stack_config("prod"))
+    assert run.error is None, run.error
+    return run
+
+
+def services(run):
+    return {r.plain("name"): r for r in run.of_type(SERVICE)}
+
+
+def test_the_reference_services_are_deployed_with_stack_names(prod):
+    deployed = services(prod)
+    assert sorted(deployed) == ["prod_api", "prod_backoffice", "prod_database"]
+    for name, service in deployed.items():
+        labels = {label["label"]: label["value"] for label in service.plain("labels")}
+        assert labels["com.docker.stack.namespace"] == "prod"
+        container_labels = {label["label"]: label["value"] for label in service.plain("taskSpec")["containerSpec"]["labels"]}
+        assert container_labels["com.docker.stack.namespace"] == "prod"
+
+
+def test_api_placement_resources_and_replicas(prod):
+    api = services(prod)["prod_api"]
+    task = api.plain("taskSpec")
+    assert api.plain("mode") == {"replicated": {"replicas": 3}}
+    assert task["placement"]["constraints"] == ["node.role==worker", "node.labels.type==machine-learning"]
+    assert task["resources"]["limits"] == {"nanoCpus": 800_000_000, "memoryBytes": 10 * 1024**3}
+    assert task["resources"]["reservation"] == {"nanoCpus": 500_000_000, "memoryBytes": 5 * 1024**3}
+    assert api.plain("updateConfig")["order"] == "start-first"
+    assert api.plain("updateConfig")["failureAction"] == "rollback"
+
+
+def test_external_network_keeps_its_name_and_services_attach_by_id(prod):
+    (network,) = prod.of_type(NETWORK)
+    assert network.plain("name") == "main_network"
+    assert network.plain("driver") == "overlay" and network.plain("attachable") is True
+    for service in services(prod).values():
+        attachments = service.plain("taskSpec")["networksAdvanceds"]
+        assert [a["id"] for a in attachments] == [f"{network.name}-id"]
+
+
+def test_database_is_pinned_with_its_data_and_secret_files(prod):
+    database = services(prod)["prod_database"]
+    container = database.plain("taskSpec")["containerSpec"]
+    assert database.plain("taskSpec")["placement"]["constraints"] == ["node.role==manager", "node.labels.type==database"]
+    assert container["mounts"] == [{"type": "bind", "source": "/mnt/postgresql/data", "target": "/var/lib/postgresql/data"}]
+    assert container["env"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db_password"
+    secrets = {s["fileName"]: s for s in container["secrets"]}
+    assert sorted(secrets) == ["/run/secrets/db_name", "/run/secrets/db_password", "/run/secrets/db_user"]
+    assert secrets["/run/secrets/db_password"]["secretId"] == "prod-secret-db_password-id"
+    assert database.plain("updateConfig")["order"] == "stop-first"
+
+
+def test_secret_values_are_secret_and_absent_from_outputs(prod):
+    for secret in prod.of_type(SECRET):
+        assert is_secret(secret.inputs["data"])
+        key = secret.name.removeprefix("prod-secret-")
+        assert base64.b64decode(unwrap(secret.inputs["data"])).decode() == TEST_SECRET_PREFIX + key
+        assert secret.plain("name").startswith(f"prod_{key}_")
+    assert TEST_SECRET_PREFIX not in repr(prod.exports)
+
+
+def test_rotating_a_secret_renames_only_that_secret():
+    config = stack_config("prod")
+    before = run_program("prod", config)
+    config["secrets"]["db_password"] = "rotated"
+    after = run_program("prod", config)
+    names_before = {s.name: s.plain("name") for s in before.of_type(SECRET)}
+    names_after = {s.name: s.plain("name") for s in after.of_type(SECRET)}
+    assert names_before["prod-secret-db_password"] != names_after["prod-secret-db_password"]
+    assert names_before["prod-secret-db_user"] == names_after["prod-secret-db_user"]
+    # same logical resource, new swarm name: Pulumi replaces it create-before-delete
+    assert not after.named("prod-secret-db_password").options["deleteBeforeReplace"]
+    database = services(after)["prod_database"].plain("taskSpec")["containerSpec"]["secrets"]
+    assert names_after["prod-secret-db_password"] in {s["secretName"] for s in database}
+
+
+def test_everything_waits_for_the_swarm_to_be_formed_and_labelled(prod):
+    settings = [r for r in prod.registrations if r.name.endswith("-settings")]
+    assert len(settings) == 5
+    for resource in prod.of_type(SERVICE) + prod.of_type(SECRET) + prod.of_type(NETWORK):
+        assert all(prod.depends_on(resource, setting) for setting in settings), resource.name
+
+
+def test_docker_provider_reaches_the_manager_over_ssh_with_the_cluster_key(prod):
+    (provider,) = prod.of_type("pulumi:providers:docker")
+    manager_public, _ = fake_addresses("prod-manager-1")
+    assert provider.plain("host") == f"ssh://root@{manager_public}"
+    options = unwrap(provider.inputs["sshOpts"])
+    if isinstance(options, str):  # provider config arrives JSON-encoded
+        import json
+
+        options = json.loads(options)
+    key_file = options[options.index("-i") + 1]
+    assert "OPENSSH PRIVATE KEY" in open(key_file).read()
+    for resource in prod.of_type(SERVICE) + prod.of_type(SECRET) + prod.of_type(NETWORK):
+        assert resource.options["provider"].startswith(provider.urn + "::"), resource.name
+
+
+def test_key_file_is_private(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    path = write_key_file("qa", "-----BEGIN KEY-----\nabc\n-----END KEY-----")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert path.read_text().endswith("-----END KEY-----\n")
+    assert ssh_options(path)[:2] == ["-i", str(path)]
+    os.chmod(path.parent, 0o755)
+    with pytest.raises(PermissionError):
+        write_key_file("qa", "key")
+
+
+def test_stack_file_errors_register_nothing(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "services:\n"
+        "  api:\n"
+        "    image: x\n"
+        "    deploy:\n"
+        "      resources: {limits: {memory: 10 gigs}}\n"
+        "      placement: {constraints: ['node.labels.type = ml']}\n"
+        "    secrets: [undeclared]\n"
+    )
+    config = stack_config("prod")
+    config["stackFile"] = str(bad)
+    run = run_program("prod", config)
+    message = str(run.error)
+    assert "services.api.deploy.resources.limits.memory" in message
+    assert "services.api.deploy.placement.constraints" in message
+    assert "services.api.secrets" in message
+    assert str(bad) in message
+    assert run.registrations == []
+
+
+def test_external_secret_without_a_value_registers_nothing():
+    config = stack_config("prod")
+    del config["secrets"]["db_password"]
+    run = run_program("prod", config)
+    assert "db_password" in str(run.error) and "swarm:secrets" in str(run.error)
+    assert run.registrations == []
