@@ -1,0 +1,95 @@
+"""Pulumi mocks that do the real work on the sandbox swarm.
+
+Run under `tests.pulumi_program.run_program`, the program's own Output chain and dependency
+graph drive a real bootstrap and deploy:
+- each droplet is mapped (by name) to the sandbox host of the same name;
+- each `command:remote:Command` runs its `create` script over SSH on the host named in its
+  `connection.host`, with its `stdin`, and returns the real stdout;
+- each Docker network, secret, config and service is created through the Engine API of the
+  manager its provider's `host` names (engine_api.py builds the requests from the inputs).
+A failure fails the registration, as it would fail `pulumi up`.
+
+Reuse one SandboxCloud for successive runs of the program to get `pulumi up` again: the
+remote commands run again (their scripts must be idempotent), while a Docker object whose
+inputs did not change is left alone, as the engine leaves a resource without a diff.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pulumi
+
+from tests.pulumi_program import FakeCloud, unwrap
+from tests.sandbox import engine_api
+from tests.sandbox.harness import Host, Sandbox
+
+# Docker resource type -> (Engine API endpoint, request builder)
+ENGINE_CREATE = {
+    "docker:index/network:Network": ("/networks/create", engine_api.network_request),
+    "docker:index/secret:Secret": ("/secrets/create", engine_api.object_request),
+    "docker:index/serviceConfig:ServiceConfig": ("/configs/create", engine_api.object_request),
+    "docker:index/service:Service": ("/services/create", engine_api.service_spec),
+}
+
+
+class SandboxCloud(FakeCloud):
+    def __init__(self, sandbox: Sandbox):
+        super().__init__()
+        self.sandbox = sandbox
+        self.executed: list[tuple[str, str, float]] = []  # (command name, host, seconds)
+        self.docker_hosts: dict[str, Host] = {}  # docker provider id -> the manager it reaches
+        self.docker_state: dict[tuple[str, str], tuple[str, str]] = {}  # (type, name) -> (inputs, id)
+        self._lock = threading.Lock()
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        if args.typ == "digitalocean:index/droplet:Droplet":
+            host = self.sandbox.hosts[args.inputs["name"]]
+            return [f"droplet-{host.name}", {**args.inputs, "ipv4Address": host.ip, "ipv4AddressPrivate": host.ip}]
+        if args.typ == "command:remote:Command":
+            return self._run_command(args)
+        if args.typ == "pulumi:providers:docker":
+            provider_id = f"{args.name}-id"
+            self.docker_hosts[provider_id] = self.sandbox.host_by_ip(unwrap(args.inputs)["host"].split("@", 1)[1])
+            return [provider_id, args.inputs]
+        if args.typ in ENGINE_CREATE:
+            return self._create_docker_object(args)
+        return super().new_resource(args)
+
+    def _create_docker_object(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = json.dumps(unwrap(args.inputs), sort_keys=True)
+        known = self.docker_state.get((args.typ, args.name))
+        if known:
+            if known[0] != inputs:
+                raise NotImplementedError(f"{args.name}: changing a Docker object is not emulated by the sandbox")
+            return [known[1], args.inputs]
+        endpoint, build = ENGINE_CREATE[args.typ]
+        manager = self.docker_hosts[args.provider.rsplit("::", 1)[1]]
+        request = json.dumps(build(unwrap(args.inputs)))
+        result = manager.ssh(
+            "curl -sS --unix-socket /var/run/docker.sock -H 'Content-Type: application/json' "
+            f"-w '\\n%{{http_code}}' --data-binary @- http://localhost{endpoint}",
+            stdin=request,
+            check=False,
+        )
+        body, _, status = result.stdout.rpartition("\n")
+        if result.returncode != 0 or not status.startswith("2"):
+            raise RuntimeError(f"{args.name}: {endpoint} answered {status}: {body.strip()} {result.stderr.strip()}")
+        created = json.loads(body)
+        object_id = created.get("ID") or created["Id"]
+        self.docker_state[(args.typ, args.name)] = (inputs, object_id)
+        return [object_id, args.inputs]
+
+    def _run_command(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = unwrap(args.inputs)
+        host = self.sandbox.host_by_ip(inputs["connection"]["host"])
+        started = time.monotonic()
+        result = host.ssh(inputs["create"], stdin=inputs.get("stdin"), check=False, timeout=300)
+        with self._lock:
+            self.executed.append((args.name, host.name, time.monotonic() - started))
+        if result.returncode != 0:
+            # Like the provider: the command's stderr is the error (never its stdin).
+            raise RuntimeError(f"{args.name} failed on {host.name} (exit {result.returncode}): {result.stderr.strip()}")
+        return [f"{args.name}-id", {**args.inputs, "stdout": result.stdout, "stderr": result.stderr}]
