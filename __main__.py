@@ -12,6 +12,7 @@ from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
 from components.workloads import Workloads, WorkloadsArgs
+from swarm.capacity import check_capacity
 from swarm.compose import StackFileError, load_stack_file
 from swarm.config import ConfigError, from_pulumi
 
@@ -30,6 +31,13 @@ except (ConfigError, StackFileError) as error:
     # RunError: the engine prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
 for warning in [*config.warnings, *stack_spec.warnings]:
+    pulumi.log.warn(warning)
+
+# Placement and sizing mistakes fail the preview instead of leaving tasks pending after deploy.
+capacity = check_capacity(config, stack_spec)
+if not capacity.schedulable:
+    raise pulumi.RunError(capacity.failure_text(config.stack_file.name))
+for warning in capacity.warnings:
     pulumi.log.warn(warning)
 
 settings = pulumi.Config("swarm")
