@@ -66,6 +66,50 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
+GPU_SETUP_SCRIPT_PATH = "/usr/local/sbin/swarm-setup-gpus"
+NVIDIA_RUNTIME_CONFIG = "/etc/nvidia-container-runtime/config.toml"
+
+# Makes the node's GPUs schedulable by swarm (NVIDIA/nvidia-container-toolkit#57, #1599):
+# - the NVIDIA container toolkit from NVIDIA's apt repository (the GPU image has the driver);
+# - the NVIDIA runtime as Docker's default, so a task needs no `--gpus` flag (swarm has none);
+# - every GPU advertised as a generic resource `GPU=<uuid>`, read from the hardware at boot;
+# - `swarm-resource` in the runtime's config, so a task sees only the GPUs swarm assigned to it
+#   (through DOCKER_RESOURCE_GPU) instead of every GPU of the node.
+GPU_SETUP_SCRIPT = """\
+#!/bin/sh
+set -eu
+keyring=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg
+curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | gpg --batch --yes --dearmor -o "$keyring"
+curl -fsSL https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list |
+  sed "s#deb https://#deb [signed-by=$keyring] https://#g" > /etc/apt/sources.list.d/nvidia-container-toolkit.list
+apt-get update -q
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q nvidia-container-toolkit
+
+uuids=$(nvidia-smi --query-gpu=uuid --format=csv,noheader)
+if [ -z "$uuids" ]; then
+  echo "no GPU visible to nvidia-smi on $(hostname)" >&2
+  exit 1
+fi
+resources=$(printf '%s\\n' "$uuids" | sed 's/.*/"GPU=&"/' | paste -sd, -)
+cat > /etc/docker/daemon.json <<EOF
+{
+  "log-driver": "LOG_DRIVER",
+  "log-opts": {"max-size": "MAX_SIZE", "max-file": "MAX_FILE"},
+  "default-runtime": "nvidia",
+  "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}},
+  "node-generic-resources": [$resources]
+}
+EOF
+
+config=RUNTIME_CONFIG
+sed -i '/^#* *swarm-resource *=/d' "$config"
+sed -i '1i swarm-resource = "DOCKER_RESOURCE_GPU"' "$config"
+systemctl restart docker
+""".replace("LOG_DRIVER", DAEMON_CONFIG["log-driver"]).replace(
+    "MAX_SIZE", DAEMON_CONFIG["log-opts"]["max-size"]
+).replace("MAX_FILE", DAEMON_CONFIG["log-opts"]["max-file"]).replace("RUNTIME_CONFIG", NVIDIA_RUNTIME_CONFIG)
+
+
 def volume_name(node: Node) -> str:
     """DigitalOcean volume name for a node's data volume (lowercase, digits, '-', <= 64)."""
     return f"{node.name}-data"
@@ -86,6 +130,9 @@ def render_cloud_init(node: Node) -> str:
         },
     ]
     commands: list[list[str]] = [["systemctl", "enable", "--now", "docker"]]
+    if node.pool.gpu:
+        files.append({"path": GPU_SETUP_SCRIPT_PATH, "permissions": "0755", "content": GPU_SETUP_SCRIPT})
+        commands.append([GPU_SETUP_SCRIPT_PATH])
     volume = node.pool.volume
     if volume:
         files.append({"path": MOUNT_SCRIPT_PATH, "permissions": "0755", "content": MOUNT_SCRIPT})
@@ -113,4 +160,5 @@ def render_cloud_init(node: Node) -> str:
 
 def shell_scripts(node: Node) -> list[str]:
     """Every shell script the user data carries, for linting."""
-    return [MOUNT_SCRIPT] if node.pool.volume else []
+    carried = [(GPU_SETUP_SCRIPT, node.pool.gpu), (MOUNT_SCRIPT, node.pool.volume is not None)]
+    return [script for script, wanted in carried if wanted]

@@ -24,6 +24,10 @@ from swarm.sizes import SIZES, DropletSize, closest_slugs
 
 NAMESPACE = "swarm"
 DEFAULT_IMAGE = "ubuntu-24-04-x64"
+# DigitalOcean's AI/ML-ready GPU image: Ubuntu with the NVIDIA driver installed.
+DEFAULT_GPU_IMAGE = "gpu-h100x1-base"
+# Every node of a GPU pool carries this label, so services can constrain on it.
+GPU_LABEL = ("gpu", "true")
 ROLES = ("manager", "worker")
 # Ports the program opens itself (SSH for admins, swarm's own ports inside the cluster).
 RESERVED_PORTS = {22, 2377, 7946, 4789}
@@ -246,10 +250,14 @@ def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | N
     if not isinstance(gpu, bool):
         found.problem(f"{key}.gpu", f"{gpu!r} must be true or false")
     size = _parse_size(spec.get("size"), gpu is True, f"{key}.size", found)
-    image = spec.get("image", DEFAULT_IMAGE)
+    image = spec.get("image", DEFAULT_GPU_IMAGE if gpu is True else DEFAULT_IMAGE)
     if not isinstance(image, str) or not IMAGE.match(image):
         found.problem(f"{key}.image", f"{image!r} is not a DigitalOcean image slug; e.g. '{DEFAULT_IMAGE}'")
     labels = _parse_labels(spec.get("labels", {}), f"{key}.labels", found)
+    if gpu is True:
+        label, value = GPU_LABEL
+        if labels.setdefault(label, value) != value:
+            found.problem(f"{key}.labels.{label}", f"a GPU pool's nodes are labelled {label}={value}; drop this label or rename it")
     volume = _parse_volume(spec.get("volume"), f"{key}.volume", found)
     if len(found.problems) > before:
         return None

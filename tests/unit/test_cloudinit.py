@@ -66,3 +66,46 @@ def test_rendering_is_deterministic():
     # user_data changes replace droplets: the same node must always render the same bytes
     assert all(render_cloud_init(node) == render_cloud_init(node) for node in NODES)
     assert len({render_cloud_init(node) for node in NODES}) == len(NODES)
+
+
+def gpu_node():
+    from swarm.config import parse_config
+
+    values = {
+        "region": "fra1",
+        "adminCidrs": ["198.51.100.0/24"],
+        "stackFile": "stacks/prod.yaml",
+        "nodePools": {
+            "manager": {"role": "manager", "count": 1, "size": "s-2vcpu-4gb"},
+            "gpu": {"role": "worker", "count": 1, "size": "gpu-h100x1-80gb", "gpu": True,
+                    "labels": {"type": "machine-learning"}},
+        },
+    }
+    config = parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="test")
+    return next(node for node in config.nodes if node.pool.gpu)
+
+
+def test_gpu_pool_user_data_sets_up_gpus_for_swarm(tmp_path):
+    node = gpu_node()
+    assert node.pool.image == "gpu-h100x1-base"
+    assert dict(node.pool.labels) == {"type": "machine-learning", "gpu": "true"}
+    user_data = render_cloud_init(node)
+    path = tmp_path / "user-data"
+    path.write_text(user_data)
+    result = subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = yaml.safe_load(user_data)
+    assert ["/usr/local/sbin/swarm-setup-gpus"] in document["runcmd"]
+    (setup,) = [f["content"] for f in document["write_files"] if f["path"] == "/usr/local/sbin/swarm-setup-gpus"]
+    assert "apt-get install -y -q nvidia-container-toolkit" in setup
+    assert '"default-runtime": "nvidia"' in setup
+    assert '"node-generic-resources": [$resources]' in setup
+    assert "nvidia-smi --query-gpu=uuid" in setup
+    assert 'swarm-resource = "DOCKER_RESOURCE_GPU"' in setup
+    assert shell_scripts(node) == [setup]
+    result = subprocess.run(["shellcheck", "--shell=sh", "-"], input=setup, text=True, capture_output=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_cpu_pools_carry_no_gpu_setup():
+    assert all("swarm-setup-gpus" not in render_cloud_init(node) for node in NODES)

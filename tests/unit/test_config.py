@@ -149,3 +149,12 @@ def test_error_message_lists_every_problem_with_the_file():
     message = str(raised.value)
     assert message.startswith("Pulumi.prod.yaml: 2 problems in the stack configuration; nothing was deployed:")
     assert "swarm:region: 'Frankfurt'" in message and "swarm:adminCidrs[0]" in message
+
+
+def test_gpu_pools_get_the_gpu_image_and_label():
+    values = prod()
+    values["nodePools"]["gpu"] = {"role": "worker", "count": 2, "size": "gpu-l40sx1-48gb", "gpu": True}
+    pool = next(p for p in parse(values).pools if p.name == "gpu")
+    assert pool.image == "gpu-h100x1-base" and pool.labels == {"gpu": "true"}
+    values["nodePools"]["gpu"]["labels"] = {"gpu": "false"}
+    assert "labelled gpu=true" in problems(values)["swarm:nodePools.gpu.labels.gpu"]
