@@ -18,18 +18,6 @@ VOLUME = "digitalocean:index/volume:Volume"
 VPC = "digitalocean:index/vpc:Vpc"
 
 
-@pytest.fixture(scope="module")
-def prod():
-    run = run_program("prod", stack_config("prod"))
-    assert run.error is None, run.error
-    return run
-
-
-@pytest.fixture(scope="module")
-def staging():
-    run = run_program("staging", stack_config("staging"))
-    assert run.error is None, run.error
-    return run
 
 
 def commands(run, suffix):

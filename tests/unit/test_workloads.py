@@ -16,12 +16,6 @@ SECRET = "docker:index/secret:Secret"
 NETWORK = "docker:index/network:Network"
 
 
-@pytest.fixture(scope="module")
-def prod():
-    run = run_program("prod", stack_config("prod"))
-    assert run.error is None, run.error
-    return run
-
 
 def services(run):
     return {r.plain("name"): r for r in run.of_type(SERVICE)}
