@@ -13,7 +13,8 @@ from components.node_pool import NodePool, NodePoolArgs
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
 from components.workloads import Workloads, WorkloadsArgs
 from swarm.capacity import check_capacity
-from swarm.compose import StackFileError, load_stack_file
+from swarm.catalogue import load_stack
+from swarm.compose import StackFileError
 from swarm.config import ConfigError, from_pulumi
 
 PROJECT_ROOT = Path(__file__).parent
@@ -21,7 +22,7 @@ PROJECT_ROOT = Path(__file__).parent
 # Everything is validated before the first resource is registered.
 try:
     config = from_pulumi(PROJECT_ROOT)
-    stack_spec = load_stack_file(
+    stack_spec = load_stack(  # the stack file, plus its model catalogue if it names one
         config.stack_file,
         stack=config.stack,
         external_secret_names=config.secret_names,

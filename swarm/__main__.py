@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from swarm.capacity import check_capacity, format_plan
-from swarm.compose import StackFileError, load_stack_file
+from swarm.catalogue import load_stack
+from swarm.compose import StackFileError
 from swarm.config import ConfigError, load_stack_config_file
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 def missing_secrets(stack: str, project_root: Path = PROJECT_ROOT) -> list[str]:
     """External secrets the stack file declares that `swarm:secrets` does not set."""
     config = load_stack_config_file(project_root, stack)
-    spec = load_stack_file(config.stack_file, stack=stack)
+    spec = load_stack(config.stack_file, stack=stack)
     declared = sorted(key for key, secret in spec.secrets.items() if secret.external)
     if config.secret_names is None:  # one encrypted blob: cannot tell, assume all set
         return []
@@ -33,7 +34,7 @@ def missing_secrets(stack: str, project_root: Path = PROJECT_ROOT) -> list[str]:
 def plan(stack: str, project_root: Path = PROJECT_ROOT, width: int = 100) -> tuple[str, bool]:
     """The capacity plan of `stack` as text, and whether swarm can schedule every task."""
     config = load_stack_config_file(project_root, stack)
-    spec = load_stack_file(config.stack_file, stack=stack)
+    spec = load_stack(config.stack_file, stack=stack)
     report = check_capacity(config, spec)
     title = (
         f"Plan for stack {stack}: {len(report.nodes)} nodes in {config.region} (Pulumi.{stack}.yaml), "

@@ -1952,6 +1952,17 @@ def parse_stack(
     )
 
 
+def read_stack_file(path: Path) -> Any:
+    """The YAML document at `path`, read as Docker reads it; StackFileError if it cannot be."""
+    source = str(path)
+    try:
+        return read_yaml(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise StackFileError([Problem(source, "", f"cannot be read: {error.strerror or error}")]) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise StackFileError([Problem(source, "", f"is not valid YAML: {error}")]) from None
+
+
 def load_stack_file(
     path: Path,
     *,
@@ -1959,14 +1970,10 @@ def load_stack_file(
     external_secret_names: Collection[str] | None = None,
     external_config_names: Collection[str] | None = None,
 ) -> StackSpec:
-    """The stack described by the Compose file at `path` (see parse_stack)."""
+    """The stack described by the Compose file at `path` (see parse_stack). The model catalogue
+    a stack file may name is not expanded here: swarm.catalogue.load_stack does that."""
     source = str(path)
-    try:
-        document = read_yaml(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise StackFileError([Problem(source, "", f"cannot be read: {error.strerror or error}")]) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise StackFileError([Problem(source, "", f"is not valid YAML: {error}")]) from None
+    document = read_stack_file(path)
     return parse_stack(
         document,
         source=source,
