@@ -10,12 +10,14 @@ import pulumi
 
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
+from components.registry import registry_auth
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
 from components.workloads import Workloads, WorkloadsArgs
 from swarm.capacity import check_capacity
 from swarm.catalogue import load_stack
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, from_pulumi
+from swarm.rollout import plan_rollout
 
 PROJECT_ROOT = Path(__file__).parent
 
@@ -28,6 +30,8 @@ try:
         external_secret_names=config.secret_names,
         external_config_names=config.configs.keys(),
     )
+    # swarm:images applied; where each service may run, and so which folders to prepare where.
+    rollout = plan_rollout(config, stack_spec)
 except (ConfigError, StackFileError) as error:
     # RunError: the engine prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
@@ -35,7 +39,7 @@ for warning in [*config.warnings, *stack_spec.warnings]:
     pulumi.log.warn(warning)
 
 # Placement and sizing mistakes fail the preview instead of leaving tasks pending after deploy.
-capacity = check_capacity(config, stack_spec)
+capacity = check_capacity(config, rollout.stack)
 if not capacity.schedulable:
     raise pulumi.RunError(capacity.failure_text(config.stack_file.name))
 for warning in capacity.warnings:
@@ -73,19 +77,28 @@ for pool in config.pools:
 
 cluster = SwarmCluster(
     config.stack,
-    SwarmClusterArgs(machines=machines, ssh_private_key=network.ssh_private_key),
+    SwarmClusterArgs(machines=machines, ssh_private_key=network.ssh_private_key, folders=rollout.folders),
 )
 
+# Services whose image lives on the private registry pull with its credentials (--with-registry-auth).
+registry = (
+    registry_auth(config.stack, config.registry, settings.get_secret("registryPassword")) if config.registry else None
+)
 workloads = Workloads(
     config.stack,
     WorkloadsArgs(
         stack=config.stack,
-        spec=stack_spec,
+        spec=rollout.stack,
         docker_host=cluster.docker_host,
         ssh_private_key=network.ssh_private_key,
         external_secrets=settings.get_secret_object("secrets") or pulumi.Output.secret({}),
+        manager_connection=cluster.manager_connection,
+        convergence=rollout.convergence(config.stack),
+        converge_timeout_seconds=config.converge_timeout_seconds,
         external_configs=config.configs,
         swarm_ready=cluster.ready,
+        registry=registry,
+        prerequisites={key: [cluster.folders[node] for node in rollout.folder_nodes(key)] for key in rollout.stack.services},
     ),
 )
 

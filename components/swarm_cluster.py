@@ -11,12 +11,15 @@ join, so the graph's depth does not grow with the node count and workers join in
 - settings: on the first manager, sets the node's role and labels by node ID; deleting it
             drains the node and removes it from `docker node ls`. It is replaced whenever
             the node ID changes, so a replaced droplet's old node is always retired.
+- folders:  on a node where a service with bind mounts may run, creates the bind sources
+            (after its settings, so after cloud-init has mounted any volume they live on).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import pulumi
 from pulumi_command import remote
@@ -34,6 +37,8 @@ class SwarmClusterArgs:
     machines: list[Machine]  # in config order; the first manager-role machine inits the swarm
     ssh_private_key: pulumi.Input[str]
     ssh_user: str = "root"
+    # node name -> bind-mount sources to create there (swarm.rollout decides where)
+    folders: Mapping[str, Sequence[scripts.Folder]] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,6 +55,8 @@ class SwarmCluster(pulumi.ComponentResource):
     node_table: pulumi.Output[list[dict]]
     # Depend on these to run after the whole swarm is formed and labelled.
     ready: list[pulumi.Resource]
+    manager_connection: remote.ConnectionArgs  # SSH to the first manager, for commands on the swarm
+    folders: dict[str, remote.Command]  # node name -> the command that prepares its folders
 
     def __init__(self, name: str, args: SwarmClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("swarm:index:Cluster", name, None, opts)
@@ -81,6 +88,7 @@ class SwarmCluster(pulumi.ComponentResource):
         tokens = pulumi.Output.secret(tokens_command.stdout).apply(json.loads)
 
         self.nodes = []
+        self.folders = {}
         settings_commands = []
         for machine in args.machines:
             if machine is first:
@@ -90,12 +98,15 @@ class SwarmCluster(pulumi.ComponentResource):
             settings = self._settings(machine, node_id, retire=machine is not first, connection=manager_connection)
             settings_commands.append(settings)
             self.nodes.append(SwarmNode(machine, node_id))
+            if args.folders.get(machine.node.name):
+                self.folders[machine.node.name] = self._folders(machine, args.folders[machine.node.name], settings)
 
         self.manager_public_ip = first.public_ip
         self.manager_private_ip = first.private_ip
         self.docker_host = first.public_ip.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
         self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))
         self.ready = settings_commands
+        self.manager_connection = manager_connection
         self.register_outputs(
             {
                 "managerPublicIp": self.manager_public_ip,
@@ -174,6 +185,17 @@ class SwarmCluster(pulumi.ComponentResource):
             triggers=[node_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _folders(self, machine: Machine, folders: Sequence[scripts.Folder], settings: remote.Command) -> remote.Command:
+        return remote.Command(
+            f"{self._name}-{_short(machine)}-folders",
+            connection=self._connection(machine),
+            create=scripts.prepare_folders_script(folders),
+            # A new droplet needs them again; a changed list re-runs the (idempotent) script.
+            triggers=[machine.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[settings]),
         )
 
 

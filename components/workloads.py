@@ -1,22 +1,34 @@
 """A Compose stack deployed on the swarm: overlay networks, secrets, configs and services.
 
-What `docker stack deploy -c FILE <stack>` does, as resources of the Docker provider connected
-to the first manager over SSH. Everything here waits for the swarm to be formed and labelled.
+What `docker stack deploy --with-registry-auth -c FILE <stack>` does, as resources of the Docker
+provider connected to the first manager over SSH. Everything here waits for the swarm to be
+formed and labelled, and each service for the folders its bind mounts need. Then a command on
+the manager waits until every service runs all its tasks (see scripts.converge_script).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import pulumi
 import pulumi_docker as docker
+from pulumi_command import remote
 
+from components.registry import RegistryAuth
+from swarm import scripts
 from swarm.compose import StackSpec
+from swarm.config import DEFAULT_CONVERGE_TIMEOUT_SECONDS
+from swarm.registry import pulls_from
 from swarm.service_args import config_args, network_args, secret_args, service_args
+
+# The engine's own limit for the converge command: its script gives up first, with its report.
+CONVERGE_TIMEOUT_MARGIN_SECONDS = 120
 
 
 @dataclass
@@ -26,13 +38,19 @@ class WorkloadsArgs:
     docker_host: pulumi.Input[str]  # ssh://root@<manager>
     ssh_private_key: pulumi.Input[str]
     external_secrets: pulumi.Output[Mapping[str, str]]  # swarm:secrets, a secret Output
+    manager_connection: remote.ConnectionArgs  # SSH to the manager, for the convergence check
+    convergence: Sequence[scripts.ConvergeTarget]  # what each service converges to
+    converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS
     external_configs: Mapping[str, str] = field(default_factory=dict)
     swarm_ready: list[pulumi.Resource] = field(default_factory=list)
+    registry: RegistryAuth | None = None  # credentials for the images on that registry
+    prerequisites: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)  # service -> folder commands
 
 
 class Workloads(pulumi.ComponentResource):
     services: dict[str, docker.Service]
     services_table: pulumi.Output[dict]  # service key -> deployed name, image, mode, replicas
+    converged: remote.Command  # succeeds once every service runs all its tasks
 
     def __init__(self, name: str, args: WorkloadsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("swarm:index:Workloads", name, None, opts)
@@ -71,20 +89,27 @@ class Workloads(pulumi.ComponentResource):
                                               on_swarm, lambda data, config=config: config_args(config, stack=stack, content=data),
                                               secret=False)
 
-        self.services = {
-            key: docker.Service(
-                f"{name}-{key}",
-                **service_args(
-                    service,
-                    stack=stack,
-                    network_ids={k: network.id for k, network in networks.items()},
-                    secret_ids={k: (s.id, s.name) for k, s in secrets.items()},
-                    config_ids={k: (c.id, c.name) for k, c in configs.items()},
-                ),
-                opts=on_swarm,
+        self.services = {}
+        inputs = {}
+        for key, service in spec.services.items():
+            inputs[key] = service_args(
+                service,
+                stack=stack,
+                network_ids={k: network.id for k, network in networks.items()},
+                secret_ids={k: (s.id, s.name) for k, s in secrets.items()},
+                config_ids={k: (c.id, c.name) for k, c in configs.items()},
             )
-            for key, service in spec.services.items()
-        }
+            self.services[key] = docker.Service(
+                f"{name}-{key}",
+                **inputs[key],
+                auth=_auth(service.image, args.registry),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    provider=provider,
+                    depends_on=[*args.swarm_ready, *args.prerequisites.get(key, ())],
+                ),
+            )
+        self.converged = self._converge(name, args, pulumi.Output.from_input(inputs).apply(_digest))
         self.services_table = pulumi.Output.from_input(
             {
                 key: {"name": service.name, "image": spec.services[key].image, "mode": spec.services[key].mode,
@@ -93,6 +118,23 @@ class Workloads(pulumi.ComponentResource):
             }
         )
         self.register_outputs({"services": self.services_table})
+
+    def _converge(self, name: str, args: WorkloadsArgs, digest: pulumi.Output[str]) -> remote.Command:
+        """The convergence check. Its script embeds a digest of every service's inputs, so any
+        change to a service changes the script and Pulumi runs it again (an update, no
+        `triggers`: those would replace the command every time, pulumi/pulumi-command#855)."""
+        limit = f"{args.converge_timeout_seconds + CONVERGE_TIMEOUT_MARGIN_SECONDS}s"
+        return remote.Command(
+            f"{name}-converge",
+            connection=args.manager_connection,
+            create=digest.apply(lambda d: scripts.converge_script(args.convergence, args.converge_timeout_seconds, d)),
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(self.services.values()),
+                custom_timeouts=pulumi.CustomTimeouts(create=limit, update=limit),
+            ),
+        )
 
     @staticmethod
     def _swarm_object(resource_type, resource_name, content: pulumi.Output[bytes], opts, to_args, *, secret: bool = True):
@@ -112,6 +154,22 @@ class Workloads(pulumi.ComponentResource):
             labels=object_args.apply(lambda a: a["labels"]),
             opts=opts,
         )
+
+
+def _auth(image: str, registry: RegistryAuth | None) -> pulumi.Output[dict] | None:
+    """`docker stack deploy --with-registry-auth` for one service: the registry's credentials,
+    as a secret, when its image lives there; no credentials for any other image."""
+    if registry is None or not pulls_from(image, registry.server):
+        return None
+    return pulumi.Output.secret(
+        {"server_address": registry.server, "username": registry.username, "password": registry.password}
+    )
+
+
+def _digest(inputs: Mapping[str, dict]) -> str:
+    """A short digest of the services' resolved inputs (credentials are not among them)."""
+    text = json.dumps(inputs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def write_key_file(stack: str, private_key: str) -> Path:

@@ -19,7 +19,9 @@ from typing import Any, Mapping
 import pulumi
 import yaml
 
-from swarm.scripts import SWARM_ADDRESS_POOL
+from swarm.compose import parse_duration
+from swarm.registry import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, registry_server
+from swarm.scripts import SWARM_ADDRESS_POOL, Folder
 from swarm.sizes import SIZES, DropletSize, closest_slugs
 
 NAMESPACE = "swarm"
@@ -48,6 +50,15 @@ SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521
 POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume"}
 VOLUME_KEYS = {"sizeGb", "mountPath"}
 MAX_VOLUME_GB = 16 * 1024
+REGISTRY_KEYS = {"server", "username", "digitalocean"}
+# A DigitalOcean Container Registry name: lowercase letters, digits and '-'.
+DOCR_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+SERVICE_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")  # as the Compose loader accepts them
+BIND_SOURCE = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")
+OWNER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
+MODE = re.compile(r"^[0-7]{3,4}$")
+FOLDER_KEYS = {"owner", "mode"}
+DEFAULT_CONVERGE_TIMEOUT_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,15 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Registry:
+    """The private registry services pull from: `swarm:registry`."""
+
+    server: str  # registry host as image references name it, e.g. registry.example.com
+    username: str | None = None  # with the password in swarm:registryPassword
+    digitalocean: str | None = None  # a DigitalOcean Container Registry's name: the program gets read credentials
+
+
+@dataclass(frozen=True)
 class PublicPort:
     protocol: str  # tcp | udp
     ports: str  # "443" or a range "8000-8010", as DigitalOcean's firewall takes it
@@ -121,6 +141,10 @@ class ClusterConfig:
     secret_names: frozenset[str] | None = frozenset()
     # Values of Compose configs declared `external: true` (not secret: they are plain files).
     configs: Mapping[str, str] = field(default_factory=dict)
+    registry: Registry | None = None
+    images: Mapping[str, str] = field(default_factory=dict)  # service -> image, overriding the stack file
+    bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
+    converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -178,6 +202,10 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     stack_file = _parse_stack_file(values.get("stackFile"), stack, project_root, found)
     secret_names = _parse_secret_names(values.get("secrets"), found)
     configs = _parse_configs(values.get("configs"), found)
+    registry = _parse_registry(values.get("registry"), values.get("registryPassword") is not None, found)
+    images = _parse_images(values.get("images"), found)
+    bind_mounts = _parse_bind_mounts(values.get("bindMounts"), found)
+    converge_timeout = _parse_converge_timeout(values.get("convergeTimeout"), found)
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -192,6 +220,10 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         ssh_public_key=ssh_public_key,
         secret_names=secret_names,
         configs=configs,
+        registry=registry,
+        images=images,
+        bind_mounts=bind_mounts,
+        converge_timeout_seconds=converge_timeout,
         warnings=tuple(found.warnings),
     )
 
@@ -420,6 +452,98 @@ def _parse_configs(value: Any, found: _Collector) -> dict[str, str]:
     return {str(name): text for name, text in value.items()}
 
 
+def _parse_registry(value: Any, password_set: bool, found: _Collector) -> Registry | None:
+    if value is None:
+        if password_set:
+            found.problem("registryPassword", "is set but swarm:registry is not: set swarm:registry.server and .username too")
+        return None
+    shapes = "{server: registry.example.com, username: deploy} or {digitalocean: <registry name>}"
+    if not isinstance(value, dict):
+        found.problem("registry", f"must be a mapping: {shapes}")
+        return None
+    for unknown in sorted(set(value) - REGISTRY_KEYS):
+        found.problem(f"registry.{unknown}", f"unknown key; swarm:registry is {shapes}")
+    if "digitalocean" in value:
+        name = value["digitalocean"]
+        if {"server", "username"} & set(value):
+            found.problem("registry", f"give either digitalocean or server and username, not both: {shapes}")
+        if not isinstance(name, str) or not DOCR_NAME.match(name):
+            found.problem("registry.digitalocean", f"{name!r} is not a container registry name (`doctl registry get`)")
+        if password_set:
+            found.problem("registryPassword", "remove it: with swarm:registry.digitalocean the program obtains read credentials itself")
+        return Registry(DIGITALOCEAN_REGISTRY, digitalocean=name)
+    server, username = value.get("server"), value.get("username")
+    if not isinstance(server, str) or not REGISTRY_HOST.match(server.lower()):
+        found.problem("registry.server", f"{server!r} is not a registry host; give it as image names start, e.g. registry.example.com or registry.example.com:5000 (no https://, no path)")
+    if not isinstance(username, str) or not username:
+        found.problem("registry.username", "is required with registry.server: the account the nodes pull with")
+    if not password_set:
+        found.problem("registryPassword", "is required with swarm:registry.server: `pulumi config set --secret swarm:registryPassword ...`")
+    if isinstance(server, str) and isinstance(username, str):
+        return Registry(registry_server(server), username=username)
+    return None
+
+
+def _parse_images(value: Any, found: _Collector) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        found.problem("images", "must be a mapping of service name to image, e.g. '{\"api\": \"registry.example.com/nlp/api:2.0.2\"}'")
+        return {}
+    images = {}
+    for service, image in value.items():
+        if not isinstance(service, str) or not SERVICE_NAME.match(service):
+            found.problem(f"images.{service}", "is not a service name of the stack file")
+        elif not isinstance(image, str) or not IMAGE_REFERENCE.match(image):
+            found.problem(f"images.{service}", f"{image!r} is not an image reference; e.g. registry.example.com/nlp/api:2.0.2")
+        else:
+            images[service] = image
+    return images
+
+
+def _parse_bind_mounts(value: Any, found: _Collector) -> dict[str, Folder]:
+    if value is None:
+        return {}
+    example = "{'/mnt/postgresql/data': {owner: '999:999', mode: '0700'}}"
+    if not isinstance(value, dict):
+        found.problem("bindMounts", f"must be a mapping of bind-mount source to its owner and mode, e.g. {example}")
+        return {}
+    folders = {}
+    for path, spec in value.items():
+        key = f"bindMounts.{path}"
+        if not isinstance(path, str) or not BIND_SOURCE.match(path) or {".", ".."} & set(path.split("/")):
+            found.problem(key, "is not an absolute path on the nodes, like /mnt/postgresql/data")
+            continue
+        if not isinstance(spec, dict):
+            found.problem(key, f"must be a mapping with owner and/or mode, e.g. {example}")
+            continue
+        for unknown in sorted(set(spec) - FOLDER_KEYS):
+            found.problem(f"{key}.{unknown}", "unknown key; a bind mount takes owner and mode")
+        before = len(found.problems)
+        owner, mode = spec.get("owner"), spec.get("mode")
+        if owner is not None and not (isinstance(owner, str) and OWNER.match(owner)):
+            found.problem(f"{key}.owner", f"{owner!r} is not an owner; use 'user', 'user:group' or numeric ids like '999:999' (quoted)")
+        if mode is not None and not (isinstance(mode, str) and MODE.match(mode)):
+            # Unquoted, YAML reads 0700 as a number (448 or 700, depending on the reader).
+            found.problem(f"{key}.mode", f"{mode!r} is not an octal mode; quote it, like '0750'")
+        if len(found.problems) == before:
+            folders[path] = Folder(path, owner, mode)
+    return folders
+
+
+def _parse_converge_timeout(value: Any, found: _Collector) -> int:
+    if value is None:
+        return DEFAULT_CONVERGE_TIMEOUT_SECONDS
+    try:
+        nanoseconds = parse_duration(value) if isinstance(value, str) else -1
+    except ValueError:
+        nanoseconds = -1
+    if nanoseconds <= 0:
+        found.problem("convergeTimeout", f"{value!r} is not a duration; use one like '10m' or '90s'")
+        return 0
+    return -(-nanoseconds // 1_000_000_000)  # whole seconds, rounded up
+
+
 def _is_encrypted(value: Any) -> bool:
     """A `{secure: ...}` entry, as `Pulumi.<stack>.yaml` stores a secret."""
     return isinstance(value, dict) and set(value) == {"secure"}
@@ -447,7 +571,8 @@ def _is_int(value: Any) -> bool:
 # ---- sources of raw values -------------------------------------------------------------------
 
 CONTRACT_KEYS = ("region", "nodePools", "stackFile", "secrets", "configs", "adminCidrs", "sshPublicKey",
-                 "sshPrivateKey", "publicPorts", "vpcIpRange")
+                 "sshPrivateKey", "publicPorts", "vpcIpRange", "registry", "registryPassword", "images", "bindMounts",
+                 "convergeTimeout")
 
 
 def _decode(raw: str) -> Any:

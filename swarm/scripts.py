@@ -8,8 +8,9 @@ The sandbox test suite runs these very functions' output against real dockerd ho
 
 from __future__ import annotations
 
+import re
 import shlex
-from typing import Mapping
+from typing import Mapping, NamedTuple, Sequence
 
 # Overlay networks get /24s from this pool. Docker's default (10.0.0.0/8) overlaps every
 # 10.x VPC; this narrower pool only collides with a VPC inside 10.0.0.0/16, which the config
@@ -18,6 +19,12 @@ SWARM_ADDRESS_POOL = "10.0.0.0/16"
 SWARM_PORT = 2377
 
 _HEADER = "#!/bin/sh\nset -eu\n"
+
+# A service counts as converged once its tasks have run for this long without a change, as
+# `docker service create` verifies a new service before it returns.
+STABLE_SECONDS = 5
+# Service and node names, safe as words of a shell script.
+_SAFE_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Prints this node's swarm state; an unreachable daemon fails the script.
 _LOCAL_STATE = "docker info --format '{{.Swarm.LocalNodeState}}'"
@@ -174,4 +181,130 @@ def leave_script() -> str:
 if [ "$({_LOCAL_STATE})" != inactive ]; then
   docker swarm leave --force >/dev/null
 fi
+"""
+
+
+class Folder(NamedTuple):
+    """A bind-mount source on a node: created when missing; owner and mode set when declared."""
+
+    path: str  # absolute
+    owner: str | None = None  # user[:group], names or numeric ids, as chown takes it
+    mode: str | None = None  # octal, as chmod takes it, e.g. "0750"
+
+
+def prepare_folders_script(folders: Sequence[Folder]) -> str:
+    """Make every bind-mount source exist, with its declared owner and mode.
+
+    Swarm refuses to start a task whose bind source is missing ("invalid mount config"). A path
+    that exists is kept as it is (it may be a file or a socket such as /var/run/docker.sock):
+    only a declared owner or mode is applied, never recursively, since the contents belong to
+    the service. Nothing is ever removed: the folders hold data. Prints owner, mode and path.
+    """
+    lines = []
+    for folder in folders:
+        path = shlex.quote(folder.path)
+        lines.append(f"[ -e {path} ] || mkdir -p {path}")
+        if folder.owner:
+            lines.append(f"chown {shlex.quote(folder.owner)} {path}")
+        if folder.mode:
+            lines.append(f"chmod {shlex.quote(folder.mode)} {path}")
+        lines.append(f"stat -c '%U:%G %a %n' {path}")
+    return _HEADER + "\n".join(lines) + "\n"
+
+
+class ConvergeTarget(NamedTuple):
+    """What one deployed service converges to."""
+
+    service: str  # deployed name, <stack>_<service>
+    tasks: int  # running tasks: the replicas, or one per node for a global service
+    nodes: tuple[str, ...] = ()  # global services: the nodes (hostnames) that each run one
+
+
+def converge_script(targets: Sequence[ConvergeTarget], timeout_seconds: int, digest: str) -> str:
+    """Run on a manager: wait until every service runs all its tasks, steadily for
+    STABLE_SECONDS; after `timeout_seconds`, fail naming each service that does not, with its
+    tasks' own errors (`no suitable node`, `invalid mount config`, a refused image pull, ...).
+
+    A service whose update paused or rolled back fails at once: waiting cannot help. `digest`
+    identifies the services' specs. It is only written into the script, so that the script, and
+    with it the command, changes whenever a service does: Pulumi then runs it again.
+    """
+    for name in (word for target in targets for word in (target.service, *target.nodes)):
+        if not _SAFE_WORD.match(name):
+            raise ValueError(f"{name!r}: service and node names are letters, digits, '.', '_' and '-'")
+    lines = "\n".join(" ".join((target.service, str(target.tasks), *target.nodes)) for target in targets)
+    return _HEADER + f"""\
+# services: {digest}
+# One line per service: its name, the running tasks it needs and, if global, its nodes.
+targets={shlex.quote(lines)}
+timeout={int(timeout_seconds)}
+started=$(date +%s)
+deadline=$(( started + timeout ))
+
+# why NAME TASKS [NODE...]: prints why service NAME has not converged, nothing once it has;
+# fails when waiting cannot help.
+why() {{
+  name=$1 tasks=$2
+  shift 2
+  update=$(docker service inspect --format '{{{{if .UpdateStatus}}}}{{{{.UpdateStatus.State}}}}{{{{end}}}}' "$name")
+  case "$update" in
+    updating | rollback_started)
+      echo "update in progress"
+      return 0
+      ;;
+    paused | rollback_paused | rollback_completed)
+      echo "update $update: $(docker service inspect --format '{{{{.UpdateStatus.Message}}}}' "$name")"
+      return 1
+      ;;
+  esac
+  nodes=$(docker service ps "$name" --filter desired-state=running --format '{{{{.CurrentState}}}}|{{{{.Node}}}}' |
+    sed -n 's/^Running[^|]*|//p')
+  if [ "$#" -gt 0 ]; then
+    missing=""
+    for node in "$@"; do
+      printf '%s\\n' "$nodes" | grep -qxF "$node" || missing="$missing $node"
+    done
+    if [ -n "$missing" ]; then echo "no running task on$missing"; fi
+  else
+    running=$(printf '%s' "$nodes" | grep -c . || true)
+    if [ "$running" -ne "$tasks" ]; then echo "$running of $tasks tasks running"; fi
+  fi
+}}
+
+stable_since=""
+while :; do
+  report="" hopeless=""
+  while read -r name tasks nodes; do
+    # shellcheck disable=SC2086 # $nodes: node names, which contain no blanks
+    reason=$(why "$name" "$tasks" $nodes </dev/null) || hopeless=1
+    if [ -n "$reason" ]; then
+      report="$report$name: $reason
+"
+    fi
+  done <<EOF
+$targets
+EOF
+  now=$(date +%s)
+  if [ -z "$report" ]; then
+    stable_since=${{stable_since:-$now}}
+    if [ $(( now - stable_since )) -ge {STABLE_SECONDS} ]; then
+      break
+    fi
+  elif [ -n "$hopeless" ] || [ "$now" -ge "$deadline" ]; then
+    echo "not every service converged after $(( now - started ))s (swarm:convergeTimeout: ${{timeout}}s):" >&2
+    printf '%s' "$report" | while IFS= read -r line; do
+      echo "  $line"
+      # Docker quotes each task's error, and prints "" for a task without one.
+      docker service ps "${{line%%:*}}" --no-trunc --format '{{{{.Error}}}}' </dev/null |
+        sed 's/^"\\(.*\\)"$/\\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
+    done >&2
+    exit 1
+  else
+    stable_since=""
+  fi
+  sleep 2
+done
+printf '%s\\n' "$targets" | while read -r name tasks nodes; do
+  echo "$name: $tasks of $tasks tasks running"
+done
 """

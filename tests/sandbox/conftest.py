@@ -8,13 +8,27 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.sandbox.harness import Sandbox, missing_prerequisites
+from tests.pulumi_program import PROJECT_ROOT
+from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox, missing_prerequisites
 
 # The reference layout's droplets, named <stack>-<pool>-<n>.
 REFERENCE_HOSTS = ("prod-manager-1", "prod-backoffice-1", "prod-ml-1", "prod-ml-2", "prod-ml-3")
 
 TIMINGS: dict[str, float] = {}
+
+
+def sandbox_stack_file(directory: Path) -> Path:
+    """stacks/prod.yaml with every image swapped for the local one, kept running: the sandbox
+    has no registry, and `pulumi up` waits until every task runs."""
+    document = yaml.safe_load((PROJECT_ROOT / "stacks" / "prod.yaml").read_text())
+    for service in document["services"].values():
+        service["image"] = DEFAULT_IMAGE
+        service["command"] = ["sleep", "86400"]
+    path = directory / "prod-sandbox.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
 
 
 @pytest.fixture(scope="session", autouse=True)

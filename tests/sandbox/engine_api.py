@@ -8,6 +8,8 @@ rather than being dropped, so a new field in service_args.py cannot slip past th
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from swarm.compose import parse_duration
@@ -64,8 +66,19 @@ def object_request(inputs: dict) -> dict:
     return {"Name": inputs["name"], "Data": inputs["data"], "Labels": _labels(inputs.get("labels"))}
 
 
+def registry_auth_header(inputs: dict) -> str | None:
+    """A service's `auth` as the provider sends it: not in the spec but in the X-Registry-Auth
+    header of the create/update request (what `--with-registry-auth` does), base64url JSON."""
+    auth = inputs.get("auth")
+    if not auth:
+        return None
+    _take(auth, {"serverAddress", "username", "password"}, "auth")
+    credentials = {"username": auth.get("username"), "password": auth.get("password"), "serveraddress": auth["serverAddress"]}
+    return base64.urlsafe_b64encode(json.dumps(credentials).encode()).decode()
+
+
 def service_spec(inputs: dict) -> dict:
-    _take(inputs, {"name", "labels", "taskSpec", "mode", "endpointSpec", "updateConfig", "rollbackConfig"}, "service")
+    _take(inputs, {"name", "labels", "taskSpec", "mode", "endpointSpec", "updateConfig", "rollbackConfig", "auth"}, "service")
     spec = {
         "Name": inputs["name"],
         "Labels": _labels(inputs.get("labels")),

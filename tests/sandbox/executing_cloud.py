@@ -11,14 +11,18 @@ A failure fails the registration, as it would fail `pulumi up`.
 
 Reuse one SandboxCloud for successive runs of the program to get `pulumi up` again: the
 remote commands run again (their scripts must be idempotent), while a Docker object whose
-inputs did not change is left alone, as the engine leaves a resource without a diff.
+inputs did not change is left alone, as the engine leaves a resource without a diff. A service
+whose inputs changed is updated in place (POST /services/{id}/update), as the provider does;
+changing any other Docker object is not emulated.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 import time
+from collections.abc import Sequence
 
 import pulumi
 
@@ -26,6 +30,7 @@ from tests.pulumi_program import FakeCloud, unwrap
 from tests.sandbox import engine_api
 from tests.sandbox.harness import Host, Sandbox
 
+SERVICE = "docker:index/service:Service"
 # Docker resource type -> (Engine API endpoint, request builder)
 ENGINE_CREATE = {
     "docker:index/network:Network": ("/networks/create", engine_api.network_request),
@@ -59,28 +64,44 @@ class SandboxCloud(FakeCloud):
         return super().new_resource(args)
 
     def _create_docker_object(self, args: pulumi.runtime.MockResourceArgs):
-        inputs = json.dumps(unwrap(args.inputs), sort_keys=True)
+        inputs = unwrap(args.inputs)
+        serialized = json.dumps(inputs, sort_keys=True)
         known = self.docker_state.get((args.typ, args.name))
-        if known:
-            if known[0] != inputs:
-                raise NotImplementedError(f"{args.name}: changing a Docker object is not emulated by the sandbox")
+        if known and known[0] == serialized:
             return [known[1], args.inputs]
-        endpoint, build = ENGINE_CREATE[args.typ]
+        if known and args.typ != SERVICE:
+            raise NotImplementedError(f"{args.name}: changing a Docker object other than a service is not emulated")
         manager = self.docker_hosts[args.provider.rsplit("::", 1)[1]]
-        request = json.dumps(build(unwrap(args.inputs)))
+        auth = engine_api.registry_auth_header(inputs) if args.typ == SERVICE else None
+        headers = [f"X-Registry-Auth: {auth}"] if auth else []
+        if known:  # the service's spec changed: update it in place, at the version Docker has
+            object_id = known[1]
+            version = self._engine(args.name, manager, f"/services/{object_id}")["Version"]["Index"]
+            self._engine(args.name, manager, f"/services/{object_id}/update?version={version}",
+                         engine_api.service_spec(inputs), headers)
+        else:
+            endpoint, build = ENGINE_CREATE[args.typ]
+            created = self._engine(args.name, manager, endpoint, build(inputs), headers)
+            object_id = created.get("ID") or created["Id"]
+        self.docker_state[(args.typ, args.name)] = (serialized, object_id)
+        return [object_id, args.inputs]
+
+    @staticmethod
+    def _engine(what: str, manager: Host, endpoint: str, body: dict | None = None, headers: Sequence[str] = ()) -> dict:
+        """One Engine API request on the manager's socket: POST with a JSON body, else GET."""
+        options = [f"-H {shlex.quote(header)}" for header in headers]
+        if body is not None:
+            options += ["-H 'Content-Type: application/json'", "--data-binary @-"]
         result = manager.ssh(
-            "curl -sS --unix-socket /var/run/docker.sock -H 'Content-Type: application/json' "
-            f"-w '\\n%{{http_code}}' --data-binary @- http://localhost{endpoint}",
-            stdin=request,
+            f"curl -sS --unix-socket /var/run/docker.sock {' '.join(options)} "
+            f"-w '\\n%{{http_code}}' {shlex.quote('http://localhost' + endpoint)}",
+            stdin=None if body is None else json.dumps(body),
             check=False,
         )
-        body, _, status = result.stdout.rpartition("\n")
+        answer, _, status = result.stdout.rpartition("\n")
         if result.returncode != 0 or not status.startswith("2"):
-            raise RuntimeError(f"{args.name}: {endpoint} answered {status}: {body.strip()} {result.stderr.strip()}")
-        created = json.loads(body)
-        object_id = created.get("ID") or created["Id"]
-        self.docker_state[(args.typ, args.name)] = (inputs, object_id)
-        return [object_id, args.inputs]
+            raise RuntimeError(f"{what}: {endpoint} answered {status}: {answer.strip()} {result.stderr.strip()}")
+        return json.loads(answer) if answer.strip() else {}
 
     def _run_command(self, args: pulumi.runtime.MockResourceArgs):
         inputs = unwrap(args.inputs)

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.pulumi_program import run_program, stack_config, unwrap
-from tests.sandbox.conftest import REFERENCE_HOSTS
+from tests.sandbox.conftest import REFERENCE_HOSTS, sandbox_stack_file
 from tests.sandbox.executing_cloud import SandboxCloud
 
 EXPECTED = {
@@ -43,17 +43,23 @@ def swarm_nodes(sandbox) -> list[dict]:
     ]
 
 
-def run_prod(cloud: SandboxCloud):
+def run_prod(cloud: SandboxCloud, stack_file):
     started = time.monotonic()
-    run = run_program("prod", stack_config("prod"), mocks=cloud)
+    run = run_program("prod", {**stack_config("prod"), "stackFile": str(stack_file)}, mocks=cloud)
     assert run.error is None, run.error
     return run, time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
-def first_run(sandbox_five, timings):
+def local_stack(tmp_path_factory):
+    """The prod stack file on the local image: `pulumi up` waits until its tasks run."""
+    return sandbox_stack_file(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="module")
+def first_run(sandbox_five, local_stack, timings):
     cloud = SandboxCloud(sandbox_five)  # one cloud for the module: later runs are `pulumi up` again
-    run, seconds = run_prod(cloud)
+    run, seconds = run_prod(cloud, local_stack)
     timings["bootstrap: prod stack, 5 hosts, first run"] = seconds
     yield run, cloud
     for host in sandbox_five.hosts.values():  # leave the shared sandbox without a swarm
@@ -80,12 +86,16 @@ def test_every_script_ran_once_per_node_in_graph_order(first_run):
     expected = ["prod-init", "prod-join-tokens", "prod-manager-1-settings"]
     expected += [f"{host}-ready" for host in REFERENCE_HOSTS]
     expected += [f"{host}-{step}" for host in workers for step in ("join", "settings")]
+    # the database's bind-mount folder on the only node it may run on; then the convergence check
+    expected += ["prod-manager-1-folders", "prod-converge"]
     assert sorted(names) == sorted(expected)
     position = {name: index for index, name in enumerate(names)}
     assert position["prod-init"] < position["prod-join-tokens"]
     for host in workers:
         assert position[f"{host}-ready"] < position[f"{host}-join"] < position[f"{host}-settings"]
         assert position["prod-join-tokens"] < position[f"{host}-join"]
+    assert position["prod-manager-1-settings"] < position["prod-manager-1-folders"]
+    assert names[-1] == "prod-converge"
 
 
 def test_join_tokens_never_reach_a_command_line(sandbox_five, first_run):
@@ -96,9 +106,9 @@ def test_join_tokens_never_reach_a_command_line(sandbox_five, first_run):
             assert token not in str(registration.plain(key) or "")
 
 
-def test_second_run_changes_nothing(sandbox_five, first_run, timings):
+def test_second_run_changes_nothing(sandbox_five, first_run, local_stack, timings):
     before = swarm_nodes(sandbox_five)
-    run, seconds = run_prod(first_run[1])
+    run, seconds = run_prod(first_run[1], local_stack)
     timings["bootstrap: prod stack, 5 hosts, second run (no-op)"] = seconds
     after = swarm_nodes(sandbox_five)
     assert sorted(map(json.dumps, after)) == sorted(map(json.dumps, before))
@@ -106,7 +116,7 @@ def test_second_run_changes_nothing(sandbox_five, first_run, timings):
     assert run.exports["nodes"] == first.exports["nodes"]
 
 
-def test_destroyed_worker_is_replaced_and_its_old_node_retired(sandbox_five, first_run):
+def test_destroyed_worker_is_replaced_and_its_old_node_retired(sandbox_five, first_run, local_stack):
     first, _ = first_run
     old_settings = first.named("prod-ml-2-settings")
     old_id = unwrap(old_settings.inputs["triggers"])[0]
@@ -114,7 +124,7 @@ def test_destroyed_worker_is_replaced_and_its_old_node_retired(sandbox_five, fir
     sandbox_five.destroy_host("prod-ml-2")
     sandbox_five.add_host("prod-ml-2")
     sandbox_five.load_image()
-    replaced, _ = run_prod(first_run[1])
+    replaced, _ = run_prod(first_run[1], local_stack)
 
     new_settings = replaced.named("prod-ml-2-settings")
     new_id = unwrap(new_settings.inputs["triggers"])[0]

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from swarm.compose import parse_duration
-from tests.pulumi_program import PROJECT_ROOT, TEST_SECRET_PREFIX, run_program, stack_config, unwrap
+from tests.pulumi_program import TEST_SECRET_PREFIX, run_program, stack_config, unwrap
+from tests.sandbox.conftest import sandbox_stack_file
 from tests.sandbox.executing_cloud import SandboxCloud
-from tests.sandbox.harness import DEFAULT_IMAGE
 
 DATABASE_DIR = Path("/mnt/postgresql/data")  # the sandbox hosts share the machine's root filesystem
 NODE_LABELS = {
@@ -28,17 +27,6 @@ NODE_LABELS = {
     "prod-ml-3": {"type": "machine-learning"},
 }
 ML_HOSTS = ["prod-ml-1", "prod-ml-2", "prod-ml-3"]
-
-
-def sandbox_stack_file(tmp_path: Path) -> Path:
-    """stacks/prod.yaml with every image swapped for the local one, kept running."""
-    document = yaml.safe_load((PROJECT_ROOT / "stacks" / "prod.yaml").read_text())
-    for service in document["services"].values():
-        service["image"] = DEFAULT_IMAGE
-        service["command"] = ["sleep", "86400"]
-    path = tmp_path / "prod-sandbox.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return path
 
 
 def wait_for(predicate, what: str, timeout: float = 90, interval: float = 1):
@@ -64,7 +52,7 @@ def converged(manager, services: dict[str, int]) -> bool:
 
 @pytest.fixture(scope="module")
 def deployed(sandbox_five, tmp_path_factory, timings):
-    DATABASE_DIR.mkdir(parents=True, exist_ok=True)  # the article's manual `mkdir -p`
+    shutil.rmtree(DATABASE_DIR.parent, ignore_errors=True)  # no manual `mkdir -p`: the program does it
     config = stack_config("prod")
     config["stackFile"] = str(sandbox_stack_file(tmp_path_factory.mktemp("stack")))
     started = time.monotonic()
@@ -72,7 +60,7 @@ def deployed(sandbox_five, tmp_path_factory, timings):
     assert run.error is None, run.error
     manager = sandbox_five.hosts["prod-manager-1"]
     wanted = {"prod_api": 3, "prod_backoffice": 1, "prod_database": 1}
-    wait_for(lambda: converged(manager, wanted), "every replica running")
+    assert converged(manager, wanted)  # no waiting: `pulumi up` returned once every replica ran
     timings["deploy: prod stack on 5 hosts, up to all replicas running"] = time.monotonic() - started
     yield run, manager
     for host in sandbox_five.hosts.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import yaml
@@ -45,6 +46,21 @@ def test_pushes_to_main_deploy_staging_then_prod():
     assert workflow[True]["push"]["branches"] == ["main"]
     jobs = workflow["jobs"]
     assert jobs["staging"]["needs"] == "test" and jobs["prod"]["needs"] == "staging"
-    assert pulumi_steps(jobs["staging"]) == [{"command": "up", "stack-name": "staging"}]
-    assert pulumi_steps(jobs["prod"]) == [{"command": "up", "stack-name": "prod"}]
+    for stack in ("staging", "prod"):
+        (up,) = pulumi_steps(jobs[stack])
+        assert (up["command"], up["stack-name"]) == ("up", stack)
     assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
+def test_a_release_sets_swarm_images_from_the_dispatch_input_on_both_stacks():
+    workflow = load("deploy.yml")
+    images = workflow[True]["workflow_dispatch"]["inputs"]["images"]
+    assert images["required"] is False and images["default"] == "{}"
+    release = '{"api": "registry.example.com/nlp/api:2.0.2"}'
+    for stack in ("staging", "prod"):
+        (up,) = pulumi_steps(workflow["jobs"][stack])
+        # What GitHub passes the action once it has evaluated the expression (toJSON of the input).
+        expression = "${{ toJSON(inputs.images || '{}') }}"
+        assert expression in up["config-map"]
+        config = yaml.safe_load(up["config-map"].replace(expression, json.dumps(release)))
+        assert config == {"swarm:images": {"value": release, "secret": False}}

@@ -1,0 +1,66 @@
+"""Image references and registry credentials, as Docker reads them.
+
+`docker stack deploy --with-registry-auth` sends the deployer's credentials for an image's
+registry with the service, so every node pulls with them. The program does the same per
+service: a service gets credentials when its image lives on the configured registry, decided
+here by the image's registry host, exactly as Docker derives it from the reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+
+DOCKER_HUB = "docker.io"
+DIGITALOCEAN_REGISTRY = "registry.digitalocean.com"
+# Names Docker treats as Docker Hub (distribution/reference normalises them to docker.io).
+_HUB_ALIASES = {"index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+# A registry host as it appears at the start of an image reference: a DNS name or address,
+# optionally with a port (no scheme, no path).
+REGISTRY_HOST = re.compile(r"^(localhost|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+)(:[0-9]{1,5})?$")
+# distribution/reference's grammar: [host[:port]/]path[:tag][@digest].
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+IMAGE_REFERENCE = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*(?::[\w][\w.-]{{0,127}})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{{32,}})?$"
+)
+
+
+def registry_server(host: str) -> str:
+    """`host` as Docker names the registry: lower case, Docker Hub's aliases as docker.io."""
+    host = host.lower()
+    return DOCKER_HUB if host in _HUB_ALIASES else host
+
+
+def image_registry(image: str) -> str:
+    """The registry an image is pulled from. As Docker decides it: the first path component is a
+    registry host only if it has a '.' or a ':' or is `localhost`; otherwise it is Docker Hub."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return registry_server(first)
+    return DOCKER_HUB
+
+
+def pulls_from(image: str, server: str) -> bool:
+    """Whether pulling `image` needs the credentials of registry `server`."""
+    return image_registry(image) == registry_server(server)
+
+
+def credentials_from_docker_config(text: str, server: str) -> tuple[str, str]:
+    """(username, password) for `server` in a Docker config JSON (`{"auths": {server: {"auth":
+    base64("user:password")}}}`), the form DigitalOcean hands out registry credentials in."""
+    try:
+        entry = json.loads(text)["auths"][server]
+        if "auth" in entry:
+            username, colon, password = base64.b64decode(entry["auth"]).decode().partition(":")
+        else:
+            username, colon, password = entry["username"], ":", entry["password"]
+    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        # The credential itself must not appear in the message: name what is missing only.
+        raise ValueError(f"the Docker credentials have no usable entry for {server} ({type(error).__name__})") from None
+    if not colon or not username or not password:
+        raise ValueError(f"the Docker credentials for {server} lack a username or password")
+    return username, password

@@ -1,0 +1,91 @@
+"""What a deployment needs around its services: the images to run, the folders to prepare on the
+nodes before the services start, and what `pulumi up` waits for once they are created.
+
+Pure: from the validated config and stack file to plain values the components wire in.
+- Image overrides (`swarm:images`): a release from CI sets one service's image without editing
+  the stack file; only that service changes.
+- Where a service may be placed: the nodes matching its constraints, matched as the capacity
+  check matches them (swarm.capacity.node_matches), so both agree on every node.
+- Bind-mount folders: every bind source of a service exists on every node where the service may
+  be placed (swarm refuses to start a task whose source is missing), and on no other node.
+- Convergence: the running tasks each service must reach: its replicas, or one on every node it
+  matches for a global service.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from swarm.capacity import cluster_nodes, node_matches
+from swarm.compose import StackSpec
+from swarm.config import ClusterConfig, ConfigError, Problem
+from swarm.scripts import ConvergeTarget, Folder
+from swarm.service_args import service_name
+
+
+@dataclass(frozen=True)
+class Rollout:
+    stack: StackSpec  # the stack file with swarm:images applied
+    placeable: Mapping[str, tuple[str, ...]]  # service -> nodes it may be placed on
+    folders: Mapping[str, tuple[Folder, ...]]  # node -> bind-mount folders to prepare on it
+
+    def folder_nodes(self, service: str) -> tuple[str, ...]:
+        """The nodes whose folders `service` needs before it starts: every node it may be placed
+        on when it has a bind mount, none otherwise."""
+        binds = any(mount.type == "bind" for mount in self.stack.services[service].mounts)
+        return self.placeable[service] if binds else ()
+
+    def convergence(self, stack: str) -> tuple[ConvergeTarget, ...]:
+        """What each service converges to, under its deployed name."""
+        targets = []
+        for key, spec in self.stack.services.items():
+            if spec.mode == "global":
+                nodes = self.placeable[key]
+                targets.append(ConvergeTarget(service_name(stack, key), len(nodes), nodes))
+            else:
+                targets.append(ConvergeTarget(service_name(stack, key), spec.replicas or 0))
+        return tuple(targets)
+
+
+def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
+    """The rollout of `stack` on `config`'s nodes. Raises ConfigError when `swarm:images` or
+    `swarm:bindMounts` name something the stack file does not have (a typo would otherwise
+    deploy nothing new, silently)."""
+    source = f"Pulumi.{config.stack}.yaml"
+    stack_file = config.stack_file.name
+    problems = [
+        Problem(f"swarm:images.{name}", f"{stack_file} has no service {name!r}; its services are {', '.join(stack.services)}")
+        for name in config.images
+        if name not in stack.services
+    ]
+    bind_sources = {mount.source for spec in stack.services.values() for mount in spec.mounts if mount.type == "bind"}
+    problems += [
+        Problem(f"swarm:bindMounts.{path}", f"no service of {stack_file} bind-mounts {path}; remove it or fix the path")
+        for path in config.bind_mounts
+        if path not in bind_sources
+    ]
+    if problems:
+        raise ConfigError(source, problems)
+
+    services = {
+        key: dataclasses.replace(spec, image=config.images[key]) if key in config.images else spec
+        for key, spec in stack.services.items()
+    }
+    nodes = cluster_nodes(config)
+    placeable = {
+        key: tuple(node.name for node in nodes if node_matches(spec.constraints, node)) for key, spec in services.items()
+    }
+    needed: dict[str, set[str]] = {}
+    for key, spec in services.items():
+        for mount in spec.mounts:
+            if mount.type == "bind":
+                for node in placeable[key]:
+                    needed.setdefault(node, set()).add(mount.source)
+    folders = {
+        node.name: tuple(config.bind_mounts.get(path, Folder(path)) for path in sorted(needed[node.name]))
+        for node in nodes
+        if node.name in needed
+    }
+    return Rollout(dataclasses.replace(stack, services=services), placeable, folders)
