@@ -207,6 +207,12 @@ def run_program(stack: str, config: dict[str, Any], *, mocks: pulumi.runtime.Moc
 TEST_SECRET_PREFIX = "test-value-of-"
 
 
+def reference_stack_text() -> str:
+    """stacks/prod.yaml without its model catalogue: the article's three services alone."""
+    text = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text()
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith("x-model-catalogue:"))
+
+
 def stack_config(stack: str) -> dict[str, Any]:
     """The `swarm:` values of a checked-in Pulumi.<stack>.yaml, as the CLI would pass them,
     plus a test value for each external secret (operators set theirs with --secret)."""

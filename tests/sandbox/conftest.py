@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.pulumi_program import PROJECT_ROOT
+from tests.pulumi_program import reference_stack_text
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox, missing_prerequisites
 
 # The reference layout's droplets, named <stack>-<pool>-<n>.
@@ -20,9 +20,11 @@ TIMINGS: dict[str, float] = {}
 
 
 def sandbox_stack_file(directory: Path) -> Path:
-    """stacks/prod.yaml with every image swapped for the local one, kept running: the sandbox
-    has no registry, and `pulumi up` waits until every task runs."""
-    document = yaml.safe_load((PROJECT_ROOT / "stacks" / "prod.yaml").read_text())
+    """stacks/prod.yaml's own services (the model catalogue left out: its reservations are
+    sized for prod's 4-vCPU workers, not for sandbox hosts) with every image swapped for the
+    local one, kept running: the sandbox has no registry, and `pulumi up` waits until every
+    task runs. The catalogue's path through the program is deployed by test_gpu.py."""
+    document = yaml.safe_load(reference_stack_text())
     for service in document["services"].values():
         service["image"] = DEFAULT_IMAGE
         service["command"] = ["sleep", "86400"]

@@ -22,9 +22,9 @@ from swarm.capacity import (
 from swarm.compose import StackSpec, load_stack_file, parse_constraint
 from swarm.config import ClusterConfig, load_stack_config_file, parse_config
 from swarm.sizes import GIB, SIZES
-from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config
+from tests.pulumi_program import PROJECT_ROOT, reference_stack_text, run_program, stack_config
 
-PROD_STACK = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text()
+PROD_STACK = reference_stack_text()
 ML_POOL = {"role": "worker", "count": 3, "size": "m-4vcpu-32gb", "labels": {"type": "machine-learning"}}
 FOUR_API_REPLICAS_ONE_PER_NODE = PROD_STACK.replace(
     "      replicas: 3\n      placement:\n", "      replicas: 4\n      placement:\n        max_replicas_per_node: 1\n"
@@ -363,11 +363,13 @@ def test_plan_prints_nodes_services_warnings_and_cost(capsys):
     assert cli.main(["plan", "--stack", "prod"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0] == "Plan for stack prod: 5 nodes in fra1 (Pulumi.prod.yaml), 3 services (stacks/prod.yaml)"
-    row = next(line for line in lines if line.startswith("prod-ml-2 "))
-    assert row.split() == ["prod-ml-2", "ml", "m-4vcpu-32gb", "168.00", "0.5", "/", "3.9", "5", "GiB", "/", "29.9",
-                           "GiB", "type=machine-learning", "api"]
+    assert lines[0] == "Plan for stack prod: 5 nodes in fra1 (Pulumi.prod.yaml), 9 services (stacks/prod.yaml)"
+    row = next(line for line in lines if line.startswith("prod-ml-3 "))
+    assert row.split() == ["prod-ml-3", "ml", "m-4vcpu-32gb", "168.00", "2", "/", "3.9", "10.5", "GiB", "/", "29.9",
+                           "GiB", "type=machine-learning", "api,", "spacy-en-md,", "spacy-en-lg,", "spacy-de-lg,",
+                           "spacy-xx-ner"]
     assert any(line.split()[:4] == ["api", "replicated", "3/3", "ok"] for line in lines)
+    assert any(line.split()[:4] == ["spacy-en-trf", "replicated", "2/2", "ok"] for line in lines)
     assert "Warnings (4):" in out and "if prod-manager-1 failed" in out
     assert "Total: $576.00/month for 5 droplets" in out
     assert lines[-1] == "The stack fits."

@@ -21,9 +21,9 @@ from swarm.capacity import check_capacity
 from swarm.catalogue import compose_cpus, compose_memory, expand_catalogue, load_stack
 from swarm.compose import StackFileError, load_stack_file, parse_cpus, parse_memory
 from swarm.config import load_stack_config_file
-from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config
+from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config, reference_stack_text
 
-PROD_STACK = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text()
+PROD_STACK = reference_stack_text()  # the tests name their own catalogues
 ML = ["node.role == worker", "node.labels.type == machine-learning"]
 DEFAULTS = {"image_prefix": "registry.example.com/models/", "networks": ["main_network"], "constraints": ML}
 SERVICE = "docker:index/service:Service"
@@ -189,16 +189,15 @@ def test_docker_accepts_the_stack_file_and_reads_the_expanded_services_as_the_lo
     assert printed["placement"]["constraints"] == ML
 
 
-def test_the_checked_in_catalogues_fit_their_stacks(tmp_path):
-    """staging names its catalogue; prod's catalogue fits prod once stacks/prod.yaml names it."""
+def test_the_checked_in_catalogues_fit_their_stacks():
+    """Each stack names its catalogue, and the models fit beside the hand-written services."""
     staging = load_stack_config_file(PROJECT_ROOT, "staging")
     spec = load_stack(staging.stack_file, stack="staging")
     assert {"spacy-en-sm", "spacy-de-lg"} <= spec.services.keys()
     assert check_capacity(staging, spec).schedulable
 
     prod = load_stack_config_file(PROJECT_ROOT, "prod")
-    stack_file = write_stack(tmp_path, (PROJECT_ROOT / "stacks" / "models" / "prod.yaml").read_text())
-    spec = load_stack(stack_file, stack="prod")
+    spec = load_stack(prod.stack_file, stack="prod")
     assert len(spec.services) == 3 + 6
     report = check_capacity(prod, spec)
     assert report.schedulable, report.failures

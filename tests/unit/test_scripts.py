@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 
@@ -153,8 +154,10 @@ def test_convergence_timeout_names_each_service_with_its_tasks_own_errors(tmp_pa
         prod_agent__errors='"invalid mount config for type "bind": bind source path does not exist: /srv/x"\n',
     )
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        "not every service converged after 2s (swarm:convergeTimeout: 1s):",
+    first, *rest = result.stderr.splitlines()
+    # the elapsed seconds depend on where the clock's second boundaries fall
+    assert re.fullmatch(r"not every service converged after [12]s \(swarm:convergeTimeout: 1s\):", first), first
+    assert rest == [
         "  prod_api: 1 of 3 tasks running",
         "    task error: no suitable node (insufficient resources on 2 nodes)",
         "  prod_agent: no running task on prod-ml-2",

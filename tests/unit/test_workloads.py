@@ -23,7 +23,9 @@ def services(run):
 
 def test_the_reference_services_are_deployed_with_stack_names(prod):
     deployed = services(prod)
-    assert sorted(deployed) == ["prod_api", "prod_backoffice", "prod_database"]
+    models = ["prod_spacy-de-lg", "prod_spacy-en-lg", "prod_spacy-en-md", "prod_spacy-en-sm", "prod_spacy-en-trf",
+              "prod_spacy-xx-ner"]  # from stacks/models/prod.yaml
+    assert sorted(deployed) == ["prod_api", "prod_backoffice", "prod_database", *models]
     for name, service in deployed.items():
         labels = {label["label"]: label["value"] for label in service.plain("labels")}
         assert labels["com.docker.stack.namespace"] == "prod"
