@@ -156,7 +156,7 @@ def test_convergence_timeout_names_each_service_with_its_tasks_own_errors(tmp_pa
     assert result.returncode == 1
     first, *rest = result.stderr.splitlines()
     # the elapsed seconds depend on where the clock's second boundaries fall
-    assert re.fullmatch(r"not every service converged after [12]s \(swarm:convergeTimeout: 1s\):", first), first
+    assert re.fullmatch(r"not every service converged after \d+s \(swarm:convergeTimeout: 1s\):", first), first
     assert rest == [
         "  prod_api: 1 of 3 tasks running",
         "    task error: no suitable node (insufficient resources on 2 nodes)",
