@@ -125,6 +125,17 @@ def missing_prerequisites() -> list[str]:
     return problems
 
 
+def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60, interval: float = 0.5) -> T:
+    """Poll `predicate` until it returns a truthy value, and return that value; fail the test
+    with `what` when `timeout` seconds pass first. For tests waiting on a swarm to settle."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+    return result
+
+
 def leftovers(prefix: str) -> list[str]:
     """Network namespaces, links, firewall rules and cgroups of sandboxes with this prefix."""
     bridge = f"{prefix}-br"

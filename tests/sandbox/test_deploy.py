@@ -17,6 +17,7 @@ from swarm.compose import parse_duration
 from tests.pulumi_program import TEST_SECRET_PREFIX, run_program, stack_config, unwrap
 from tests.sandbox.conftest import sandbox_stack_file
 from tests.sandbox.executing_cloud import SandboxCloud
+from tests.sandbox.harness import wait_for
 
 DATABASE_DIR = Path("/mnt/postgresql/data")  # the sandbox hosts share the machine's root filesystem
 NODE_LABELS = {
@@ -27,16 +28,6 @@ NODE_LABELS = {
     "prod-ml-3": {"type": "machine-learning"},
 }
 ML_HOSTS = ["prod-ml-1", "prod-ml-2", "prod-ml-3"]
-
-
-def wait_for(predicate, what: str, timeout: float = 90, interval: float = 1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def running_tasks(manager, service: str) -> list[str]:

@@ -25,7 +25,7 @@ import yaml
 from swarm.cloudinit import DAEMON_CONFIG, GPU_SETUP_SCRIPT, NVIDIA_RUNTIME_CONFIG
 from tests.pulumi_program import run_program, stack_config
 from tests.sandbox.executing_cloud import SandboxCloud
-from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox
+from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox, wait_for
 
 # A sandbox of its own: it must not collide with the other suites' sandboxes.
 PREFIX = "swgpu"
@@ -59,15 +59,6 @@ CATALOGUE = {
 }
 
 
-def wait_for(predicate, what: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def tasks(manager: Host, service: str) -> list[dict]:
     """The service's tasks that should be running, as the Engine API reports them."""
     ids = manager.docker("service", "ps", "-q", "--filter", "desired-state=running", service).stdout.split()
@@ -97,7 +88,7 @@ def deployed(sandbox_workdir: Path, tmp_path_factory, timings) -> Iterator[Sandb
         assert run.error is None, run.error
         manager = sandbox.hosts["gpu-manager-1"]
         wait_for(lambda: len(running_on(manager, "gpu_tagger")) == 2 and running_on(manager, "gpu_detector"),
-                 "the models running")
+                 "the models running", timeout=90)
         timings["gpu: 3 hosts, program up to the models running"] = time.monotonic() - started
         yield sandbox
 
@@ -136,7 +127,7 @@ def test_a_second_gpu_task_stays_pending_while_the_only_gpu_is_taken(deployed):
             return next((t for t in tasks(manager, "gpu_detector") if t["Status"]["State"] == "pending"
                          and "insufficient resources" in t["Status"].get("Err", "")), None)
 
-        task = wait_for(pending, "a pending detector task")
+        task = wait_for(pending, "a pending detector task", timeout=90)
         # Swarm filters on resources before constraints: no node has a free GPU, the GPU node included.
         assert task["Status"]["Err"] == "no suitable node (insufficient resources on 3 nodes)"
         time.sleep(2)  # and it stays so: the running task keeps the GPU, nothing is preempted

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,23 +15,13 @@ import pytest
 
 from tests.sandbox.conftest import REFERENCE_HOSTS
 from tests.sandbox.harness import (
-    DEFAULT_IMAGE, Host, Sandbox, leftovers, pids_in_namespace,
+    DEFAULT_IMAGE, Host, Sandbox, leftovers, pids_in_namespace, wait_for,
 )
 
 REPO = Path(__file__).resolve().parents[2]
 # Sandboxes of their own for the teardown tests: they must not collide with sandbox_five.
 SPARE_PREFIX = "swsbt"
 SPARE_SUBNET = "10.231.1.0/24"
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> float:
-    """Poll until `check()` is true; return the seconds it took."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"{what}: not reached within {timeout:.0f} s")
-        time.sleep(0.2)
-    return time.monotonic() - started
 
 
 def node_states(manager: Host) -> dict[str, str]:
@@ -100,8 +89,9 @@ def test_swarm_formed_over_ssh_runs_an_overlay_service(
         running = lambda: manager.docker(  # noqa: E731
             "service", "ls", "--filter", "name=probe", "--format", "{{.Replicas}}"
         ).stdout.strip() == "4/4"
-        timings["swarm: 4-replica overlay service converged"] = wait_for(running, "4/4 replicas",
-                                                                         timeout=30)
+        started = time.monotonic()
+        wait_for(running, "4/4 replicas", timeout=30)
+        timings["swarm: 4-replica overlay service converged"] = time.monotonic() - started
         tasks = manager.docker("service", "ps", "probe", "--filter", "desired-state=running",
                                "--format", "{{.ID}} {{.Node}}").stdout.split("\n")
         task_nodes = dict(line.split() for line in tasks if line)

@@ -28,7 +28,7 @@ import yaml
 
 from swarm.capacity import NodeCapacity, schedule
 from swarm.compose import Constraint, ServiceSpec, load_stack_file
-from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox
+from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox, wait_for
 
 # A sandbox of its own: it must not collide with sandbox_five or other suites' sandboxes.
 PREFIX = "swcap"
@@ -99,14 +99,6 @@ def swarm(sandbox_workdir: Path, timings: dict[str, float]) -> Iterator[Swarm]:
         wait_for(lambda: len(ready_nodes(manager)) == len(HOSTS), f"{len(HOSTS)} Ready nodes")
         timings["scheduler differential: 5-node swarm up"] = time.monotonic() - started
         yield Swarm(manager, hosts, inspect_nodes(manager))
-
-
-def wait_for(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not reached within {timeout:.0f} s")
-        time.sleep(0.2)
 
 
 def ready_nodes(manager: Host) -> list[str]:
