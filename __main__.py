@@ -46,6 +46,10 @@ for warning in capacity.warnings:
     pulumi.log.warn(warning)
 
 settings = pulumi.Config("swarm")
+# After `pulumi stack rename` (swarm:previousStackNames) or a pool rename (previousNames), the
+# components answer to their earlier names too: their resources are updated or replaced in
+# place, never created beside the old ones; Pulumi derives the children's aliases.
+stack_renamed = pulumi.ResourceOptions(aliases=[pulumi.Alias(name=old) for old in config.stack_aliases()])
 network = Network(
     config.stack,
     NetworkArgs(
@@ -58,6 +62,7 @@ network = Network(
         ssh_public_key=config.ssh_public_key,
         ssh_private_key=settings.get_secret("sshPrivateKey"),
     ),
+    opts=stack_renamed,
 )
 
 machines = []
@@ -72,12 +77,19 @@ for pool in config.pools:
             ssh_key_id=network.ssh_key_id,
             tags=[network.tags[config.cluster_tag], network.tags[config.role_tag(pool.role)]],
         ),
+        opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name=old) for old in config.pool_aliases(pool)]),
     )
     machines.extend(node_pool.machines)
 
 cluster = SwarmCluster(
     config.stack,
-    SwarmClusterArgs(machines=machines, ssh_private_key=network.ssh_private_key, folders=rollout.folders),
+    SwarmClusterArgs(
+        machines=machines,
+        ssh_private_key=network.ssh_private_key,
+        folders=rollout.folders,
+        retire_timeout_seconds=config.converge_timeout_seconds,
+    ),
+    opts=stack_renamed,
 )
 
 # Services whose image lives on the private registry pull with its credentials (--with-registry-auth).
@@ -100,6 +112,7 @@ workloads = Workloads(
         registry=registry,
         prerequisites={key: [cluster.folders[node] for node in rollout.folder_nodes(key)] for key in rollout.stack.services},
     ),
+    opts=stack_renamed,
 )
 
 pulumi.export("nodes", cluster.node_table)

@@ -29,6 +29,8 @@ class Machine:
     droplet_id: pulumi.Output[str]
     public_ip: pulumi.Output[str]
     private_ip: pulumi.Output[str]
+    # The attached data volume's DigitalOcean name, as created (it never changes afterwards).
+    volume_name: pulumi.Output[str] | None = None
 
 
 class NodePool(pulumi.ComponentResource):
@@ -41,15 +43,25 @@ class NodePool(pulumi.ComponentResource):
         for node in args.nodes:
             droplet_options = pulumi.ResourceOptions(parent=self)
             volume_ids: list[pulumi.Input[str]] = []
+            volume = None
             if pool.volume:
                 volume = do.Volume(
                     f"{name}-{node.index}-data",
                     name=volume_name(node),
                     region=args.region,
-                    size=pool.volume.size_gb,
+                    size=pool.volume.size_gb,  # grows in place; shrinking is refused by the provider
                     initial_filesystem_type="ext4",
-                    description=f"Data of {node.name}, mounted at {pool.volume.mount_path}",
-                    opts=pulumi.ResourceOptions(parent=self),
+                    description=f"Data of {node.name}",
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        # Data: `pulumi up` refuses to delete or replace it unless the pool says
+                        # `volume.protect: false`.
+                        protect=pool.volume.protect,
+                        # Both are ForceNew on DigitalOcean: a renamed pool or stack (aliased) must
+                        # not replace its volume, and an older description (which named the mount
+                        # path) must not either. The volume keeps the name it was created with.
+                        ignore_changes=["name", "description"],
+                    ),
                 )
                 volume_ids.append(volume.id)
                 # A volume attaches to one droplet at a time: the old droplet must go before its
@@ -71,6 +83,9 @@ class NodePool(pulumi.ComponentResource):
                 opts=droplet_options,
             )
             self.machines.append(
-                Machine(node, droplet.id, droplet.ipv4_address, droplet.ipv4_address_private)
+                Machine(
+                    node, droplet.id, droplet.ipv4_address, droplet.ipv4_address_private,
+                    volume.name if volume else None,
+                )
             )
         self.register_outputs({"dropletIds": [machine.droplet_id for machine in self.machines]})

@@ -1,16 +1,27 @@
 """Forms the swarm on the pools' droplets with remote commands, and keeps membership in sync.
 
-Per node, the dependency chain is:  ready -> join -> settings  (the first manager: ready ->
-init -> settings), and every join also waits for `init -> tokens`. No join waits for another
+Per node, the dependency chain is:  ready [-> volume] -> join -> settings  (the first manager:
+ready [-> volume] -> init -> settings), and every join also waits for `init -> tokens`. No join waits for another
 join, so the graph's depth does not grow with the node count and workers join in parallel.
 
 - ready:    cloud-init finished and Docker answers (retries SSH while the droplet boots).
+- volume:   on a node with a block-storage volume, mounts it (formats it only when provably
+            blank), before the node joins, so no task can use the mount path before it is
+            mounted. A changed script or mount path re-runs it in place, replacing no droplet.
 - init:     `swarm init` on the first manager, advertising its VPC address.
 - tokens:   both join tokens as a secret output; never logged, handed to joins on stdin.
-- join:     joins the node on its VPC address; deleting it makes the node leave.
+- join:     joins the node on its VPC address. It has no delete: see below.
 - settings: on the first manager, sets the node's role and labels by node ID; deleting it
-            drains the node and removes it from `docker node ls`. It is replaced whenever
-            the node ID changes, so a replaced droplet's old node is always retired.
+            retires the node (drain, wait until its tasks run elsewhere, remove it from
+            `docker node ls`; one node per pool at a time). It is replaced whenever the node ID
+            changes, so a replaced droplet's old node is always retired.
+
+Removal is authoritative on the manager and needs nothing from the node: a delete command runs
+over its *old* connection, and when the droplet is already gone pulumi-command fails after
+`dial_error_limit` dial errors, on every later `up` too (it has no "ignore errors" option). So
+the join command has no delete (no `swarm leave` on the node): `docker node rm --force` on the
+manager removes the node whatever its state, the droplet is destroyed right after, and a
+machine that lived on would leave and rejoin by itself at its next join (join_script).
 - folders:  on a node where a service with bind mounts may run, creates the bind sources
             (after its settings, so after cloud-init has mounted any volume they live on).
 """
@@ -26,6 +37,7 @@ from pulumi_command import remote
 
 from components.node_pool import Machine
 from swarm import scripts
+from swarm.cloudinit import volume_device
 
 # A droplet refuses SSH while it boots; the ready command dials until it answers, bounded by
 # its own timeout rather than by the provider's short default dial budget.
@@ -39,6 +51,8 @@ class SwarmClusterArgs:
     ssh_user: str = "root"
     # node name -> bind-mount sources to create there (swarm.rollout decides where)
     folders: Mapping[str, Sequence[scripts.Folder]] = field(default_factory=dict)
+    # how long a retired node's tasks may take to run elsewhere before `up` fails
+    retire_timeout_seconds: int = scripts.RETIRE_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -65,7 +79,7 @@ class SwarmCluster(pulumi.ComponentResource):
         first = next(m for m in args.machines if m.node.role == "manager")
         manager_connection = self._connection(first)
 
-        first_ready = self._ready_command(first)
+        first_ready = self._prepared(first)
         init = remote.Command(
             f"{name}-init",
             connection=manager_connection,
@@ -153,8 +167,26 @@ class SwarmCluster(pulumi.ComponentResource):
             ),
         )
 
-    def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict]) -> pulumi.Output[str]:
+    def _prepared(self, machine: Machine) -> remote.Command:
+        """The node's ready command, then its volume mount if it has a volume: what its join (or
+        init) waits for."""
         ready = self._ready_command(machine)
+        volume = machine.node.pool.volume
+        if volume is None or machine.volume_name is None:
+            return ready
+        return remote.Command(
+            f"{self._name}-{_short(machine)}-volume",
+            connection=self._connection(machine),
+            create=machine.volume_name.apply(
+                lambda name: scripts.mount_volume_script(volume_device(name), volume.mount_path)
+            ),
+            triggers=[machine.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
+        )
+
+    def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict]) -> pulumi.Output[str]:
+        prepared = self._prepared(machine)
         role = machine.node.role
         join = remote.Command(
             f"{self._name}-{_short(machine)}-join",
@@ -165,10 +197,9 @@ class SwarmCluster(pulumi.ComponentResource):
             # The token travels on stdin: it is in no command line, and stdin is kept in state
             # as a secret because the tokens output is one.
             stdin=tokens.apply(lambda t: t[role] + "\n"),
-            delete=scripts.leave_script(),
             triggers=[machine.droplet_id],
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared]),
         )
         return join.stdout.apply(str.strip)
 
@@ -181,7 +212,9 @@ class SwarmCluster(pulumi.ComponentResource):
             connection=connection,
             create=node_id.apply(lambda nid: scripts.node_settings_script(nid, node.role, node.pool.labels)),
             # The first manager cannot remove itself; every other node is drained and removed.
-            delete=node_id.apply(scripts.retire_script) if retire else None,
+            delete=node_id.apply(
+                lambda nid: scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds)
+            ) if retire else None,
             triggers=[node_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self),

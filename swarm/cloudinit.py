@@ -1,7 +1,9 @@
 """First-boot configuration of a node, rendered as cloud-init user data.
 
 Changing the rendered text replaces the droplet (user_data forces replacement on
-DigitalOcean), so the output must be deterministic: same node in, same bytes out.
+DigitalOcean), so the output must be deterministic: same node in, same bytes out. What may have
+to change on a running node (the block-storage volume's mount) is not here but in a remote
+command (components/swarm_cluster.py), which re-runs in place.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import yaml
 
 from swarm.config import Node
+from swarm.scripts import VOLUME_DEVICE_PREFIX
 
 # Docker's apt repository signing key (https://download.docker.com/linux/ubuntu/gpg).
 DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
@@ -22,37 +25,6 @@ DAEMON_CONFIG = {
     "log-driver": "json-file",
     "log-opts": {"max-size": "20m", "max-file": "5"},
 }
-
-MOUNT_SCRIPT_PATH = "/usr/local/sbin/swarm-mount-volume"
-
-# Formats the block-storage volume only when it carries no filesystem yet (a volume kept
-# across a droplet replacement keeps its data), then mounts it by UUID, now and at every boot.
-MOUNT_SCRIPT = """\
-#!/bin/sh
-set -eu
-device=$1
-mount_path=$2
-for _ in $(seq 1 60); do
-  [ -b "$device" ] && break
-  sleep 2
-done
-if [ ! -b "$device" ]; then
-  echo "volume $device did not appear" >&2
-  exit 1
-fi
-if [ -z "$(blkid -o value -s TYPE "$device" || true)" ]; then
-  mkfs.ext4 -q "$device"
-fi
-uuid=$(blkid -o value -s UUID "$device")
-mkdir -p "$mount_path"
-if ! grep -q "^UUID=$uuid " /etc/fstab; then
-  echo "UUID=$uuid $mount_path ext4 defaults,nofail,discard,noatime 0 2" >> /etc/fstab
-fi
-if ! mountpoint -q "$mount_path"; then
-  mount "$mount_path"
-fi
-"""
-
 
 class _Dumper(yaml.SafeDumper):
     """Writes multi-line strings as literal blocks so the user data reads like the files it writes."""
@@ -115,9 +87,9 @@ def volume_name(node: Node) -> str:
     return f"{node.name}-data"
 
 
-def volume_device(node: Node) -> str:
-    """Where DigitalOcean exposes the node's attached volume."""
-    return f"/dev/disk/by-id/scsi-0DO_Volume_{volume_name(node)}"
+def volume_device(name: str) -> str:
+    """Where DigitalOcean exposes an attached volume, by the volume's name."""
+    return f"{VOLUME_DEVICE_PREFIX}{name}"
 
 
 def render_cloud_init(node: Node) -> str:
@@ -133,10 +105,6 @@ def render_cloud_init(node: Node) -> str:
     if node.pool.gpu:
         files.append({"path": GPU_SETUP_SCRIPT_PATH, "permissions": "0755", "content": GPU_SETUP_SCRIPT})
         commands.append([GPU_SETUP_SCRIPT_PATH])
-    volume = node.pool.volume
-    if volume:
-        files.append({"path": MOUNT_SCRIPT_PATH, "permissions": "0755", "content": MOUNT_SCRIPT})
-        commands.append([MOUNT_SCRIPT_PATH, volume_device(node), volume.mount_path])
 
     document = {
         "hostname": node.name,
@@ -160,5 +128,5 @@ def render_cloud_init(node: Node) -> str:
 
 def shell_scripts(node: Node) -> list[str]:
     """Every shell script the user data carries, for linting."""
-    carried = [(GPU_SETUP_SCRIPT, node.pool.gpu), (MOUNT_SCRIPT, node.pool.volume is not None)]
+    carried = [(GPU_SETUP_SCRIPT, node.pool.gpu)]
     return [script for script, wanted in carried if wanted]

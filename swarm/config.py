@@ -47,8 +47,8 @@ MOUNT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 PORT_SPEC = re.compile(r"^(?P<first>[0-9]{1,5})(-(?P<last>[0-9]{1,5}))?(/(?P<protocol>tcp|udp))?$")
 SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
 
-POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume"}
-VOLUME_KEYS = {"sizeGb", "mountPath"}
+POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume", "previousNames"}
+VOLUME_KEYS = {"sizeGb", "mountPath", "protect"}
 MAX_VOLUME_GB = 16 * 1024
 REGISTRY_KEYS = {"server", "username", "digitalocean"}
 # A DigitalOcean Container Registry name: lowercase letters, digits and '-'.
@@ -85,6 +85,8 @@ class ConfigError(Exception):
 class Volume:
     size_gb: int
     mount_path: str
+    # Pulumi refuses to delete (or replace) a protected volume; `protect: false` opts out.
+    protect: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ class Pool:
     labels: Mapping[str, str]
     gpu: bool = False
     volume: Volume | None = None
+    # Names this pool had before (`previousNames`): its resources are aliased to them, so a
+    # renamed pool keeps its volumes (and its droplets are replaced, not created beside them).
+    previous_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class ClusterConfig:
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image, overriding the stack file
     bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
+    previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -171,6 +177,20 @@ class ClusterConfig:
 
     def role_tag(self, role: str) -> str:
         return f"swarm-{self.stack}-{role}"
+
+    def stack_aliases(self) -> tuple[str, ...]:
+        """Earlier names of the components named after the stack."""
+        return self.previous_stack_names
+
+    def pool_aliases(self, pool: Pool) -> tuple[str, ...]:
+        """Earlier names of `pool`'s component (`<stack>-<pool>`), for every earlier stack and pool
+        name. Pulumi derives its children's aliases (droplets, volumes) from these."""
+        return tuple(
+            f"{stack}-{name}"
+            for stack in (self.stack, *self.previous_stack_names)
+            for name in (pool.name, *pool.previous_names)
+            if (stack, name) != (self.stack, pool.name)
+        )
 
 
 class _Collector:
@@ -206,6 +226,8 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     images = _parse_images(values.get("images"), found)
     bind_mounts = _parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = _parse_converge_timeout(values.get("convergeTimeout"), found)
+    previous_stack_names = _parse_previous_names(values.get("previousStackNames"), "previousStackNames", stack, "stack", found)
+    _check_previous_pool_names(pools, found)
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -224,6 +246,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         images=images,
         bind_mounts=bind_mounts,
         converge_timeout_seconds=converge_timeout,
+        previous_stack_names=previous_stack_names,
         warnings=tuple(found.warnings),
     )
 
@@ -291,9 +314,10 @@ def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | N
         if labels.setdefault(label, value) != value:
             found.problem(f"{key}.labels.{label}", f"a GPU pool's nodes are labelled {label}={value}; drop this label or rename it")
     volume = _parse_volume(spec.get("volume"), f"{key}.volume", found)
+    previous_names = _parse_previous_names(spec.get("previousNames"), f"{key}.previousNames", name, "pool", found)
     if len(found.problems) > before:
         return None
-    return Pool(name, role, int(count), size, image, labels, gpu, volume)
+    return Pool(name, role, int(count), size, image, labels, gpu, volume, previous_names)
 
 
 def _parse_size(slug: Any, gpu: bool, key: str, found: _Collector) -> DropletSize | None:
@@ -345,7 +369,46 @@ def _parse_volume(value: Any, key: str, found: _Collector) -> Volume | None:
     mount_path = value.get("mountPath")
     if not isinstance(mount_path, str) or not MOUNT_PATH.match(mount_path) or mount_path.split("/")[1] in _SYSTEM_DIRS:
         found.problem(f"{key}.mountPath", f"{mount_path!r} is not a usable mount point; use an absolute path such as /mnt/postgresql")
-    return Volume(int(size_gb), mount_path) if _is_int(size_gb) else None
+    protect = value.get("protect", True)
+    if not isinstance(protect, bool):
+        found.problem(f"{key}.protect", f"{protect!r} must be true (the default: Pulumi refuses to delete the volume) or false")
+    return Volume(int(size_gb), mount_path, protect is not False) if _is_int(size_gb) else None
+
+
+def _parse_previous_names(value: Any, key: str, current: str, what: str, found: _Collector) -> tuple[str, ...]:
+    """Earlier names of a pool or of the stack, newest first: resources are aliased to them."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not value:
+        found.problem(key, f"must be a non-empty list of the {what}'s earlier names, e.g. [old-name]")
+        return ()
+    names = []
+    for index, name in enumerate(value):
+        if not isinstance(name, str) or not DNS_LABEL.match(name):
+            found.problem(f"{key}[{index}]", f"{name!r} is not a {what} name: lowercase letters, digits and '-'")
+        elif name == current:
+            found.problem(f"{key}[{index}]", f"{name!r} is the {what}'s current name; list only the names it had before")
+        elif name in names:
+            found.problem(f"{key}[{index}]", f"{name!r} is listed twice")
+        else:
+            names.append(name)
+    return tuple(names)
+
+
+def _check_previous_pool_names(pools: list[Pool], found: _Collector) -> None:
+    """An earlier name belongs to one pool only, and to no pool of today: two resources cannot
+    both take over the same old one."""
+    current = {pool.name for pool in pools}
+    claimed: dict[str, str] = {}
+    for pool in pools:
+        for index, name in enumerate(pool.previous_names):
+            key = f"nodePools.{pool.name}.previousNames[{index}]"
+            if name in current:
+                found.problem(key, f"{name!r} is the name of a pool of this stack; an earlier name must be free")
+            elif name in claimed:
+                found.problem(key, f"{name!r} is also an earlier name of pool {claimed[name]!r}; only one pool can take it over")
+            else:
+                claimed[name] = pool.name
 
 
 _SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "sys", "usr", "var"}
@@ -572,7 +635,7 @@ def _is_int(value: Any) -> bool:
 
 CONTRACT_KEYS = ("region", "nodePools", "stackFile", "secrets", "configs", "adminCidrs", "sshPublicKey",
                  "sshPrivateKey", "publicPorts", "vpcIpRange", "registry", "registryPassword", "images", "bindMounts",
-                 "convergeTimeout")
+                 "convergeTimeout", "previousStackNames")
 
 
 def _decode(raw: str) -> Any:

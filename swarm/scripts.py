@@ -60,7 +60,12 @@ docker version --format '{{{{.Server.Version}}}}'
 
 
 def init_script(advertise_addr: str) -> str:
-    """`swarm init` on the first manager, advertising its VPC address. Prints the node ID."""
+    """`swarm init` on the first manager, advertising its VPC address. Prints the node ID.
+
+    Only an `inactive` node is initialised. A node that is `pending` or in `error` (a join or an
+    init that never completed) or `locked` is neither taken for a working manager nor reset: it
+    may hold swarm state, so the script stops and says what to look at.
+    """
     addr = shlex.quote(advertise_addr)
     return _HEADER + f"""\
 state=$({_LOCAL_STATE})
@@ -76,7 +81,7 @@ case "$state" in
     fi
     ;;
   *)
-    echo "$(hostname): unexpected swarm state '$state'" >&2
+    echo "$(hostname): swarm state '$state' is not a working manager (pending or error: a join or init that did not complete; locked: run docker swarm unlock); see docker info" >&2
     exit 1
     ;;
 esac
@@ -85,18 +90,28 @@ docker info --format '{{{{.Swarm.NodeID}}}}'
 
 
 def join_tokens_script() -> str:
-    """Print both join tokens as JSON. Its output must be marked secret and not logged."""
+    """Print both join tokens as JSON. Its output must be marked secret and not logged.
+
+    An empty token (a manager that lost its swarm) fails here, rather than as a baffling join
+    error on every node.
+    """
     return _HEADER + """\
-printf '{"worker":"%s","manager":"%s"}\\n' \\
-  "$(docker swarm join-token -q worker)" "$(docker swarm join-token -q manager)"
+worker=$(docker swarm join-token -q worker)
+manager=$(docker swarm join-token -q manager)
+if [ -z "$worker" ] || [ -z "$manager" ]; then
+  echo "$(hostname): docker swarm join-token returned an empty token; is this node still a swarm manager?" >&2
+  exit 1
+fi
+printf '{"worker":"%s","manager":"%s"}\\n' "$worker" "$manager"
 """
 
 
 def join_script(advertise_addr: str, manager_addr: str) -> str:
     """Join the swarm whose manager listens on `manager_addr`, with the token read from stdin.
 
-    A node already in that swarm is left alone; a node in another swarm (its manager was
-    replaced) leaves it first. Prints the node ID.
+    Only an `active` node that knows that manager counts as joined, and is left alone. A node in
+    another swarm (its manager was replaced), or stuck `pending` or in `error` (a join that never
+    completed, whichever manager it names), leaves and joins again. Prints the node ID.
     """
     addr = shlex.quote(advertise_addr)
     manager = shlex.quote(f"{manager_addr}:{SWARM_PORT}")
@@ -104,15 +119,31 @@ def join_script(advertise_addr: str, manager_addr: str) -> str:
 manager={manager}
 IFS= read -r token || {{ echo "no join token on stdin" >&2; exit 1; }}
 state=$({_LOCAL_STATE})
-if [ "$state" != inactive ]; then
-  managers=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
-  case "$managers" in
-    *" $manager "*) ;;
-    *) docker swarm leave --force >/dev/null; state=inactive ;;
-  esac
-fi
+case "$state" in
+  active)
+    managers=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
+    case "$managers" in
+      *" $manager "*) ;;
+      *) docker swarm leave --force >/dev/null; state=inactive ;;
+    esac
+    ;;
+  pending | error)
+    docker swarm leave --force >/dev/null
+    state=inactive
+    ;;
+  inactive) ;;
+  *)
+    echo "$(hostname): unexpected swarm state '$state' (locked: run docker swarm unlock)" >&2
+    exit 1
+    ;;
+esac
 if [ "$state" = inactive ]; then
   docker swarm join --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} --token "$token" "$manager" >/dev/null
+fi
+state=$({_LOCAL_STATE})
+if [ "$state" != active ]; then
+  echo "$(hostname): swarm state '$state' after joining $manager, not active" >&2
+  exit 1
 fi
 docker info --format '{{{{.Swarm.NodeID}}}}'
 """
@@ -122,65 +153,276 @@ def node_settings_script(node_id: str, role: str, labels: Mapping[str, str]) -> 
     """Run on a manager: give node `node_id` its declared role and exactly its declared labels.
 
     Labels are authoritative: a label the config does not declare is removed, so removing a
-    label from the config removes it from the node. Prints the node's labels as JSON.
+    label from the config removes it from the node. Every key and value is quoted, also keys
+    added by hand with blanks or shell characters in them. Prints the node's labels as JSON.
     """
     node = shlex.quote(node_id)
-    wanted = " ".join(sorted(labels))
+    wanted = "".join(f"{key}\n" for key in sorted(labels))
     adds = " ".join(f"--label-add {shlex.quote(f'{key}={value}')}" for key, value in sorted(labels.items()))
     return _HEADER + f"""\
 node={node}
-wanted={shlex.quote(f" {wanted} ")}
+# The declared label keys, one a line.
+wanted={shlex.quote(wanted)}
 current_role=$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")
 if [ "$current_role" != {shlex.quote(role)} ]; then
   docker node {"promote" if role == "manager" else "demote"} "$node" >/dev/null
 fi
-stale=""
-for key in $(docker node inspect --format '{{{{range $k, $v := .Spec.Labels}}}}{{{{$k}}}} {{{{end}}}}' "$node"); do
-  case "$wanted" in
-    *" $key "*) ;;
-    *) stale="$stale --label-rm $key" ;;
-  esac
-done
-# shellcheck disable=SC2086 # $stale is a list of options; label keys contain no blanks
-docker node update $stale {adds} "$node" >/dev/null
+keys=$(docker node inspect --format '{{{{range $k, $v := .Spec.Labels}}}}{{{{println $k}}}}{{{{end}}}}' "$node")
+# The positional parameters collect one quoted `--label-rm KEY` per undeclared key.
+set --
+while IFS= read -r key; do
+  if [ -n "$key" ] && ! printf '%s' "$wanted" | grep -qxF -e "$key"; then
+    set -- "$@" --label-rm "$key"
+  fi
+done <<EOF
+$keys
+EOF
+docker node update "$@" {adds} "$node" >/dev/null
 docker node inspect --format '{{{{json .Spec.Labels}}}}' "$node"
 """
 
 
-def retire_script(node_id: str, drain_timeout_seconds: int = 120) -> str:
-    """Run on a manager: drain node `node_id`, wait for its tasks to move, remove it.
+# Retirement: how long a drained node's tasks may take to run elsewhere, how long they may sit
+# `pending` with an error (no node can take them) before retirement gives up, and how long a
+# retirement waits for the one before it in the same pool.
+RETIRE_TIMEOUT_SECONDS = 600
+UNPLACEABLE_SECONDS = 60
+LOCK_WAIT_SECONDS = 3600
+# Per-pool locks live on the manager's /run: a tmpfs, so a reboot clears them.
+RETIRE_LOCK_DIR = "/run/swarm-retire"
 
-    Without `docker node rm` a replaced or removed droplet stays in `docker node ls` as Down
-    forever. A node that is already gone is fine.
+
+def retire_script(
+    node_id: str,
+    pool: str,
+    timeout_seconds: int = RETIRE_TIMEOUT_SECONDS,
+    unplaceable_seconds: int = UNPLACEABLE_SECONDS,
+    lock_wait_seconds: int = LOCK_WAIT_SECONDS,
+    lock_dir: str = RETIRE_LOCK_DIR,
+) -> str:
+    """Run on a manager: drain node `node_id` of pool `pool`, wait until its tasks run elsewhere,
+    then remove it from the swarm. Without `docker node rm` a replaced or removed droplet would
+    stay in `docker node ls` as Down forever. A node that is already gone is fine.
+
+    - Waiting: right after a drain the node has no task desired running any more, so the node's
+      own task list says nothing. The script watches the services instead: every replicated
+      service that had a task on the node must have its replicas running on *other* nodes (by
+      node ID: a successor droplet joins under the same hostname). A task with a healthcheck is
+      `starting` until healthy, so running means healthy where there is a healthcheck. Global
+      services are not waited for: their task on this node does not move.
+    - Giving up: when a missing task sits `pending` with an error (no node can take it) for
+      `unplaceable_seconds`, or after `timeout_seconds`, the node's availability is restored and
+      the script fails *before* `docker node rm`, naming each short service and its tasks'
+      errors. A node that is Down (its droplet is gone) is removed anyway: keeping it brings
+      none of its tasks back; the services left short are printed as a warning.
+    - One at a time per pool: Pulumi deletes independent resources in parallel and has no
+      "one at a time" option, so the script takes a lock on the manager (an atomic `mkdir`, the
+      holder written inside) for the whole retirement. A lock whose holder process is gone, or
+      older than the longest a retirement can take, is stale and taken over.
     """
-    node = shlex.quote(node_id)
+    if not _SAFE_WORD.match(pool):
+        raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
+    lock_stale = int(timeout_seconds) + 120
     return _HEADER + f"""\
-node={node}
+node={shlex.quote(node_id)}
+timeout={int(timeout_seconds)}
+unplaceable={int(unplaceable_seconds)}
 if ! docker node inspect "$node" >/dev/null 2>&1; then
+  echo "node $node is not in the swarm: nothing to retire"
   exit 0
 fi
-docker node update --availability drain "$node" >/dev/null
-deadline=$(( $(date +%s) + {int(drain_timeout_seconds)} ))
-while docker node ps "$node" --filter desired-state=running --format '{{{{.CurrentState}}}}' | grep -q '^Running'; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "tasks still running on $node after {int(drain_timeout_seconds)}s; removing it anyway" >&2
-    break
+
+lock={shlex.quote(f"{lock_dir}/{pool}.lock")}
+mkdir -p {shlex.quote(lock_dir)}
+lock_deadline=$(( $(date +%s) + {int(lock_wait_seconds)} ))
+until mkdir "$lock" 2>/dev/null; do
+  owner=$(cat "$lock/owner" 2>/dev/null || true)
+  since=${{owner##* }}
+  case "$since" in '' | *[!0-9]*) since=$(stat -c %Y "$lock" 2>/dev/null || date +%s) ;; esac
+  pid=$(printf '%s' "$owner" | cut -d' ' -f2)
+  if {{ [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; }} || [ $(( $(date +%s) - since )) -gt {lock_stale} ]; then
+    # Stale: its holder died or overran. Take it over only if nobody did in the meantime.
+    if [ "$(cat "$lock/owner" 2>/dev/null || true)" = "$owner" ]; then
+      echo "taking over a stale retirement lock ($owner)" >&2
+      rm -rf "$lock"
+    fi
+    continue
+  fi
+  if [ "$(date +%s)" -ge "$lock_deadline" ]; then
+    echo "another retirement in this pool still holds $lock ($owner); try again" >&2
+    exit 1
   fi
   sleep 2
+done
+echo "$node $$ $(date +%s)" >"$lock/owner"
+trap 'rm -rf "$lock"' EXIT
+trap 'exit 1' HUP INT TERM
+
+hostname=$(docker node inspect --format '{{{{.Description.Hostname}}}}' "$node")
+availability=$(docker node inspect --format '{{{{.Spec.Availability}}}}' "$node")
+# Every replicated service with a task on the node, in its task history too: a retried
+# retirement, after a drain, still knows what to wait for. One line each: ID, replicas, name.
+services=""
+tasks=$(docker node ps -q "$node")
+# shellcheck disable=SC2086 # $tasks: task IDs, one word each
+for service in $(if [ -n "$tasks" ]; then docker inspect --type task --format '{{{{.ServiceID}}}}' $tasks | sort -u; fi); do
+  replicas=$(docker service inspect --format '{{{{if .Spec.Mode.Replicated}}}}{{{{.Spec.Mode.Replicated.Replicas}}}}{{{{end}}}}' "$service" 2>/dev/null) || continue
+  if [ -n "$replicas" ]; then
+    services="$services$service $replicas $(docker service inspect --format '{{{{.Spec.Name}}}}' "$service")
+"
+  fi
+done
+docker node update --availability drain "$node" >/dev/null
+
+# short ID REPLICAS: prints "RUNNING STUCK": tasks running on other nodes, and whether every
+# missing task is pending with an error (no node can take it).
+short() {{
+  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$1")
+  if [ -z "$ids" ]; then echo "0 0"; return; fi
+  # shellcheck disable=SC2086 # $ids: task IDs, one word each
+  # State first: a pending task has no node ID, an empty last field.
+  docker inspect --type task --format '{{{{.Status.State}}}} {{{{if .Status.Err}}}}err{{{{else}}}}-{{{{end}}}} {{{{.NodeID}}}}' $ids |
+    awk -v node="$node" -v want="$2" '
+      $1 == "running" && $3 != node {{ running++ }}
+      $1 == "pending" && $2 == "err" {{ stuck++ }}
+      END {{ print running + 0, (running + stuck >= want && stuck > 0) ? 1 : 0 }}'
+}}
+
+started=$(date +%s)
+stuck_since=""
+while :; do
+  report="" stuck=""
+  while read -r service replicas name; do
+    [ -n "$service" ] || continue
+    read -r running unplaced <<COUNTS
+$(short "$service" "$replicas" </dev/null)
+COUNTS
+    if [ "$running" -lt "$replicas" ]; then
+      report="$report$service $name: $running of $replicas tasks running on other nodes
+"
+      if [ "$unplaced" = 1 ]; then stuck=1; fi
+    fi
+  done <<EOF
+$services
+EOF
+  now=$(date +%s)
+  if [ -z "$report" ]; then
+    break
+  fi
+  if [ -n "$stuck" ]; then stuck_since=${{stuck_since:-$now}}; else stuck_since=""; fi
+  if [ $(( now - started )) -ge "$timeout" ] || {{ [ -n "$stuck_since" ] && [ $(( now - stuck_since )) -ge "$unplaceable" ]; }}; then
+    state=$(docker node inspect --format '{{{{.Status.State}}}}' "$node")
+    if [ "$state" = down ]; then
+      echo "warning: $hostname ($node) is down (its droplet is gone?): removing it although its tasks do not all run elsewhere:" >&2
+    else
+      docker node update --availability "$availability" "$node" >/dev/null
+      echo "cannot retire $hostname ($node): its tasks do not all run on other nodes after $(( now - started ))s; it stays in the swarm (availability back to $availability):" >&2
+    fi
+    printf '%s' "$report" | while read -r service line; do
+      echo "  $line"
+      # Docker quotes each task's error, and prints "" for a task without one.
+      docker service ps --no-trunc --filter desired-state=running --format '{{{{.Error}}}}' "$service" </dev/null |
+        sed 's/^"\\(.*\\)"$/\\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
+    done >&2
+    if [ "$state" != down ]; then
+      exit 1
+    fi
+    break
+  fi
+  sleep 1
 done
 if [ "$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")" = manager ]; then
   docker node demote "$node" >/dev/null
 fi
 docker node rm --force "$node" >/dev/null
+echo "retired $hostname ($node) after $(( $(date +%s) - started ))s"
 """
 
 
 def leave_script() -> str:
-    """Run on a node being removed: leave the swarm (already out is fine)."""
+    """Run on a node: leave the swarm (already out is fine). Kept for operators and tests: the
+    program no longer runs it when a node is removed (see components/swarm_cluster.py)."""
     return _HEADER + f"""\
 if [ "$({_LOCAL_STATE})" != inactive ]; then
   docker swarm leave --force >/dev/null
 fi
+"""
+
+
+# Where DigitalOcean exposes a droplet's attached volume, by the volume's name.
+VOLUME_DEVICE_PREFIX = "/dev/disk/by-id/scsi-0DO_Volume_"
+# How much of a volume must read back before it may be taken for blank.
+PROBE_BYTES = 1024 * 1024
+
+
+def mount_volume_script(device: str, mount_path: str) -> str:
+    """Run on a node: mount its block-storage volume at `mount_path`, now and at every boot (by
+    UUID in /etc/fstab), formatting it only when it is provably blank.
+
+    Blank means: the device's first MiB reads back in full, and `blkid -p` (a low-level probe of
+    the device itself, no cache) exits 2, no signature. blkid's 2 alone proves nothing: it is
+    also what a device that cannot be read gives. Anything else stops the script with what it
+    found, and the volume is left untouched: a signature that is not a filesystem (a partition
+    table), an ambivalent probe (8), a usage error (4), a short read.
+
+    Idempotent, and safe to re-run on a node whose volume holds data. A changed `mount_path`
+    moves the fstab line; the old path stays mounted until the next reboot (services may use it).
+    """
+    return _HEADER + f"""\
+device={shlex.quote(device)}
+mount_path={shlex.quote(mount_path)}
+for _ in $(seq 1 60); do
+  [ -b "$device" ] && break
+  sleep 2
+done
+if [ ! -b "$device" ]; then
+  echo "volume $device did not appear within 120s; is it attached to $(hostname)?" >&2
+  exit 1
+fi
+read_bytes=$(dd if="$device" bs=65536 count={PROBE_BYTES // 65536} iflag=direct 2>/dev/null | wc -c)
+if [ "$read_bytes" -ne {PROBE_BYTES} ]; then
+  echo "volume $device cannot be read (its first {PROBE_BYTES} bytes gave $read_bytes): not formatted, not mounted; see dmesg, then run pulumi up again" >&2
+  exit 1
+fi
+probe=0
+fs_type=$(blkid -p -o value -s TYPE "$device") || probe=$?
+case "$probe" in
+  0) ;;
+  2)
+    echo "volume $device is readable and carries no signature: formatting it (ext4)"
+    mkfs.ext4 -q "$device"
+    fs_type=ext4
+    ;;
+  *)
+    echo "blkid -p $device exited $probe (4: usage error, 8: ambivalent probe, several signatures): not formatted, not mounted; inspect it with wipefs -n $device" >&2
+    exit 1
+    ;;
+esac
+if [ -z "$fs_type" ]; then
+  echo "volume $device carries a signature that is not a filesystem ($(blkid -p -o export "$device" | tr '\\n' ' ')): not formatted, not mounted" >&2
+  exit 1
+fi
+uuid=$(blkid -p -o value -s UUID "$device")
+mkdir -p "$mount_path"
+line="UUID=$uuid $mount_path $fs_type defaults,nofail,discard,noatime 0 2"
+if ! grep -qxF -e "$line" /etc/fstab; then
+  # Another line for this volume (an earlier mount path) goes. Rewritten in place, not renamed.
+  kept=$(mktemp)
+  grep -v -e "^UUID=$uuid " /etc/fstab >"$kept" || true
+  echo "$line" >>"$kept"
+  cat "$kept" >/etc/fstab
+  rm -f "$kept"
+fi
+if mountpoint -q "$mount_path"; then
+  mounted=$(findmnt -n -o UUID --mountpoint "$mount_path" || true)
+  if [ "$mounted" != "$uuid" ]; then
+    echo "$mount_path is already a mount point of another filesystem (UUID '$mounted'), not of volume $device ($uuid)" >&2
+    exit 1
+  fi
+else
+  mount "$mount_path"
+fi
+echo "volume $device ($fs_type, UUID $uuid) mounted at $mount_path"
 """
 
 

@@ -167,6 +167,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         "deleteBeforeReplace": request.deleteBeforeReplace,
                         "customTimeouts": request.customTimeouts,
                         "provider": request.provider,
+                        "protect": request.protect,
+                        "ignoreChanges": list(request.ignoreChanges),
+                        # the names this resource answers to besides its own (Alias specs)
+                        "aliases": [alias.spec.name for alias in request.aliases if alias.HasField("spec")],
                     },
                 )
             )

@@ -50,16 +50,15 @@ def test_docker_comes_from_the_official_repository_with_log_rotation_and_no_live
     assert document["ssh_pwauth"] is False
 
 
-def test_volume_is_mounted_only_where_the_pool_asks():
+def test_user_data_carries_no_volume_mount():
+    # The mount is a remote command (it must be able to change without replacing the droplet):
+    # a node with a volume gets the same kind of user data as one without.
     manager = next(n for n in NODES if n.name == "prod-manager-1")
-    worker = next(n for n in NODES if n.name == "prod-ml-1")
-    manager_commands = yaml.safe_load(render_cloud_init(manager))["runcmd"]
-    assert [c for c in manager_commands if c[0].endswith("swarm-mount-volume")] == [
-        ["/usr/local/sbin/swarm-mount-volume", volume_device(manager), "/mnt/postgresql"]
-    ]
-    assert volume_device(manager) == "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data"
-    assert not shell_scripts(worker)
-    assert all("mount" not in c[0] for c in yaml.safe_load(render_cloud_init(worker))["runcmd"])
+    document = yaml.safe_load(render_cloud_init(manager))
+    assert all("mount" not in " ".join(command) for command in document["runcmd"])
+    assert all("mount" not in file["path"] for file in document["write_files"])
+    assert not shell_scripts(manager)
+    assert volume_device("prod-manager-1-data") == "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data"
 
 
 def test_rendering_is_deterministic():

@@ -76,8 +76,59 @@ def test_database_volume_is_attached_and_survives_replacement(prod):
     # the volume can only move to the replacement droplet once the old one is gone
     assert manager.options["deleteBeforeReplace"] is True
     assert prod.named("prod-ml-1").options["deleteBeforeReplace"] is False
-    assert "swarm-mount-volume" in manager.plain("userData")
-    assert "swarm-mount-volume" not in prod.named("prod-ml-1").plain("userData")
+    # data: Pulumi refuses to delete it; a renamed pool or stack, or an older description, never
+    # replaces it (both fields are ForceNew on DigitalOcean)
+    assert volume.options["protect"] is True
+    assert volume.options["ignoreChanges"] == ["name", "description"]
+    assert "mnt" not in volume.plain("description")  # a new mountPath changes nothing here
+    assert "mount" not in manager.plain("userData")  # the mount is a remote command
+
+
+def test_the_volume_is_mounted_before_the_node_joins(prod):
+    (volume,) = commands(prod, "-volume")
+    assert volume.name == "prod-manager-1-volume"
+    assert volume.plain("connection")["host"] == MANAGER_PUBLIC
+    assert volume.plain("create") == scripts.mount_volume_script(
+        "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data", "/mnt/postgresql"
+    )
+    assert volume.plain("delete") is None  # leaving a node never unmounts or wipes anything
+    assert prod.named("prod-manager-1-ready").urn in volume.dependencies
+    assert volume.urn in prod.named("prod-init").dependencies
+
+
+def test_changing_the_mount_path_only_changes_the_mount_command():
+    config = stack_config("prod")
+    config["nodePools"]["manager"]["volume"]["mountPath"] = "/srv/postgresql"
+    moved = run_program("prod", config)
+    before = run_program("prod", stack_config("prod"))
+    earlier = {(r.type, r.name): r.inputs for r in before.registrations}
+    changed = [r.name for r in moved.registrations if r.inputs != earlier[(r.type, r.name)]]
+    assert changed == ["prod-manager-1-volume"]
+    assert "mount_path=/srv/postgresql" in moved.named("prod-manager-1-volume").plain("create")
+
+
+def test_a_volume_can_be_left_unprotected_explicitly():
+    config = stack_config("prod")
+    config["nodePools"]["manager"]["volume"]["protect"] = False
+    (volume,) = run_program("prod", config).of_type(VOLUME)
+    assert volume.options["protect"] is False
+
+
+def test_renamed_pools_and_stacks_answer_to_their_old_names():
+    config = stack_config("prod")
+    pools = config["nodePools"]
+    config["nodePools"] = {"db": {**pools.pop("manager"), "previousNames": ["manager"]}, **pools}
+    config["previousStackNames"] = ["production"]
+    run = run_program("prod", config)
+    assert run.error is None, run.error
+    assert sorted(run.named("prod-db").options["aliases"]) == ["prod-manager", "production-db", "production-manager"]
+    assert run.named("prod-ml").options["aliases"] == ["production-ml"]
+    for component in ("swarm:index:Network", "swarm:index:Cluster", "swarm:index:Workloads"):
+        (registration,) = run.of_type(component)
+        assert registration.options["aliases"] == ["production"]
+    # the volume keeps its DigitalOcean name across renames (name is ignored after creation)
+    (volume,) = run.of_type(VOLUME)
+    assert volume.name == "prod-db-1-data" and volume.options["ignoreChanges"] == ["name", "description"]
 
 
 # ---- firewall -------------------------------------------------------------------------------
@@ -137,7 +188,9 @@ def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
         assert "SWMTKN" not in join.plain("create")
         assert is_secret(join.inputs["stdin"])
         assert unwrap(join.inputs["stdin"]) == "SWMTKN-1-worker-fake\n"
-        assert join.plain("delete") == scripts.leave_script()
+        # no delete: removing a node is the manager's job (retire), which needs nothing from the
+        # node, whose droplet may already be gone
+        assert join.plain("delete") is None
 
 
 def test_extra_managers_join_with_the_manager_token():
@@ -191,7 +244,8 @@ def test_settings_retire_every_node_but_the_first_manager(prod):
         if node == "prod-manager-1":
             assert setting.plain("delete") is None
         else:
-            assert setting.plain("delete") == scripts.retire_script(node_id)
+            pool = node.split("-")[1]
+            assert setting.plain("delete") == scripts.retire_script(node_id, pool, 600)
 
 
 def test_label_changes_rerun_settings_without_replacing_anything(prod):
