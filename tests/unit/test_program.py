@@ -196,6 +196,8 @@ def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
 def test_extra_managers_join_with_the_manager_token():
     config = stack_config("staging")
     config["nodePools"]["manager"]["count"] = 3
+    # three volumes would leave the database unpinned (see test_volume_data_must_be_pinned...)
+    del config["nodePools"]["manager"]["volume"]
     run = run_program("staging", config)
     stdins = {r.name: unwrap(r.inputs["stdin"]) for r in commands(run, "-join")}
     assert stdins["staging-manager-2-join"] == "SWMTKN-1-manager-fake\n"
@@ -334,3 +336,18 @@ def test_all_problems_are_reported_at_once():
         if case != "no manager pool":
             assert f"{key}:" in message, case
     assert run.registrations == []
+
+
+def test_volume_data_must_be_pinned_to_the_one_node_holding_the_volume():
+    # Three managers labelled type=database, each with its own volume: the database's task
+    # could be rescheduled onto another manager's empty volume. Preview fails, naming it.
+    config = stack_config("staging")
+    config["nodePools"]["manager"]["count"] = 3
+    run = run_program("staging", config)
+    assert run.registrations == []
+    message = str(run.error)
+    assert "1 problem in the stack configuration; nothing was deployed" in message
+    assert ("staging.yaml: services.database: bind-mounts /mnt/postgresql/data, on a node's own block-storage "
+            "volume, but its constraints match 3 nodes holding such a volume (staging-manager-1, staging-manager-2, "
+            "staging-manager-3)") in message
+    assert "add `node.hostname == staging-manager-1` to its placement constraints" in message
