@@ -227,7 +227,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     bind_mounts = _parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = _parse_converge_timeout(values.get("convergeTimeout"), found)
     previous_stack_names = _parse_previous_names(values.get("previousStackNames"), "previousStackNames", stack, "stack", found)
-    _check_previous_pool_names(pools, found)
+    _check_previous_pool_names(values.get("nodePools"), found)
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -395,20 +395,26 @@ def _parse_previous_names(value: Any, key: str, current: str, what: str, found: 
     return tuple(names)
 
 
-def _check_previous_pool_names(pools: list[Pool], found: _Collector) -> None:
+def _check_previous_pool_names(raw_pools: Any, found: _Collector) -> None:
     """An earlier name belongs to one pool only, and to no pool of today: two resources cannot
-    both take over the same old one."""
-    current = {pool.name for pool in pools}
+    both take over the same old one. Checked on the raw pools, so that a pool with another
+    problem is checked too."""
+    if not isinstance(raw_pools, dict):
+        return
+    current = {str(name) for name in raw_pools}
     claimed: dict[str, str] = {}
-    for pool in pools:
-        for index, name in enumerate(pool.previous_names):
-            key = f"nodePools.{pool.name}.previousNames[{index}]"
+    for pool, spec in raw_pools.items():
+        names = spec.get("previousNames") if isinstance(spec, dict) else None
+        for index, name in enumerate(names if isinstance(names, list) else []):
+            key = f"nodePools.{pool}.previousNames[{index}]"
+            if not isinstance(name, str) or name == pool:
+                continue  # reported with the pool
             if name in current:
                 found.problem(key, f"{name!r} is the name of a pool of this stack; an earlier name must be free")
-            elif name in claimed:
+            elif claimed.get(name, pool) != pool:
                 found.problem(key, f"{name!r} is also an earlier name of pool {claimed[name]!r}; only one pool can take it over")
             else:
-                claimed[name] = pool.name
+                claimed[name] = pool
 
 
 _SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "sys", "usr", "var"}

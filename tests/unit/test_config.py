@@ -235,13 +235,13 @@ def test_earlier_pool_and_stack_names_become_aliases():
 def test_earlier_names_are_validated():
     values = prod(previousStackNames=["prod", "Old Stack"])
     pools = values["nodePools"]
-    pools["ml"]["previousNames"] = ["backoffice", "workers", "workers"]
+    pools["ml"]["previousNames"] = ["backoffice", "workers", "old", "old"]
     pools["manager"]["previousNames"] = ["workers"]
     pools["backoffice"]["previousNames"] = ["backoffice"]
     found = problems(values)
     assert found["swarm:previousStackNames[0]"].startswith("'prod' is the stack's current name")
     assert "is not a stack name" in found["swarm:previousStackNames[1]"]
     assert "is the name of a pool of this stack" in found["swarm:nodePools.ml.previousNames[0]"]
-    assert found["swarm:nodePools.ml.previousNames[2]"] == "'workers' is listed twice"
+    assert found["swarm:nodePools.ml.previousNames[3]"] == "'old' is listed twice"
     assert "is the pool's current name" in found["swarm:nodePools.backoffice.previousNames[0]"]
     assert "also an earlier name of pool 'manager'" in found["swarm:nodePools.ml.previousNames[1]"]
