@@ -384,25 +384,28 @@ if [ "$read_bytes" -ne {PROBE_BYTES} ]; then
   echo "volume $device cannot be read (its first {PROBE_BYTES} bytes gave $read_bytes): not formatted, not mounted; see dmesg, then run pulumi up again" >&2
   exit 1
 fi
+# value KEY: one field of the probe's report (TYPE, USAGE, UUID).
+value() {{ printf '%s\n' "$probed" | sed -n "s/^$1=//p"; }}
 probe=0
-fs_type=$(blkid -p -o value -s TYPE "$device") || probe=$?
+probed=$(blkid -p -o export "$device") || probe=$?
 case "$probe" in
   0) ;;
   2)
     echo "volume $device is readable and carries no signature: formatting it (ext4)"
     mkfs.ext4 -q "$device"
-    fs_type=ext4
+    probed=$(blkid -p -o export "$device")
     ;;
   *)
     echo "blkid -p $device exited $probe (4: usage error, 8: ambivalent probe, several signatures): not formatted, not mounted; inspect it with wipefs -n $device" >&2
     exit 1
     ;;
 esac
-if [ -z "$fs_type" ]; then
-  echo "volume $device carries a signature that is not a filesystem ($(blkid -p -o export "$device" | tr '\\n' ' ')): not formatted, not mounted" >&2
+fs_type=$(value TYPE)
+uuid=$(value UUID)
+if [ "$(value USAGE)" != filesystem ] || [ -z "$uuid" ]; then
+  echo "volume $device carries a signature that is not a mountable filesystem ($(printf '%s' "$probed" | tr '\n' ' ')): not formatted, not mounted" >&2
   exit 1
 fi
-uuid=$(blkid -p -o value -s UUID "$device")
 mkdir -p "$mount_path"
 line="UUID=$uuid $mount_path $fs_type defaults,nofail,discard,noatime 0 2"
 if ! grep -qxF -e "$line" /etc/fstab; then
