@@ -21,6 +21,7 @@ import yaml
 
 from swarm.compose import parse_duration
 from swarm.registry import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, registry_server
+from swarm.renames import check_previous_pool_names, parse_previous_names
 from swarm.scripts import SWARM_ADDRESS_POOL, Folder
 from swarm.sizes import SIZES, DropletSize, closest_slugs
 
@@ -226,8 +227,9 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     images = _parse_images(values.get("images"), found)
     bind_mounts = _parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = _parse_converge_timeout(values.get("convergeTimeout"), found)
-    previous_stack_names = _parse_previous_names(values.get("previousStackNames"), "previousStackNames", stack, "stack", found)
-    _check_previous_pool_names(values.get("nodePools"), found)
+    previous_stack_names = parse_previous_names(values.get("previousStackNames"), "previousStackNames", stack, "stack",
+                                                DNS_LABEL, found.problem)
+    check_previous_pool_names(values.get("nodePools"), found.problem)
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -314,7 +316,8 @@ def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | N
         if labels.setdefault(label, value) != value:
             found.problem(f"{key}.labels.{label}", f"a GPU pool's nodes are labelled {label}={value}; drop this label or rename it")
     volume = _parse_volume(spec.get("volume"), f"{key}.volume", found)
-    previous_names = _parse_previous_names(spec.get("previousNames"), f"{key}.previousNames", name, "pool", found)
+    previous_names = parse_previous_names(spec.get("previousNames"), f"{key}.previousNames", name, "pool", DNS_LABEL,
+                                          found.problem)
     if len(found.problems) > before:
         return None
     return Pool(name, role, int(count), size, image, labels, gpu, volume, previous_names)
@@ -373,48 +376,6 @@ def _parse_volume(value: Any, key: str, found: _Collector) -> Volume | None:
     if not isinstance(protect, bool):
         found.problem(f"{key}.protect", f"{protect!r} must be true (the default: Pulumi refuses to delete the volume) or false")
     return Volume(int(size_gb), mount_path, protect is not False) if _is_int(size_gb) else None
-
-
-def _parse_previous_names(value: Any, key: str, current: str, what: str, found: _Collector) -> tuple[str, ...]:
-    """Earlier names of a pool or of the stack, newest first: resources are aliased to them."""
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not value:
-        found.problem(key, f"must be a non-empty list of the {what}'s earlier names, e.g. [old-name]")
-        return ()
-    names = []
-    for index, name in enumerate(value):
-        if not isinstance(name, str) or not DNS_LABEL.match(name):
-            found.problem(f"{key}[{index}]", f"{name!r} is not a {what} name: lowercase letters, digits and '-'")
-        elif name == current:
-            found.problem(f"{key}[{index}]", f"{name!r} is the {what}'s current name; list only the names it had before")
-        elif name in names:
-            found.problem(f"{key}[{index}]", f"{name!r} is listed twice")
-        else:
-            names.append(name)
-    return tuple(names)
-
-
-def _check_previous_pool_names(raw_pools: Any, found: _Collector) -> None:
-    """An earlier name belongs to one pool only, and to no pool of today: two resources cannot
-    both take over the same old one. Checked on the raw pools, so that a pool with another
-    problem is checked too."""
-    if not isinstance(raw_pools, dict):
-        return
-    current = {str(name) for name in raw_pools}
-    claimed: dict[str, str] = {}
-    for pool, spec in raw_pools.items():
-        names = spec.get("previousNames") if isinstance(spec, dict) else None
-        for index, name in enumerate(names if isinstance(names, list) else []):
-            key = f"nodePools.{pool}.previousNames[{index}]"
-            if not isinstance(name, str) or name == pool:
-                continue  # reported with the pool
-            if name in current:
-                found.problem(key, f"{name!r} is the name of a pool of this stack; an earlier name must be free")
-            elif claimed.get(name, pool) != pool:
-                found.problem(key, f"{name!r} is also an earlier name of pool {claimed[name]!r}; only one pool can take it over")
-            else:
-                claimed[name] = pool
 
 
 _SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "sys", "usr", "var"}
