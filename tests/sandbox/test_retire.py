@@ -68,9 +68,9 @@ def node_ids(manager) -> list[str]:
 def test_retirement_returns_once_the_moved_task_runs_healthy_elsewhere(swarm, timings):
     manager = swarm.hosts[MANAGER]
     service(manager, "slow", "--replicas", "3", "--constraint", "node.labels.type==app",
-            "--health-cmd", "test -f /tmp/healthy", "--health-interval", "1s", "--health-retries", "1",
+            "--health-cmd", "test -f /healthy", "--health-interval", "1s", "--health-retries", "1",
             "--health-start-period", "60s",
-            command=f"sleep {HEALTHY_AFTER}; touch /tmp/healthy; exec sleep 86400")
+            command=f"sleep {HEALTHY_AFTER}; touch /healthy; exec sleep 86400")
     before = wait_for(lambda: running(manager, "slow", 3), "slow: 3 healthy tasks", timeout=90)
     retired = node_id(manager, "ret-app-3")
     assert retired in {task["NodeID"] for task in before}  # one task per node: one must move

@@ -176,7 +176,7 @@ def test_tasks_that_cannot_run_elsewhere_fail_retirement_before_removal(tmp_path
                          "    task error: no suitable node (max replicas per node limit exceed)"]
     calls = [call for _, call in swarm_calls(tmp_path)]
     assert not [call for call in calls if call.startswith("node rm")]
-    assert calls[-1] == "node update --availability active n2" or "node update --availability active n2" in calls
+    assert "node update --availability active n2" in calls  # the drain is undone
 
 
 def test_a_down_node_is_removed_even_when_its_tasks_cannot_move(tmp_path):
