@@ -1952,15 +1952,38 @@ def parse_stack(
     )
 
 
+def describe_yaml_error(error: Exception) -> str:
+    """A YAML parser error as one line: where (line and column, counted from 1) and the parser's
+    problem, without PyYAML's `in "<unicode string>"` or a traceback."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte {error.start}: {error.reason})"
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).split("\n")[0]
+    context = getattr(error, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"is not valid YAML: {where}{problem}" + (f" ({context})" if context else "")
+
+
+def display_path(path: Path) -> str:
+    """`path` as messages show it: relative to the project (the folder holding Pulumi.yaml)
+    when it is inside one, else as given."""
+    path = Path(path)
+    absolute = path.absolute()
+    for folder in absolute.parents:
+        if (folder / "Pulumi.yaml").is_file():
+            return str(absolute.relative_to(folder))
+    return str(path)
+
+
 def read_stack_file(path: Path) -> Any:
     """The YAML document at `path`, read as Docker reads it; StackFileError if it cannot be."""
-    source = str(path)
+    source = display_path(path)
     try:
         return read_yaml(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise StackFileError([Problem(source, "", f"cannot be read: {error.strerror or error}")]) from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise StackFileError([Problem(source, "", f"is not valid YAML: {error}")]) from None
+        raise StackFileError([Problem(source, "", describe_yaml_error(error))]) from None
 
 
 def load_stack_file(
@@ -1972,7 +1995,7 @@ def load_stack_file(
 ) -> StackSpec:
     """The stack described by the Compose file at `path` (see parse_stack). The model catalogue
     a stack file may name is not expanded here: swarm.catalogue.load_stack does that."""
-    source = str(path)
+    source = display_path(path)
     document = read_stack_file(path)
     return parse_stack(
         document,

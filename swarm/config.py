@@ -19,12 +19,13 @@ from typing import Any, Mapping
 import pulumi
 import yaml
 
-from swarm.compose import parse_duration
+from swarm.compose import describe_yaml_error, display_path, parse_duration
+from swarm.config_keys import NAMESPACE, known_key, unknown_keys
 from swarm.registry import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, registry_server
 from swarm.scripts import SWARM_ADDRESS_POOL, Folder
-from swarm.sizes import SIZES, DropletSize, closest_slugs
+from swarm.sizes import SIZES, DropletSize
+from swarm.suggest import did_you_mean
 
-NAMESPACE = "swarm"
 DEFAULT_IMAGE = "ubuntu-24-04-x64"
 # DigitalOcean's AI/ML-ready GPU image: Ubuntu with the NVIDIA driver installed.
 DEFAULT_GPU_IMAGE = "gpu-h100x1-base"
@@ -190,6 +191,8 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     Raises ConfigError listing every problem found.
     """
     found = _Collector()
+    for name, message in unknown_keys(values):
+        found.problem(name, message)
     if not DNS_LABEL.match(stack):
         found.problem("(stack name)", f"stack name {stack!r} must be lowercase letters, digits and '-' (it prefixes droplet names)")
 
@@ -228,6 +231,8 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     )
 
 
+@known_key("region", type="string", default="required",
+           doc="DigitalOcean region slug, e.g. `fra1`")
 def _parse_region(value: Any, found: _Collector) -> str:
     if value is None:
         found.problem("region", "is required: set a DigitalOcean region slug, e.g. `pulumi config set swarm:region fra1`")
@@ -236,6 +241,8 @@ def _parse_region(value: Any, found: _Collector) -> str:
     return value
 
 
+@known_key("nodePools", type="object", default="required",
+           doc="pool name → pool (see [A pool](#a-pool)); pools are created in the order given")
 def _parse_pools(value: Any, stack: str, found: _Collector) -> list[Pool]:
     if value is None:
         found.problem("nodePools", "is required: declare at least one pool with `role: manager` (see README, configuration)")
@@ -268,13 +275,15 @@ def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | N
     if not isinstance(spec, dict):
         found.problem(key, "must be a mapping with at least `role`, `count` and `size`")
         return None
-    for unknown in sorted(set(spec) - POOL_KEYS):
-        found.problem(f"{key}.{unknown}", f"unknown key; a pool takes {', '.join(sorted(POOL_KEYS))}")
+    for unknown in sorted(set(spec) - POOL_KEYS, key=str):
+        hint = did_you_mean(unknown, POOL_KEYS)
+        found.problem(f"{key}.{unknown}", f"unknown key{hint or '; a pool takes ' + ', '.join(sorted(POOL_KEYS))}")
 
     before = len(found.problems)
     role = spec.get("role")
     if role not in ROLES:
-        found.problem(f"{key}.role", f"{role!r} is not a role; use 'manager' or 'worker'")
+        hint = (did_you_mean(role, ROLES) if isinstance(role, str) else "") or "; use 'manager' or 'worker'"
+        found.problem(f"{key}.role", f"{role!r} is not a role{hint}")
     count = spec.get("count")
     if not _is_int(count) or count < 0:
         found.problem(f"{key}.count", f"{count!r} is not a node count; use a whole number >= 0")
@@ -298,9 +307,9 @@ def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | N
 
 def _parse_size(slug: Any, gpu: bool, key: str, found: _Collector) -> DropletSize | None:
     if not isinstance(slug, str) or slug not in SIZES:
-        hint = closest_slugs(slug) if isinstance(slug, str) else []
-        suggestion = f"did you mean {', '.join(hint)}?" if hint else "see `doctl compute size list`"
-        found.problem(key, f"{slug!r} is not a known DigitalOcean size slug; {suggestion} (table: swarm/sizes.py)")
+        hint = did_you_mean(slug, SIZES, cutoff=0.5) if isinstance(slug, str) else ""
+        suggestion = hint or "; see `doctl compute size list`"
+        found.problem(key, f"{slug!r} is not a known DigitalOcean size slug{suggestion} (table: swarm/sizes.py)")
         return None
     size = SIZES[slug]
     if gpu and not size.gpus:
@@ -351,6 +360,8 @@ def _parse_volume(value: Any, key: str, found: _Collector) -> Volume | None:
 _SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "sys", "usr", "var"}
 
 
+@known_key("adminCidrs", type="list of CIDR", default="required",
+           doc="who may reach SSH on the nodes; Pulumi's remote commands connect from there too")
 def _parse_admin_cidrs(value: Any, found: _Collector) -> list[str]:
     if value is None:
         found.problem(
@@ -371,6 +382,8 @@ def _parse_admin_cidrs(value: Any, found: _Collector) -> list[str]:
     return cidrs
 
 
+@known_key("publicPorts", type="list", default="`[]`",
+           doc="ports opened to the internet on every node: `443`, `\"443/tcp\"`, `\"8000-8010/udp\"`")
 def _parse_public_ports(value: Any, found: _Collector) -> list[PublicPort]:
     if value is None:
         return []
@@ -395,6 +408,8 @@ def _parse_public_ports(value: Any, found: _Collector) -> list[PublicPort]:
     return ports
 
 
+@known_key("vpcIpRange", type="CIDR", default="chosen by DigitalOcean",
+           doc="private IPv4 range of the stack's VPC, /16 to /28, outside `10.0.0.0/16` (swarm's overlay networks)")
 def _parse_vpc_ip_range(value: Any, found: _Collector) -> str | None:
     if value is None:
         return None
@@ -413,6 +428,10 @@ def _parse_vpc_ip_range(value: Any, found: _Collector) -> str | None:
     return str(network)
 
 
+@known_key("sshPublicKey", type="string", default="generated",
+           doc="an operator key pair's public key; set it together with `swarm:sshPrivateKey`")
+@known_key("sshPrivateKey", type="string (secret)", default="generated",
+           doc="its private key (`--secret`); when both are absent an ED25519 key pair is generated and kept in state as a secret")
 def _parse_ssh_keys(public_key: Any, private_key_set: Any, found: _Collector) -> str | None:
     if public_key is None and private_key_set is None:
         return None
@@ -429,6 +448,8 @@ def _parse_ssh_keys(public_key: Any, private_key_set: Any, found: _Collector) ->
     return public_key.strip()
 
 
+@known_key("secrets", type="object (secret values)", default="`{}`",
+           doc="secret name → value, for Compose secrets declared `external: true` (set each with `--secret --path`)")
 def _parse_secret_names(value: Any, found: _Collector) -> frozenset[str] | None:
     if value is None:
         return frozenset()
@@ -443,6 +464,8 @@ def _parse_secret_names(value: Any, found: _Collector) -> frozenset[str] | None:
     return frozenset(map(str, value))
 
 
+@known_key("configs", type="object", default="`{}`",
+           doc="config name → text, for Compose configs declared `external: true`")
 def _parse_configs(value: Any, found: _Collector) -> dict[str, str]:
     if value is None:
         return {}
@@ -452,6 +475,10 @@ def _parse_configs(value: Any, found: _Collector) -> dict[str, str]:
     return {str(name): text for name, text in value.items()}
 
 
+@known_key("registry", type="object", default="none",
+           doc="the private registry: `{server: registry.example.com, username: deploy}` or `{digitalocean: <registry name>}`")
+@known_key("registryPassword", type="string (secret)", default="none",
+           doc="the password or token of `swarm:registry.username` (`--secret`)")
 def _parse_registry(value: Any, password_set: bool, found: _Collector) -> Registry | None:
     if value is None:
         if password_set:
@@ -484,6 +511,8 @@ def _parse_registry(value: Any, password_set: bool, found: _Collector) -> Regist
     return None
 
 
+@known_key("images", type="object", default="`{}`",
+           doc="service name → image, overriding the stack file's `image:` for this run (releases from CI)")
 def _parse_images(value: Any, found: _Collector) -> dict[str, str]:
     if value is None:
         return {}
@@ -501,6 +530,8 @@ def _parse_images(value: Any, found: _Collector) -> dict[str, str]:
     return images
 
 
+@known_key("bindMounts", type="object", default="`{}`",
+           doc="bind-mount source → `{owner: '999:999', mode: '0700'}` for the folders the program creates on the nodes")
 def _parse_bind_mounts(value: Any, found: _Collector) -> dict[str, Folder]:
     if value is None:
         return {}
@@ -531,6 +562,8 @@ def _parse_bind_mounts(value: Any, found: _Collector) -> dict[str, Folder]:
     return folders
 
 
+@known_key("convergeTimeout", type="duration", default="`10m`",
+           doc="how long `pulumi up` waits for every service to run all its tasks")
 def _parse_converge_timeout(value: Any, found: _Collector) -> int:
     if value is None:
         return DEFAULT_CONVERGE_TIMEOUT_SECONDS
@@ -549,6 +582,8 @@ def _is_encrypted(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"secure"}
 
 
+@known_key("stackFile", type="string", default="`stacks/<stack>.yaml`",
+           doc="the stack's Compose file, relative to the project root; it must exist")
 def _parse_stack_file(value: Any, stack: str, project_root: Path, found: _Collector) -> Path:
     relative = value if value is not None else f"stacks/{stack}.yaml"
     if not isinstance(relative, str) or not relative:
@@ -570,11 +605,6 @@ def _is_int(value: Any) -> bool:
 
 # ---- sources of raw values -------------------------------------------------------------------
 
-CONTRACT_KEYS = ("region", "nodePools", "stackFile", "secrets", "configs", "adminCidrs", "sshPublicKey",
-                 "sshPrivateKey", "publicPorts", "vpcIpRange", "registry", "registryPassword", "images", "bindMounts",
-                 "convergeTimeout")
-
-
 def _decode(raw: str) -> Any:
     """Pulumi hands object and list values to the program as JSON text, strings as they are."""
     try:
@@ -587,9 +617,18 @@ def from_pulumi(project_root: Path) -> ClusterConfig:
     """The running program's configuration. Secret values are read again, as secrets, where
     they are used; here they are only checked for shape."""
     settings = pulumi.Config(NAMESPACE)
-    values = {key: _decode(raw) for key in CONTRACT_KEYS if (raw := settings.get(key)) is not None}
+    values = {key: _decode(raw) for key in _pulumi_config_names() if (raw := settings.get(key)) is not None}
     stack = pulumi.get_stack()
     return parse_config(values, stack=stack, project_root=project_root, source=f"Pulumi.{stack}.yaml")
+
+
+def _pulumi_config_names() -> list[str]:
+    """Every `swarm:*` key the engine handed the program, known or not (an unknown one is a
+    typo to report, not to ignore)."""
+    from pulumi.runtime import config as runtime_config  # the SDK keeps no public list of keys
+
+    names = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
+    return sorted(name.split(":", 1)[1] for name in names if name.startswith(f"{NAMESPACE}:"))
 
 
 def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
@@ -598,8 +637,13 @@ def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
     path = project_root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise ConfigError(path.name, [Problem("(file)", f"{path.name} does not exist; create it with `pulumi stack init {stack}`")])
-    document = yaml.safe_load(path.read_text()) or {}
-    config = document.get("config") or {}
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(display_path(path), [Problem("(file)", describe_yaml_error(error))]) from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        config = {}
     values = {
         key.split(":", 1)[1]: value
         for key, value in config.items()
