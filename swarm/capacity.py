@@ -45,6 +45,7 @@ from swarm.compose import Constraint, ServiceSpec, StackSpec
 from swarm.config import ClusterConfig
 from swarm.service_args import update_order
 from swarm.sizes import GIB
+from swarm.suggest import close_matches
 
 GPU_KIND = "GPU"  # the generic resource kind GPU nodes advertise (DESIGN.md, "Swarm GPU")
 NANO = 1_000_000_000
@@ -344,7 +345,11 @@ def _no_match(spec: ServiceSpec, nodes: Sequence[NodeCapacity]) -> str:
     pools = _pools(nodes)
     for constraint in spec.constraints:
         if not any(constraint_matches(constraint, node) for node in nodes):
-            return f"no node matches {constraint} ({_what_nodes_have(constraint, nodes)}); {_fix_constraint(constraint)}"
+            hint = _similar_constraint(constraint, nodes)
+            return (
+                f"no node matches {constraint} ({_what_nodes_have(constraint, nodes)}); "
+                f"{hint or _fix_constraint(constraint)}"
+            )
     matches = [
         f"{c} matches {_pool_list([n for n in nodes if constraint_matches(c, n)])}" for c in spec.constraints
     ]
@@ -369,6 +374,28 @@ def _what_nodes_have(constraint: Constraint, nodes: Sequence[NodeCapacity]) -> s
     if field_.startswith("engine.labels."):
         return "the nodes' Docker daemons carry no engine labels"
     return f"every node is {nodes[0].os}/{nodes[0].arch}" if nodes else "there are no nodes"
+
+
+def _similar_constraint(constraint: Constraint, nodes: Sequence[NodeCapacity]) -> str:
+    """'did you mean ...?' when the constraint looks like a typo of one some node satisfies: a
+    label key or value (`machine-learnig`), a hostname or a role."""
+    field_, operator, value = constraint
+    if operator != "==":
+        return ""
+    if field_.startswith("node.labels."):
+        key = field_.removeprefix("node.labels.")
+        keys = {k for node in nodes for k in node.labels}
+        if key not in keys:
+            return "".join(
+                f"did you mean node.labels.{match}?" for match in close_matches(key, keys, limit=1)
+            )
+        values = [node.labels[key] for node in nodes if key in node.labels]
+    elif field_ in ("node.hostname", "node.role"):
+        values = [node.name if field_ == "node.hostname" else node.role for node in nodes]
+    else:
+        return ""
+    matches = [f"{field_} == {match}" for match in close_matches(value, values)]
+    return f"did you mean {' or '.join(matches)}?" if matches else ""
 
 
 def _fix_constraint(constraint: Constraint) -> str:

@@ -153,6 +153,16 @@ def test_constraint_on_a_label_no_pool_has_fails_naming_it_and_the_labels(tmp_pa
     )
 
 
+def test_a_misspelled_label_value_or_key_in_a_constraint_gets_a_did_you_mean(tmp_path):
+    typo = stack(tmp_path, PROD_STACK.replace("type == machine-learning", "type == machine-learnig"))
+    (failure,) = check_capacity(prod_config(), typo).failures
+    assert failure.startswith("api: 0 of 3 replicas fit: no node matches node.labels.type==machine-learnig")
+    assert failure.endswith("did you mean node.labels.type == machine-learning?")
+    key_typo = stack(tmp_path, PROD_STACK.replace("labels.type == cheap", "labels.tpye == cheap"))
+    (failure,) = check_capacity(prod_config(), key_typo).failures
+    assert failure.endswith("did you mean node.labels.type?")
+
+
 def test_constraints_that_only_fail_together_are_named_with_what_each_matches(tmp_path):
     report = check_capacity(prod_config(), stack(tmp_path, PROD_STACK.replace("node.role == manager", "node.role == worker")))
     (failure,) = report.failures

@@ -763,3 +763,55 @@ def test_staging_is_prod_scaled_down():
 def test_parse_stack_reports_a_document_that_is_not_a_mapping():
     with pytest.raises(StackFileError, match="must be a mapping"):
         parse_stack(["not", "a", "mapping"], source="x.yml", base_dir=ROOT, stack=STACK)
+
+
+def test_misspelled_names_get_a_did_you_mean(tmp_path: Path):
+    found = problems(
+        tmp_path,
+        """\
+version: "3.8"
+services:
+  api:
+    image: x
+    deplyo: {replicas: 2}
+    networks: [main_netwrok]
+    secrets: [db_pasword]
+    deploy:
+      placement:
+        constraints: [node.role == wroker, node.hostnme == a]
+networks:
+  main_network: {}
+secrets:
+  db_password: {external: true}
+""",
+    )
+    assert found["services.api.deplyo"] == "unknown key; did you mean deploy?"
+    assert found["services.api.networks[0]"].endswith("did you mean main_network?")
+    assert found["services.api.secrets[0]"].endswith("did you mean db_password?")
+    assert found["services.api.deploy.placement.constraints[0]"].endswith("did you mean worker?")
+    assert found["services.api.deploy.placement.constraints[1]"].endswith(
+        "unknown field 'node.hostnme'; did you mean node.hostname?"
+    )
+
+
+@pytest.mark.parametrize("resource, reserved, limit", [("cpus", "'2'", "'1'"), ("memory", "2G", "1G")])
+def test_a_reservation_above_its_own_limit_is_refused(tmp_path: Path, resource, reserved, limit):
+    found = problems(
+        tmp_path,
+        f"""\
+version: "3.8"
+services:
+  api:
+    image: x
+    deploy:
+      resources:
+        reservations: {{{resource}: {reserved}}}
+        limits: {{{resource}: {limit}}}
+""",
+    )
+    assert found == {
+        f"services.api.deploy.resources.reservations.{resource}": (
+            f"reserves more than its own limit (limits.{resource}); Docker refuses such a task: "
+            f"raise limits.{resource} or lower reservations.{resource}"
+        )
+    }
