@@ -173,8 +173,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
-def run_program(stack: str, config: dict[str, Any], *, mocks: pulumi.runtime.Mocks | None = None) -> ProgramRun:
-    """Run __main__.py for `stack` with `config` (keys without the `swarm:` prefix)."""
+def run_program(
+    stack: str, config: dict[str, Any], *, mocks: pulumi.runtime.Mocks | None = None, preview: bool = False
+) -> ProgramRun:
+    """Run __main__.py for `stack` with `config` (keys without the `swarm:` prefix), as `up`, or
+    as `preview` when `preview` is set."""
     mocks = mocks or FakeCloud()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_all_config(
@@ -185,7 +188,7 @@ def run_program(stack: str, config: dict[str, Any], *, mocks: pulumi.runtime.Moc
     # A failed run leaves failed outputs behind; the next run must not await (and re-raise)
     # them, as pulumi.runtime.mocks.test clears them too.
     settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_mocks(mocks, project="swarm", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project="swarm", stack=stack, preview=preview, monitor=monitor)
     root = settings.get_root_resource()
 
     error: BaseException | None = None

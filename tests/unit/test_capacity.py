@@ -369,20 +369,22 @@ def test_unschedulable_stack_fails_the_preview_and_registers_nothing(tmp_path):
 # ---- the plan command ---------------------------------------------------------------------------------
 
 
-def test_plan_prints_nodes_services_warnings_and_cost(capsys):
+def test_plan_prints_pools_nodes_services_warnings_and_cost(capsys):
     assert cli.main(["plan", "--stack", "prod"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == "Plan for stack prod: 5 nodes in fra1 (Pulumi.prod.yaml), 9 services (stacks/prod.yaml)"
-    row = next(line for line in lines if line.startswith("prod-ml-3 "))
-    assert row.split() == ["prod-ml-3", "ml", "m-4vcpu-32gb", "168.00", "2", "/", "3.9", "10.5", "GiB", "/", "29.9",
-                           "GiB", "type=machine-learning", "api,", "spacy-en-md,", "spacy-en-lg,", "spacy-de-lg,",
-                           "spacy-xx-ner"]
+    assert next(line for line in lines if line.startswith("ml ")).split() == [
+        "ml", "worker", "3", "m-4vcpu-32gb", "504.00", "type=machine-learning"]
+    at = next(i for i, line in enumerate(lines) if line.startswith("prod-ml-3 "))
+    assert (lines[at] + lines[at + 1]).split() == [
+        "prod-ml-3", "m-4vcpu-32gb", "168.00", "2/3.9", "10.5/29.9", "GiB",
+        "api,", "spacy-en-md,", "spacy-en-lg,", "spacy-de-lg,", "spacy-xx-ner"]
     assert any(line.split()[:4] == ["api", "replicated", "3/3", "ok"] for line in lines)
     assert any(line.split()[:4] == ["spacy-en-trf", "replicated", "2/2", "ok"] for line in lines)
-    assert "Warnings (4):" in out and "if prod-manager-1 failed" in out
+    assert "Warnings (3):" in out and "if prod-manager-1 failed" in out
     assert "Total: $576.00/month for 5 droplets" in out
-    assert lines[-1] == "The stack fits."
+    assert lines[-1] == "The stack fits; `pulumi preview` runs, `up` refuses it until 3 values are set."
 
 
 def write_project(root: Path, stack_text: str) -> None:
