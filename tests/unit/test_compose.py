@@ -314,6 +314,7 @@ def external_names(path: Path, section: str) -> set[str]:
     return {name for name, definition in (document.get(section) or {}).items() if (definition or {}).get("external")}
 
 
+@pytest.mark.tools("docker")
 @pytest.mark.parametrize("path", VALID_FILES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_loader_matches_docker_stack_config(path: Path):
     result = docker_config(path)
@@ -371,6 +372,7 @@ def assert_top_level(spec: StackSpec, printed: dict) -> None:
 # which path: `# expect: services.api.deploy.resources.limits.memory`.
 
 
+@pytest.mark.tools("docker")
 @pytest.mark.parametrize("path", INVALID_FILES, ids=lambda path: path.name)
 def test_loader_rejects_what_docker_rejects(path: Path):
     expected_path = re.match(r"# expect: ?(.*)\n", path.read_text()).group(1)

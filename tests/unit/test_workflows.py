@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 import yaml
 
 from tests.pulumi_program import PROJECT_ROOT
@@ -12,6 +13,7 @@ from tests.pulumi_program import PROJECT_ROOT
 WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
 
 
+@pytest.mark.tools("check-jsonschema")
 def test_workflows_are_valid_against_the_github_schema():
     assert [w.name for w in WORKFLOWS] == ["deploy.yml", "pull-request.yml"]
     result = subprocess.run(
