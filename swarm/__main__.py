@@ -55,6 +55,16 @@ def plan(stack: str, project_root: Path = PROJECT_ROOT, width: int = 100, fmt: s
     return render(result, fmt, width=width), result["fits"]
 
 
+def _read_base(path: Path) -> dict[str, Any]:
+    """main's JSON plan; one that is missing or not JSON (main's plan failed, or predates
+    --format json) makes the cost change "unknown" instead of failing this plan."""
+    try:
+        base = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"errors": [f"{path} holds no JSON plan"]}
+    return base if isinstance(base, dict) else {"errors": [f"{path} holds no JSON plan"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m swarm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     result = plan_of(args.stack, PROJECT_ROOT)
-    base = json.loads(args.base.read_text()) if args.base and args.base.is_file() else None
+    base = _read_base(args.base) if args.base else None
     width = args.width or min(shutil.get_terminal_size((100, 24)).columns, 100)
     text = render(result, args.format, width=width, base=base)
     # Text errors go to stderr like any tool's; markdown and JSON are documents: stdout.

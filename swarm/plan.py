@@ -69,7 +69,7 @@ def cost_change(plan: Mapping[str, Any], base: Mapping[str, Any] | None) -> str 
     if base is None:
         return None
     if "monthly_cost" not in base:
-        return "Cost change against main: unknown (main's plan failed: " + "; ".join(base.get("errors", [])) + ")"
+        return "Cost change against main: unknown (main's plan: " + "; ".join(base.get("errors") or ["no figures"]) + ")"
     delta = plan["monthly_cost"] - base["monthly_cost"]
     before = {pool["name"]: pool for pool in base.get("pools", [])}
     after = {pool["name"]: pool for pool in plan["pools"]}
