@@ -24,7 +24,7 @@ What it models, as swarmkit does it:
   (swarm itself reserves nothing: the allowance keeps tasks' reservations from promising memory
   the OS uses); a GPU size offers `gpus` generic resources of kind `GPU`.
 
-Deliberate simplifications, each on the safe side or stated in the README:
+Deliberate simplifications, each on the safe side or stated in docs/capacity.md:
 - Services are placed one after the other in stack-file order. A real deploy creates them
   concurrently, so when nodes are nearly full another order may leave a different service short.
 - Placement preferences (`spread: node.labels.X`) are not modelled: they change which nodes

@@ -245,7 +245,7 @@ def _parse_region(value: Any, found: _Collector) -> str:
            doc="pool name → pool (see [A pool](#a-pool)); pools are created in the order given")
 def _parse_pools(value: Any, stack: str, found: _Collector) -> list[Pool]:
     if value is None:
-        found.problem("nodePools", "is required: declare at least one pool with `role: manager` (see README, configuration)")
+        found.problem("nodePools", "is required: declare at least one pool with `role: manager` (see docs/configuration.md)")
         return []
     if not isinstance(value, dict) or not value:
         found.problem("nodePools", "must be a non-empty mapping of pool name to pool")
@@ -428,10 +428,10 @@ def _parse_vpc_ip_range(value: Any, found: _Collector) -> str | None:
     return str(network)
 
 
-@known_key("sshPublicKey", type="string", default="generated",
-           doc="an operator key pair's public key; set it together with `swarm:sshPrivateKey`")
 @known_key("sshPrivateKey", type="string (secret)", default="generated",
            doc="its private key (`--secret`); when both are absent an ED25519 key pair is generated and kept in state as a secret")
+@known_key("sshPublicKey", type="string", default="generated",
+           doc="an operator key pair's public key; set it together with `swarm:sshPrivateKey`")
 def _parse_ssh_keys(public_key: Any, private_key_set: Any, found: _Collector) -> str | None:
     if public_key is None and private_key_set is None:
         return None
@@ -475,10 +475,10 @@ def _parse_configs(value: Any, found: _Collector) -> dict[str, str]:
     return {str(name): text for name, text in value.items()}
 
 
-@known_key("registry", type="object", default="none",
-           doc="the private registry: `{server: registry.example.com, username: deploy}` or `{digitalocean: <registry name>}`")
 @known_key("registryPassword", type="string (secret)", default="none",
            doc="the password or token of `swarm:registry.username` (`--secret`)")
+@known_key("registry", type="object", default="none",
+           doc="the private registry: `{server: registry.example.com, username: deploy}` or `{digitalocean: <registry name>}`")
 def _parse_registry(value: Any, password_set: bool, found: _Collector) -> Registry | None:
     if value is None:
         if password_set:
@@ -593,7 +593,7 @@ def _parse_stack_file(value: Any, stack: str, project_root: Path, found: _Collec
     if not path.is_file():
         found.problem(
             "stackFile",
-            f"stack file {relative} does not exist; create it (a Compose file, see README) "
+            f"stack file {relative} does not exist; create it (a Compose file, see docs/stack-files.md) "
             f"or point swarm:stackFile at an existing one",
         )
     return path

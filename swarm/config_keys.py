@@ -32,7 +32,8 @@ KNOWN_KEYS: dict[str, KnownKey] = {}
 
 def known_key(name: str, *, type: str, default: str, doc: str) -> Callable[[F], F]:
     """Register `swarm:<name>` as a known key, validated by the decorated function. Several
-    keys may share one validator (a key pair, a registry and its password)."""
+    keys may share one validator (a key pair, a registry and its password); stacked decorators
+    register bottom-up, so list the first key lowest."""
 
     def register(function: F) -> F:
         if name in KNOWN_KEYS:
@@ -60,6 +61,7 @@ def unknown_keys(names: Iterable[str]) -> list[tuple[str, str]]:
 
 def reference_table() -> str:
     """The Markdown table of every known key, as docs/configuration.md carries it."""
+    import swarm.config  # noqa: F401  the keys are registered where they are validated
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     rows += [
         f"| `{NAMESPACE}:{key.name}` | {key.type} | {key.default} | {key.doc} |" for key in KNOWN_KEYS.values()
