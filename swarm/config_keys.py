@@ -1,5 +1,8 @@
 """The table of known `swarm:*` keys: each key's type, default and doc, declared next to the
-function in swarm/config.py that validates it (`@known_key(...)` on that function), Kamal-style.
+function that validates it (`@known_key(...)` on that function, in swarm/config.py or
+swarm/config_values.py), Kamal-style.
+
+Also home of what every validator shares: `Problem`, `ConfigError` and the `Collector` of problems.
 
 The table is the single source for three things: which top-level keys exist (anything else is
 refused, with a did-you-mean), the configuration reference in docs/configuration.md (a test
@@ -19,12 +22,41 @@ F = TypeVar("F", bound=Callable)
 
 
 @dataclass(frozen=True)
+class Problem:
+    key: str  # full config key path, e.g. "swarm:nodePools.ml.size"
+    message: str  # what is wrong and how to fix it
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The stack configuration is invalid; nothing must be deployed."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{source}: {len(problems)} {noun} in the stack configuration; nothing was deployed:\n{lines}")
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(Problem(f"{NAMESPACE}:{key}", message))
+
+
+@dataclass(frozen=True)
 class KnownKey:
     name: str  # without the namespace: "nodePools"
     type: str  # as the reference shows it: "string", "list of CIDR", ...
     default: str  # "required", a value, or what happens when it is absent
     doc: str  # one line of Markdown: what it means, how to set it
-    validator: str  # the function that validates it (for the reference and for readers)
+    validator: str  # module.function that validates it (for readers, and checked by a test)
 
 
 KNOWN_KEYS: dict[str, KnownKey] = {}
@@ -38,7 +70,7 @@ def known_key(name: str, *, type: str, default: str, doc: str) -> Callable[[F], 
     def register(function: F) -> F:
         if name in KNOWN_KEYS:
             raise ValueError(f"swarm:{name} is declared twice")
-        KNOWN_KEYS[name] = KnownKey(name, type, default, doc, function.__name__)
+        KNOWN_KEYS[name] = KnownKey(name, type, default, doc, f"{function.__module__}.{function.__name__}")
         return function
 
     return register
@@ -63,7 +95,7 @@ def reference_table() -> str:
     """The Markdown table of every known key, as docs/configuration.md carries it."""
     import swarm.config  # noqa: F401  the keys are registered where they are validated
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    rows += [
-        f"| `{NAMESPACE}:{key.name}` | {key.type} | {key.default} | {key.doc} |" for key in KNOWN_KEYS.values()
-    ]
+    # Required keys first, then the others alphabetically (registration order follows imports).
+    ordered = sorted(KNOWN_KEYS.values(), key=lambda key: (key.default != "required", key.name.lower()))
+    rows += [f"| `{NAMESPACE}:{key.name}` | {key.type} | {key.default} | {key.doc} |" for key in ordered]
     return "\n".join(rows)
