@@ -13,12 +13,14 @@ From a validated configuration:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from swarm.capacity import CapacityReport, check_capacity
 from swarm.catalogue import load_stack
 from swarm.config import ClusterConfig
 from swarm.rollout import Rollout, plan_rollout
+from swarm.suggest import close_matches
 
 
 # What a preview shows for a value that is still missing (a preview creates nothing).
@@ -29,6 +31,7 @@ PLACEHOLDER = "(needs a value before up)"
 class MissingValue:
     section: str  # secrets | configs
     name: str
+    hint: str = ""  # "; did you mean swarm:secrets.X?" when a similar name is set
 
     @property
     def key(self) -> str:
@@ -43,7 +46,7 @@ class MissingValue:
         return f"pulumi config set{' --secret' if self.secret else ''} --path '{self.key}' VALUE"
 
     def __str__(self) -> str:
-        return f"{self.key} needs a value before up: `{self.command}`"
+        return f"{self.key} needs a value before up: `{self.command}`{self.hint}"
 
 
 @dataclass(frozen=True)
@@ -81,13 +84,19 @@ def preflight(config: ClusterConfig) -> Preflight:
     missing = []
     if config.secret_names is not None:  # None: one encrypted blob, names unknown offline
         missing += [
-            MissingValue("secrets", key)
+            MissingValue("secrets", key, _set_instead("secrets", key, config.secret_names))
             for key, secret in stack.secrets.items()
             if secret.external and key not in config.secret_names
         ]
     missing += [
-        MissingValue("configs", key)
+        MissingValue("configs", key, _set_instead("configs", key, config.configs))
         for key, item in stack.configs.items()
         if item.external and key not in config.configs
     ]
     return Preflight(config, rollout, check_capacity(config, rollout.stack), tuple(missing))
+
+
+def _set_instead(section: str, name: str, names: Iterable[str]) -> str:
+    """A value set under a name that looks like a typo of `name`."""
+    matches = close_matches(name, [n for n in names if n != name], limit=1)
+    return f"; swarm:{section}.{matches[0]} is set: did you mean swarm:{section}.{name}?" if matches else ""

@@ -139,6 +139,14 @@ def test_up_refuses_an_external_secret_without_a_value_and_registers_nothing():
     assert run.registrations == []
 
 
+def test_a_secret_set_under_a_misspelled_name_is_pointed_out():
+    config = without_secret_values()
+    config["secrets"] = {"db_name": "n", "db_user": "u", "db_pasword": "p"}
+    run = run_program("prod", config)
+    assert "swarm:secrets.db_password needs a value before up" in str(run.error)
+    assert "swarm:secrets.db_pasword is set: did you mean swarm:secrets.db_password?" in str(run.error)
+
+
 def test_preview_runs_with_a_placeholder_for_a_secret_without_a_value():
     run = run_program("prod", without_secret_values(), preview=True)
     assert run.error is None
