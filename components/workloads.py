@@ -197,7 +197,7 @@ def write_key_file(stack: str, private_key: str) -> Path:
 
 def ssh_options(key_file: Path) -> list[str]:
     """Options for the provider's `ssh`: the cluster key only; droplets are new, so their host
-    keys are not known in advance (see README, Known limits)."""
+    keys are not known in advance (see docs/day-2-operations.md, Known limits)."""
     return [
         "-i", str(key_file),
         "-o", "IdentitiesOnly=yes",
