@@ -19,6 +19,9 @@ class NodePoolArgs:
     vpc_id: pulumi.Input[str]
     ssh_key_id: pulumi.Input[str]
     tags: list[pulumi.Input[str]]
+    # Earlier names of this component (a renamed pool or stack): each droplet and volume answers
+    # to the name it had under each, so it is kept or replaced in place, never created anew.
+    previous_names: tuple[str, ...] = ()
 
 
 @dataclass
@@ -41,7 +44,10 @@ class NodePool(pulumi.ComponentResource):
         pool = args.pool
         self.machines = []
         for node in args.nodes:
-            droplet_options = pulumi.ResourceOptions(parent=self)
+            def aliases(suffix: str) -> list[pulumi.Alias]:
+                return [pulumi.Alias(name=f"{old}-{node.index}{suffix}") for old in args.previous_names]
+
+            droplet_options = pulumi.ResourceOptions(parent=self, aliases=aliases(""))
             volume_ids: list[pulumi.Input[str]] = []
             volume = None
             if pool.volume:
@@ -54,6 +60,7 @@ class NodePool(pulumi.ComponentResource):
                     description=f"Data of {node.name}",
                     opts=pulumi.ResourceOptions(
                         parent=self,
+                        aliases=aliases("-data"),
                         # Data: `pulumi up` refuses to delete or replace it unless the pool says
                         # `volume.protect: false`.
                         protect=pool.volume.protect,
@@ -66,7 +73,7 @@ class NodePool(pulumi.ComponentResource):
                 volume_ids.append(volume.id)
                 # A volume attaches to one droplet at a time: the old droplet must go before its
                 # replacement can take the volume (and the data on it) over.
-                droplet_options = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+                droplet_options = pulumi.ResourceOptions(parent=self, aliases=aliases(""), delete_before_replace=True)
             droplet = do.Droplet(
                 f"{name}-{node.index}",
                 name=node.name,

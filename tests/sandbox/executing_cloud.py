@@ -19,14 +19,12 @@ changing any other Docker object is not emulated.
 from __future__ import annotations
 
 import json
-import shlex
 import threading
 import time
-from collections.abc import Sequence
 
 import pulumi
 
-from tests.pulumi_program import FakeCloud, unwrap
+from tests.pulumi_program import FakeCloud, fake_droplet_id, unwrap
 from tests.sandbox import engine_api
 from tests.sandbox.harness import Host, Sandbox
 
@@ -49,16 +47,28 @@ class SandboxCloud(FakeCloud):
         self.docker_hosts: dict[str, Host] = {}  # docker provider id -> the manager it reaches
         self.docker_state: dict[tuple[str, str], tuple[str, str]] = {}  # (type, name) -> (inputs, id)
         self._lock = threading.Lock()
+        self.droplet_hosts: dict[str, Host] = {}  # droplet id -> host
+        self.reserved: dict[str, Host] = {}  # reserved IP -> the host of the droplet it is assigned to
+
+    def host_at(self, address: str) -> Host:
+        """The host answering at `address`: a host's own, or a reserved IP assigned to its droplet."""
+        return self.reserved.get(address) or self.sandbox.host_by_ip(address)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         if args.typ == "digitalocean:index/droplet:Droplet":
             host = self.sandbox.hosts[args.inputs["name"]]
-            return [f"droplet-{host.name}", {**args.inputs, "ipv4Address": host.ip, "ipv4AddressPrivate": host.ip}]
+            droplet_id = fake_droplet_id(host.name)
+            self.droplet_hosts[droplet_id] = host
+            return [droplet_id, {**args.inputs, "ipv4Address": host.ip, "ipv4AddressPrivate": host.ip}]
+        if args.typ == "digitalocean:index/reservedIpAssignment:ReservedIpAssignment":
+            inputs = unwrap(args.inputs)
+            self.reserved[inputs["ipAddress"]] = self.droplet_hosts[str(int(inputs["dropletId"]))]
+            return [f"{args.name}-id", args.inputs]
         if args.typ == "command:remote:Command":
             return self._run_command(args)
         if args.typ == "pulumi:providers:docker":
             provider_id = f"{args.name}-id"
-            self.docker_hosts[provider_id] = self.sandbox.host_by_ip(unwrap(args.inputs)["host"].split("@", 1)[1])
+            self.docker_hosts[provider_id] = self.host_at(unwrap(args.inputs)["host"].split("@", 1)[1])
             return [provider_id, args.inputs]
         if args.typ in ENGINE_CREATE:
             return self._create_docker_object(args)
@@ -77,34 +87,21 @@ class SandboxCloud(FakeCloud):
         headers = [f"X-Registry-Auth: {auth}"] if auth else []
         if known:  # the service's spec changed: update it in place, at the version Docker has
             object_id = known[1]
-            version = self._engine(args.name, manager, f"/services/{object_id}")["Version"]["Index"]
-            self._engine(args.name, manager, f"/services/{object_id}/update?version={version}",
+            version = engine_api.request(args.name, manager, f"/services/{object_id}")["Version"]["Index"]
+            engine_api.request(args.name, manager, f"/services/{object_id}/update?version={version}",
                          engine_api.service_spec(inputs), headers)
         else:
             endpoint, build = ENGINE_CREATE[args.typ]
-            created = self._engine(args.name, manager, endpoint, build(inputs), headers)
+            created = engine_api.request(args.name, manager, endpoint, build(inputs), headers)
             object_id = created.get("ID") or created["Id"]
         self.docker_state[(args.typ, args.name)] = (serialized, object_id)
         return [object_id, args.inputs]
 
-    @staticmethod
-    def _engine(what: str, manager: Host, endpoint: str, body: dict | None = None, headers: Sequence[str] = ()) -> dict:
-        """One Engine API request on the manager's socket: POST with a JSON body, else GET."""
-        options = [f"-H {shlex.quote(header)}" for header in headers]
-        if body is not None:
-            options += ["-H 'Content-Type: application/json'", "--data-binary @-"]
-        result = manager.ssh(
-            f"curl -sS --unix-socket /var/run/docker.sock {' '.join(options)} "
-            f"-w '\\n%{{http_code}}' {shlex.quote('http://localhost' + endpoint)}",
-            stdin=None if body is None else json.dumps(body),
-            check=False,
-        )
-        answer, _, status = result.stdout.rpartition("\n")
-        if result.returncode != 0 or not status.startswith("2"):
-            raise RuntimeError(f"{what}: {endpoint} answered {status}: {answer.strip()} {result.stderr.strip()}")
-        return json.loads(answer) if answer.strip() else {}
-
     def _run_command(self, args: pulumi.runtime.MockResourceArgs):
+        if args.name.endswith("-swarm-state"):
+            # Shared hosts have no block-storage volume to keep the swarm state on; the lifecycle
+            # engine's droplets do (tests/sandbox/lifecycle_cloud.py).
+            return [f"{args.name}-id", {**args.inputs, "stdout": "", "stderr": ""}]
         inputs = unwrap(args.inputs)
         if args.name.endswith("-volume"):
             # No block storage here: sandbox hosts share the machine's /dev and /etc/fstab, so the
@@ -112,7 +109,7 @@ class SandboxCloud(FakeCloud):
             with self._lock:
                 self.skipped.append(args.name)
             return [f"{args.name}-id", {**args.inputs, "stdout": "", "stderr": ""}]
-        host = self.sandbox.host_by_ip(inputs["connection"]["host"])
+        host = self.host_at(inputs["connection"]["host"])
         started = time.monotonic()
         result = host.ssh(inputs["create"], stdin=inputs.get("stdin"), check=False, timeout=300)
         with self._lock:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import copy
 
+import pulumi
 import pytest
 
 from swarm import scripts
 from swarm.cloudinit import render_cloud_init
-from tests.pulumi_program import fake_addresses, is_secret, run_program, stack_config, unwrap
+from tests.pulumi_program import (
+    MANAGER_ADDRESS,
+    fake_addresses,
+    fake_droplet_id,
+    is_secret,
+    run_program,
+    stack_config,
+    unwrap,
+)
 
-MANAGER_PUBLIC, MANAGER_PRIVATE = fake_addresses("prod-manager-1")
+MANAGER_PUBLIC, MANAGER_PRIVATE = fake_addresses("prod-manager-1")  # the droplet's own addresses
 DROPLET = "digitalocean:index/droplet:Droplet"
 COMMAND = "command:remote:Command"
 FIREWALL = "digitalocean:index/firewall:Firewall"
@@ -103,7 +112,9 @@ def test_changing_the_mount_path_only_changes_the_mount_command():
     before = run_program("prod", stack_config("prod"))
     earlier = {(r.type, r.name): r.inputs for r in before.registrations}
     changed = [r.name for r in moved.registrations if r.inputs != earlier[(r.type, r.name)]]
-    assert changed == ["prod-manager-1-volume"]
+    # the mount, and the manager's swarm-state commands that keep their files on the volume (all
+    # re-run in place); no droplet, no volume
+    assert sorted(changed) == ["prod-init", "prod-manager-1-swarm-state", "prod-manager-1-volume"]
     assert "mount_path=/srv/postgresql" in moved.named("prod-manager-1-volume").plain("create")
 
 
@@ -121,13 +132,17 @@ def test_renamed_pools_and_stacks_answer_to_their_old_names():
     config["previousStackNames"] = ["production"]
     run = run_program("prod", config)
     assert run.error is None, run.error
-    assert sorted(run.named("prod-db").options["aliases"]) == ["prod-manager", "production-db", "production-manager"]
-    assert run.named("prod-ml").options["aliases"] == ["production-ml"]
+    earlier = ["prod-manager", "production-db", "production-manager"]
+    assert sorted(run.named("prod-db").options["aliasNames"]) == earlier
+    assert run.named("prod-ml").options["aliasNames"] == ["production-ml"]
     for component in ("swarm:index:Network", "swarm:index:Cluster", "swarm:index:Workloads"):
         (registration,) = run.of_type(component)
-        assert registration.options["aliases"] == ["production"]
-    # the volume keeps its DigitalOcean name across renames (name is ignored after creation)
+        assert registration.options["aliasNames"] == ["production"]
+    # the droplet and its volume answer to their names under each earlier pool and stack name;
+    # the volume keeps its DigitalOcean name (ignored after creation)
+    assert sorted(run.named("prod-db-1").options["aliasNames"]) == [f"{name}-1" for name in earlier]
     (volume,) = run.of_type(VOLUME)
+    assert sorted(volume.options["aliasNames"]) == [f"{name}-1-data" for name in earlier]
     assert volume.name == "prod-db-1-data" and volume.options["ignoreChanges"] == ["name", "description"]
 
 
@@ -176,8 +191,31 @@ def test_reference_layout_gives_one_init_four_joins_and_the_reference_labels(pro
 def test_init_runs_on_the_first_manager_advertising_its_private_address(prod):
     (init,) = commands(prod, "-init")
     connection = init.plain("connection")
-    assert connection["host"] == MANAGER_PUBLIC and connection["user"] == "root"
-    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE)
+    assert connection["host"] == MANAGER_ADDRESS and connection["user"] == "root"
+    # prod's manager has a volume: its successor restores the swarm state kept there.
+    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE, "/mnt/postgresql/.swarm-state")
+
+
+def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(prod):
+    (state,) = commands(prod, "-swarm-state")
+    (init,) = commands(prod, "-init")
+    assert state.plain("connection")["host"] == MANAGER_ADDRESS
+    assert state.plain("delete") == scripts.backup_swarm_state_script("/mnt/postgresql/.swarm-state")
+    # Replaced with the droplet (which, holding a volume, is deleted before its successor is
+    # created): the engine deletes it, so the backup runs, before the droplet goes.
+    droplet = prod.named("prod-manager-1")
+    assert unwrap(state.inputs["triggers"]) == [fake_droplet_id(droplet.name)]
+    assert droplet.options["deleteBeforeReplace"]
+    assert prod.depends_on(state, init)
+
+
+def test_a_lone_manager_without_a_volume_is_warned_about(tmp_path):
+    config = stack_config("staging")
+    del config["nodePools"]["manager"]["volume"]
+    run = run_program("staging", config)
+    assert run.error is None
+    assert not commands(run, "-swarm-state")
+    assert "-swarm-state" not in "".join(r.plain("create") or "" for r in run.registrations if r.name.endswith("-init"))
 
 
 def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
@@ -241,7 +279,7 @@ def test_settings_retire_every_node_but_the_first_manager(prod):
     for setting in commands(prod, "-settings"):
         node = setting.name.removesuffix("-settings")
         node_id = f"node-id-of-{node}" if node != "prod-manager-1" else "node-id-of-prod"
-        assert setting.plain("connection")["host"] == MANAGER_PUBLIC  # run on the manager
+        assert setting.plain("connection")["host"] == MANAGER_ADDRESS  # run on the manager
         assert setting.plain("triggers") == [node_id]  # a new node ID replaces the command
         if node == "prod-manager-1":
             assert setting.plain("delete") is None
@@ -257,7 +295,8 @@ def test_label_changes_rerun_settings_without_replacing_anything(prod):
     before = {r.name: r for r in prod.registrations}
     after = {r.name: r for r in relabelled.registrations}
     changed = {name for name in before if unwrap(before[name].inputs) != unwrap(after[name].inputs)}
-    assert changed == {"prod-ml-1-settings", "prod-ml-2-settings", "prod-ml-3-settings"}
+    # ... and the convergence check runs again after the node change.
+    assert changed == {"prod-ml-1-settings", "prod-ml-2-settings", "prod-ml-3-settings", "prod-converge"}
     assert "--label-add tier=gpu-less" in after["prod-ml-1-settings"].plain("create")
 
 
@@ -279,8 +318,8 @@ def test_outputs(prod):
         "publicIp": MANAGER_PUBLIC, "privateIp": MANAGER_PRIVATE, "nodeId": "node-id-of-prod",
         "labels": {"type": "database"},
     }
-    assert prod.exports["managerAddress"] == MANAGER_PUBLIC
-    assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_PUBLIC}"
+    assert prod.exports["managerAddress"] == MANAGER_ADDRESS
+    assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_ADDRESS}"
     assert prod.exports["estimatedMonthlyCostUsd"] == 48 + 24 + 3 * 168
     assert "sshPrivateKey" in prod.secret_exports
     assert prod.secret_exports == {"sshPrivateKey"}
@@ -310,6 +349,7 @@ BAD_INPUTS = {
     "unknown size": (lambda c: c["nodePools"]["ml"].update(size="m-4vcpu-32gbb"), "swarm:nodePools.ml.size"),
     "malformed CIDR": (lambda c: c.update(adminCidrs=["10.0.0.300/8"]), "swarm:adminCidrs[0]"),
     "missing stack file": (lambda c: c.update(stackFile="stacks/nope.yaml"), "swarm:stackFile"),
+    "misspelled top-level key": (lambda c: c.update(convergeTimout="5m"), "swarm:convergeTimout"),
 }
 
 
@@ -351,3 +391,40 @@ def test_volume_data_must_be_pinned_to_the_one_node_holding_the_volume():
             "volume, but its constraints match 3 nodes holding such a volume (staging-manager-1, staging-manager-2, "
             "staging-manager-3)") in message
     assert "add `node.hostname == staging-manager-1` to its placement constraints" in message
+
+
+def test_a_misspelled_top_level_key_stops_the_program_with_a_suggestion():
+    config = copy.deepcopy(stack_config("prod"))
+    config["publicPort"] = config.pop("publicPorts")  # the typo would otherwise close the ports
+    run = run_program("prod", config)
+    assert isinstance(run.error, pulumi.RunError)
+    assert "swarm:publicPort: unknown key" in str(run.error) and "did you mean swarm:publicPorts?" in str(run.error)
+    assert run.registrations == []
+
+
+def test_a_yaml_mistake_in_the_stack_file_is_a_located_error_without_traceback(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: swarm\n")  # files are named relative to their project
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "broken.yaml").write_text("services:\n  api:\n    image: x\n   deploy: {}\n")
+    config = copy.deepcopy(stack_config("prod"))
+    config["stackFile"] = str(tmp_path / "stacks" / "broken.yaml")
+    run = run_program("prod", config)
+    assert isinstance(run.error, pulumi.RunError)  # the engine prints a RunError without a traceback
+    message = str(run.error)
+    assert "stacks/broken.yaml: is not valid YAML: line 4, column 4: " in message
+    assert "<unicode string>" not in message and str(tmp_path) not in message
+    assert run.registrations == []
+
+
+def test_the_manager_is_reached_at_a_reserved_ip_that_follows_its_droplet(prod):
+    """A delete runs with its old connection: after a manager replacement, a retired node's
+    settings must still reach a manager at the address they knew."""
+    (address,) = prod.of_type("digitalocean:index/reservedIp:ReservedIp")
+    (assignment,) = prod.of_type("digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
+    assert address.plain("region") == "fra1"
+    assert assignment.plain("dropletId") == int(fake_droplet_id("prod-manager-1"))
+    assert assignment.options["deleteBeforeReplace"], "assigning moves the IP; unassigning the old would take it back"
+    for command in prod.of_type("command:remote:Command"):
+        if command.name.endswith(("-settings", "-init", "-join-tokens", "-converge", "-swarm-state")):
+            assert command.plain("connection")["host"] == MANAGER_ADDRESS, command.name
+            assert prod.depends_on(command, assignment), command.name
