@@ -349,16 +349,6 @@ echo "retired $hostname ($node) after $(( $(date +%s) - started ))s"
 """
 
 
-def leave_script() -> str:
-    """Run on a node: leave the swarm (already out is fine). Kept for operators and tests: the
-    program no longer runs it when a node is removed (see components/swarm_cluster.py)."""
-    return _HEADER + f"""\
-if [ "$({_LOCAL_STATE})" != inactive ]; then
-  docker swarm leave --force >/dev/null
-fi
-"""
-
-
 # Where DigitalOcean exposes a droplet's attached volume, by the volume's name.
 VOLUME_DEVICE_PREFIX = "/dev/disk/by-id/scsi-0DO_Volume_"
 # How much of a volume must read back before it may be taken for blank.

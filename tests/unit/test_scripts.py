@@ -20,7 +20,6 @@ ALL_SCRIPTS = {
     "settings_no_labels": scripts.node_settings_script("n0d3", "manager", {}),
     "retire": scripts.retire_script("n0d3", "ml"),
     "mount_volume": scripts.mount_volume_script("/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data", "/mnt/a b"),
-    "leave": scripts.leave_script(),
     "prepare_folders": scripts.prepare_folders_script(
         [scripts.Folder("/mnt/postgresql/data", "999:999", "0700"), scripts.Folder("/srv/a b")]
     ),
