@@ -41,7 +41,7 @@ import pulumi_digitalocean as do
 from pulumi_command import remote
 
 from components.node_pool import Machine
-from swarm import scripts
+from swarm import day2_scripts, scripts
 from swarm.cloudinit import volume_device
 
 # A droplet refuses SSH while it boots; the ready command dials until it answers, bounded by
@@ -58,7 +58,7 @@ class SwarmClusterArgs:
     # node name -> bind-mount sources to create there (swarm.rollout decides where)
     folders: Mapping[str, Sequence[scripts.Folder]] = field(default_factory=dict)
     # how long a retired node's tasks may take to run elsewhere before `up` fails
-    retire_timeout_seconds: int = scripts.RETIRE_TIMEOUT_SECONDS
+    retire_timeout_seconds: int = day2_scripts.RETIRE_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -212,7 +212,7 @@ class SwarmCluster(pulumi.ComponentResource):
             f"{self._name}-{_short(machine)}-volume",
             connection=self._connection(machine),
             create=machine.volume_name.apply(
-                lambda name: scripts.mount_volume_script(volume_device(name), volume.mount_path)
+                lambda name: day2_scripts.mount_volume_script(volume_device(name), volume.mount_path)
             ),
             triggers=[machine.droplet_id],
             add_previous_output_in_env=False,
@@ -247,7 +247,7 @@ class SwarmCluster(pulumi.ComponentResource):
             create=node_id.apply(lambda nid: scripts.node_settings_script(nid, node.role, node.pool.labels)),
             # The first manager cannot remove itself; every other node is drained and removed.
             delete=node_id.apply(
-                lambda nid: scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds)
+                lambda nid: day2_scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds)
             ) if retire else None,
             triggers=[node_id],
             add_previous_output_in_env=False,

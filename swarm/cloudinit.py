@@ -13,7 +13,7 @@ import json
 import yaml
 
 from swarm.config import Node
-from swarm.scripts import VOLUME_DEVICE_PREFIX
+from swarm.day2_scripts import VOLUME_DEVICE_PREFIX
 
 # Docker's apt repository signing key (https://download.docker.com/linux/ubuntu/gpg).
 DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"

@@ -1,4 +1,4 @@
-"""Retiring a node (swarm.scripts.retire_script) on a real swarm: four sandbox hosts of their own
+"""Retiring a node (swarm.day2_scripts.retire_script) on a real swarm: four sandbox hosts of their own
 (prefix swret), a manager and three `type=app` workers, formed with the program's own scripts.
 
 What must hold (issue 11, retirement):
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from swarm import scripts
+from swarm import day2_scripts, scripts
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox, wait_for
 
 PREFIX, SUBNET = "swret", "10.233.141.0/24"
@@ -76,7 +76,7 @@ def test_retirement_returns_once_the_moved_task_runs_healthy_elsewhere(swarm, ti
     assert retired in {task["NodeID"] for task in before}  # one task per node: one must move
 
     started = time.monotonic()
-    result = manager.ssh(scripts.retire_script(retired, "app", timeout_seconds=120))
+    result = manager.ssh(day2_scripts.retire_script(retired, "app", timeout_seconds=120))
     seconds = time.monotonic() - started
     after = tasks(manager, "slow")  # at once: no waiting of our own
 
@@ -90,7 +90,7 @@ def test_retirement_returns_once_the_moved_task_runs_healthy_elsewhere(swarm, ti
     assert seconds >= HEALTHY_AFTER - 1  # the old script returned in about 2 s, task still starting
     assert f"retired ret-app-3 ({retired})" in result.stdout
     assert retired not in node_ids(manager)
-    assert manager.ssh(f"test ! -e {scripts.RETIRE_LOCK_DIR}/app.lock", check=False).returncode == 0
+    assert manager.ssh(f"test ! -e {day2_scripts.RETIRE_LOCK_DIR}/app.lock", check=False).returncode == 0
 
 
 def test_a_task_that_cannot_run_elsewhere_stops_retirement_before_removal(swarm):
@@ -99,7 +99,7 @@ def test_a_task_that_cannot_run_elsewhere_stops_retirement_before_removal(swarm)
     wait_for(lambda: running(manager, "pinned", 1), "pinned: 1 task", timeout=60)
     kept = node_id(manager, "ret-app-2")
 
-    result = manager.ssh(scripts.retire_script(kept, "app", timeout_seconds=120, unplaceable_seconds=5), check=False)
+    result = manager.ssh(day2_scripts.retire_script(kept, "app", timeout_seconds=120, unplaceable_seconds=5), check=False)
     assert result.returncode == 1, result.stdout
     lines = result.stderr.splitlines()
     assert lines[0].startswith(f"cannot retire ret-app-2 ({kept}): its tasks do not all run on other nodes after ")
@@ -118,7 +118,7 @@ def test_a_node_whose_host_is_gone_is_removed_without_wedging(swarm):
     wait_for(lambda: manager.docker("node", "inspect", "--format", "{{.Status.State}}", gone).stdout.strip() == "down",
              "ret-app-2 down", timeout=90)
 
-    result = manager.ssh(scripts.retire_script(gone, "app", timeout_seconds=60, unplaceable_seconds=5))
+    result = manager.ssh(day2_scripts.retire_script(gone, "app", timeout_seconds=60, unplaceable_seconds=5))
     assert f"warning: ret-app-2 ({gone}) is down" in result.stderr
     assert "  pinned: 0 of 1 tasks running on other nodes" in result.stderr  # nowhere else to go
     assert gone not in node_ids(manager)

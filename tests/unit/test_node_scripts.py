@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm import scripts
+from swarm import day2_scripts, scripts
 
 HERE = Path(__file__).parent
 
@@ -137,7 +137,7 @@ def first(calls, prefix) -> float:
 def retire(tmp_path, env, node="n2", **options) -> tuple[subprocess.CompletedProcess, float]:
     options = {"timeout_seconds": 30, "unplaceable_seconds": 2, "lock_dir": str(tmp_path / "locks"), **options}
     started = time.monotonic()
-    result = run(scripts.retire_script(node, "ml", **options), env)
+    result = run(day2_scripts.retire_script(node, "ml", **options), env)
     return result, time.monotonic() - started
 
 

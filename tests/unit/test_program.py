@@ -7,7 +7,7 @@ import copy
 import pulumi
 import pytest
 
-from swarm import scripts
+from swarm import day2_scripts, scripts
 from swarm.cloudinit import render_cloud_init
 from tests.pulumi_program import (
     MANAGER_ADDRESS,
@@ -97,7 +97,7 @@ def test_the_volume_is_mounted_before_the_node_joins(prod):
     (volume,) = commands(prod, "-volume")
     assert volume.name == "prod-manager-1-volume"
     assert volume.plain("connection")["host"] == MANAGER_PUBLIC
-    assert volume.plain("create") == scripts.mount_volume_script(
+    assert volume.plain("create") == day2_scripts.mount_volume_script(
         "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data", "/mnt/postgresql"
     )
     assert volume.plain("delete") is None  # leaving a node never unmounts or wipes anything
@@ -285,7 +285,7 @@ def test_settings_retire_every_node_but_the_first_manager(prod):
             assert setting.plain("delete") is None
         else:
             pool = node.split("-")[1]
-            assert setting.plain("delete") == scripts.retire_script(node_id, pool, 600)
+            assert setting.plain("delete") == day2_scripts.retire_script(node_id, pool, 600)
 
 
 def test_label_changes_rerun_settings_without_replacing_anything(prod):
