@@ -91,6 +91,7 @@ workloads = Workloads(
         spec=rollout.stack,
         docker_host=cluster.docker_host,
         ssh_private_key=network.ssh_private_key,
+        known_hosts=cluster.known_hosts,
         external_secrets=settings.get_secret_object("secrets") or pulumi.Output.secret({}),
         manager_connection=cluster.manager_connection,
         convergence=rollout.convergence(config.stack),
@@ -106,5 +107,6 @@ pulumi.export("nodes", cluster.node_table)
 pulumi.export("managerAddress", cluster.manager_public_ip)
 pulumi.export("dockerHost", cluster.docker_host)
 pulumi.export("sshPrivateKey", network.ssh_private_key)
+pulumi.export("knownHosts", cluster.known_hosts)  # the nodes' pinned host keys, for an operator's ssh
 pulumi.export("estimatedMonthlyCostUsd", config.monthly_cost)
 pulumi.export("services", workloads.services_table)

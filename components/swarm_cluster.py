@@ -52,6 +52,7 @@ class SwarmCluster(pulumi.ComponentResource):
     manager_public_ip: pulumi.Output[str]
     manager_private_ip: pulumi.Output[str]
     docker_host: pulumi.Output[str]  # DOCKER_HOST value that reaches the swarm's manager
+    known_hosts: pulumi.Output[str]  # OpenSSH known_hosts lines: every node's public address and host key
     node_table: pulumi.Output[list[dict]]
     # Depend on these to run after the whole swarm is formed and labelled.
     ready: list[pulumi.Resource]
@@ -104,6 +105,9 @@ class SwarmCluster(pulumi.ComponentResource):
         self.manager_public_ip = first.public_ip
         self.manager_private_ip = first.private_ip
         self.docker_host = first.public_ip.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
+        self.known_hosts = pulumi.Output.all(
+            *(pulumi.Output.concat(m.public_ip, " ", m.host_key) for m in args.machines)
+        ).apply(lambda lines: "".join(f"{line}\n" for line in lines))
         self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))
         self.ready = settings_commands
         self.manager_connection = manager_connection
@@ -137,6 +141,9 @@ class SwarmCluster(pulumi.ComponentResource):
             host=machine.public_ip,
             user=self._args.ssh_user,
             private_key=self._args.ssh_private_key,
+            # Pinned: a host presenting any other key is refused before anything is sent (the join
+            # tokens, secrets and registry credentials travel over these connections).
+            host_key=machine.host_key,
             dial_error_limit=dial_error_limit,
         )
 

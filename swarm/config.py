@@ -355,19 +355,27 @@ def _parse_admin_cidrs(value: Any, found: _Collector) -> list[str]:
     if value is None:
         found.problem(
             "adminCidrs",
-            "is required: the addresses allowed to SSH to the nodes (Pulumi's remote commands use SSH too), "
-            "e.g. `pulumi config set --path 'swarm:adminCidrs[0]' 203.0.113.0/24`",
+            "is required: the addresses always allowed to SSH to the nodes (Pulumi's remote commands use SSH too), "
+            "e.g. `pulumi config set --path 'swarm:adminCidrs[0]' 203.0.113.0/24`, or [] to keep SSH closed "
+            "except while scripts/ssh_access.py opens it (docs/security.md)",
         )
         return []
-    if not isinstance(value, list) or not value:
-        found.problem("adminCidrs", "must be a non-empty list of CIDR blocks")
+    if not isinstance(value, list):
+        found.problem("adminCidrs", "must be a list of CIDR blocks ([] keeps SSH closed, see docs/security.md)")
         return []
     cidrs = []
     for index, cidr in enumerate(value):
         try:
-            cidrs.append(str(ipaddress.ip_network(cidr, strict=True)))
+            network = ipaddress.ip_network(cidr, strict=True)
         except (TypeError, ValueError) as error:
             found.problem(f"adminCidrs[{index}]", f"{cidr!r} is not a CIDR block ({error}); e.g. 203.0.113.0/24 or 198.51.100.7/32")
+            continue
+        if network.prefixlen == 0:
+            found.warnings.append(
+                f"{NAMESPACE}:adminCidrs[{index}]: {network} opens SSH on every node to the whole internet; "
+                "list your own ranges, or [] and open SSH for a session with scripts/ssh_access.py (docs/security.md)"
+            )
+        cidrs.append(str(network))
     return cidrs
 
 

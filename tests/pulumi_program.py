@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import hashlib
 import json
 import runpy
 import zlib
@@ -114,8 +116,10 @@ class FakeCloud(pulumi.runtime.Mocks):
         if args.typ == "digitalocean:index/droplet:Droplet":
             outputs["ipv4Address"], outputs["ipv4AddressPrivate"] = fake_addresses(args.inputs["name"])
         elif args.typ == "tls:index/privateKey:PrivateKey":
-            outputs["publicKeyOpenssh"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake"
-            outputs["privateKeyOpenssh"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
+            outputs["privateKeyOpenssh"], outputs["publicKeyOpenssh"] = fake_key_pair(args.name)
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            outputs["hex"] = fake_random_bytes(args.name, int(args.inputs["length"])).hex()
+            outputs["base64"] = base64.b64encode(fake_random_bytes(args.name, int(args.inputs["length"]))).decode()
         elif args.typ == "command:remote:Command":
             outputs["stdout"] = self.command_stdout(args.name, unwrap(args.inputs))
             outputs["stderr"] = ""
@@ -126,6 +130,26 @@ class FakeCloud(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         raise AssertionError(f"the program must make no provider calls (data sources hit the API): {args.token}")
+
+
+@functools.lru_cache(maxsize=None)
+def fake_key_pair(resource_name: str) -> tuple[str, str]:
+    """A real ED25519 key pair per resource name, as tls.PrivateKey gives it (OpenSSH private key,
+    public key line with a newline): sshd can load it, and it stays the same for every run of the
+    program in this process, as a key kept in state does."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(resource_name.encode()).digest())
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return private, public + "\n"
+
+
+def fake_random_bytes(resource_name: str, length: int) -> bytes:
+    """random.RandomBytes' value, the same for every run (kept in state)."""
+    return hashlib.sha256(b"random-bytes:" + resource_name.encode()).digest()[:length]
 
 
 def fake_addresses(droplet_name: str) -> tuple[str, str]:
