@@ -28,8 +28,8 @@ HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
 SSHD_CONFIG_PATH = "/etc/ssh/sshd_config.d/00-swarm.conf"
 # sshd keeps the first value it reads for an option, and reads sshd_config.d/*.conf in name
 # order before the rest of sshd_config: 00- wins over the image's and cloud-init's own files.
-# HostKey names the program's key alone, so sshd offers no other key type that a client could
-# negotiate instead of the pinned one.
+# HostKey names the program's key; with the image's key files deleted (ssh_deletekeys) it is the
+# only key sshd can offer, so no client negotiates another key type instead of the pinned one.
 SSHD_CONFIG = f"""\
 # Written by cloud-init from the swarm program (docs/security.md).
 HostKey {HOST_KEY_PATH}
