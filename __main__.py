@@ -100,6 +100,7 @@ workloads = Workloads(
         swarm_ready=cluster.ready,
         registry=registry,
         prerequisites={key: [cluster.folders[node] for node in rollout.folder_nodes(key)] for key in rollout.stack.services},
+        nodes=cluster.node_table,
     ),
 )
 

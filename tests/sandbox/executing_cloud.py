@@ -22,15 +22,9 @@ changing any other Docker object is not emulated.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shlex
-import shutil
-import tempfile
 import threading
 import time
-import weakref
-from collections.abc import Sequence
 from pathlib import Path
 
 import pulumi
@@ -38,7 +32,7 @@ import yaml
 
 from tests.pulumi_program import FakeCloud, unwrap
 from tests.sandbox import engine_api
-from tests.sandbox.harness import Host, Sandbox, install_host_key, write_known_hosts
+from tests.sandbox.harness import Host, Sandbox, install_host_key, pinned_known_hosts
 
 SERVICE = "docker:index/service:Service"
 # Docker resource type -> (Engine API endpoint, request builder)
@@ -59,8 +53,6 @@ class SandboxCloud(FakeCloud):
         self.docker_state: dict[tuple[str, str], tuple[str, str]] = {}  # (type, name) -> (inputs, id)
         self.docker_known_hosts: dict[str, Path] = {}  # docker provider id -> its known_hosts file
         self.host_keys: dict[Host, str] = {}  # host -> the private host key its "droplet" installed
-        self._known_hosts_dir = Path(tempfile.mkdtemp(prefix="swarm-known-hosts-"))
-        weakref.finalize(self, shutil.rmtree, self._known_hosts_dir, True)
         self._lock = threading.Lock()
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
@@ -94,35 +86,16 @@ class SandboxCloud(FakeCloud):
         headers = [f"X-Registry-Auth: {auth}"] if auth else []
         if known:  # the service's spec changed: update it in place, at the version Docker has
             object_id = known[1]
-            version = self._engine(args.name, manager, known_hosts, f"/services/{object_id}")["Version"]["Index"]
-            self._engine(args.name, manager, known_hosts, f"/services/{object_id}/update?version={version}",
-                         engine_api.service_spec(inputs), headers)
+            version = engine_api.request(args.name, manager, f"/services/{object_id}",
+                                         known_hosts=known_hosts)["Version"]["Index"]
+            engine_api.request(args.name, manager, f"/services/{object_id}/update?version={version}",
+                               engine_api.service_spec(inputs), headers, known_hosts=known_hosts)
         else:
             endpoint, build = ENGINE_CREATE[args.typ]
-            created = self._engine(args.name, manager, known_hosts, endpoint, build(inputs), headers)
+            created = engine_api.request(args.name, manager, endpoint, build(inputs), headers, known_hosts=known_hosts)
             object_id = created.get("ID") or created["Id"]
         self.docker_state[(args.typ, args.name)] = (serialized, object_id)
         return [object_id, args.inputs]
-
-    @staticmethod
-    def _engine(what: str, manager: Host, known_hosts: Path, endpoint: str, body: dict | None = None,
-                headers: Sequence[str] = ()) -> dict:
-        """One Engine API request on the manager's socket: POST with a JSON body, else GET. Over
-        SSH checked against the provider's known_hosts, as the provider's `ssh` does."""
-        options = [f"-H {shlex.quote(header)}" for header in headers]
-        if body is not None:
-            options += ["-H 'Content-Type: application/json'", "--data-binary @-"]
-        result = manager.ssh(
-            f"curl -sS --unix-socket /var/run/docker.sock {' '.join(options)} "
-            f"-w '\\n%{{http_code}}' {shlex.quote('http://localhost' + endpoint)}",
-            stdin=None if body is None else json.dumps(body),
-            check=False,
-            known_hosts=known_hosts,
-        )
-        answer, _, status = result.stdout.rpartition("\n")
-        if result.returncode != 0 or not status.startswith("2"):
-            raise RuntimeError(f"{what}: {endpoint} answered {status}: {answer.strip()} {result.stderr.strip()}")
-        return json.loads(answer) if answer.strip() else {}
 
     def _run_command(self, args: pulumi.runtime.MockResourceArgs):
         inputs = unwrap(args.inputs)
@@ -137,32 +110,35 @@ class SandboxCloud(FakeCloud):
         return [f"{args.name}-id", {**args.inputs, "stdout": result.stdout, "stderr": result.stderr}]
 
     def ssh_pinned(self, what: str, connection: dict, script: str, stdin: str | None):
-        """Run `script` over SSH as pulumi-command does for `connection`: the host must present
-        `connection.hostKey` (strict known_hosts check), or nothing is sent."""
-        host_key = connection.get("hostKey")
-        if not host_key:
-            raise RuntimeError(f"{what}: the connection to {connection['host']} pins no host key (connection.hostKey)")
-        host = self.sandbox.host_by_ip(connection["host"])
-        return host.ssh(script, stdin=stdin, check=False, timeout=300,
-                        known_hosts=self._known_hosts(connection["host"], host_key))
-
-    def _known_hosts(self, address: str, host_key: str) -> Path:
-        name = hashlib.sha256(f"{address} {host_key}".encode()).hexdigest()[:16]
-        path = self._known_hosts_dir / name
-        if not path.exists():
-            write_known_hosts(path.with_suffix(".tmp"), [(address, host_key)]).replace(path)
-        return path
+        """Run `script` over SSH as pulumi-command does for `connection` (see pinned_ssh)."""
+        return pinned_ssh(self.sandbox.host_by_ip(connection["host"]), what, connection, script, stdin, 300)
 
     def _install_host_key(self, host: Host, user_data: str) -> None:
         """cloud-init's `ssh_keys`, on a "droplet" the first time it is created with this key. A
         droplet that is not replaced does not run cloud-init again: a host whose sshd now presents
         another key keeps presenting it (see test_host_keys.py)."""
-        private_key = yaml.safe_load(user_data)["ssh_keys"]["ed25519_private"]
+        private_key = user_data_host_key(user_data)
         with self._lock:
             if self.host_keys.get(host) == private_key:
                 return
             self.host_keys[host] = private_key
         install_host_key(host, private_key)
+
+
+def pinned_ssh(host: Host, what: str, connection: dict, script: str, stdin: str | None, timeout: float):
+    """Run `script` on `host` as pulumi-command does for `connection`: the host must present
+    `connection.hostKey` (a strict known_hosts check), or `ssh` gives up before authenticating
+    and nothing, stdin included, is sent. A connection that pins no key is refused outright."""
+    host_key = connection.get("hostKey")
+    if not host_key:
+        raise RuntimeError(f"{what}: the connection to {connection['host']} pins no host key (connection.hostKey)")
+    return host.ssh(script, stdin=stdin, check=False, timeout=timeout,
+                    known_hosts=pinned_known_hosts(host.sandbox, connection["host"], host_key))
+
+
+def user_data_host_key(user_data: str) -> str:
+    """The private host key a droplet's user data installs (cloud-init `ssh_keys`)."""
+    return yaml.safe_load(user_data)["ssh_keys"]["ed25519_private"]
 
 
 def provider_known_hosts(ssh_opts) -> Path:
