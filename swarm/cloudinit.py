@@ -43,17 +43,15 @@ AuthenticationMethods publickey
 
 # Security updates from the distribution, every day (Ubuntu's unattended-upgrades only takes the
 # -security pocket by default; Docker's repository is not among its origins, so dockerd is never
-# upgraded, and so restarted, behind the swarm's back).
-AUTO_UPGRADES_PATH = "/etc/apt/apt.conf.d/20auto-upgrades"
-AUTO_UPGRADES = """\
-APT::Periodic::Update-Package-Lists "1";
-APT::Periodic::Unattended-Upgrade "1";
-"""
-# Never reboot on its own: a manager that reboots takes the swarm's control plane (and, here, the
-# database) with it, and workers rebooting together take every replica down. Reboots are drained
-# by an operator (docs/security.md, "Reboots").
+# upgraded, and so restarted, behind the swarm's back). Never a reboot on its own: a manager that
+# reboots takes the swarm's control plane (and, here, the database) with it, and workers rebooting
+# together take every replica down; reboots are drained by an operator (docs/security.md,
+# "Reboots"). apt reads apt.conf.d in name order, the last value winning: 52- comes after the
+# package's own 20auto-upgrades and 50unattended-upgrades, whatever they say.
 UPGRADE_POLICY_PATH = "/etc/apt/apt.conf.d/52swarm-upgrades"
 UPGRADE_POLICY = """\
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
 Unattended-Upgrade::Automatic-Reboot "false";
 """
 # needrestart restarts services whose libraries an upgrade replaced; restarting dockerd or
@@ -71,6 +69,7 @@ class HostKey:
 
     private_openssh: str
     public_openssh: str  # "ssh-ed25519 AAAA...": what connections pin
+
 
 # Log rotation keeps chatty model servers from filling the disk. No live-restore: it is
 # incompatible with swarm mode.
@@ -181,7 +180,6 @@ def render_cloud_init(node: Node, host_key: HostKey) -> str:
     private key: keep the result secret."""
     files = [
         {"path": SSHD_CONFIG_PATH, "permissions": "0644", "content": SSHD_CONFIG},
-        {"path": AUTO_UPGRADES_PATH, "permissions": "0644", "content": AUTO_UPGRADES},
         {"path": UPGRADE_POLICY_PATH, "permissions": "0644", "content": UPGRADE_POLICY},
         {"path": NEEDRESTART_PATH, "permissions": "0644", "content": NEEDRESTART},
         {

@@ -48,7 +48,7 @@ HOST_ENV = {
 }
 REQUIRED_COMMANDS = (
     "blkid", "busybox", "docker", "docker-init", "dockerd", "ip", "iptables", "losetup", "mkfs.ext4",
-    "nsenter", "ssh", "ssh-keygen", "sshd", "unshare",
+    "nsenter", "ssh", "ssh-keygen", "ssh-keyscan", "sshd", "unshare",
 )
 _LOCK_DIR = Path("/run/swarm-sandbox")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
