@@ -10,6 +10,7 @@ bootstrap time stays nearly flat as hosts are added.
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -76,6 +77,9 @@ def bench(hosts: int, workdir: Path) -> None:
 
 
 def main() -> None:
+    # --help answers without starting anything (run the benchmark under the sandbox lock:
+    # flock /run/swarm-sandbox-suite.lock python scripts/bench_bootstrap.py).
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     with tempfile.TemporaryDirectory(dir="/var/tmp") as directory:
         for hosts in (5, 10):
             bench(hosts, Path(directory))
