@@ -116,6 +116,9 @@ class FakeCloud(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "digitalocean:index/droplet:Droplet":
             outputs["ipv4Address"], outputs["ipv4AddressPrivate"] = fake_addresses(args.inputs["name"])
+            return [fake_droplet_id(args.inputs["name"]), outputs]
+        if args.typ == "digitalocean:index/reservedIp:ReservedIp":
+            outputs["ipAddress"] = MANAGER_ADDRESS
         elif args.typ == "tls:index/privateKey:PrivateKey":
             outputs["privateKeyOpenssh"], outputs["publicKeyOpenssh"] = fake_key_pair(args.name)
         elif args.typ == "random:index/randomBytes:RandomBytes":
@@ -151,6 +154,15 @@ def fake_key_pair(resource_name: str) -> tuple[str, str]:
 def fake_random_bytes(resource_name: str, length: int) -> bytes:
     """random.RandomBytes' value, the same for every run (kept in state)."""
     return hashlib.sha256(b"random-bytes:" + resource_name.encode()).digest()[:length]
+
+
+# The reserved IP FakeCloud gives the manager (TEST-NET-3).
+MANAGER_ADDRESS = "203.0.113.10"
+
+
+def fake_droplet_id(droplet_name: str) -> str:
+    """A stable numeric droplet ID per name, as DigitalOcean's are numbers."""
+    return str(100_000_000 + zlib.crc32(droplet_name.encode()) % 900_000_000)
 
 
 def fake_addresses(droplet_name: str) -> tuple[str, str]:

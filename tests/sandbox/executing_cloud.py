@@ -30,7 +30,7 @@ from pathlib import Path
 import pulumi
 import yaml
 
-from tests.pulumi_program import FakeCloud, unwrap
+from tests.pulumi_program import FakeCloud, fake_droplet_id, unwrap
 from tests.sandbox import engine_api
 from tests.sandbox.harness import Host, Sandbox, install_host_key, pinned_known_hosts
 
@@ -54,18 +54,30 @@ class SandboxCloud(FakeCloud):
         self.docker_known_hosts: dict[str, Path] = {}  # docker provider id -> its known_hosts file
         self.host_keys: dict[Host, str] = {}  # host -> the private host key its "droplet" installed
         self._lock = threading.Lock()
+        self.droplet_hosts: dict[str, Host] = {}  # droplet id -> host
+        self.reserved: dict[str, Host] = {}  # reserved IP -> the host of the droplet it is assigned to
+
+    def host_at(self, address: str) -> Host:
+        """The host answering at `address`: a host's own, or a reserved IP assigned to its droplet."""
+        return self.reserved.get(address) or self.sandbox.host_by_ip(address)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         if args.typ == "digitalocean:index/droplet:Droplet":
             host = self.sandbox.hosts[args.inputs["name"]]
             self._install_host_key(host, unwrap(args.inputs)["userData"])
-            return [f"droplet-{host.name}", {**args.inputs, "ipv4Address": host.ip, "ipv4AddressPrivate": host.ip}]
+            droplet_id = fake_droplet_id(host.name)
+            self.droplet_hosts[droplet_id] = host
+            return [droplet_id, {**args.inputs, "ipv4Address": host.ip, "ipv4AddressPrivate": host.ip}]
+        if args.typ == "digitalocean:index/reservedIpAssignment:ReservedIpAssignment":
+            inputs = unwrap(args.inputs)
+            self.reserved[inputs["ipAddress"]] = self.droplet_hosts[str(int(inputs["dropletId"]))]
+            return [f"{args.name}-id", args.inputs]
         if args.typ == "command:remote:Command":
             return self._run_command(args)
         if args.typ == "pulumi:providers:docker":
             provider_id = f"{args.name}-id"
             inputs = unwrap(args.inputs)
-            self.docker_hosts[provider_id] = self.sandbox.host_by_ip(inputs["host"].split("@", 1)[1])
+            self.docker_hosts[provider_id] = self.host_at(inputs["host"].split("@", 1)[1])
             self.docker_known_hosts[provider_id] = provider_known_hosts(inputs["sshOpts"])
             return [provider_id, args.inputs]
         if args.typ in ENGINE_CREATE:
@@ -98,8 +110,12 @@ class SandboxCloud(FakeCloud):
         return [object_id, args.inputs]
 
     def _run_command(self, args: pulumi.runtime.MockResourceArgs):
+        if args.name.endswith("-swarm-state"):
+            # Shared hosts have no block-storage volume to keep the swarm state on; the lifecycle
+            # engine's droplets do (tests/sandbox/lifecycle_cloud.py).
+            return [f"{args.name}-id", {**args.inputs, "stdout": "", "stderr": ""}]
         inputs = unwrap(args.inputs)
-        host = self.sandbox.host_by_ip(inputs["connection"]["host"])
+        host = self.host_at(inputs["connection"]["host"])
         started = time.monotonic()
         result = self.ssh_pinned(args.name, inputs["connection"], inputs["create"], inputs.get("stdin"))
         with self._lock:
@@ -111,7 +127,7 @@ class SandboxCloud(FakeCloud):
 
     def ssh_pinned(self, what: str, connection: dict, script: str, stdin: str | None):
         """Run `script` over SSH as pulumi-command does for `connection` (see pinned_ssh)."""
-        return pinned_ssh(self.sandbox.host_by_ip(connection["host"]), what, connection, script, stdin, 300)
+        return pinned_ssh(self.host_at(connection["host"]), what, connection, script, stdin, 300)
 
     def _install_host_key(self, host: Host, user_data: str) -> None:
         """cloud-init's `ssh_keys`, on a "droplet" the first time it is created with this key. A
@@ -132,8 +148,9 @@ def pinned_ssh(host: Host, what: str, connection: dict, script: str, stdin: str 
     host_key = connection.get("hostKey")
     if not host_key:
         raise RuntimeError(f"{what}: the connection to {connection['host']} pins no host key (connection.hostKey)")
+    # Pinned for the address `ssh` dials: the host's own (a reserved IP is routed to it here).
     return host.ssh(script, stdin=stdin, check=False, timeout=timeout,
-                    known_hosts=pinned_known_hosts(host.sandbox, connection["host"], host_key))
+                    known_hosts=pinned_known_hosts(host.sandbox, host.ip, host_key))
 
 
 def user_data_host_key(user_data: str) -> str:

@@ -14,6 +14,7 @@ import yaml
 
 from swarm.config import load_stack_config_file
 from tests.pulumi_program import (
+    MANAGER_ADDRESS,
     PROJECT_ROOT,
     TEST_SECRET_PREFIX,
     ProgramRun,
@@ -40,8 +41,9 @@ def host_public_key(stack: str, node: str) -> str:
 
 
 def nodes_by_address(stack: str) -> dict[str, str]:
+    """Public address -> node, the manager's reserved IP included."""
     config = load_stack_config_file(PROJECT_ROOT, stack)
-    return {fake_addresses(node.name)[0]: node.name for node in config.nodes}
+    return {MANAGER_ADDRESS: config.first_manager.name, **{fake_addresses(node.name)[0]: node.name for node in config.nodes}}
 
 
 # ---- host keys --------------------------------------------------------------------------------
@@ -79,9 +81,11 @@ def test_the_docker_provider_checks_the_managers_host_key_strictly(prod):
     assert "StrictHostKeyChecking=yes" in options
     assert "StrictHostKeyChecking=no" not in options and "UserKnownHostsFile=/dev/null" not in options
     (known_hosts,) = [o.split("=", 1)[1] for o in options if o.startswith("UserKnownHostsFile=")]
-    manager = fake_addresses("prod-manager-1")[0]
     with open(known_hosts) as lines:
-        assert f"{manager} {host_public_key('prod', 'prod-manager-1')}\n" in lines.read()
+        text = lines.read()
+    # the provider dials the manager's reserved IP; the manager's own address is listed too
+    for address in (MANAGER_ADDRESS, fake_addresses("prod-manager-1")[0]):
+        assert f"{address} {host_public_key('prod', 'prod-manager-1')}\n" in text
     # preview runs where SSH is closed (a pull request's): the provider must not dial at configure
     assert unwrap(provider.inputs["disableDockerDaemonCheck"]) in (True, "true")
 
