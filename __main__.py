@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.ingress import Ingress, IngressArgs
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import registry_auth
@@ -17,6 +18,7 @@ from swarm.capacity import check_capacity
 from swarm.catalogue import load_stack
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, from_pulumi
+from swarm.ingress import plan_ingress
 from swarm.rollout import plan_rollout
 
 PROJECT_ROOT = Path(__file__).parent
@@ -30,6 +32,8 @@ try:
         external_secret_names=config.secret_names,
         external_config_names=config.configs.keys(),
     )
+    # x-ingress routes checked against swarm:ingress; the proxy added to the stack as a service.
+    stack_spec, ingress_plan = plan_ingress(config, stack_spec)
     # swarm:images applied; where each service may run, and so which folders to prepare where.
     rollout = plan_rollout(config, stack_spec)
 except (ConfigError, StackFileError) as error:
@@ -60,8 +64,26 @@ network = Network(
     ),
 )
 
+# HTTPS from a load balancer to the proxy on the ingress pool's nodes (docs/ingress.md).
+ingress = None
+if ingress_plan is not None:
+    ingress = Ingress(
+        f"{config.stack}-ingress",
+        IngressArgs(
+            stack=config.stack,
+            region=config.region,
+            vpc_id=network.vpc_id,
+            ingress=ingress_plan.ingress,
+            hosts=list(ingress_plan.hosts),
+            dns_records=list(ingress_plan.dns_records),
+            certificate_chain=settings.get_secret("ingressCertificate"),
+            private_key=settings.get_secret("ingressPrivateKey"),
+        ),
+    )
+
 machines = []
 for pool in config.pools:
+    ingress_tag = [ingress.tag] if ingress is not None and pool.name == ingress_plan.ingress.pool else []
     node_pool = NodePool(
         f"{config.stack}-{pool.name}",
         NodePoolArgs(
@@ -70,7 +92,7 @@ for pool in config.pools:
             region=config.region,
             vpc_id=network.vpc_id,
             ssh_key_id=network.ssh_key_id,
-            tags=[network.tags[config.cluster_tag], network.tags[config.role_tag(pool.role)]],
+            tags=[network.tags[config.cluster_tag], network.tags[config.role_tag(pool.role)], *ingress_tag],
         ),
     )
     machines.extend(node_pool.machines)
@@ -108,3 +130,7 @@ pulumi.export("dockerHost", cluster.docker_host)
 pulumi.export("sshPrivateKey", network.ssh_private_key)
 pulumi.export("estimatedMonthlyCostUsd", config.monthly_cost)
 pulumi.export("services", workloads.services_table)
+if ingress is not None:
+    pulumi.export("routes", ingress_plan.table(config.stack))
+    pulumi.export("loadBalancerAddress", ingress.address)
+    pulumi.export("loadBalancerMonthlyCostUsd", ingress_plan.ingress.monthly_cost)

@@ -2,7 +2,8 @@
 
     python -m swarm missing-secrets --stack staging    names of external secrets with no value yet
     python -m swarm plan --stack prod                  where the tasks will run, what it costs, whether
-                                                       it fits (exit 1 when it cannot be scheduled)
+                                                       it fits (exit 1 when it cannot be scheduled),
+                                                       and the ingress routes with the load balancer
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from swarm.capacity import check_capacity, format_plan
 from swarm.catalogue import load_stack
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, load_stack_config_file
+from swarm.ingress import plan_ingress
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,14 +36,17 @@ def missing_secrets(stack: str, project_root: Path = PROJECT_ROOT) -> list[str]:
 def plan(stack: str, project_root: Path = PROJECT_ROOT, width: int = 100) -> tuple[str, bool]:
     """The capacity plan of `stack` as text, and whether swarm can schedule every task."""
     config = load_stack_config_file(project_root, stack)
-    spec = load_stack(config.stack_file, stack=stack)
+    spec, ingress = plan_ingress(config, load_stack(config.stack_file, stack=stack))
     report = check_capacity(config, spec)
     title = (
         f"Plan for stack {stack}: {len(report.nodes)} nodes in {config.region} (Pulumi.{stack}.yaml), "
         f"{len(report.services)} services ({os.path.relpath(config.stack_file, project_root)})"
     )
     notes = [*config.warnings, *spec.warnings]
-    return format_plan(report, title=title, notes=notes, width=width), report.schedulable
+    text = format_plan(report, title=title, notes=notes, width=width)
+    if ingress is not None:
+        text += "\n" + ingress.summary(stack) + "\n"
+    return text, report.schedulable
 
 
 def main(argv: list[str] | None = None) -> int:
