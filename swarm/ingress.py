@@ -55,8 +55,9 @@ from swarm.compose import (
     parse_duration,
     read_stack_file,
 )
-from swarm.config import INGRESS_LABEL, ClusterConfig, ConfigError, Ingress
+from swarm.config import ClusterConfig, ConfigError
 from swarm.config import Problem as ConfigProblem
+from swarm.ingress_config import INGRESS_LABEL, Ingress
 from swarm.service_args import service_name, update_order
 
 INGRESS_KEY = "x-ingress"
