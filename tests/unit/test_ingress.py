@@ -121,6 +121,10 @@ def test_ingress_needs_a_pool_with_nodes_and_domains(tmp_path):
         "swarm:ingress.pool: pool 'edge' has no node (count 0): the load balancer would have no target; raise its count or pick another pool",
         "swarm:ingress.domains: is required: the DNS zones on DigitalOcean that the routes' hosts belong to, e.g. [example.com]",
     ]
+    assert problems_of(tmp_path, ingress={"domains": ["example.com", "example.com"]}) == [
+        "swarm:ingress.pool: is required: the pool whose nodes run the proxy, one of manager, edge",
+        "swarm:ingress.domains[1]: 'example.com' is listed twice",
+    ]
     assert problems_of(tmp_path, ingress=["edge"]) == [
         "swarm:ingress: must be a mapping such as {pool: backoffice, domains: [example.com], certificate: letsEncrypt}"]
 
@@ -146,6 +150,8 @@ def test_an_uploaded_certificate_needs_both_pem_values_and_never_echoes_them(tmp
         "leaf first), set with `pulumi config set --secret swarm:ingressCertificate < file.pem`",
         "swarm:ingressPrivateKey: is not PEM text: expected a block containing 'PRIVATE KEY-----'",
     ]
+    assert problems_of(tmp_path, ingress=uploaded, ingressCertificate=["not", "text"], ingressPrivateKey=PRIVATE_KEY) == [
+        "swarm:ingressCertificate: must be PEM text, set with --secret"]
     config = parse(tmp_path, ingress=uploaded, ingressCertificate={"secure": "v1:abc"}, ingressPrivateKey={"secure": "v1:def"})
     assert config.ingress.certificate == "uploaded"  # encrypted offline: only presence is checked
 
@@ -429,3 +435,36 @@ def test_plan_ingress_leaves_a_stack_without_swarm_ingress_unchanged_but_warns(t
     stack, plan = plan_ingress(config, spec)
     assert plan is None and stack.services.keys() == spec.services.keys()
     assert any("2 routes are declared but swarm:ingress is not set" in warning for warning in stack.warnings)
+
+
+def test_an_uploaded_certificate_host_outside_the_domains_is_only_a_warning(tmp_path):
+    path = routed_stack(tmp_path, database={"host": "db.example.org", "port": 5432})
+    values = {**config_values(stackFile=str(path)), "ingress": {"pool": "edge", "domains": ["example.com"], "certificate": "uploaded"},
+              "ingressCertificate": LEAF, "ingressPrivateKey": PRIVATE_KEY}
+    config = parse_config(values, stack="t", project_root=tmp_path, source="Pulumi.t.yaml")
+    spec = parse_stack(yaml.safe_load(path.read_text()), source=str(path), base_dir=tmp_path, stack="t",
+                       external_secret_names={"db_name", "db_user", "db_password"})
+    stack, plan = plan_ingress(config, spec)
+    assert plan.dns_records == (("example.com", "admin"), ("example.com", "api"))  # none for db.example.org
+    assert "swarm:ingress.domains: db.example.org is in none of example.com: no DNS record is created for it; point it " \
+           "at the load balancer's address (stack output loadBalancerAddress) yourself" in stack.warnings
+
+
+def test_a_stack_of_its_own_names_cannot_clash_with_the_proxy(tmp_path):
+    path = routed_stack(tmp_path)
+    document = yaml.safe_load(path.read_text())
+    document["services"][PROXY_SERVICE] = {"image": "nginx"}
+    path.write_text(yaml.safe_dump(document))
+    run = run_program("prod", {**stack_config("prod"), "stackFile": str(path), "ingress": INGRESS})
+    assert f"{PROXY_SERVICE}, the network {ROUTES_NETWORK} and the config ingress-proxy-config are the program's own" in str(run.error)
+    assert run.registrations == []
+
+
+def test_ingress_without_routes_is_a_warning(tmp_path):
+    path = tmp_path / "bare.yaml"
+    path.write_text("version: '3.8'\nservices: {api: {image: a}}\n")
+    config = parse_config(config_values(stackFile=str(path)), stack="t", project_root=tmp_path, source="Pulumi.t.yaml")
+    spec = parse_stack(yaml.safe_load(path.read_text()), source=str(path), base_dir=tmp_path, stack="t")
+    stack, plan = plan_ingress(config, spec)
+    assert plan.routes == () and PROXY_SERVICE in stack.services
+    assert f"{path}: swarm:ingress is set but no service has x-ingress: the proxy answers 404 to everything" in stack.warnings
