@@ -21,6 +21,10 @@ command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing="$missing openssh
 command -v ip >/dev/null || missing="$missing iproute2"
 command -v modprobe >/dev/null || missing="$missing kmod"
 installed busybox-static || missing="$missing busybox-static"  # the image needs a static one
+# The lifecycle engine's volumes: loop devices, formatted and probed as on a droplet.
+command -v losetup >/dev/null || [ -x /usr/sbin/losetup ] || [ -x /sbin/losetup ] || missing="$missing mount"
+command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || missing="$missing e2fsprogs"
+command -v blkid >/dev/null || [ -x /usr/sbin/blkid ] || [ -x /sbin/blkid ] || missing="$missing util-linux"
 
 if [ -n "$missing" ]; then
     # Keep apt from starting daemons in the root namespace: the sandbox runs its own.
@@ -36,7 +40,7 @@ if [ -n "$missing" ]; then
 fi
 
 # Kernel features the hosts use; built-in on some kernels, so a failed modprobe is no error.
-for module in overlay bridge br_netfilter veth vxlan; do
+for module in overlay bridge br_netfilter veth vxlan loop; do
     modprobe -q "$module" 2>/dev/null || true
 done
 if ! grep -qw overlay /proc/filesystems; then

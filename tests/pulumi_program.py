@@ -12,6 +12,7 @@ import base64
 import json
 import runpy
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -150,13 +151,13 @@ def default_command_stdout(name: str, inputs: dict) -> str:
     return ""
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):
-    def __init__(self, mocks: pulumi.runtime.Mocks):
-        super().__init__(mocks)
-        self.registrations: list[Registration] = []
+class _Recording:
+    """Records every registration a monitor answers, with its inputs and options."""
+
+    registrations: list[Registration]
 
     def RegisterResource(self, request):
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[misc]
         if request.type != "pulumi:pulumi:Stack":
             inputs = rpc.deserialize_properties(request.object)
             self.registrations.append(
@@ -172,16 +173,42 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                         "deleteBeforeReplace": request.deleteBeforeReplace,
                         "customTimeouts": request.customTimeouts,
                         "provider": request.provider,
+                        "protect": request.protect,
+                        "retainOnDelete": request.retainOnDelete,
+                        "ignoreChanges": list(request.ignoreChanges),
+                        "replaceOnChanges": list(request.replaceOnChanges),
+                        "aliases": list(request.aliases),
                     },
                 )
             )
         return response
 
 
-def run_program(stack: str, config: dict[str, Any], *, mocks: pulumi.runtime.Mocks | None = None) -> ProgramRun:
-    """Run __main__.py for `stack` with `config` (keys without the `swarm:` prefix)."""
-    mocks = mocks or FakeCloud()
-    monitor = RecordingMonitor(mocks)
+class RecordingMonitor(_Recording, pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.registrations = []
+
+
+def recording(monitor: pulumi_mocks.MockMonitor) -> pulumi_mocks.MockMonitor:
+    """`monitor`, made to record its registrations too."""
+    monitor.__class__ = type(f"Recording{type(monitor).__name__}", (_Recording, type(monitor)), {})
+    monitor.registrations = []  # type: ignore[attr-defined]
+    return monitor
+
+
+def run_program(
+    stack: str,
+    config: dict[str, Any],
+    *,
+    mocks: pulumi.runtime.Mocks | None = None,
+    monitor: pulumi_mocks.MockMonitor | None = None,
+    program: Callable[[], Any] | None = None,
+) -> ProgramRun:
+    """Run __main__.py (or `program`) for `stack` with `config` (keys without the `swarm:`
+    prefix). Registrations go to `mocks`, or to `monitor` (the lifecycle engine's), and are
+    recorded either way."""
+    monitor = recording(monitor) if monitor is not None else RecordingMonitor(mocks or FakeCloud())
     pulumi.runtime.set_all_config(
         {f"swarm:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in config.items()},
         secret_keys=[f"swarm:{key}" for key in SECRET_KEYS if key in config],
@@ -190,12 +217,13 @@ def run_program(stack: str, config: dict[str, Any], *, mocks: pulumi.runtime.Moc
     # A failed run leaves failed outputs behind; the next run must not await (and re-raise)
     # them, as pulumi.runtime.mocks.test clears them too.
     settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_mocks(mocks, project="swarm", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project="swarm", stack=stack, preview=False, monitor=monitor)
     root = settings.get_root_resource()
 
     error: BaseException | None = None
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")))
+        main = program or (lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"))
+        _sync_await(run_pulumi_func(main))
     except Exception as raised:  # noqa: BLE001 - the caller asserts on it
         error = raised
 
@@ -242,4 +270,7 @@ def _drop_unretrieved_run_errors(loop: asyncio.AbstractEventLoop, context: dict)
 
 _loop = asyncio.new_event_loop()
 _loop.set_exception_handler(_drop_unretrieved_run_errors)
+# The SDK sends each registration from the loop's default executor; its default size (6 threads
+# on 2 cores) would serialise the remote commands of a larger cluster, which Pulumi runs at once.
+_loop.set_default_executor(ThreadPoolExecutor(max_workers=32))
 asyncio.set_event_loop(_loop)

@@ -250,3 +250,29 @@ def _endpoint(endpoint: dict | None) -> dict | None:
             for port in endpoint.get("ports", [])
         ],
     })
+
+
+def request(what: str, manager, endpoint: str, body: dict | None = None, headers=(), *,
+            method: str | None = None, missing_ok: bool = False) -> dict:
+    """One Engine API request on `manager`'s socket (a harness Host), over SSH as the provider
+    reaches it: POST with a JSON body, else GET (or `method`). `missing_ok`: a 404 is an answer
+    (a DELETE of what is already gone, as the provider treats it)."""
+    import shlex
+
+    options = [f"-H {shlex.quote(header)}" for header in headers]
+    if method:
+        options.append(f"-X {method}")
+    if body is not None:
+        options += ["-H 'Content-Type: application/json'", "--data-binary @-"]
+    result = manager.ssh(
+        f"curl -sS --unix-socket /var/run/docker.sock {' '.join(options)} "
+        f"-w '\\n%{{http_code}}' {shlex.quote('http://localhost' + endpoint)}",
+        stdin=None if body is None else json.dumps(body),
+        check=False,
+    )
+    answer, _, status = result.stdout.rpartition("\n")
+    if missing_ok and status == "404":
+        return {}
+    if result.returncode != 0 or not status.startswith("2"):
+        raise RuntimeError(f"{what}: {endpoint} answered {status}: {answer.strip()} {result.stderr.strip()}")
+    return json.loads(answer) if answer.strip() else {}

@@ -19,10 +19,8 @@ changing any other Docker object is not emulated.
 from __future__ import annotations
 
 import json
-import shlex
 import threading
 import time
-from collections.abc import Sequence
 
 import pulumi
 
@@ -76,32 +74,15 @@ class SandboxCloud(FakeCloud):
         headers = [f"X-Registry-Auth: {auth}"] if auth else []
         if known:  # the service's spec changed: update it in place, at the version Docker has
             object_id = known[1]
-            version = self._engine(args.name, manager, f"/services/{object_id}")["Version"]["Index"]
-            self._engine(args.name, manager, f"/services/{object_id}/update?version={version}",
+            version = engine_api.request(args.name, manager, f"/services/{object_id}")["Version"]["Index"]
+            engine_api.request(args.name, manager, f"/services/{object_id}/update?version={version}",
                          engine_api.service_spec(inputs), headers)
         else:
             endpoint, build = ENGINE_CREATE[args.typ]
-            created = self._engine(args.name, manager, endpoint, build(inputs), headers)
+            created = engine_api.request(args.name, manager, endpoint, build(inputs), headers)
             object_id = created.get("ID") or created["Id"]
         self.docker_state[(args.typ, args.name)] = (serialized, object_id)
         return [object_id, args.inputs]
-
-    @staticmethod
-    def _engine(what: str, manager: Host, endpoint: str, body: dict | None = None, headers: Sequence[str] = ()) -> dict:
-        """One Engine API request on the manager's socket: POST with a JSON body, else GET."""
-        options = [f"-H {shlex.quote(header)}" for header in headers]
-        if body is not None:
-            options += ["-H 'Content-Type: application/json'", "--data-binary @-"]
-        result = manager.ssh(
-            f"curl -sS --unix-socket /var/run/docker.sock {' '.join(options)} "
-            f"-w '\\n%{{http_code}}' {shlex.quote('http://localhost' + endpoint)}",
-            stdin=None if body is None else json.dumps(body),
-            check=False,
-        )
-        answer, _, status = result.stdout.rpartition("\n")
-        if result.returncode != 0 or not status.startswith("2"):
-            raise RuntimeError(f"{what}: {endpoint} answered {status}: {answer.strip()} {result.stderr.strip()}")
-        return json.loads(answer) if answer.strip() else {}
 
     def _run_command(self, args: pulumi.runtime.MockResourceArgs):
         inputs = unwrap(args.inputs)

@@ -47,7 +47,7 @@ HOST_ENV = {
     "LANG": "C.UTF-8",
 }
 REQUIRED_COMMANDS = (
-    "busybox", "docker", "docker-init", "dockerd", "ip", "iptables",
+    "blkid", "busybox", "docker", "docker-init", "dockerd", "ip", "iptables", "losetup", "mkfs.ext4",
     "nsenter", "ssh", "ssh-keygen", "sshd", "unshare",
 )
 _LOCK_DIR = Path("/run/swarm-sandbox")
@@ -74,6 +74,14 @@ mount --bind "$dir/etc-docker" /etc/docker
 mount --bind "$dir/root" /root
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -m 0755 /run/sshd
+# Like a droplet's: its own /mnt (volumes are mounted there), its own /etc/fstab (kept on its
+# disk across reboots) and its own /dev/disk (where an attached volume's device appears).
+mount -t tmpfs -o mode=0755 tmpfs /mnt
+[ -e "$dir/fstab" ] || : >"$dir/fstab"
+mount --bind "$dir/fstab" /etc/fstab
+mount -t tmpfs -o mode=0755 tmpfs /dev/disk
+# What systemd does at boot: mount the volumes listed in fstab (nofail: a missing one is skipped).
+mount -a -t ext4,xfs 2>/dev/null || true
 # Scripts meet a droplet after its first boot: cloud-init reports done, in its own files (else
 # `cloud-init status --wait`, if the machine has cloud-init, waits for a boot that never runs).
 mkdir /run/cloud-init
@@ -116,7 +124,7 @@ def missing_prerequisites() -> list[str]:
     problems = []
     if os.geteuid() != 0:
         problems.append("must run as root (network namespaces, mounts, dockerd)")
-    problems += [f"command not found: {cmd}" for cmd in REQUIRED_COMMANDS if not shutil.which(cmd)]
+    problems += [f"command not found: {cmd}" for cmd in REQUIRED_COMMANDS if not find_command(cmd)]
     busybox = shutil.which("busybox")
     if busybox and not _is_static_elf(Path(busybox)):
         problems.append(f"{busybox} is dynamically linked; install busybox-static")
@@ -164,14 +172,17 @@ class Host:
     """One sandbox host ("droplet"). Created by `Sandbox.add_host`, not directly."""
 
     def __init__(self, sandbox: Sandbox, name: str, ip: str, index: int,
-                 daemon_json: Mapping[str, Any]) -> None:
+                 daemon_json: Mapping[str, Any], key: str | None = None) -> None:
         self.sandbox = sandbox
-        self.name = name
+        self.name = name  # its hostname
+        # Its handle in the sandbox: the name, unless two hosts share one (a droplet and its
+        # replacement, both alive for a while, as with create-before-delete).
+        self.key = key or name
         self.ip = ip
-        self.netns = f"{sandbox.prefix}-{name}"
+        self.netns = f"{sandbox.prefix}-{self.key}"
         self.veth = f"{sandbox.prefix}-{index}"
-        self.dir = sandbox.workdir / "hosts" / name
-        self.cgroup_parent = f"/{sandbox.prefix}/{name}"
+        self.dir = sandbox.workdir / "hosts" / self.key
+        self.cgroup_parent = f"/{sandbox.prefix}/{self.key}"
         # A per-host cgroup parent keeps containers of hosts that were killed from leaking
         # into a shared /docker cgroup: teardown removes the whole subtree.
         self.daemon_json: dict[str, Any] = {
@@ -240,6 +251,21 @@ class Host:
 
     # --- lifecycle (driven by Sandbox) ----------------------------------------------------
 
+    def power_cycle(self, timeout: float = 60) -> None:
+        """Power off hard (every process dies, as DigitalOcean's power-off before a resize)
+        and boot again with the same disk and address: /var/lib/docker, /etc/docker, /root and
+        /etc/fstab are kept, /run, /mnt and /dev/disk start empty; fstab's volumes are mounted."""
+        self.ready = False
+        self._kill()
+        if self._init is not None:
+            self._init.wait(timeout=timeout)
+        if self.pid_namespace:
+            _wait_until_empty("pid", self.pid_namespace, self.name)
+        _remove_cgroups(self.cgroup_parent.strip("/"))
+        started = time.monotonic()
+        self._start(load_images=False)
+        self.boot_seconds = time.monotonic() - started
+
     def _boot(self, public_key: str) -> None:
         started = time.monotonic()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -259,7 +285,13 @@ class Host:
         _ip("-n", self.netns, "addr", "add", f"{self.ip}/{sb.network.prefixlen}", "dev", "eth0")
         _ip("-n", self.netns, "link", "set", "eth0", "up")
         _ip("-n", self.netns, "link", "set", "lo", "up")
+        self._start(load_images=True)
+        self.boot_seconds = time.monotonic() - started
 
+    def _start(self, load_images: bool) -> None:
+        """Start the host's processes (init, sshd, dockerd) on its existing disk and network."""
+        sb = self.sandbox
+        Path("/dev/disk").mkdir(exist_ok=True)  # the mount point of each host's own /dev/disk
         # Not `ip netns exec`: it remounts /sys and dockerd then fails ("Devices cgroup
         # isn't mounted"). --kill-child: killing unshare takes the whole host down.
         argv = ["nsenter", f"--net=/run/netns/{self.netns}",
@@ -284,11 +316,10 @@ class Host:
         # Images are read only now, so that a concurrent load_image either sees this host
         # as ready or its image is in the list (at worst both: loading twice is harmless).
         with sb._mutex:
-            images = list(sb._images.values())
+            images = list(sb._images.values()) if load_images else []
             self.ready = True
         for image in images:
             self._load_image(image)
-        self.boot_seconds = time.monotonic() - started
 
     def _kill(self) -> None:
         """SIGKILL the host's PID 1: the kernel then kills every process in its PID namespace
@@ -444,31 +475,33 @@ class Sandbox:
                 return host
         raise KeyError(f"no sandbox host has address {ip}")
 
-    def add_host(self, name: str, daemon_json: Mapping[str, Any] | None = None) -> Host:
+    def add_host(self, name: str, daemon_json: Mapping[str, Any] | None = None, key: str | None = None) -> Host:
         """Boot a host named `name` (also its hostname) and wait until SSH and dockerd answer.
 
         `daemon_json` is merged over the base /etc/docker/daemon.json, e.g.
         `{"node-generic-resources": ["GPU=fake-uuid-1"]}`. Every host gets a new address,
         also one that replaces a destroyed host of the same name (as a new droplet would).
-        Images loaded with `load_image` are loaded on it too.
+        Images loaded with `load_image` are loaded on it too. `key` (default: the name) is
+        its handle in `hosts`, for two hosts of the same name.
         """
         if not _HOSTNAME.fullmatch(name):
             raise ValueError(f"not a valid hostname: {name!r}")
+        key = key or name
         with self._mutex:
             if self._closed:
                 raise SandboxError("sandbox is closed")
-            if name in self._hosts:
-                raise SandboxError(f"host {name} exists; destroy_host it first")
+            if key in self._hosts:
+                raise SandboxError(f"host {key} exists; destroy_host it first")
             address = next(self._addresses, None)
             if address is None:
                 raise SandboxError(f"no free address left in {self.network}")
             index = int(address) - int(self.network.network_address)
             # Registered before booting, so that close() also removes a half-booted host.
-            host = self._hosts[name] = Host(self, name, str(address), index, daemon_json or {})
+            host = self._hosts[key] = Host(self, name, str(address), index, daemon_json or {}, key)
         try:
             host._boot(self.public_key)
         except BaseException:
-            self.destroy_host(name)
+            self.destroy_host(key)
             raise
         return host
 
@@ -717,8 +750,13 @@ def _check_call(argv: list[str]) -> None:
                            result.stderr)
 
 
+def find_command(command: str) -> str | None:
+    """The command's path, looking in the sbin folders too (root's tools, not always on PATH)."""
+    return shutil.which(command, path=os.environ.get("PATH", "") + os.pathsep + HOST_ENV["PATH"])
+
+
 def _which(command: str) -> str:
-    path = shutil.which(command)
+    path = find_command(command)
     if path is None:
         raise SandboxError(f"command not found: {command}")
     return path

@@ -1,0 +1,110 @@
+"""What a change to each resource type does, by the providers' own schemas.
+
+The lifecycle engine (tests/lifecycle/engine.py) diffs a registration against the state and
+asks this table whether the changed properties replace the resource (ForceNew in a Terraform
+schema, `replaceOnChanges` in a native provider's schema) or update it in place. Property names
+are the Pulumi (camelCase) input names the program registers.
+
+| type | replaces on a change of | updates in place | source |
+|---|---|---|---|
+| digitalocean Droplet | image, region, sshKeys, userData, vpcUuid, monitoring, dropletAgent | size (power off, resize, power on), name, tags, volumeIds, backups, gracefulShutdown, resizeDisk, ipv6 off→on | digitalocean/terraform-provider-digitalocean digitalocean/droplet/resource_droplet.go (schema: `ForceNew: true`; update: `DropletActions.PowerOff` → `Resize` → power on) |
+| digitalocean Volume | region, name, description, snapshotId, initialFilesystemType, initialFilesystemLabel | size (grow), tags | digitalocean/volume/resource_volume.go (`description`: "ForceNew: true, // Update-ability Coming Soon ™") |
+| digitalocean Vpc | region, ipRange | name, description | digitalocean/vpc/resource_vpc.go |
+| digitalocean Tag | name | — | digitalocean/tag/resource_tag.go |
+| digitalocean SshKey | publicKey | name | digitalocean/sshkey/resource_ssh_key.go |
+| digitalocean Firewall | — | every field | digitalocean/firewall/resource_firewall.go |
+| digitalocean LoadBalancer | region, vpcUuid, type | the rest | digitalocean/loadbalancer/resource_loadbalancer.go |
+| digitalocean Certificate | every field | — | digitalocean/certificate/resource_certificate.go |
+| digitalocean DnsRecord | domain, type | name, value, ttl, priority, … | digitalocean/domain/resource_record.go |
+| digitalocean SpacesBucket | name, region | acl, lifecycle rules, … | digitalocean/spaces/resource_spaces_bucket.go |
+| digitalocean ContainerRegistryDockerCredentials | registryName | write, expirySeconds | digitalocean/registry/resource_container_registry_docker_credentials.go |
+| command remote Command | triggers | create, update, delete, stdin, connection, environment, … (an update runs `update`, else `create`; `delete` runs with the *old* inputs) | pulumi/pulumi-command provider/pkg/provider/remote/command.go (`triggers`: `replaceOnChanges`), and its schema docs for `update` |
+| docker Service | name | everything else (`docker service update`) | kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go |
+| docker Network | every field | — (networks cannot be changed) | internal/provider/resource_docker_network.go (all `ForceNew`) |
+| docker Secret | every field | — (swarm secrets are immutable) | internal/provider/resource_docker_secret.go |
+| docker ServiceConfig | every field | — (swarm configs are immutable) | internal/provider/resource_docker_config.go |
+| docker provider | — | every field; its resources are not replaced | pulumi/pulumi-docker: a provider's configuration change is an update (the engine diffs providers like resources; no field of the docker provider is marked replace) |
+| tls PrivateKey | algorithm, rsaBits, ecdsaCurve (every input) | — | hashicorp/terraform-provider-tls internal/provider/resource_private_key.go (`RequiresReplace`) |
+| component resources | — (never: they have no provider) | — | Pulumi: components have no CRUD of their own |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVERY_FIELD = "*"
+
+
+@dataclass(frozen=True)
+class Rule:
+    replaces: frozenset[str]  # inputs whose change replaces; EVERY_FIELD for all of them
+    source: str
+
+    def replace_keys(self, changed: set[str]) -> set[str]:
+        """The changed properties that force a replacement."""
+        if EVERY_FIELD in self.replaces:
+            return set(changed)
+        return changed & self.replaces
+
+
+def _rule(source: str, *replaces: str) -> Rule:
+    return Rule(frozenset(replaces), source)
+
+
+_DO = "digitalocean/terraform-provider-digitalocean "
+RULES: dict[str, Rule] = {
+    "digitalocean:index/droplet:Droplet": _rule(
+        _DO + "digitalocean/droplet/resource_droplet.go",
+        "image", "region", "sshKeys", "userData", "vpcUuid", "monitoring", "dropletAgent",
+    ),
+    "digitalocean:index/volume:Volume": _rule(
+        _DO + "digitalocean/volume/resource_volume.go",
+        "region", "name", "description", "snapshotId", "initialFilesystemType", "initialFilesystemLabel",
+    ),
+    "digitalocean:index/vpc:Vpc": _rule(_DO + "digitalocean/vpc/resource_vpc.go", "region", "ipRange"),
+    "digitalocean:index/tag:Tag": _rule(_DO + "digitalocean/tag/resource_tag.go", "name"),
+    "digitalocean:index/sshKey:SshKey": _rule(_DO + "digitalocean/sshkey/resource_ssh_key.go", "publicKey"),
+    "digitalocean:index/firewall:Firewall": _rule(_DO + "digitalocean/firewall/resource_firewall.go"),
+    "digitalocean:index/loadBalancer:LoadBalancer": _rule(
+        _DO + "digitalocean/loadbalancer/resource_loadbalancer.go", "region", "vpcUuid", "type"
+    ),
+    "digitalocean:index/certificate:Certificate": _rule(
+        _DO + "digitalocean/certificate/resource_certificate.go", EVERY_FIELD
+    ),
+    "digitalocean:index/dnsRecord:DnsRecord": _rule(_DO + "digitalocean/domain/resource_record.go", "domain", "type"),
+    "digitalocean:index/spacesBucket:SpacesBucket": _rule(
+        _DO + "digitalocean/spaces/resource_spaces_bucket.go", "name", "region"
+    ),
+    "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials": _rule(
+        _DO + "digitalocean/registry/resource_container_registry_docker_credentials.go", "registryName"
+    ),
+    "command:remote:Command": _rule("pulumi/pulumi-command provider/pkg/provider/remote/command.go", "triggers"),
+    "docker:index/service:Service": _rule(
+        "kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go", "name"
+    ),
+    "docker:index/network:Network": _rule(
+        "kreuzwerker/terraform-provider-docker internal/provider/resource_docker_network.go", EVERY_FIELD
+    ),
+    "docker:index/secret:Secret": _rule(
+        "kreuzwerker/terraform-provider-docker internal/provider/resource_docker_secret.go", EVERY_FIELD
+    ),
+    "docker:index/serviceConfig:ServiceConfig": _rule(
+        "kreuzwerker/terraform-provider-docker internal/provider/resource_docker_config.go", EVERY_FIELD
+    ),
+    "pulumi:providers:docker": _rule("pulumi/pulumi-docker provider configuration"),
+    "tls:index/privateKey:PrivateKey": _rule(
+        "hashicorp/terraform-provider-tls internal/provider/resource_private_key.go", EVERY_FIELD
+    ),
+}
+
+
+def rule_for(type_: str) -> Rule:
+    """The rule of a type the program registers. An unknown type is an error, never a guess:
+    a new resource type needs its row (and its source) in RULES first."""
+    try:
+        return RULES[type_]
+    except KeyError:
+        raise KeyError(
+            f"the lifecycle engine has no replace rule for {type_}: add it to tests/lifecycle/rules.py "
+            "from the provider's schema"
+        ) from None

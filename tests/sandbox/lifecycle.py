@@ -1,0 +1,372 @@
+"""Day-2 scenarios: prod's first `up` on the sandbox, then one change as a second `up`, watched
+every second. Shared by tests/sandbox/test_lifecycle.py and scripts/lifecycle_report.py.
+
+A scenario *holds* when, after its second `up`:
+- the swarm survived (the same cluster ID, answered by a manager),
+- every service survived (same IDs as before the change),
+- every secret the program declares exists in the swarm,
+- the database volume's data survived (a file written before the change reads back),
+- no replicated service with two or more replicas ran fewer than replicas - 1 tasks in any
+  sample taken during the run,
+- and `up` itself succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.lifecycle.engine import Engine, RunResult
+from tests.pulumi_program import reference_stack_text, run_program, stack_config
+from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox
+from tests.sandbox.lifecycle_cloud import Cloud, sandbox_engine, swarm_snapshot
+
+STACK = "prod"
+RELEASE_IMAGE = "swarm-sandbox/busybox:2"
+MARKER = ".lifecycle-marker"
+SAMPLE_SECONDS = 1.0
+# Broken scenarios fail on the convergence check: bounded here so that a report stays short.
+CONVERGE_TIMEOUT = "60s"
+
+
+def lifecycle_stack_file(directory: Path) -> Path:
+    """stacks/prod.yaml's services on the local image (see conftest.sandbox_stack_file), with
+    sandbox-sized waits: a short stop grace period (`sleep` ignores SIGTERM, every task stop
+    would take 10 s) and rolling updates that watch each task for 3 s instead of 30 s (the
+    order of a rolling update stays the stack file's; only its pauses are shorter)."""
+    document = yaml.safe_load(reference_stack_text())
+    for service in document["services"].values():
+        service["image"] = DEFAULT_IMAGE
+        service["command"] = ["sleep", "86400"]
+        service["stop_grace_period"] = "1s"
+        update = service.get("deploy", {}).get("update_config")
+        if update:
+            update.update({"delay": "1s", "monitor": "3s"})
+    path = directory / "prod-lifecycle.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def load_images(sandbox: Sandbox) -> None:
+    """Make the local image (and the release tag) part of every droplet the engine boots. The
+    image is built on a host, so one is booted for that and destroyed again."""
+    builder = sandbox.add_host("image-builder")
+    try:
+        sandbox.load_image()
+        sandbox.load_image(RELEASE_IMAGE)
+    finally:
+        sandbox.destroy_host(builder.key)
+
+
+def base_config(stack_file: Path) -> dict:
+    return {**stack_config(STACK), "stackFile": str(stack_file), "convergeTimeout": CONVERGE_TIMEOUT}
+
+
+def node_names(config: dict) -> list[str]:
+    return [
+        f"{STACK}-{pool}-{index}"
+        for pool, spec in config["nodePools"].items()
+        for index in range(1, int(spec["count"]) + 1)
+    ]
+
+
+# --- changes ------------------------------------------------------------------------------
+
+
+def _pool(config: dict, pool: str, **changes) -> dict:
+    config = copy.deepcopy(config)
+    config["nodePools"][pool].update(changes)
+    return config
+
+
+def _without_pool(config: dict, pool: str) -> dict:
+    config = copy.deepcopy(config)
+    del config["nodePools"][pool]
+    return config
+
+
+def _with_spare_pool(config: dict) -> dict:
+    config = copy.deepcopy(config)
+    config["nodePools"]["spare"] = {"role": "worker", "count": 1, "size": "s-1vcpu-2gb", "labels": {"type": "spare"}}
+    return config
+
+
+def _new_ssh_key(config: dict) -> dict:
+    with tempfile.TemporaryDirectory() as directory:
+        key = Path(directory) / "key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator", "-f", str(key)], check=True)
+        return {**config, "sshPublicKey": key.with_suffix(".pub").read_text().strip(), "sshPrivateKey": key.read_text()}
+
+
+def _rotated_secret(config: dict) -> dict:
+    """The database password rotated (its secret is replaced, its service updated)."""
+    return {**config, "secrets": {**config["secrets"], "db_password": f"rotated-{secrets.token_hex(4)}"}}
+
+
+@contextlib.contextmanager
+def _program_upgrade_changing_user_data() -> Iterator[None]:
+    """A new release of this program whose cloud-init differs (Docker keeps one more log file)."""
+    from swarm import cloudinit
+
+    saved = copy.deepcopy(cloudinit.DAEMON_CONFIG)
+    cloudinit.DAEMON_CONFIG["log-opts"]["max-file"] = "6"
+    try:
+        yield
+    finally:
+        cloudinit.DAEMON_CONFIG.clear()
+        cloudinit.DAEMON_CONFIG.update(saved)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    change: Callable[[dict], dict] = lambda config: config
+    baseline: Callable[[dict], dict] = lambda config: config
+    replace: tuple[str, ...] = ()  # resource names to `--replace`
+    upgrade: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+
+
+SCENARIOS = (
+    Scenario("no change"),
+    Scenario("worker added (ml 3 -> 4)", lambda c: _pool(c, "ml", count=4)),
+    Scenario("worker removed (ml 3 -> 2)", lambda c: _pool(c, "ml", count=2)),
+    Scenario("pool removed (spare)", lambda c: _without_pool(c, "spare"), baseline=_with_spare_pool),
+    Scenario("manager replaced (image change)", lambda c: _pool(c, "manager", image="ubuntu-22-04-x64")),
+    Scenario("every node's user data changed", upgrade=_program_upgrade_changing_user_data),
+    Scenario("pool size changed (ml)", lambda c: _pool(c, "ml", size="m-8vcpu-64gb")),
+    Scenario("SSH key changed", _new_ssh_key),
+    Scenario("label changed (ml: zone=a)", lambda c: _pool(c, "ml", labels={"type": "machine-learning", "zone": "a"})),
+    Scenario("secret rotated (db_password)", _rotated_secret),
+    Scenario("image released (api)", lambda c: {**c, "images": {"api": RELEASE_IMAGE}}),
+    Scenario("three managers, prod-manager-2 replaced", baseline=lambda c: _pool(c, "manager", count=3),
+             replace=("prod-manager-2",)),
+    Scenario("three managers, prod-manager-1 replaced", baseline=lambda c: _pool(c, "manager", count=3),
+             replace=("prod-manager-1",)),
+)
+
+
+# --- watching -----------------------------------------------------------------------------
+
+_SAMPLE_SCRIPT = (
+    "docker node ls --format '{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}' && echo --- && "
+    "docker service ls --format '{{.Name}}|{{.Replicas}}'"
+)
+
+
+@dataclass
+class Sample:
+    at: float
+    available: set[str]  # hostnames with a Ready, Active node
+    running: dict[str, int]  # service -> running tasks
+    quorum: bool  # a manager answered, with a leader elected
+
+
+class Sampler:
+    """Every second, asks a manager which nodes are available and how many tasks each service
+    runs. Runs in a thread on the test runner, from a host's console (no SSH, no Pulumi)."""
+
+    def __init__(self, cloud: Cloud):
+        self.cloud = cloud
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            self.samples.append(self._sample(started))
+            self._stop.wait(max(0.0, SAMPLE_SECONDS - (time.monotonic() - started)))
+
+    def _sample(self, at: float) -> Sample:
+        for host in list(self.cloud.droplets.values()):
+            if not host.ready:
+                continue
+            try:
+                result = host.exec(_SAMPLE_SCRIPT, check=False, timeout=10)
+            except Exception:  # noqa: BLE001 - a host destroyed meanwhile
+                continue
+            if result.returncode != 0 or "---" not in result.stdout:
+                continue
+            nodes, services = result.stdout.split("---\n", 1)
+            available, leader = set(), False
+            for line in nodes.splitlines():
+                hostname, status, availability, manager = (line.split("|") + ["", "", "", ""])[:4]
+                if status == "Ready" and availability == "Active":
+                    available.add(hostname)
+                leader = leader or manager == "Leader"
+            running = {}
+            for line in services.splitlines():
+                name, replicas = line.split("|", 1)
+                running[name] = int(replicas.split("/", 1)[0])
+            return Sample(at, available, running, leader)
+        return Sample(at, set(), {}, False)
+
+
+def longest_unavailable(samples: list[Sample], hostname: str, end: float) -> float:
+    """The longest stretch, in seconds, during which `hostname` had no Ready and Active node."""
+    longest, since = 0.0, None
+    for sample in samples:
+        if hostname in sample.available:
+            if since is not None:
+                longest = max(longest, sample.at - since)
+                since = None
+        elif since is None:
+            since = sample.at
+    if since is not None:
+        longest = max(longest, end - since)
+    return longest
+
+
+# --- running ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    scenario: str
+    result: RunResult
+    summary: dict[str, int]
+    replaced: list[str]  # droplets replaced, or resources when no droplet was
+    swarm_survived: bool
+    services_survived: bool
+    secrets_survived: bool
+    data_survived: bool
+    longest_unavailable: tuple[str, float]  # (node, seconds)
+    min_running: dict[str, tuple[int, int]]  # service -> (lowest running, replicas)
+    seconds: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def replicas_held(self) -> bool:
+        return all(low >= wanted - 1 for low, wanted in self.min_running.values() if wanted >= 2)
+
+    @property
+    def held(self) -> bool:
+        return (self.result.error is None and self.swarm_survived and self.services_survived
+                and self.secrets_survived and self.data_survived and self.replicas_held)
+
+
+class Lifecycle:
+    """One engine over the sandbox, for a chain of `up`s on one cluster."""
+
+    def __init__(self, sandbox: Sandbox, workdir: Path, stack_file: Path):
+        self.sandbox = sandbox
+        self.stack_file = stack_file
+        self.engine: Engine
+        self.engine, self.cloud, self.commands = sandbox_engine(sandbox, workdir)
+        self.config: dict = {}
+
+    def up(self, config: dict, *, replace: tuple[str, ...] = (),
+           upgrade: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> RunResult:
+        urns = [self.engine.urn(name) for name in replace]
+        with upgrade():
+            result = self.engine.up(lambda monitor: run_program(STACK, config, monitor=monitor), replace=urns)
+        self.config = config
+        return result
+
+    def volume_host(self):
+        """The host the database volume is attached to, and the volume's mount path."""
+        mount = next(p["volume"]["mountPath"] for p in self.config["nodePools"].values() if p.get("volume"))
+        for volume in self.cloud.volumes.values():
+            host = self.cloud.droplets.get(volume["droplet"] or "")
+            if host is not None and volume["name"] == "prod-manager-1-data":
+                return host, mount
+        return None, mount
+
+    def write_marker(self) -> str:
+        token = secrets.token_hex(8)
+        host, mount = self.volume_host()
+        assert host is not None, "no droplet holds the database volume"
+        host.exec(f"echo {token} > {mount}/{MARKER}")
+        return token
+
+    def read_marker(self) -> str:
+        host, mount = self.volume_host()
+        if host is None:
+            return ""
+        return host.exec(f"cat {mount}/{MARKER}", check=False).stdout.strip()
+
+    def change(self, scenario: Scenario) -> Outcome:
+        """Apply `scenario`'s change to the cluster as a second `up`, watched every second."""
+        before = swarm_snapshot(self.cloud)
+        token = self.write_marker()
+        new_config = scenario.change(self.config)
+        started = time.monotonic()
+        with Sampler(self.cloud) as sampler:
+            result = self.up(new_config, replace=scenario.replace, upgrade=scenario.upgrade)
+        end = time.monotonic()
+        after = swarm_snapshot(self.cloud)
+        return self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end)
+
+    def _outcome(self, name, result, before, after, token, samples, started, end) -> Outcome:
+        problems = []
+        swarm_survived = bool(after) and after["cluster"] == before["cluster"]
+        if not after:
+            problems.append("no manager answers")
+        elif not swarm_survived:
+            problems.append("a new swarm was initialised")
+        lost = [s for s, spec in before["services"].items() if after.get("services", {}).get(s, {}).get("ID") != spec["ID"]]
+        if lost:
+            problems.append("services lost or recreated: " + ", ".join(lost))
+        declared = [r.id for r in self.engine.state.values() if r.type == "docker:index/secret:Secret"]
+        missing = [s for s in declared if s not in after.get("secrets", {}).values()]
+        if missing:
+            problems.append(f"{len(missing)} declared secrets missing from the swarm")
+        data = self.read_marker() == token
+        if not data:
+            problems.append("the database volume's data is gone")
+        hostnames = node_names(self.config)
+        # The swarm marks a node Down only after missed heartbeats: a droplet powered off and on
+        # again between two samples counts for as long as it was off, as the cloud saw it.
+        powered_off = [(h, stop - off) for h, off, stop in self.cloud.outages if off >= started]
+        unavailable = max(
+            [(h, longest_unavailable(samples, h, end)) for h in hostnames] + powered_off, key=lambda item: item[1]
+        )
+        wanted = {s: int(spec["Replicas"].split("/", 1)[1].split()[0]) for s, spec in before["services"].items()}
+        min_running = {s: (min((sample.running.get(s, 0) for sample in samples), default=0), n) for s, n in wanted.items()}
+        for service, (low, n) in min_running.items():
+            if n >= 2 and low < n - 1:
+                problems.append(f"{service} fell to {low} of {n} running tasks")
+        if result.error is not None:
+            problems.append("up failed: " + _first_line(str(result.error)))
+        droplets = sorted({s.name for s in result.steps if s.op == "replace" and s.type.endswith(":Droplet")})
+        replaced = droplets or sorted({s.name for s in result.steps if s.op == "replace"})
+        return Outcome(name, result, result.summary(), replaced, swarm_survived, not lost, not missing, data,
+                       unavailable, min_running, end - started, problems)
+
+    def close(self) -> None:
+        self.cloud.close()
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def run_scenario(sandbox: Sandbox, workdir: Path, stack_file: Path, scenario: Scenario) -> Outcome:
+    """A fresh cluster from prod's first `up` (the scenario's baseline), then its change."""
+    life = Lifecycle(sandbox, workdir, stack_file)
+    try:
+        first = life.up(scenario.baseline(base_config(stack_file)))
+        if first.error is not None:
+            raise RuntimeError(f"{scenario.name}: the first up failed: {first.error}")
+        return life.change(scenario)
+    finally:
+        life.close()
