@@ -190,9 +190,6 @@ def _route(entry: Any, path: str, service: str | None, services: Mapping, spec: 
     assert service is not None
     if service not in spec.services:  # a hand-written entry the loader rejected: reported there
         return None
-    if service == PROXY_SERVICE:
-        problem("service", f"{PROXY_SERVICE} is the proxy itself")
-
     host = entry.get("host")
     if not isinstance(host, str) or not HOST_NAME.match(host):
         problem("host", f"{host!r} is not a host name; use a lowercase DNS name such as api.example.com (no scheme, no port)")

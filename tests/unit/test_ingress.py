@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -16,7 +17,8 @@ import yaml
 from swarm.compose import StackFileError, parse_stack
 from swarm.config import ConfigError, parse_config
 from swarm.ingress import HEALTH_PATH, PROXY_SERVICE, ROUTES_NETWORK, Route, plan_ingress, proxy_config, read_routes
-from tests.pulumi_program import FAKE_LOAD_BALANCER_IP, is_secret, reference_stack_text, run_program, stack_config
+from tests.lifecycle.engine import Engine, Provider
+from tests.pulumi_program import FAKE_LOAD_BALANCER_IP, FakeCloud, is_secret, reference_stack_text, run_program, stack_config
 
 LB = "digitalocean:index/loadBalancer:LoadBalancer"
 CERTIFICATE = "digitalocean:index/certificate:Certificate"
@@ -468,3 +470,47 @@ def test_ingress_without_routes_is_a_warning(tmp_path):
     stack, plan = plan_ingress(config, spec)
     assert plan.routes == () and PROXY_SERVICE in stack.services
     assert f"{path}: swarm:ingress is set but no service has x-ingress: the proxy answers 404 to everything" in stack.warnings
+
+
+# ---- a second `pulumi up` (the lifecycle engine: diffs against a kept state) -----------------------
+
+
+class FakeCloudProvider(Provider):
+    """The lifecycle engine's steps answered as the mock tests' FakeCloud answers registrations."""
+
+    cloud = FakeCloud()
+
+    def create(self, step):
+        resource_id, outputs = self.cloud.new_resource(SimpleNamespace(typ=step.type, name=step.name, inputs=step.inputs))
+        return f"{resource_id}-{next(self._ids)}", outputs
+
+    def update(self, step):
+        return {**step.old.outputs, **self.create(step)[1]}
+
+
+def test_enabling_ingress_then_adding_a_route_replaces_no_droplet_and_leaves_unrouted_services_alone(tmp_path):
+    engine = Engine(default=FakeCloudProvider())
+    path = routed_stack(tmp_path)
+    base = {**stack_config("prod"), "stackFile": str(path)}
+
+    def up(**config):
+        result = engine.up(lambda monitor: run_program("prod", {**base, **config}, monitor=monitor))
+        assert result.error is None, result.error
+        return {(step.op, step.type.rsplit(":", 1)[1], step.name) for step in result.steps if step.op != "same"}
+
+    up()  # routes declared, swarm:ingress not set yet: nothing routed
+    enabled = up(ingress=INGRESS)
+    assert not [step for step in enabled if step[1] == "Droplet" and step[0] != "update"]
+    assert {step[2] for step in enabled if step[1] == "Droplet"} == {"prod-backoffice-1"}  # its tag, in place
+    created = {(kind, name) for op, kind, name in enabled if op == "create"}
+    assert {("LoadBalancer", "prod-ingress-lb"), ("Certificate", "prod-ingress-certificate"), ("Firewall", "prod-ingress-firewall"),
+            ("DnsRecord", "prod-ingress-dns-api.example.com"), ("Service", f"prod-{PROXY_SERVICE}")} <= created
+    services = {name for op, kind, name in enabled if kind == "Service" and op == "update"}
+    assert services == {"prod-api", "prod-backoffice"}  # routed: joined the network; prod-database untouched
+
+    path.write_text(path.read_text().replace("host: admin.example.com", "host: ops.example.com"))
+    moved = up(ingress=INGRESS)
+    assert ("replace", "Certificate", "prod-ingress-certificate") in moved  # new name first, then the old one deleted
+    assert ("replace", "ServiceConfig", "prod-config-ingress-proxy-config") in moved
+    assert ("update", "Service", f"prod-{PROXY_SERVICE}") in moved
+    assert not [step for step in moved if step[1] == "Droplet" or step[2] in {"prod-api", "prod-backoffice", "prod-database"}]
