@@ -14,39 +14,31 @@ from components.node_pool import NodePool, NodePoolArgs
 from components.registry import registry_auth
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
 from components.workloads import Workloads, WorkloadsArgs
-from swarm.capacity import check_capacity
-from swarm.catalogue import load_stack
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, from_pulumi
-from swarm.ingress import plan_ingress
-from swarm.rollout import plan_rollout
+from swarm.preflight import preflight
 
 PROJECT_ROOT = Path(__file__).parent
 
-# Everything is validated before the first resource is registered.
+# Everything is validated before the first resource is registered, by the same checks as
+# `python -m swarm plan` (swarm/preflight.py): config, stack file and catalogue, swarm:images and
+# swarm:bindMounts, capacity, values of external secrets and configs.
 try:
     config = from_pulumi(PROJECT_ROOT)
-    stack_spec = load_stack(  # the stack file, plus its model catalogue if it names one
-        config.stack_file,
-        stack=config.stack,
-        external_secret_names=config.secret_names,
-        external_config_names=config.configs.keys(),
-    )
-    # x-ingress routes checked against swarm:ingress; the proxy added to the stack as a service.
-    stack_spec, ingress_plan = plan_ingress(config, stack_spec)
-    # swarm:images applied; where each service may run, and so which folders to prepare where.
-    rollout = plan_rollout(config, stack_spec)
+    checked = preflight(config)
 except (ConfigError, StackFileError) as error:
     # RunError: the engine prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
-for warning in [*config.warnings, *stack_spec.warnings]:
-    pulumi.log.warn(warning)
-
+rollout = checked.rollout
+ingress_plan = checked.ingress  # x-ingress routes with swarm:ingress; the proxy is in rollout.stack
 # Placement and sizing mistakes fail the preview instead of leaving tasks pending after deploy.
-capacity = check_capacity(config, rollout.stack)
-if not capacity.schedulable:
-    raise pulumi.RunError(capacity.failure_text(config.stack_file.name))
-for warning in capacity.warnings:
+if not checked.capacity.schedulable:
+    raise pulumi.RunError(checked.capacity.failure_text(config.stack_file.name))
+# A preview creates nothing: a missing value is a warning there, and `up` refuses it. The preview
+# shows a placeholder, so that `pulumi-local preview` need not write secrets into the config.
+if checked.missing_values and not pulumi.runtime.is_dry_run():
+    raise pulumi.RunError(checked.missing_values_text())
+for warning in [*checked.warnings, *map(str, checked.missing_values)]:
     pulumi.log.warn(warning)
 
 settings = pulumi.Config("swarm")
@@ -113,14 +105,17 @@ workloads = Workloads(
         spec=rollout.stack,
         docker_host=cluster.docker_host,
         ssh_private_key=network.ssh_private_key,
-        external_secrets=settings.get_secret_object("secrets") or pulumi.Output.secret({}),
+        external_secrets=(settings.get_secret_object("secrets") or pulumi.Output.secret({})).apply(
+            lambda values: {**checked.placeholders("secrets"), **values}
+        ),
         manager_connection=cluster.manager_connection,
         convergence=rollout.convergence(config.stack),
         converge_timeout_seconds=config.converge_timeout_seconds,
-        external_configs=config.configs,
+        external_configs={**checked.placeholders("configs"), **config.configs},
         swarm_ready=cluster.ready,
         registry=registry,
         prerequisites={key: [cluster.folders[node] for node in rollout.folder_nodes(key)] for key in rollout.stack.services},
+        nodes=cluster.node_table,
     ),
 )
 

@@ -45,6 +45,10 @@ class WorkloadsArgs:
     swarm_ready: list[pulumi.Resource] = field(default_factory=list)
     registry: RegistryAuth | None = None  # credentials for the images on that registry
     prerequisites: Mapping[str, Sequence[pulumi.Resource]] = field(default_factory=dict)  # service -> folder commands
+    # The nodes as they are after this run (addresses, node IDs, sizes, labels): any change to
+    # a node runs the convergence check again, so a node change that leaves a service short
+    # fails `up` instead of passing unseen.
+    nodes: pulumi.Input[object] = None
 
 
 class Workloads(pulumi.ComponentResource):
@@ -109,7 +113,7 @@ class Workloads(pulumi.ComponentResource):
                     depends_on=[*args.swarm_ready, *args.prerequisites.get(key, ())],
                 ),
             )
-        self.converged = self._converge(name, args, pulumi.Output.from_input(inputs).apply(_digest))
+        self.converged = self._converge(name, args, pulumi.Output.from_input({"services": inputs, "nodes": args.nodes}).apply(_digest))
         self.services_table = pulumi.Output.from_input(
             {
                 key: {"name": service.name, "image": spec.services[key].image, "mode": spec.services[key].mode,
@@ -120,9 +124,10 @@ class Workloads(pulumi.ComponentResource):
         self.register_outputs({"services": self.services_table})
 
     def _converge(self, name: str, args: WorkloadsArgs, digest: pulumi.Output[str]) -> remote.Command:
-        """The convergence check. Its script embeds a digest of every service's inputs, so any
-        change to a service changes the script and Pulumi runs it again (an update, no
-        `triggers`: those would replace the command every time, pulumi/pulumi-command#855)."""
+        """The convergence check. Its script embeds a digest of every service's inputs and of
+        the nodes, so any change to a service or a node changes the script and Pulumi runs it
+        again (an update, no `triggers`: those would replace the command every time,
+        pulumi/pulumi-command#855)."""
         limit = f"{args.converge_timeout_seconds + CONVERGE_TIMEOUT_MARGIN_SECONDS}s"
         return remote.Command(
             f"{name}-converge",
@@ -166,8 +171,8 @@ def _auth(image: str, registry: RegistryAuth | None) -> pulumi.Output[dict] | No
     )
 
 
-def _digest(inputs: Mapping[str, dict]) -> str:
-    """A short digest of the services' resolved inputs (credentials are not among them)."""
+def _digest(inputs: Mapping[str, object]) -> str:
+    """A short digest of the services' and nodes' resolved inputs (credentials are not among them)."""
     text = json.dumps(inputs, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -192,7 +197,7 @@ def write_key_file(stack: str, private_key: str) -> Path:
 
 def ssh_options(key_file: Path) -> list[str]:
     """Options for the provider's `ssh`: the cluster key only; droplets are new, so their host
-    keys are not known in advance (see README, Known limits)."""
+    keys are not known in advance (see docs/day-2-operations.md, Known limits)."""
     return [
         "-i", str(key_file),
         "-o", "IdentitiesOnly=yes",

@@ -10,6 +10,8 @@ bootstrap time stays nearly flat as hosts are added.
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 import tempfile
 import time
@@ -76,8 +78,15 @@ def bench(hosts: int, workdir: Path) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="Needs root and the sandbox prerequisites (.ci/sandbox-prereqs.sh)."
+    )
+    parser.add_argument("--hosts", type=int, nargs="+", default=[5, 10], help="sandbox sizes to time (default: 5 10)")
+    args = parser.parse_args()  # before anything starts: --help has no side effects
+    if os.geteuid() != 0:
+        raise SystemExit("bench_bootstrap: run as root (it starts network namespaces, dockerd and sshd)")
     with tempfile.TemporaryDirectory(dir="/var/tmp") as directory:
-        for hosts in (5, 10):
+        for hosts in args.hosts:
             bench(hosts, Path(directory))
 
 

@@ -29,7 +29,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config  # noqa: E402
+from tests.pulumi_program import reference_stack_text, run_program, stack_config  # noqa: E402
 
 ML_WORKERS = 10
 # Measurement noise: the cost per model may vary this much before growth counts as superlinear.
@@ -56,11 +56,9 @@ def catalogue(models: int) -> dict:
 def config(workdir: Path, models: int) -> dict:
     (workdir / f"models-{models}.yaml").write_text(yaml.safe_dump(catalogue(models)))
     stack_file = workdir / f"prod-{models}.yaml"
-    stack_file.write_text(
-        (PROJECT_ROOT / "stacks" / "prod.yaml")
-        .read_text()
-        .replace('version: "3.8"\n', f'version: "3.8"\nx-model-catalogue: models-{models}.yaml\n', 1)
-    )
+    # prod's own stack file, its catalogue replaced by the generated one (or by none).
+    catalogue_line = f"x-model-catalogue: models-{models}.yaml\n" if models else ""
+    stack_file.write_text(reference_stack_text().replace('version: "3.8"\n', f'version: "3.8"\n{catalogue_line}', 1))
     values = copy.deepcopy(stack_config("prod"))
     values["stackFile"] = str(stack_file)
     values["nodePools"]["ml"]["count"] = ML_WORKERS

@@ -1,74 +1,103 @@
-"""Offline tools over the same config and stack files as the Pulumi program.
+"""Offline tools over the same config and stack files as the Pulumi program (no Pulumi CLI, no
+credentials, nothing deployed).
 
-    python -m swarm missing-secrets --stack staging    names of external secrets with no value yet
-    python -m swarm plan --stack prod                  where the tasks will run, what it costs, whether
-                                                       it fits (exit 1 when it cannot be scheduled),
-                                                       and the ingress routes with the load balancer
+    python -m swarm plan --stack prod [--format text|markdown|json] [--base main-plan.json]
+        every check `pulumi preview`/`up` make before creating anything, then where each task
+        will run and what it costs; exit 1 when preview would refuse the stack
+    python -m swarm missing-secrets --stack staging
+        names of external secrets with no value yet in swarm:secrets
+    python -m swarm config-reference
+        the table of known swarm:* keys, as docs/configuration.md carries it
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
-from swarm.capacity import check_capacity, format_plan
-from swarm.catalogue import load_stack
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, load_stack_config_file
-from swarm.ingress import plan_ingress
+from swarm.config_keys import reference_table
+from swarm.plan import FORMATS, build_plan, error_plan, render
+from swarm.preflight import preflight
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def missing_secrets(stack: str, project_root: Path = PROJECT_ROOT) -> list[str]:
     """External secrets the stack file declares that `swarm:secrets` does not set."""
-    config = load_stack_config_file(project_root, stack)
-    spec = load_stack(config.stack_file, stack=stack)
-    declared = sorted(key for key, secret in spec.secrets.items() if secret.external)
-    if config.secret_names is None:  # one encrypted blob: cannot tell, assume all set
-        return []
-    return [name for name in declared if name not in config.secret_names]
+    checked = preflight(load_stack_config_file(project_root, stack))
+    return [m.name for m in checked.missing_values if m.section == "secrets"]
 
 
-def plan(stack: str, project_root: Path = PROJECT_ROOT, width: int = 100) -> tuple[str, bool]:
-    """The capacity plan of `stack` as text, and whether swarm can schedule every task."""
-    config = load_stack_config_file(project_root, stack)
-    spec, ingress = plan_ingress(config, load_stack(config.stack_file, stack=stack))
-    report = check_capacity(config, spec)
-    title = (
-        f"Plan for stack {stack}: {len(report.nodes)} nodes in {config.region} (Pulumi.{stack}.yaml), "
-        f"{len(report.services)} services ({os.path.relpath(config.stack_file, project_root)})"
+def plan_of(stack: str, project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
+    """The structured plan of `stack`, or an error plan when its files are invalid."""
+    try:
+        config = load_stack_config_file(project_root, stack)
+        checked = preflight(config)
+    except (ConfigError, StackFileError) as error:
+        return error_plan(stack, [str(error)])
+    return build_plan(
+        checked,
+        config_file=f"Pulumi.{stack}.yaml",
+        stack_file=os.path.relpath(config.stack_file, project_root),
     )
-    notes = [*config.warnings, *spec.warnings]
-    text = format_plan(report, title=title, notes=notes, width=width)
-    if ingress is not None:
-        text += "\n" + ingress.summary(stack) + "\n"
-    return text, report.schedulable
+
+
+def plan(stack: str, project_root: Path = PROJECT_ROOT, width: int = 100, fmt: str = "text") -> tuple[str, bool]:
+    """The plan of `stack` rendered, and whether `pulumi preview` would accept it."""
+    result = plan_of(stack, project_root)
+    return render(result, fmt, width=width), result["fits"]
+
+
+def _read_base(path: Path) -> dict[str, Any]:
+    """main's JSON plan; one that is missing or not JSON (main's plan failed, or predates
+    --format json) makes the cost change "unknown" instead of failing this plan."""
+    try:
+        base = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"errors": [f"{path} holds no JSON plan"]}
+    return base if isinstance(base, dict) else {"errors": [f"{path} holds no JSON plan"]}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m swarm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m swarm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    planning = commands.add_parser("plan", help="run every pre-deploy check; show placement, cost and what up needs")
+    planning.add_argument("--stack", required=True)
+    planning.add_argument("--format", choices=FORMATS, default="text", help="text (default), markdown or json")
+    planning.add_argument("--base", type=Path, help="a JSON plan of the same stack on main: adds the cost change")
+    planning.add_argument("--width", type=int, help="text width (default: the terminal's, at most 100)")
     missing = commands.add_parser("missing-secrets", help="print external secrets with no value in swarm:secrets")
     missing.add_argument("--stack", required=True)
-    planning = commands.add_parser("plan", help="show where each task will run, what it costs and whether it fits")
-    planning.add_argument("--stack", required=True)
+    commands.add_parser("config-reference", help="print the table of known swarm:* keys (docs/configuration.md)")
     args = parser.parse_args(argv)
 
-    try:
-        if args.command == "missing-secrets":
+    if args.command == "config-reference":
+        print(reference_table())
+        return 0
+    if args.command == "missing-secrets":
+        try:
             print("\n".join(missing_secrets(args.stack)))
-        elif args.command == "plan":
-            text, schedulable = plan(args.stack, PROJECT_ROOT, width=shutil.get_terminal_size().columns)
-            print(text, end="")
-            return 0 if schedulable else 1
-    except (ConfigError, StackFileError) as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
+        except (ConfigError, StackFileError) as error:
+            print(error, file=sys.stderr)
+            return 1
+        return 0
+
+    result = plan_of(args.stack, PROJECT_ROOT)
+    base = _read_base(args.base) if args.base else None
+    width = args.width or min(shutil.get_terminal_size((100, 24)).columns, 100)
+    text = render(result, args.format, width=width, base=base)
+    # Text errors go to stderr like any tool's; markdown and JSON are documents: stdout.
+    print(text, end="", file=sys.stderr if "errors" in result and args.format == "text" else sys.stdout)
+    return 0 if result["fits"] else 1
 
 
 if __name__ == "__main__":

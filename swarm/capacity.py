@@ -24,7 +24,7 @@ What it models, as swarmkit does it:
   (swarm itself reserves nothing: the allowance keeps tasks' reservations from promising memory
   the OS uses); a GPU size offers `gpus` generic resources of kind `GPU`.
 
-Deliberate simplifications, each on the safe side or stated in the README:
+Deliberate simplifications, each on the safe side or stated in docs/capacity.md:
 - Services are placed one after the other in stack-file order. A real deploy creates them
   concurrently, so when nodes are nearly full another order may leave a different service short.
 - Placement preferences (`spread: node.labels.X`) are not modelled: they change which nodes
@@ -36,7 +36,6 @@ Deliberate simplifications, each on the safe side or stated in the README:
 from __future__ import annotations
 
 import math
-import textwrap
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from swarm.compose import Constraint, ServiceSpec, StackSpec
 from swarm.config import ClusterConfig
 from swarm.service_args import update_order
 from swarm.sizes import GIB
+from swarm.suggest import close_matches
 
 GPU_KIND = "GPU"  # the generic resource kind GPU nodes advertise (DESIGN.md, "Swarm GPU")
 NANO = 1_000_000_000
@@ -69,6 +69,7 @@ class NodeCapacity:
     generic_resources: Mapping[str, int] = field(default_factory=dict)  # kind -> count
     price_monthly: float = 0.0
     engine_labels: Mapping[str, str] = field(default_factory=dict)
+    volume_path: str | None = None  # the pool's block-storage volume, attached to this droplet only
     os: str = DROPLET_OS
     arch: str = DROPLET_ARCH
 
@@ -86,6 +87,7 @@ def cluster_nodes(config: ClusterConfig) -> tuple[NodeCapacity, ...]:
             memory_bytes=node.pool.size.allocatable_memory_bytes,
             generic_resources={GPU_KIND: node.pool.size.gpus} if node.pool.size.gpus else {},
             price_monthly=node.pool.size.price_monthly,
+            volume_path=node.pool.volume.mount_path if node.pool.volume else None,
         )
         for node in config.nodes
     )
@@ -118,6 +120,7 @@ class NodeLoad:
 class CapacityReport:
     services: tuple[ServicePlacement, ...]
     nodes: tuple[NodeLoad, ...]
+    pool_warnings: tuple[str, ...] = ()  # about pools rather than one service (cost)
 
     @property
     def schedulable(self) -> bool:
@@ -129,7 +132,8 @@ class CapacityReport:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return tuple(f"{s.service}: {warning}" for s in self.services for warning in s.warnings)
+        per_service = tuple(f"{s.service}: {warning}" for s in self.services for warning in s.warnings)
+        return per_service + self.pool_warnings
 
     @property
     def monthly_cost(self) -> float:
@@ -182,7 +186,7 @@ def schedule(nodes: Sequence[NodeCapacity], services: Iterable[ServiceSpec]) -> 
                 warnings=warnings,
             )
         )
-    return CapacityReport(tuple(placements), tuple(s.load() for s in states))
+    return CapacityReport(tuple(placements), tuple(s.load() for s in states), _gpu_pools_shared(services, eligible))
 
 
 def node_matches(constraints: Iterable[Constraint], node: NodeCapacity) -> bool:
@@ -344,7 +348,11 @@ def _no_match(spec: ServiceSpec, nodes: Sequence[NodeCapacity]) -> str:
     pools = _pools(nodes)
     for constraint in spec.constraints:
         if not any(constraint_matches(constraint, node) for node in nodes):
-            return f"no node matches {constraint} ({_what_nodes_have(constraint, nodes)}); {_fix_constraint(constraint)}"
+            hint = _similar_constraint(constraint, nodes)
+            return (
+                f"no node matches {constraint} ({_what_nodes_have(constraint, nodes)}); "
+                f"{hint or _fix_constraint(constraint)}"
+            )
     matches = [
         f"{c} matches {_pool_list([n for n in nodes if constraint_matches(c, n)])}" for c in spec.constraints
     ]
@@ -369,6 +377,28 @@ def _what_nodes_have(constraint: Constraint, nodes: Sequence[NodeCapacity]) -> s
     if field_.startswith("engine.labels."):
         return "the nodes' Docker daemons carry no engine labels"
     return f"every node is {nodes[0].os}/{nodes[0].arch}" if nodes else "there are no nodes"
+
+
+def _similar_constraint(constraint: Constraint, nodes: Sequence[NodeCapacity]) -> str:
+    """'did you mean ...?' when the constraint looks like a typo of one some node satisfies: a
+    label key or value (`machine-learnig`), a hostname or a role."""
+    field_, operator, value = constraint
+    if operator != "==":
+        return ""
+    if field_.startswith("node.labels."):
+        key = field_.removeprefix("node.labels.")
+        keys = {k for node in nodes for k in node.labels}
+        if key not in keys:
+            return "".join(
+                f"did you mean node.labels.{match}?" for match in close_matches(key, keys, limit=1)
+            )
+        values = [node.labels[key] for node in nodes if key in node.labels]
+    elif field_ in ("node.hostname", "node.role"):
+        values = [node.name if field_ == "node.hostname" else node.role for node in nodes]
+    else:
+        return ""
+    matches = [f"{field_} == {match}" for match in close_matches(value, values)]
+    return f"did you mean {' or '.join(matches)}?" if matches else ""
 
 
 def _fix_constraint(constraint: Constraint) -> str:
@@ -476,6 +506,13 @@ def _warnings(
         node = loss.node.node
         if loss.remaining:
             why = _why_full(spec, loss.remaining, wanted)
+        elif (volume := _on_node_volume(spec, node)) is not None:
+            # Another node would not have the data: a DigitalOcean volume attaches to one droplet.
+            why = (
+                f"it keeps its data on {volume}, on the block-storage volume of pool {node.pool}, which attaches to one "
+                f"droplet at a time, so another node would not help; keep backups and expect downtime while "
+                f"the droplet is replaced (docs/day-2-operations.md)"
+            )
         else:
             why = (
                 f"it is the only node matching {' and '.join(map(str, spec.constraints)) or 'its constraints'}; "
@@ -489,6 +526,40 @@ def _warnings(
             f"{_pool_list([s.node for s in eligible])} or set deploy.update_config.order: stop-first"
         )
     return tuple(warnings)
+
+
+def _on_node_volume(spec: ServiceSpec, node: NodeCapacity) -> str | None:
+    """The bind-mount source of `spec` that lies on `node`'s block-storage volume, if any."""
+    if not node.volume_path:
+        return None
+    for mount in spec.mounts:
+        if mount.type == "bind" and mount.source and (
+            mount.source == node.volume_path or mount.source.startswith(node.volume_path.rstrip("/") + "/")
+        ):
+            return mount.source
+    return None
+
+
+def _gpu_pools_shared(services: Sequence[ServiceSpec], eligible: Mapping[str, Sequence[_NodeState]]) -> tuple[str, ...]:
+    """A GPU pool whose nodes services without a GPU reservation may run on: they can take the
+    CPU and memory of the most expensive droplets, and nothing says so until the bill."""
+    shared: dict[str, list[str]] = {}
+    nodes: dict[str, NodeCapacity] = {}
+    for spec in services:
+        if spec.reservations.generic_resources.get(GPU_KIND):
+            continue
+        for state in eligible[spec.name]:
+            if state.node.generic_resources.get(GPU_KIND):
+                nodes.setdefault(state.node.pool, state.node)
+                if spec.name not in shared.setdefault(state.node.pool, []):
+                    shared[state.node.pool].append(spec.name)
+    return tuple(
+        f"pool {pool} ({nodes[pool].size}, ${nodes[pool].price_monthly:,.2f}/month per node) may run "
+        f"{len(names)} service{'s' if len(names) > 1 else ''} that reserve no GPU ({', '.join(names)}): "
+        f"they can fill the GPU nodes' CPU and memory; constrain them to another pool "
+        f"(e.g. node.labels.gpu != true) or give the GPU pool labels of its own"
+        for pool, names in shared.items()
+    )
 
 
 def _room_to_update(spec: ServiceSpec, eligible: Sequence[_NodeState]) -> bool:
@@ -552,80 +623,3 @@ def format_memory(memory_bytes: int) -> str:
 
 def _cpus(nano_cpus: int) -> str:
     return f"{format_cpus(nano_cpus)} vCPU"
-
-
-# ---- the plan, as a terminal shows it -------------------------------------------------------------
-
-
-def format_plan(report: CapacityReport, *, title: str, notes: Sequence[str] = (), width: int = 100) -> str:
-    """The report as the `plan` command prints it: nodes, services, failures, warnings, cost.
-    `notes` are further warnings (the config's and the stack file's own)."""
-    gpus = any(load.node.generic_resources for load in report.nodes)
-    node_rows = [
-        [
-            load.node.name,
-            load.node.pool,
-            load.node.size,
-            f"{load.node.price_monthly:.2f}",
-            f"{format_cpus(load.reserved_nano_cpus)} / {format_cpus(load.node.nano_cpus)}",
-            f"{format_memory(load.reserved_memory_bytes)} / {format_memory(load.node.memory_bytes)}",
-            *([_generic_column(load)] if gpus else []),
-            ",".join(f"{key}={value}" for key, value in sorted(load.node.labels.items())) or "-",
-            ", ".join(_times(service, count) for service, count in load.tasks.items()) or "-",
-        ]
-        for load in report.nodes
-    ]
-    node_header = ["NODE", "POOL", "SIZE", "$/MONTH", "CPU RESERVED", "MEMORY RESERVED",
-                   *(["GENERIC"] if gpus else []), "LABELS", "TASKS"]
-    service_rows = [
-        [
-            s.service,
-            s.mode,
-            f"{s.placed}/{s.wanted}",
-            "FAILS" if s.failure else "warn" if s.warnings else "ok",
-            ", ".join(_times(node, count) for node, count in s.nodes.items()) or "-",
-        ]
-        for s in report.services
-    ]
-    sections = [
-        title,
-        _table(node_header, node_rows, numeric={3}),
-        _table(["SERVICE", "MODE", "TASKS", "CHECK", "NODES"], service_rows, numeric=set()),
-    ]
-    if report.failures:
-        sections.append(_bullets("Cannot be scheduled", report.failures, width))
-    warnings = [*notes, *report.warnings]
-    if warnings:
-        sections.append(_bullets("Warnings", warnings, width))
-    droplets = len(report.nodes)
-    sections.append(
-        f"Total: ${report.monthly_cost:,.2f}/month for {droplets} droplet{'s' if droplets != 1 else ''} "
-        "(list prices; volumes and traffic not included)"
-    )
-    verdict = "fits" if report.schedulable else "does NOT fit: `pulumi preview` and `up` will refuse it"
-    sections.append(f"The stack {verdict}.")
-    return "\n\n".join(sections) + "\n"
-
-
-def _generic_column(load: NodeLoad) -> str:
-    kinds = sorted(load.node.generic_resources)
-    return ", ".join(f"{load.reserved_generic[k]} / {load.node.generic_resources[k]} {k}" for k in kinds) or "-"
-
-
-def _times(name: str, count: int) -> str:
-    return name if count == 1 else f"{name} x{count}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], *, numeric: set[int]) -> str:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        padded = [cell.rjust(w) if i in numeric else cell.ljust(w) for i, (cell, w) in enumerate(zip(cells, widths))]
-        return "  ".join(padded).rstrip()
-
-    return "\n".join([line(header), *map(line, rows)])
-
-
-def _bullets(heading: str, items: Sequence[str], width: int) -> str:
-    wrapped = [textwrap.fill(item, width=width, initial_indent="  - ", subsequent_indent="    ") for item in items]
-    return f"{heading} ({len(items)}):\n" + "\n".join(wrapped)

@@ -58,6 +58,7 @@ from swarm.compose import (
     Problem,
     StackFileError,
     StackSpec,
+    display_path,
     parse_constraint,
     parse_cpus,
     parse_memory,
@@ -362,7 +363,7 @@ def load_stack(
     `x-model-catalogue` added to its services first. Raises StackFileError listing every problem
     of the stack file and of the catalogue."""
     document = read_stack_file(path)
-    source = str(path)
+    source = display_path(path)
     problems: list[Problem] = []
     expansion = None
     if isinstance(document, dict) and CATALOGUE_KEY in document:
@@ -393,18 +394,20 @@ def _read_catalogue(
     reference: Any, stack_file: Path, hand_written: Collection[Any]
 ) -> tuple[Expansion | None, list[Problem]]:
     def problem(message: str) -> tuple[None, list[Problem]]:
-        return None, [Problem(str(stack_file), CATALOGUE_KEY, message)]
+        return None, [Problem(display_path(stack_file), CATALOGUE_KEY, message)]
 
     if not isinstance(reference, str) or not reference:
         return problem(f"must be the path of a model catalogue relative to this file, not {reference!r}")
     path = stack_file.parent / reference
     if not path.is_file():
-        return problem(f"no model catalogue at {path}: create it or fix the path (relative to this file)")
+        return problem(f"no model catalogue at {display_path(path)}: create it or fix the path (relative to this file)")
     try:
         catalogue = read_stack_file(path)
     except StackFileError as error:
         return None, error.problems
-    expansion = expand_catalogue(catalogue, source=str(path), taken=dict.fromkeys(hand_written, str(stack_file)))
+    expansion = expand_catalogue(
+        catalogue, source=display_path(path), taken=dict.fromkeys(hand_written, display_path(stack_file))
+    )
     return expansion, expansion.problems
 
 

@@ -47,6 +47,8 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from swarm.suggest import did_you_mean
+
 DEFAULT_VERSION = (3, 13)
 LATEST_MINOR = 13
 STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
@@ -372,14 +374,16 @@ def parse_constraint(text: str) -> Constraint:
             break
     else:
         if field not in _CONSTRAINT_FIELDS:
+            hint = did_you_mean(field, [*_CONSTRAINT_FIELDS, "node.labels.", "engine.labels."], limit=1)
             raise ValueError(
-                f"invalid constraint {text!r}: unknown field {key!r}; expected one of "
-                f"{', '.join(_CONSTRAINT_FIELDS)}, node.labels.<key> or engine.labels.<key>"
+                f"invalid constraint {text!r}: unknown field {key!r}{hint or '; expected one of '}"
+                f"{'' if hint else ', '.join(_CONSTRAINT_FIELDS) + ', node.labels.<key> or engine.labels.<key>'}"
             )
     if not _CONSTRAINT_VALUE.match(value):
         raise ValueError(f"invalid constraint {text!r}: value {value!r} is empty or has characters swarm refuses")
     if field == "node.role" and value.lower() not in ("manager", "worker"):
-        raise ValueError(f"invalid constraint {text!r}: node.role is manager or worker")
+        hint = did_you_mean(value, ("manager", "worker"))
+        raise ValueError(f"invalid constraint {text!r}: node.role is manager or worker{hint}")
     return Constraint(field, operator, value)
 
 
@@ -870,7 +874,8 @@ class _Reader:
             elif key in keys:
                 self.require(keys[key], key_path, f"`{key}`")
             else:
-                self.problem(key_path, f"unknown key; expected one of: {', '.join(sorted(keys))}")
+                hint = did_you_mean(key, keys) or f"; expected one of: {', '.join(sorted(keys))}"
+                self.problem(key_path, f"unknown key{hint}")
         return value
 
     def require(self, version: Version, path: str, what: str) -> None:
@@ -1299,7 +1304,8 @@ def _file_references(
         if source is None:
             continue
         if source not in declared:
-            r.problem(source_path, f"{what} {source!r} is not declared under the top-level `{what}s:`")
+            hint = did_you_mean(source, declared)
+            r.problem(source_path, f"{what} {source!r} is not declared under the top-level `{what}s:`{hint}")
         target = r.string(item["target"], _join(item_path, "target")) if "target" in item else None
         uid = r.string(item["uid"], _join(item_path, "uid")) if "uid" in item else None
         gid = r.string(item["gid"], _join(item_path, "gid")) if "gid" in item else None
@@ -1330,7 +1336,8 @@ def _networks_of(r: _Reader, value: Any, path: str, declared: dict[str, NetworkS
     keys = {"aliases": V30, "ipv4_address": V30, "ipv6_address": V30, "driver_opts": V313}
     for name, options, entry_path in entries:
         if name not in declared and name != DEFAULT_NETWORK:
-            r.problem(entry_path, f"network {name!r} is not declared under the top-level `networks:`")
+            hint = did_you_mean(name, declared)
+            r.problem(entry_path, f"network {name!r} is not declared under the top-level `networks:`{hint}")
         options = r.mapping(options, entry_path, keys, extensions=None)
         for ignored in ("ipv4_address", "ipv6_address"):
             if ignored in options:
@@ -1510,7 +1517,8 @@ def _mount(r: _Reader, fields: dict, path: str, volumes: dict[str, VolumeSpec]) 
     options = r.mapping(fields.get("volume"), _join(path, "volume"), {"nocopy": V32}, extensions=None)
     no_copy = bool("nocopy" in options and r.boolean(options["nocopy"], _join(path, "volume.nocopy")))
     if source is not None and source not in volumes:
-        r.problem(_join(path, "source"), f"volume {source!r} is not declared under the top-level `volumes:`")
+        hint = did_you_mean(source, volumes)
+        r.problem(_join(path, "source"), f"volume {source!r} is not declared under the top-level `volumes:`{hint}")
         return None
     return Mount("volume", target, source, read_only, no_copy=no_copy, volume=volumes.get(source) if source else None)
 
@@ -1615,6 +1623,21 @@ def _resources(r: _Reader, value: Any, path: str, *, reservations: bool) -> Reso
             elif kind and count is not None:
                 generic[kind] = int(count)
     return Resources(nano_cpus, memory, pids, generic)
+
+
+def _reservations_within_limits(r: _Reader, reservations: Resources, limits: Resources, path: str) -> None:
+    """A reservation above its own limit: Docker refuses the task (the container could never get
+    what the scheduler reserved for it), so it would only show up after deploy."""
+    for name, reserved, limit in (
+        ("cpus", reservations.nano_cpus, limits.nano_cpus),
+        ("memory", reservations.memory_bytes, limits.memory_bytes),
+    ):
+        if limit and reserved > limit:
+            r.problem(
+                _join(path, f"reservations.{name}"),
+                f"reserves more than its own limit (limits.{name}); Docker refuses such a task: "
+                f"raise limits.{name} or lower reservations.{name}",
+            )
 
 
 def _placement(r: _Reader, value: Any, path: str) -> tuple[tuple[Constraint, ...], tuple[str, ...], int | None]:
@@ -1798,6 +1821,7 @@ def _service(r: _Reader, name: str, value: Any, declared: _Declared) -> ServiceS
     reservations = _resources(
         r, resources.get("reservations"), _join(deploy_path, "resources.reservations"), reservations=True
     )
+    _reservations_within_limits(r, reservations, limits, _join(deploy_path, "resources"))
     endpoint_mode = None
     if "endpoint_mode" in deploy and (text := r.string(deploy["endpoint_mode"], _join(deploy_path, "endpoint_mode"))):
         endpoint_mode = text.lower()  # Docker lower-cases it
@@ -1952,15 +1976,38 @@ def parse_stack(
     )
 
 
+def describe_yaml_error(error: Exception) -> str:
+    """A YAML parser error as one line: where (line and column, counted from 1) and the parser's
+    problem, without PyYAML's `in "<unicode string>"` or a traceback."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte {error.start}: {error.reason})"
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).split("\n")[0]
+    context = getattr(error, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"is not valid YAML: {where}{problem}" + (f" ({context})" if context else "")
+
+
+def display_path(path: Path) -> str:
+    """`path` as messages show it: relative to the project (the folder holding Pulumi.yaml)
+    when it is inside one, else as given."""
+    path = Path(path)
+    absolute = path.absolute()
+    for folder in absolute.parents:
+        if (folder / "Pulumi.yaml").is_file():
+            return str(absolute.relative_to(folder))
+    return str(path)
+
+
 def read_stack_file(path: Path) -> Any:
     """The YAML document at `path`, read as Docker reads it; StackFileError if it cannot be."""
-    source = str(path)
+    source = display_path(path)
     try:
         return read_yaml(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise StackFileError([Problem(source, "", f"cannot be read: {error.strerror or error}")]) from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise StackFileError([Problem(source, "", f"is not valid YAML: {error}")]) from None
+        raise StackFileError([Problem(source, "", describe_yaml_error(error))]) from None
 
 
 def load_stack_file(
@@ -1972,7 +2019,7 @@ def load_stack_file(
 ) -> StackSpec:
     """The stack described by the Compose file at `path` (see parse_stack). The model catalogue
     a stack file may name is not expanded here: swarm.catalogue.load_stack does that."""
-    source = str(path)
+    source = display_path(path)
     document = read_stack_file(path)
     return parse_stack(
         document,

@@ -19,13 +19,23 @@ from typing import Any, Mapping
 import pulumi
 import yaml
 
-from swarm.compose import parse_duration
+from swarm.compose import describe_yaml_error, display_path
+from swarm.config_keys import NAMESPACE, Collector, ConfigError, Problem, known_key, unknown_keys
+from swarm.config_values import (
+    DEFAULT_CONVERGE_TIMEOUT_SECONDS,
+    Registry,
+    parse_bind_mounts,
+    parse_configs,
+    parse_converge_timeout,
+    parse_images,
+    parse_registry,
+    parse_secret_names,
+)
 from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
-from swarm.registry import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, registry_server
 from swarm.scripts import SWARM_ADDRESS_POOL, Folder
-from swarm.sizes import SIZES, DropletSize, closest_slugs
+from swarm.sizes import SIZES, DropletSize
+from swarm.suggest import did_you_mean
 
-NAMESPACE = "swarm"
 DEFAULT_IMAGE = "ubuntu-24-04-x64"
 # DigitalOcean's AI/ML-ready GPU image: Ubuntu with the NVIDIA driver installed.
 DEFAULT_GPU_IMAGE = "gpu-h100x1-base"
@@ -51,35 +61,6 @@ SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521
 POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume"}
 VOLUME_KEYS = {"sizeGb", "mountPath"}
 MAX_VOLUME_GB = 16 * 1024
-REGISTRY_KEYS = {"server", "username", "digitalocean"}
-# A DigitalOcean Container Registry name: lowercase letters, digits and '-'.
-DOCR_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-SERVICE_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")  # as the Compose loader accepts them
-BIND_SOURCE = re.compile(r"^(/[A-Za-z0-9._@+-]+)+$")
-OWNER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
-MODE = re.compile(r"^[0-7]{3,4}$")
-FOLDER_KEYS = {"owner", "mode"}
-DEFAULT_CONVERGE_TIMEOUT_SECONDS = 600
-
-
-@dataclass(frozen=True)
-class Problem:
-    key: str  # full config key path, e.g. "swarm:nodePools.ml.size"
-    message: str  # what is wrong and how to fix it
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The stack configuration is invalid; nothing must be deployed."""
-
-    def __init__(self, source: str, problems: list[Problem]):
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"{source}: {len(problems)} {noun} in the stack configuration; nothing was deployed:\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -114,15 +95,6 @@ class Node:
 
 
 @dataclass(frozen=True)
-class Registry:
-    """The private registry services pull from: `swarm:registry`."""
-
-    server: str  # registry host as image references name it, e.g. registry.example.com
-    username: str | None = None  # with the password in swarm:registryPassword
-    digitalocean: str | None = None  # a DigitalOcean Container Registry's name: the program gets read credentials
-
-
-@dataclass(frozen=True)
 class PublicPort:
     protocol: str  # tcp | udp
     ports: str  # "443" or a range "8000-8010", as DigitalOcean's firewall takes it
@@ -146,7 +118,7 @@ class ClusterConfig:
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image, overriding the stack file
     bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
-    ingress: Ingress | None = None  # swarm:ingress
+    ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -175,15 +147,6 @@ class ClusterConfig:
         return f"swarm-{self.stack}-{role}"
 
 
-class _Collector:
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-        self.warnings: list[str] = []
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append(Problem(f"{NAMESPACE}:{key}", message))
-
-
 def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str) -> ClusterConfig:
     """Validate raw config values (keys without the `swarm:` prefix) into a ClusterConfig.
 
@@ -191,7 +154,9 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     values are handled as Pulumi secrets by the program, never here).
     Raises ConfigError listing every problem found.
     """
-    found = _Collector()
+    found = Collector()
+    for name, message in unknown_keys(values):
+        found.problem(name, message)
     if not DNS_LABEL.match(stack):
         found.problem("(stack name)", f"stack name {stack!r} must be lowercase letters, digits and '-' (it prefixes droplet names)")
 
@@ -202,12 +167,12 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     vpc_ip_range = _parse_vpc_ip_range(values.get("vpcIpRange"), found)
     ssh_public_key = _parse_ssh_keys(values.get("sshPublicKey"), values.get("sshPrivateKey"), found)
     stack_file = _parse_stack_file(values.get("stackFile"), stack, project_root, found)
-    secret_names = _parse_secret_names(values.get("secrets"), found)
-    configs = _parse_configs(values.get("configs"), found)
-    registry = _parse_registry(values.get("registry"), values.get("registryPassword") is not None, found)
-    images = _parse_images(values.get("images"), found)
-    bind_mounts = _parse_bind_mounts(values.get("bindMounts"), found)
-    converge_timeout = _parse_converge_timeout(values.get("convergeTimeout"), found)
+    secret_names = parse_secret_names(values.get("secrets"), found)
+    configs = parse_configs(values.get("configs"), found)
+    registry = parse_registry(values.get("registry"), values.get("registryPassword") is not None, found)
+    images = parse_images(values.get("images"), found)
+    bind_mounts = parse_bind_mounts(values.get("bindMounts"), found)
+    converge_timeout = parse_converge_timeout(values.get("convergeTimeout"), found)
     ingress = parse_ingress(values, pools, [(p.protocol, p.ports) for p in public_ports], found,
                             reserved_ports=RESERVED_PORTS, pools_reported=_any_pool_problem(found))
     if ingress is not None:
@@ -235,7 +200,9 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     )
 
 
-def _parse_region(value: Any, found: _Collector) -> str:
+@known_key("region", type="string", default="required",
+           doc="DigitalOcean region slug, e.g. `fra1`")
+def _parse_region(value: Any, found: Collector) -> str:
     if value is None:
         found.problem("region", "is required: set a DigitalOcean region slug, e.g. `pulumi config set swarm:region fra1`")
     elif not isinstance(value, str) or not REGION.match(value):
@@ -243,9 +210,11 @@ def _parse_region(value: Any, found: _Collector) -> str:
     return value
 
 
-def _parse_pools(value: Any, stack: str, found: _Collector) -> list[Pool]:
+@known_key("nodePools", type="object", default="required",
+           doc="pool name → pool (see [A pool](#a-pool)); pools are created in the order given")
+def _parse_pools(value: Any, stack: str, found: Collector) -> list[Pool]:
     if value is None:
-        found.problem("nodePools", "is required: declare at least one pool with `role: manager` (see README, configuration)")
+        found.problem("nodePools", "is required: declare at least one pool with `role: manager` (see docs/configuration.md)")
         return []
     if not isinstance(value, dict) or not value:
         found.problem("nodePools", "must be a non-empty mapping of pool name to pool")
@@ -261,12 +230,12 @@ def _parse_pools(value: Any, stack: str, found: _Collector) -> list[Pool]:
     return pools
 
 
-def _any_pool_problem(found: _Collector) -> bool:
+def _any_pool_problem(found: Collector) -> bool:
     """A broken pool may be the intended manager: don't also claim that none exists."""
     return any(p.key.startswith(f"{NAMESPACE}:nodePools.") for p in found.problems)
 
 
-def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | None:
+def _parse_pool(name: str, spec: Any, stack: str, found: Collector) -> Pool | None:
     key = f"nodePools.{name}"
     if not DNS_LABEL.match(name):
         found.problem(key, "pool names must be lowercase letters, digits and '-' (droplets are named <stack>-<pool>-<n>)")
@@ -275,13 +244,15 @@ def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | N
     if not isinstance(spec, dict):
         found.problem(key, "must be a mapping with at least `role`, `count` and `size`")
         return None
-    for unknown in sorted(set(spec) - POOL_KEYS):
-        found.problem(f"{key}.{unknown}", f"unknown key; a pool takes {', '.join(sorted(POOL_KEYS))}")
+    for unknown in sorted(set(spec) - POOL_KEYS, key=str):
+        hint = did_you_mean(unknown, POOL_KEYS)
+        found.problem(f"{key}.{unknown}", f"unknown key{hint or '; a pool takes ' + ', '.join(sorted(POOL_KEYS))}")
 
     before = len(found.problems)
     role = spec.get("role")
     if role not in ROLES:
-        found.problem(f"{key}.role", f"{role!r} is not a role; use 'manager' or 'worker'")
+        hint = (did_you_mean(role, ROLES) if isinstance(role, str) else "") or "; use 'manager' or 'worker'"
+        found.problem(f"{key}.role", f"{role!r} is not a role{hint}")
     count = spec.get("count")
     if not _is_int(count) or count < 0:
         found.problem(f"{key}.count", f"{count!r} is not a node count; use a whole number >= 0")
@@ -303,11 +274,11 @@ def _parse_pool(name: str, spec: Any, stack: str, found: _Collector) -> Pool | N
     return Pool(name, role, int(count), size, image, labels, gpu, volume)
 
 
-def _parse_size(slug: Any, gpu: bool, key: str, found: _Collector) -> DropletSize | None:
+def _parse_size(slug: Any, gpu: bool, key: str, found: Collector) -> DropletSize | None:
     if not isinstance(slug, str) or slug not in SIZES:
-        hint = closest_slugs(slug) if isinstance(slug, str) else []
-        suggestion = f"did you mean {', '.join(hint)}?" if hint else "see `doctl compute size list`"
-        found.problem(key, f"{slug!r} is not a known DigitalOcean size slug; {suggestion} (table: swarm/sizes.py)")
+        hint = did_you_mean(slug, SIZES, cutoff=0.5) if isinstance(slug, str) else ""
+        suggestion = hint or "; see `doctl compute size list`"
+        found.problem(key, f"{slug!r} is not a known DigitalOcean size slug{suggestion} (table: swarm/sizes.py)")
         return None
     size = SIZES[slug]
     if gpu and not size.gpus:
@@ -317,7 +288,7 @@ def _parse_size(slug: Any, gpu: bool, key: str, found: _Collector) -> DropletSiz
     return size
 
 
-def _parse_labels(value: Any, key: str, found: _Collector) -> dict[str, str]:
+def _parse_labels(value: Any, key: str, found: Collector) -> dict[str, str]:
     if not isinstance(value, dict):
         found.problem(key, "must be a mapping of label key to value, e.g. {type: machine-learning}")
         return {}
@@ -338,7 +309,7 @@ def _parse_labels(value: Any, key: str, found: _Collector) -> dict[str, str]:
     return labels
 
 
-def _parse_volume(value: Any, key: str, found: _Collector) -> Volume | None:
+def _parse_volume(value: Any, key: str, found: Collector) -> Volume | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -358,7 +329,9 @@ def _parse_volume(value: Any, key: str, found: _Collector) -> Volume | None:
 _SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "sys", "usr", "var"}
 
 
-def _parse_admin_cidrs(value: Any, found: _Collector) -> list[str]:
+@known_key("adminCidrs", type="list of CIDR", default="required",
+           doc="who may reach SSH on the nodes; Pulumi's remote commands connect from there too")
+def _parse_admin_cidrs(value: Any, found: Collector) -> list[str]:
     if value is None:
         found.problem(
             "adminCidrs",
@@ -378,7 +351,9 @@ def _parse_admin_cidrs(value: Any, found: _Collector) -> list[str]:
     return cidrs
 
 
-def _parse_public_ports(value: Any, found: _Collector) -> list[PublicPort]:
+@known_key("publicPorts", type="list", default="`[]`",
+           doc="ports opened to the internet on every node: `443`, `\"443/tcp\"`, `\"8000-8010/udp\"`")
+def _parse_public_ports(value: Any, found: Collector) -> list[PublicPort]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -402,7 +377,9 @@ def _parse_public_ports(value: Any, found: _Collector) -> list[PublicPort]:
     return ports
 
 
-def _parse_vpc_ip_range(value: Any, found: _Collector) -> str | None:
+@known_key("vpcIpRange", type="CIDR", default="chosen by DigitalOcean",
+           doc="private IPv4 range of the stack's VPC, /16 to /28, outside `10.0.0.0/16` (swarm's overlay networks)")
+def _parse_vpc_ip_range(value: Any, found: Collector) -> str | None:
     if value is None:
         return None
     try:
@@ -420,7 +397,11 @@ def _parse_vpc_ip_range(value: Any, found: _Collector) -> str | None:
     return str(network)
 
 
-def _parse_ssh_keys(public_key: Any, private_key_set: Any, found: _Collector) -> str | None:
+@known_key("sshPrivateKey", type="string (secret)", default="generated",
+           doc="its private key (`--secret`); when both are absent an ED25519 key pair is generated and kept in state as a secret")
+@known_key("sshPublicKey", type="string", default="generated",
+           doc="an operator key pair's public key; set it together with `swarm:sshPrivateKey`")
+def _parse_ssh_keys(public_key: Any, private_key_set: Any, found: Collector) -> str | None:
     if public_key is None and private_key_set is None:
         return None
     if public_key is None or private_key_set is None:
@@ -436,127 +417,9 @@ def _parse_ssh_keys(public_key: Any, private_key_set: Any, found: _Collector) ->
     return public_key.strip()
 
 
-def _parse_secret_names(value: Any, found: _Collector) -> frozenset[str] | None:
-    if value is None:
-        return frozenset()
-    if _is_encrypted(value):
-        return None
-    if not isinstance(value, dict):
-        found.problem("secrets", "must be a mapping of secret name to value, set with `pulumi config set --secret --path 'swarm:secrets.NAME' VALUE`")
-        return frozenset()
-    for name, secret in value.items():
-        if not (isinstance(secret, str) or _is_encrypted(secret)):
-            found.problem(f"secrets.{name}", "must be a string value, set with `--secret`")
-    return frozenset(map(str, value))
-
-
-def _parse_configs(value: Any, found: _Collector) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(text, str) for text in value.values()):
-        found.problem("configs", "must be a mapping of config name to its text, e.g. {nginx_conf: '...'}")
-        return {}
-    return {str(name): text for name, text in value.items()}
-
-
-def _parse_registry(value: Any, password_set: bool, found: _Collector) -> Registry | None:
-    if value is None:
-        if password_set:
-            found.problem("registryPassword", "is set but swarm:registry is not: set swarm:registry.server and .username too")
-        return None
-    shapes = "{server: registry.example.com, username: deploy} or {digitalocean: <registry name>}"
-    if not isinstance(value, dict):
-        found.problem("registry", f"must be a mapping: {shapes}")
-        return None
-    for unknown in sorted(set(value) - REGISTRY_KEYS):
-        found.problem(f"registry.{unknown}", f"unknown key; swarm:registry is {shapes}")
-    if "digitalocean" in value:
-        name = value["digitalocean"]
-        if {"server", "username"} & set(value):
-            found.problem("registry", f"give either digitalocean or server and username, not both: {shapes}")
-        if not isinstance(name, str) or not DOCR_NAME.match(name):
-            found.problem("registry.digitalocean", f"{name!r} is not a container registry name (`doctl registry get`)")
-        if password_set:
-            found.problem("registryPassword", "remove it: with swarm:registry.digitalocean the program obtains read credentials itself")
-        return Registry(DIGITALOCEAN_REGISTRY, digitalocean=name)
-    server, username = value.get("server"), value.get("username")
-    if not isinstance(server, str) or not REGISTRY_HOST.match(server.lower()):
-        found.problem("registry.server", f"{server!r} is not a registry host; give it as image names start, e.g. registry.example.com or registry.example.com:5000 (no https://, no path)")
-    if not isinstance(username, str) or not username:
-        found.problem("registry.username", "is required with registry.server: the account the nodes pull with")
-    if not password_set:
-        found.problem("registryPassword", "is required with swarm:registry.server: `pulumi config set --secret swarm:registryPassword ...`")
-    if isinstance(server, str) and isinstance(username, str):
-        return Registry(registry_server(server), username=username)
-    return None
-
-
-def _parse_images(value: Any, found: _Collector) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        found.problem("images", "must be a mapping of service name to image, e.g. '{\"api\": \"registry.example.com/nlp/api:2.0.2\"}'")
-        return {}
-    images = {}
-    for service, image in value.items():
-        if not isinstance(service, str) or not SERVICE_NAME.match(service):
-            found.problem(f"images.{service}", "is not a service name of the stack file")
-        elif not isinstance(image, str) or not IMAGE_REFERENCE.match(image):
-            found.problem(f"images.{service}", f"{image!r} is not an image reference; e.g. registry.example.com/nlp/api:2.0.2")
-        else:
-            images[service] = image
-    return images
-
-
-def _parse_bind_mounts(value: Any, found: _Collector) -> dict[str, Folder]:
-    if value is None:
-        return {}
-    example = "{'/mnt/postgresql/data': {owner: '999:999', mode: '0700'}}"
-    if not isinstance(value, dict):
-        found.problem("bindMounts", f"must be a mapping of bind-mount source to its owner and mode, e.g. {example}")
-        return {}
-    folders = {}
-    for path, spec in value.items():
-        key = f"bindMounts.{path}"
-        if not isinstance(path, str) or not BIND_SOURCE.match(path) or {".", ".."} & set(path.split("/")):
-            found.problem(key, "is not an absolute path on the nodes, like /mnt/postgresql/data")
-            continue
-        if not isinstance(spec, dict):
-            found.problem(key, f"must be a mapping with owner and/or mode, e.g. {example}")
-            continue
-        for unknown in sorted(set(spec) - FOLDER_KEYS):
-            found.problem(f"{key}.{unknown}", "unknown key; a bind mount takes owner and mode")
-        before = len(found.problems)
-        owner, mode = spec.get("owner"), spec.get("mode")
-        if owner is not None and not (isinstance(owner, str) and OWNER.match(owner)):
-            found.problem(f"{key}.owner", f"{owner!r} is not an owner; use 'user', 'user:group' or numeric ids like '999:999' (quoted)")
-        if mode is not None and not (isinstance(mode, str) and MODE.match(mode)):
-            # Unquoted, YAML reads 0700 as a number (448 or 700, depending on the reader).
-            found.problem(f"{key}.mode", f"{mode!r} is not an octal mode; quote it, like '0750'")
-        if len(found.problems) == before:
-            folders[path] = Folder(path, owner, mode)
-    return folders
-
-
-def _parse_converge_timeout(value: Any, found: _Collector) -> int:
-    if value is None:
-        return DEFAULT_CONVERGE_TIMEOUT_SECONDS
-    try:
-        nanoseconds = parse_duration(value) if isinstance(value, str) else -1
-    except ValueError:
-        nanoseconds = -1
-    if nanoseconds <= 0:
-        found.problem("convergeTimeout", f"{value!r} is not a duration; use one like '10m' or '90s'")
-        return 0
-    return -(-nanoseconds // 1_000_000_000)  # whole seconds, rounded up
-
-
-def _is_encrypted(value: Any) -> bool:
-    """A `{secure: ...}` entry, as `Pulumi.<stack>.yaml` stores a secret."""
-    return isinstance(value, dict) and set(value) == {"secure"}
-
-
-def _parse_stack_file(value: Any, stack: str, project_root: Path, found: _Collector) -> Path:
+@known_key("stackFile", type="string", default="`stacks/<stack>.yaml`",
+           doc="the stack's Compose file, relative to the project root; it must exist")
+def _parse_stack_file(value: Any, stack: str, project_root: Path, found: Collector) -> Path:
     relative = value if value is not None else f"stacks/{stack}.yaml"
     if not isinstance(relative, str) or not relative:
         found.problem("stackFile", f"{value!r} must be a path relative to the project root, e.g. stacks/{stack}.yaml")
@@ -565,7 +428,7 @@ def _parse_stack_file(value: Any, stack: str, project_root: Path, found: _Collec
     if not path.is_file():
         found.problem(
             "stackFile",
-            f"stack file {relative} does not exist; create it (a Compose file, see README) "
+            f"stack file {relative} does not exist; create it (a Compose file, see docs/stack-files.md) "
             f"or point swarm:stackFile at an existing one",
         )
     return path
@@ -576,11 +439,6 @@ def _is_int(value: Any) -> bool:
 
 
 # ---- sources of raw values -------------------------------------------------------------------
-
-CONTRACT_KEYS = ("region", "nodePools", "stackFile", "secrets", "configs", "adminCidrs", "sshPublicKey",
-                 "sshPrivateKey", "publicPorts", "vpcIpRange", "registry", "registryPassword", "images", "bindMounts",
-                 "convergeTimeout", "ingress", "ingressCertificate", "ingressPrivateKey")
-
 
 def _decode(raw: str) -> Any:
     """Pulumi hands object and list values to the program as JSON text, strings as they are."""
@@ -594,9 +452,18 @@ def from_pulumi(project_root: Path) -> ClusterConfig:
     """The running program's configuration. Secret values are read again, as secrets, where
     they are used; here they are only checked for shape."""
     settings = pulumi.Config(NAMESPACE)
-    values = {key: _decode(raw) for key in CONTRACT_KEYS if (raw := settings.get(key)) is not None}
+    values = {key: _decode(raw) for key in _pulumi_config_names() if (raw := settings.get(key)) is not None}
     stack = pulumi.get_stack()
     return parse_config(values, stack=stack, project_root=project_root, source=f"Pulumi.{stack}.yaml")
+
+
+def _pulumi_config_names() -> list[str]:
+    """Every `swarm:*` key the engine handed the program, known or not (an unknown one is a
+    typo to report, not to ignore)."""
+    from pulumi.runtime import config as runtime_config  # the SDK keeps no public list of keys
+
+    names = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
+    return sorted(name.split(":", 1)[1] for name in names if name.startswith(f"{NAMESPACE}:"))
 
 
 def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
@@ -605,8 +472,13 @@ def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
     path = project_root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
         raise ConfigError(path.name, [Problem("(file)", f"{path.name} does not exist; create it with `pulumi stack init {stack}`")])
-    document = yaml.safe_load(path.read_text()) or {}
-    config = document.get("config") or {}
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(display_path(path), [Problem("(file)", describe_yaml_error(error))]) from None
+    config = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(config, dict):
+        config = {}
     values = {
         key.split(":", 1)[1]: value
         for key, value in config.items()

@@ -36,7 +36,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swarm.capacity import _table as format_table
 from swarm.compose import (
     ConfigSpec,
     Constraint,
@@ -97,15 +96,6 @@ class IngressPlan:
     @property
     def hosts(self) -> tuple[str, ...]:
         return tuple(sorted({route.host for route in self.routes}))
-
-    def summary(self, stack: str) -> str:
-        """What the plan command prints: the load balancer, its cost, and the routes."""
-        ingress = self.ingress
-        nodes = f"{ingress.load_balancer_size} node{'s' if ingress.load_balancer_size != 1 else ''}"
-        head = (f"Ingress: load balancer ({nodes}, ${ingress.monthly_cost:,.2f}/month) -> proxy on pool {ingress.pool}, "
-                f"port {ingress.node_port}, {ingress.certificate} certificate")
-        rows = [[r.address, service_name(stack, r.service), str(r.port)] for r in self.routes]
-        return head + "\n" + format_table(["ROUTE", "SERVICE", "PORT"], rows, numeric=set())
 
     def table(self, stack: str) -> list[dict[str, Any]]:
         """The routes as the stack output and the plan command show them."""

@@ -8,14 +8,15 @@ configuration module stays readable.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from swarm.config_keys import known_key
 from swarm.registry import IMAGE_REFERENCE
 from swarm.sizes import LOAD_BALANCER_NODE_MONTHLY_USD
+from swarm.suggest import did_you_mean
 
 # swarm:ingress (docs/ingress.md). The nodes of the ingress pool carry this label: the proxy's
 # placement constraint, whatever labels the pool declares itself.
@@ -51,6 +52,13 @@ class Ingress:
 
 
 
+@known_key("ingressPrivateKey", type="string (secret)", default="none",
+           doc="with `swarm:ingress.certificate: uploaded`: the certificate's private key, PEM (`--secret`)")
+@known_key("ingressCertificate", type="string (secret)", default="none",
+           doc="with `swarm:ingress.certificate: uploaded`: the certificate chain, PEM, leaf first (`--secret`)")
+@known_key("ingress", type="object", default="none",
+           doc="HTTPS into the swarm: `{pool: backoffice, domains: [example.com], certificate: letsEncrypt}` "
+               "(see docs/ingress.md)")
 def parse_ingress(values: Mapping[str, Any], pools: Sequence[Any], public_ports: Sequence[tuple[str, str]], found: Any, *,
                   reserved_ports: Collection[int], pools_reported: bool) -> Ingress | None:
     """`swarm:ingress` and the uploaded certificate's keys from the raw config `values`; each
@@ -69,7 +77,7 @@ def parse_ingress(values: Mapping[str, Any], pools: Sequence[Any], public_ports:
         return None
     before = len(found.problems)
     for unknown in sorted(set(value) - INGRESS_KEYS):
-        found.problem(f"ingress.{unknown}", f"unknown key{_did_you_mean(unknown, INGRESS_KEYS)}; swarm:ingress takes {', '.join(sorted(INGRESS_KEYS))}")
+        found.problem(f"ingress.{unknown}", f"unknown key{did_you_mean(unknown, INGRESS_KEYS)}; swarm:ingress takes {', '.join(sorted(INGRESS_KEYS))}")
 
     label = INGRESS_LABEL[0]
     for declared in pools:
@@ -81,7 +89,7 @@ def parse_ingress(values: Mapping[str, Any], pools: Sequence[Any], public_ports:
         found.problem("ingress.pool", f"is required: the pool whose nodes run the proxy, one of {', '.join(names) or 'swarm:nodePools'}")
     elif pool not in names:
         if not pools_reported:  # a broken pool is reported where it is declared
-            found.problem("ingress.pool", f"{pool!r} is not a pool of swarm:nodePools{_did_you_mean(pool, names)}; pools are {', '.join(names)}")
+            found.problem("ingress.pool", f"{pool!r} is not a pool of swarm:nodePools{did_you_mean(pool, names)}; pools are {', '.join(names)}")
     elif next(p for p in pools if p.name == pool).count < 1:
         found.problem("ingress.pool", f"pool {pool!r} has no node (count 0): the load balancer would have no target; raise its count or pick another pool")
 
@@ -97,7 +105,7 @@ def parse_ingress(values: Mapping[str, Any], pools: Sequence[Any], public_ports:
 
     certificate = value.get("certificate", "letsEncrypt")
     if certificate not in CERTIFICATE_KINDS:
-        found.problem("ingress.certificate", f"{certificate!r} is not a certificate kind{_did_you_mean(str(certificate), CERTIFICATE_KINDS)}; "
+        found.problem("ingress.certificate", f"{certificate!r} is not a certificate kind{did_you_mean(str(certificate), CERTIFICATE_KINDS)}; "
                       "use letsEncrypt (DigitalOcean-managed, the domains' DNS on DigitalOcean) or uploaded")
     elif certificate == "uploaded":
         _check_uploaded_certificate(values, found)
@@ -150,11 +158,6 @@ def with_ingress_label(pool: Any) -> Any:
 def _port_in(port: int, ports: str) -> bool:
     first, _, last = ports.partition("-")
     return int(first) <= port <= int(last or first)
-
-
-def _did_you_mean(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f"; did you mean {close[0]}?" if close else ""
 
 
 def _is_int(value: Any) -> bool:

@@ -8,7 +8,6 @@ for planning, not invoices. Add a row when DigitalOcean adds a plan.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 GIB = 1024**3
@@ -101,8 +100,3 @@ _SIZES = [
 LOAD_BALANCER_NODE_MONTHLY_USD = 12.0
 
 SIZES: dict[str, DropletSize] = {size.slug: size for size in _SIZES}
-
-
-def closest_slugs(slug: str, limit: int = 3) -> list[str]:
-    """Known slugs that look like `slug`, to suggest a fix for a typo."""
-    return difflib.get_close_matches(slug, SIZES, n=limit, cutoff=0.5)

@@ -204,10 +204,11 @@ def run_program(
     mocks: pulumi.runtime.Mocks | None = None,
     monitor: pulumi_mocks.MockMonitor | None = None,
     program: Callable[[], Any] | None = None,
+    preview: bool = False,
 ) -> ProgramRun:
     """Run __main__.py (or `program`) for `stack` with `config` (keys without the `swarm:`
-    prefix). Registrations go to `mocks`, or to `monitor` (the lifecycle engine's), and are
-    recorded either way."""
+    prefix), as `up`, or as `preview` when `preview` is set. Registrations go to `mocks`, or to
+    `monitor` (the lifecycle engine's), and are recorded either way."""
     monitor = recording(monitor) if monitor is not None else RecordingMonitor(mocks or FakeCloud())
     pulumi.runtime.set_all_config(
         {f"swarm:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in config.items()},
@@ -217,7 +218,7 @@ def run_program(
     # A failed run leaves failed outputs behind; the next run must not await (and re-raise)
     # them, as pulumi.runtime.mocks.test clears them too.
     settings.SETTINGS.outputs.clear()
-    pulumi.runtime.set_mocks(monitor.mocks, project="swarm", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project="swarm", stack=stack, preview=preview, monitor=monitor)
     root = settings.get_root_resource()
 
     error: BaseException | None = None

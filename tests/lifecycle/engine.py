@@ -306,7 +306,7 @@ class Engine:
         if old is not None:
             new.inputs = _apply_ignore_changes(old.inputs, inputs, options.ignore_changes)
             changed = changed_properties(old.inputs, new.inputs)
-            forced = rule.replace_keys(changed)
+            forced = rule.replace_keys(changed, old.inputs, new.inputs)
             forced |= changed if "*" in options.replace_on_changes else changed & set(options.replace_on_changes)
             if urn in self._replace:
                 forced.add("--replace")

@@ -19,7 +19,7 @@ are the Pulumi (camelCase) input names the program registers.
 | digitalocean SpacesBucket | name, region | acl, lifecycle rules, … | digitalocean/spaces/resource_spaces_bucket.go |
 | digitalocean ContainerRegistryDockerCredentials | registryName | write, expirySeconds | digitalocean/registry/resource_container_registry_docker_credentials.go |
 | command remote Command | triggers | create, update, delete, stdin, connection, environment, … (an update runs `update`, else `create`; `delete` runs with the *old* inputs) | pulumi/pulumi-command provider/pkg/provider/remote/command.go (`triggers`: `replaceOnChanges`), and its schema docs for `update` |
-| docker Service | name | everything else (`docker service update`) | kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go |
+| docker Service | name, auth (registry credentials), mode (replicated ↔ global), taskSpec.containerSpec.hosts | everything else (`docker service update`) | kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go (`ForceNew: true` on `name`, `auth`, `mode`, `hosts`) |
 | docker Network | every field | — (networks cannot be changed) | internal/provider/resource_docker_network.go (all `ForceNew`) |
 | docker Secret | every field | — (swarm secrets are immutable) | internal/provider/resource_docker_secret.go |
 | docker ServiceConfig | every field | — (swarm configs are immutable) | internal/provider/resource_docker_config.go |
@@ -39,16 +39,32 @@ EVERY_FIELD = "*"
 class Rule:
     replaces: frozenset[str]  # inputs whose change replaces; EVERY_FIELD for all of them
     source: str
+    nested: frozenset[str] = frozenset()  # dotted paths inside an input ("taskSpec.containerSpec.hosts")
 
-    def replace_keys(self, changed: set[str]) -> set[str]:
-        """The changed properties that force a replacement."""
+    def replace_keys(self, changed: set[str], old: dict | None = None, new: dict | None = None) -> set[str]:
+        """The changed properties that force a replacement. Nested paths are compared when
+        both input sets are given; without them (a dependent's property about to change), a
+        change of the enclosing input counts."""
         if EVERY_FIELD in self.replaces:
             return set(changed)
-        return changed & self.replaces
+        forced = changed & self.replaces
+        for path in self.nested:
+            top = path.split(".", 1)[0]
+            if top in changed and (old is None or new is None or _at(old, path) != _at(new, path)):
+                forced.add(path)
+        return forced
 
 
-def _rule(source: str, *replaces: str) -> Rule:
-    return Rule(frozenset(replaces), source)
+def _at(values: dict, path: str):
+    for key in path.split("."):
+        if not isinstance(values, dict):
+            return None
+        values = values.get(key)
+    return values
+
+
+def _rule(source: str, *replaces: str, nested: tuple[str, ...] = ()) -> Rule:
+    return Rule(frozenset(replaces), source, frozenset(nested))
 
 
 _DO = "digitalocean/terraform-provider-digitalocean "
@@ -79,8 +95,12 @@ RULES: dict[str, Rule] = {
         _DO + "digitalocean/registry/resource_container_registry_docker_credentials.go", "registryName"
     ),
     "command:remote:Command": _rule("pulumi/pulumi-command provider/pkg/provider/remote/command.go", "triggers"),
+    # `auth` is ForceNew too: new registry credentials replace the service, and a replacement
+    # created before the old one is deleted collides with its name (the swarm refuses a second
+    # service of the same name). `mode` is ForceNew as a block: replicated <-> global.
     "docker:index/service:Service": _rule(
-        "kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go", "name"
+        "kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go",
+        "name", "auth", nested=("mode.global", "taskSpec.containerSpec.hosts"),
     ),
     "docker:index/network:Network": _rule(
         "kreuzwerker/terraform-provider-docker internal/provider/resource_docker_network.go", EVERY_FIELD

@@ -153,6 +153,16 @@ def test_constraint_on_a_label_no_pool_has_fails_naming_it_and_the_labels(tmp_pa
     )
 
 
+def test_a_misspelled_label_value_or_key_in_a_constraint_gets_a_did_you_mean(tmp_path):
+    typo = stack(tmp_path, PROD_STACK.replace("type == machine-learning", "type == machine-learnig"))
+    (failure,) = check_capacity(prod_config(), typo).failures
+    assert failure.startswith("api: 0 of 3 replicas fit: no node matches node.labels.type==machine-learnig")
+    assert failure.endswith("did you mean node.labels.type == machine-learning?")
+    key_typo = stack(tmp_path, PROD_STACK.replace("labels.type == cheap", "labels.tpye == cheap"))
+    (failure,) = check_capacity(prod_config(), key_typo).failures
+    assert failure.endswith("did you mean node.labels.type?")
+
+
 def test_constraints_that_only_fail_together_are_named_with_what_each_matches(tmp_path):
     report = check_capacity(prod_config(), stack(tmp_path, PROD_STACK.replace("node.role == manager", "node.role == worker")))
     (failure,) = report.failures
@@ -359,20 +369,22 @@ def test_unschedulable_stack_fails_the_preview_and_registers_nothing(tmp_path):
 # ---- the plan command ---------------------------------------------------------------------------------
 
 
-def test_plan_prints_nodes_services_warnings_and_cost(capsys):
+def test_plan_prints_pools_nodes_services_warnings_and_cost(capsys):
     assert cli.main(["plan", "--stack", "prod"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0] == "Plan for stack prod: 5 nodes in fra1 (Pulumi.prod.yaml), 9 services (stacks/prod.yaml)"
-    row = next(line for line in lines if line.startswith("prod-ml-3 "))
-    assert row.split() == ["prod-ml-3", "ml", "m-4vcpu-32gb", "168.00", "2", "/", "3.9", "10.5", "GiB", "/", "29.9",
-                           "GiB", "type=machine-learning", "api,", "spacy-en-md,", "spacy-en-lg,", "spacy-de-lg,",
-                           "spacy-xx-ner"]
+    assert next(line for line in lines if line.startswith("ml ")).split() == [
+        "ml", "worker", "3", "m-4vcpu-32gb", "504.00", "type=machine-learning"]
+    at = next(i for i, line in enumerate(lines) if line.startswith("prod-ml-3 "))
+    assert (lines[at] + lines[at + 1]).split() == [
+        "prod-ml-3", "m-4vcpu-32gb", "168.00", "2/3.9", "10.5/29.9", "GiB",
+        "api,", "spacy-en-md,", "spacy-en-lg,", "spacy-de-lg,", "spacy-xx-ner"]
     assert any(line.split()[:4] == ["api", "replicated", "3/3", "ok"] for line in lines)
     assert any(line.split()[:4] == ["spacy-en-trf", "replicated", "2/2", "ok"] for line in lines)
-    assert "Warnings (4):" in out and "if prod-manager-1 failed" in out
+    assert "Warnings (3):" in out and "if prod-manager-1 failed" in out
     assert "Total: $576.00/month for 5 droplets" in out
-    assert lines[-1] == "The stack fits."
+    assert lines[-1] == "The stack fits; `pulumi preview` runs, `up` refuses it until 3 values are set."
 
 
 def write_project(root: Path, stack_text: str) -> None:

@@ -170,6 +170,7 @@ def test_a_generated_service_loads_exactly_like_the_same_service_written_by_hand
     assert by_catalogue.networks == by_hand.networks and by_catalogue.secrets == by_hand.secrets
 
 
+@pytest.mark.tools("docker")
 def test_docker_accepts_the_stack_file_and_reads_the_expanded_services_as_the_loader_does(tmp_path):
     """Docker ignores x-model-catalogue; the expanded document passes Docker's own loader."""
     catalogue = yaml.safe_load((PROJECT_ROOT / "stacks" / "models" / "prod.yaml").read_text())

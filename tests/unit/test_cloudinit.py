@@ -15,6 +15,7 @@ from tests.pulumi_program import PROJECT_ROOT
 NODES = [node for stack in ("prod", "staging") for node in load_stack_config_file(PROJECT_ROOT, stack).nodes]
 
 
+@pytest.mark.tools("cloud-init")
 @pytest.mark.parametrize("node", NODES, ids=[node.name for node in NODES])
 def test_cloud_init_schema_accepts_the_user_data(node, tmp_path):
     path = tmp_path / "user-data"
@@ -23,12 +24,14 @@ def test_cloud_init_schema_accepts_the_user_data(node, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.tools("cloud-init")
 def test_the_schema_check_rejects_invalid_user_data(tmp_path):
     path = tmp_path / "user-data"
     path.write_text("#cloud-config\npackages: 3\n")
     assert subprocess.run(["cloud-init", "schema", "--config-file", str(path)], capture_output=True).returncode != 0
 
 
+@pytest.mark.tools("shellcheck")
 @pytest.mark.parametrize("node", NODES, ids=[node.name for node in NODES])
 def test_embedded_scripts_pass_shellcheck(node):
     for script in shell_scripts(node):
@@ -85,6 +88,7 @@ def gpu_node():
     return next(node for node in config.nodes if node.pool.gpu)
 
 
+@pytest.mark.tools("cloud-init", "shellcheck")
 def test_gpu_pool_user_data_sets_up_gpus_for_swarm(tmp_path):
     node = gpu_node()
     assert node.pool.image == "gpu-h100x1-base"

@@ -314,6 +314,7 @@ def external_names(path: Path, section: str) -> set[str]:
     return {name for name, definition in (document.get(section) or {}).items() if (definition or {}).get("external")}
 
 
+@pytest.mark.tools("docker")
 @pytest.mark.parametrize("path", VALID_FILES, ids=lambda path: str(path.relative_to(ROOT)))
 def test_loader_matches_docker_stack_config(path: Path):
     result = docker_config(path)
@@ -371,6 +372,7 @@ def assert_top_level(spec: StackSpec, printed: dict) -> None:
 # which path: `# expect: services.api.deploy.resources.limits.memory`.
 
 
+@pytest.mark.tools("docker")
 @pytest.mark.parametrize("path", INVALID_FILES, ids=lambda path: path.name)
 def test_loader_rejects_what_docker_rejects(path: Path):
     expected_path = re.match(r"# expect: ?(.*)\n", path.read_text()).group(1)
@@ -382,8 +384,9 @@ def test_loader_rejects_what_docker_rejects(path: Path):
 
     paths = [problem.path for problem in raised.value.problems]
     assert expected_path in paths, str(raised.value)
-    assert all(problem.file == str(path) and problem.message for problem in raised.value.problems)
-    location = f"{path}: {expected_path}" if expected_path else str(path)
+    shown = str(path.relative_to(ROOT))  # files are named relative to the project
+    assert all(problem.file == shown and problem.message for problem in raised.value.problems)
+    location = f"{shown}: {expected_path}" if expected_path else shown
     assert f"  - {location}: " in str(raised.value)
 
 
@@ -762,3 +765,55 @@ def test_staging_is_prod_scaled_down():
 def test_parse_stack_reports_a_document_that_is_not_a_mapping():
     with pytest.raises(StackFileError, match="must be a mapping"):
         parse_stack(["not", "a", "mapping"], source="x.yml", base_dir=ROOT, stack=STACK)
+
+
+def test_misspelled_names_get_a_did_you_mean(tmp_path: Path):
+    found = problems(
+        tmp_path,
+        """\
+version: "3.8"
+services:
+  api:
+    image: x
+    deplyo: {replicas: 2}
+    networks: [main_netwrok]
+    secrets: [db_pasword]
+    deploy:
+      placement:
+        constraints: [node.role == wroker, node.hostnme == a]
+networks:
+  main_network: {}
+secrets:
+  db_password: {external: true}
+""",
+    )
+    assert found["services.api.deplyo"] == "unknown key; did you mean deploy?"
+    assert found["services.api.networks[0]"].endswith("did you mean main_network?")
+    assert found["services.api.secrets[0]"].endswith("did you mean db_password?")
+    assert found["services.api.deploy.placement.constraints[0]"].endswith("did you mean worker?")
+    assert found["services.api.deploy.placement.constraints[1]"].endswith(
+        "unknown field 'node.hostnme'; did you mean node.hostname?"
+    )
+
+
+@pytest.mark.parametrize("resource, reserved, limit", [("cpus", "'2'", "'1'"), ("memory", "2G", "1G")])
+def test_a_reservation_above_its_own_limit_is_refused(tmp_path: Path, resource, reserved, limit):
+    found = problems(
+        tmp_path,
+        f"""\
+version: "3.8"
+services:
+  api:
+    image: x
+    deploy:
+      resources:
+        reservations: {{{resource}: {reserved}}}
+        limits: {{{resource}: {limit}}}
+""",
+    )
+    assert found == {
+        f"services.api.deploy.resources.reservations.{resource}": (
+            f"reserves more than its own limit (limits.{resource}); Docker refuses such a task: "
+            f"raise limits.{resource} or lower reservations.{resource}"
+        )
+    }

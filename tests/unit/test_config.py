@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import importlib
 
 import pytest
 
 from swarm.config import ConfigError, load_stack_config_file, parse_config
+from swarm.config_keys import KNOWN_KEYS, reference_table
 from tests.pulumi_program import PROJECT_ROOT, stack_config
 
 
@@ -209,3 +211,44 @@ def test_convergence_timeout_is_a_duration(value, seconds):
 @pytest.mark.parametrize("value", ["10", "0s", "-1m", 600, "ten minutes"])
 def test_convergence_timeout_must_be_a_positive_duration(value):
     assert "'10m'" in problems(prod(convergeTimeout=value))["swarm:convergeTimeout"]
+
+
+@pytest.mark.parametrize(
+    "typo, suggestion",
+    [("publicPort", "swarm:publicPorts"), ("convergeTimout", "swarm:convergeTimeout"), ("vpcIPRange", "swarm:vpcIpRange")],
+)
+def test_a_misspelled_top_level_key_is_refused_with_the_key_it_resembles(typo, suggestion):
+    found = problems(prod(**{typo: "x"}))
+    assert found[f"swarm:{typo}"].endswith(f"did you mean {suggestion}?")
+
+
+def test_an_unknown_key_that_resembles_nothing_points_at_the_reference():
+    assert "docs/configuration.md" in problems(prod(colour="blue"))["swarm:colour"]
+
+
+def test_a_misspelled_role_or_pool_key_gets_a_suggestion():
+    values = prod()
+    values["nodePools"]["ml"]["role"] = "wroker"
+    values["nodePools"]["ml"]["lables"] = {"type": "machine-learning"}
+    found = problems(values)
+    assert found["swarm:nodePools.ml.role"] == "'wroker' is not a role; did you mean worker?"
+    assert found["swarm:nodePools.ml.lables"].endswith("did you mean labels?")
+
+
+def test_a_yaml_mistake_in_the_stack_config_names_the_file_line_and_column(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: swarm\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  swarm:region: fra1\n swarm:nodePools: {}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_stack_config_file(tmp_path, "prod")
+    message = str(raised.value)
+    assert message.startswith("Pulumi.prod.yaml: 1 problem")
+    assert "is not valid YAML: line 3, column 2: " in message and "<unicode string>" not in message
+
+
+def test_every_known_key_is_parsed_by_its_validator_and_documented_in_the_reference():
+    reference = (PROJECT_ROOT / "docs" / "configuration.md").read_text()
+    assert reference_table() in reference, "regenerate the table: python -m swarm config-reference"
+    assert set(stack_config("prod")) <= set(KNOWN_KEYS)
+    for key in KNOWN_KEYS.values():  # each validator exists where the table says
+        module, function = key.validator.rsplit(".", 1)
+        assert callable(getattr(importlib.import_module(module), function)), key

@@ -284,5 +284,34 @@ def test_droplet_rules_follow_the_provider_schema():
     assert RULES["command:remote:Command"].replace_keys({"create", "connection", "stdin"}) == set()
     assert RULES["command:remote:Command"].replace_keys({"triggers"}) == {"triggers"}
     assert RULES["docker:index/secret:Secret"].replace_keys({"labels"}) == {"labels"}
+
+
+def test_service_rules_replace_on_new_registry_credentials_and_a_mode_switch_only():
+    service = RULES["docker:index/service:Service"]
+    old = {"name": "prod_api", "mode": {"replicated": {"replicas": 3}}, "taskSpec": {"containerSpec": {"image": "a"}}}
+    scaled = {**old, "mode": {"replicated": {"replicas": 4}}}
+    released = {**old, "taskSpec": {"containerSpec": {"image": "b"}}}
+    assert service.replace_keys({"mode"}, old, scaled) == set()
+    assert service.replace_keys({"taskSpec"}, old, released) == set()
+    assert service.replace_keys({"mode"}, old, {**old, "mode": {"global": True}}) == {"mode.global"}
+    assert service.replace_keys({"auth"}, old, {**old, "auth": {"password": "new"}}) == {"auth"}
     with pytest.raises(KeyError, match="no replace rule"):
         rule_for("digitalocean:index/kubernetesCluster:KubernetesCluster")
+
+
+def test_a_docker_provider_whose_host_changes_is_updated_and_its_resources_stay():
+    import pulumi_docker as docker
+
+    recorder = Recorder()
+    engine = Engine({"pulumi:providers:docker": recorder, "docker:index/network:Network": recorder})
+
+    def program(host):
+        def run():
+            provider = docker.Provider("swarm", host=host)
+            docker.Network("net", name="main", driver="overlay", opts=pulumi.ResourceOptions(provider=provider))
+        return run
+
+    up(engine, program("ssh://root@10.0.0.1"))
+    result = up(engine, program("ssh://root@10.0.0.2"))
+    assert result.error is None
+    assert recorder.ops()[2:] == [("update", "swarm")], "the network is neither replaced nor updated"

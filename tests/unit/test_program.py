@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pulumi
 import pytest
 
 from swarm import scripts
@@ -254,6 +255,7 @@ BAD_INPUTS = {
     "unknown size": (lambda c: c["nodePools"]["ml"].update(size="m-4vcpu-32gbb"), "swarm:nodePools.ml.size"),
     "malformed CIDR": (lambda c: c.update(adminCidrs=["10.0.0.300/8"]), "swarm:adminCidrs[0]"),
     "missing stack file": (lambda c: c.update(stackFile="stacks/nope.yaml"), "swarm:stackFile"),
+    "misspelled top-level key": (lambda c: c.update(convergeTimout="5m"), "swarm:convergeTimout"),
 }
 
 
@@ -279,4 +281,27 @@ def test_all_problems_are_reported_at_once():
     for case, (_, key) in BAD_INPUTS.items():
         if case != "no manager pool":
             assert f"{key}:" in message, case
+    assert run.registrations == []
+
+
+def test_a_misspelled_top_level_key_stops_the_program_with_a_suggestion():
+    config = copy.deepcopy(stack_config("prod"))
+    config["publicPort"] = config.pop("publicPorts")  # the typo would otherwise close the ports
+    run = run_program("prod", config)
+    assert isinstance(run.error, pulumi.RunError)
+    assert "swarm:publicPort: unknown key" in str(run.error) and "did you mean swarm:publicPorts?" in str(run.error)
+    assert run.registrations == []
+
+
+def test_a_yaml_mistake_in_the_stack_file_is_a_located_error_without_traceback(tmp_path):
+    (tmp_path / "Pulumi.yaml").write_text("name: swarm\n")  # files are named relative to their project
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "broken.yaml").write_text("services:\n  api:\n    image: x\n   deploy: {}\n")
+    config = copy.deepcopy(stack_config("prod"))
+    config["stackFile"] = str(tmp_path / "stacks" / "broken.yaml")
+    run = run_program("prod", config)
+    assert isinstance(run.error, pulumi.RunError)  # the engine prints a RunError without a traceback
+    message = str(run.error)
+    assert "stacks/broken.yaml: is not valid YAML: line 4, column 4: " in message
+    assert "<unicode string>" not in message and str(tmp_path) not in message
     assert run.registrations == []

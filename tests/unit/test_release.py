@@ -247,6 +247,20 @@ def test_the_convergence_check_runs_again_exactly_when_a_service_changes(stack_f
     assert released.named("prod-converge").plain("create") != private.named("prod-converge").plain("create")
 
 
+def test_the_convergence_check_runs_again_when_a_node_changes(stack_file, private):
+    config = config_for(stack_file, **PRIVATE)
+    before = private.named("prod-converge").plain("create")
+
+    def with_ml(**changes):
+        return {**config, "nodePools": {**config["nodePools"], "ml": {**config["nodePools"]["ml"], **changes}}}
+
+    for changed in (with_ml(size="m-8vcpu-64gb"), with_ml(labels={"type": "machine-learning", "zone": "a"}),
+                    with_ml(count=2)):
+        run = run_program("prod", changed)
+        assert run.error is None, run.error
+        assert run.named("prod-converge").plain("create") != before
+
+
 # ---- releases: image overrides ------------------------------------------------------------------
 
 

@@ -35,12 +35,14 @@ def shellcheck(script: str) -> subprocess.CompletedProcess:
     return subprocess.run(["shellcheck", "--shell=sh", "--severity=style", "-"], input=script, text=True, capture_output=True)
 
 
+@pytest.mark.tools("shellcheck")
 @pytest.mark.parametrize("name", sorted(ALL_SCRIPTS))
 def test_script_passes_shellcheck(name):
     result = shellcheck(ALL_SCRIPTS[name])
     assert result.returncode == 0, result.stdout
 
 
+@pytest.mark.tools("shellcheck")
 def test_shellcheck_is_really_checking():
     assert shellcheck("#!/bin/sh\necho $1\n").returncode != 0
 
@@ -85,6 +87,7 @@ def test_retire_drains_then_removes():
     assert drain < remove
 
 
+@pytest.mark.tools("shellcheck")
 def test_repository_shell_scripts_pass_shellcheck():
     from tests.pulumi_program import PROJECT_ROOT
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 import yaml
 
 from tests.pulumi_program import PROJECT_ROOT
@@ -12,6 +13,7 @@ from tests.pulumi_program import PROJECT_ROOT
 WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
 
 
+@pytest.mark.tools("check-jsonschema")
 def test_workflows_are_valid_against_the_github_schema():
     assert [w.name for w in WORKFLOWS] == ["deploy.yml", "pull-request.yml"]
     result = subprocess.run(
@@ -64,3 +66,18 @@ def test_a_release_sets_swarm_images_from_the_dispatch_input_on_both_stacks():
         assert expression in up["config-map"]
         config = yaml.safe_load(up["config-map"].replace(expression, json.dumps(release)))
         assert config == {"swarm:images": {"value": release, "secret": False}}
+
+
+def test_the_plan_is_posted_next_to_the_preview_with_the_cost_change_against_main():
+    steps = load("pull-request.yml")["jobs"]["preview"]["steps"]
+    names = [step.get("name") or step.get("uses", "") for step in steps]
+    base_checkout = next(s for s in steps if s.get("with", {}).get("path") == "base")
+    assert base_checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    on_main = steps[names.index("plan on main")]
+    assert on_main["working-directory"] == "base" and "--format json > ../base-plan.json" in on_main["run"]
+    plan = steps[names.index("plan")]
+    assert "--format markdown --base base-plan.json > plan.md" in plan["run"]
+    post = steps[names.index("post the plan")]
+    assert post["with"]["path"] == "plan.md" and post["if"].startswith("always()")
+    preview = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions"))
+    assert steps.index(base_checkout) < names.index("plan on main") < names.index("plan") < names.index("post the plan") < preview

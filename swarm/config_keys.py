@@ -1,0 +1,101 @@
+"""The table of known `swarm:*` keys: each key's type, default and doc, declared next to the
+function that validates it (`@known_key(...)` on that function, in swarm/config.py or
+swarm/config_values.py), Kamal-style.
+
+Also home of what every validator shares: `Problem`, `ConfigError` and the `Collector` of problems.
+
+The table is the single source for three things: which top-level keys exist (anything else is
+refused, with a did-you-mean), the configuration reference in docs/configuration.md (a test
+checks it against `reference_table()`), and the program's reading of its config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from swarm.suggest import close_matches
+
+NAMESPACE = "swarm"
+F = TypeVar("F", bound=Callable)
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # full config key path, e.g. "swarm:nodePools.ml.size"
+    message: str  # what is wrong and how to fix it
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The stack configuration is invalid; nothing must be deployed."""
+
+    def __init__(self, source: str, problems: list[Problem]):
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        noun = "problem" if len(problems) == 1 else "problems"
+        super().__init__(f"{source}: {len(problems)} {noun} in the stack configuration; nothing was deployed:\n{lines}")
+
+
+class Collector:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(Problem(f"{NAMESPACE}:{key}", message))
+
+
+@dataclass(frozen=True)
+class KnownKey:
+    name: str  # without the namespace: "nodePools"
+    type: str  # as the reference shows it: "string", "list of CIDR", ...
+    default: str  # "required", a value, or what happens when it is absent
+    doc: str  # one line of Markdown: what it means, how to set it
+    validator: str  # module.function that validates it (for readers, and checked by a test)
+
+
+KNOWN_KEYS: dict[str, KnownKey] = {}
+
+
+def known_key(name: str, *, type: str, default: str, doc: str) -> Callable[[F], F]:
+    """Register `swarm:<name>` as a known key, validated by the decorated function. Several
+    keys may share one validator (a key pair, a registry and its password); stacked decorators
+    register bottom-up, so list the first key lowest."""
+
+    def register(function: F) -> F:
+        if name in KNOWN_KEYS:
+            raise ValueError(f"swarm:{name} is declared twice")
+        KNOWN_KEYS[name] = KnownKey(name, type, default, doc, f"{function.__module__}.{function.__name__}")
+        return function
+
+    return register
+
+
+def unknown_keys(names: Iterable[str]) -> list[tuple[str, str]]:
+    """(key, message) for every name (without the namespace) that is not a known key."""
+    found = []
+    for name in names:
+        if name in KNOWN_KEYS:
+            continue
+        matches = close_matches(name, KNOWN_KEYS)
+        if matches:
+            hint = "did you mean " + ", ".join(f"{NAMESPACE}:{match}" for match in matches) + "?"
+        else:
+            hint = "the known keys are listed in docs/configuration.md"
+        found.append((name, f"unknown key (a typo is otherwise ignored silently); {hint}"))
+    return found
+
+
+def reference_table() -> str:
+    """The Markdown table of every known key, as docs/configuration.md carries it."""
+    import swarm.config  # noqa: F401  the keys are registered where they are validated
+    rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    # Required keys first, then the others alphabetically (registration order follows imports).
+    ordered = sorted(KNOWN_KEYS.values(), key=lambda key: (key.default != "required", key.name.lower()))
+    rows += [f"| `{NAMESPACE}:{key.name}` | {key.type} | {key.default} | {key.doc} |" for key in ordered]
+    return "\n".join(rows)
