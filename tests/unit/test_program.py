@@ -202,7 +202,8 @@ def test_label_changes_rerun_settings_without_replacing_anything(prod):
     before = {r.name: r for r in prod.registrations}
     after = {r.name: r for r in relabelled.registrations}
     changed = {name for name in before if unwrap(before[name].inputs) != unwrap(after[name].inputs)}
-    assert changed == {"prod-ml-1-settings", "prod-ml-2-settings", "prod-ml-3-settings"}
+    # ... and the convergence check runs again after the node change.
+    assert changed == {"prod-ml-1-settings", "prod-ml-2-settings", "prod-ml-3-settings", "prod-converge"}
     assert "--label-add tier=gpu-less" in after["prod-ml-1-settings"].plain("create")
 
 
