@@ -51,6 +51,7 @@ from swarm.compose import (
     StackFileError,
     StackSpec,
     UpdatePolicy,
+    display_path,
     parse_duration,
     read_stack_file,
 )
@@ -233,7 +234,7 @@ def plan_ingress(config: ClusterConfig, spec: StackSpec, document: Any = None) -
     plan when `swarm:ingress` is not set (declared routes are then only warned about).
     `document` is the stack file as read (read again from config.stack_file when not given).
     Raises StackFileError for bad routes and ConfigError for routes `swarm:ingress` cannot serve."""
-    source = str(config.stack_file)
+    source = display_path(config.stack_file)
     if document is None:
         document = read_stack_file(config.stack_file)
     routes, warnings = read_routes(document, spec, source)
