@@ -91,7 +91,9 @@ for pool in config.pools:
 
 cluster = SwarmCluster(
     config.stack,
-    SwarmClusterArgs(machines=machines, ssh_private_key=network.ssh_private_key, folders=rollout.folders),
+    SwarmClusterArgs(
+        machines=machines, ssh_private_key=network.ssh_private_key, region=config.region, folders=rollout.folders
+    ),
 )
 
 # Services whose image lives on the private registry pull with its credentials (--with-registry-auth).

@@ -5,7 +5,10 @@ init -> settings), and every join also waits for `init -> tokens`. No join waits
 join, so the graph's depth does not grow with the node count and workers join in parallel.
 
 - ready:    cloud-init finished and Docker answers (retries SSH while the droplet boots).
-- init:     `swarm init` on the first manager, advertising its VPC address.
+- init:     `swarm init` on the first manager, advertising its VPC address; on a successor of a
+            lone manager with a volume, the swarm state kept there is restored instead.
+- swarm-state: (a lone manager with a volume) its delete keeps the swarm state on the volume
+            before the droplet is replaced, so that services, secrets and networks survive.
 - tokens:   both join tokens as a secret output; never logged, handed to joins on stdin.
 - join:     joins the node on its VPC address; deleting it makes the node leave.
 - settings: on the first manager, sets the node's role and labels by node ID; deleting it
@@ -22,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_digitalocean as do
 from pulumi_command import remote
 
 from components.node_pool import Machine
@@ -36,6 +40,7 @@ BOOT_TIMEOUT = "20m"
 class SwarmClusterArgs:
     machines: list[Machine]  # in config order; the first manager-role machine inits the swarm
     ssh_private_key: pulumi.Input[str]
+    region: str  # of the manager's reserved IP
     ssh_user: str = "root"
     # node name -> bind-mount sources to create there (swarm.rollout decides where)
     folders: Mapping[str, Sequence[scripts.Folder]] = field(default_factory=dict)
@@ -63,17 +68,45 @@ class SwarmCluster(pulumi.ComponentResource):
         self._name = name
         self._args = args
         first = next(m for m in args.machines if m.node.role == "manager")
-        manager_connection = self._connection(first)
+        # The manager is reached at a reserved IP that moves to its successor when its droplet is
+        # replaced: a command's delete runs with its *old* connection (a retired node's settings,
+        # after a manager replacement), and must still find a manager there, not a dead address.
+        # The old assignment goes first: assigning the IP to the successor moves it, and deleting
+        # the old assignment afterwards would unassign it from the successor.
+        address = do.ReservedIp(f"{name}-manager-address", region=args.region, opts=pulumi.ResourceOptions(parent=self))
+        assignment = do.ReservedIpAssignment(
+            f"{name}-manager-address-assignment",
+            ip_address=address.ip_address,
+            droplet_id=first.droplet_id.apply(int),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        manager_host = assignment.ip_address
+        manager_connection = remote.ConnectionArgs(host=manager_host, user=args.ssh_user, private_key=args.ssh_private_key)
 
         first_ready = self._ready_command(first)
+        volume = first.node.pool.volume
+        state_dir = scripts.swarm_state_dir(volume.mount_path) if volume else None
         init = remote.Command(
             f"{name}-init",
             connection=manager_connection,
-            create=first.private_ip.apply(scripts.init_script),
+            create=first.private_ip.apply(lambda ip: scripts.init_script(ip, state_dir)),
             triggers=[first.droplet_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[first_ready]),
         )
+        if volume and state_dir:
+            # Replaced with its droplet, and deleted before it (the droplet of a node with a volume
+            # is deleted before its successor is created): a lone manager keeps its swarm state on
+            # the volume on its way out, and init restores it on the successor.
+            remote.Command(
+                f"{name}-{_short(first)}-swarm-state",
+                connection=manager_connection,
+                create=scripts.keep_swarm_state_script(state_dir, volume.mount_path),
+                delete=scripts.backup_swarm_state_script(state_dir),
+                triggers=[first.droplet_id],
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
+            )
         tokens_command = remote.Command(
             f"{name}-join-tokens",
             connection=manager_connection,
@@ -101,9 +134,9 @@ class SwarmCluster(pulumi.ComponentResource):
             if args.folders.get(machine.node.name):
                 self.folders[machine.node.name] = self._folders(machine, args.folders[machine.node.name], settings)
 
-        self.manager_public_ip = first.public_ip
+        self.manager_public_ip = manager_host
         self.manager_private_ip = first.private_ip
-        self.docker_host = first.public_ip.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
+        self.docker_host = manager_host.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
         self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))
         self.ready = settings_commands
         self.manager_connection = manager_connection

@@ -59,12 +59,23 @@ docker version --format '{{{{.Server.Version}}}}'
 """
 
 
-def init_script(advertise_addr: str) -> str:
-    """`swarm init` on the first manager, advertising its VPC address. Prints the node ID."""
+def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
+    """`swarm init` on the first manager, advertising its VPC address. Prints the node ID.
+
+    With `state_dir` (on the manager's block-storage volume): a node that is in no swarm but
+    finds the swarm state its predecessor kept there (backup_swarm_state_script) restores it
+    instead, as Docker's admin guide recovers a manager: the state copied back while Docker is
+    stopped, then `swarm init --force-new-cluster`. The kept state names the old droplet's
+    address, which is rewritten to this one's first, else the restored manager cannot listen.
+    Services, secrets, configs, networks and node labels come back with their IDs; the workers
+    rejoin (their join command sees the new manager address). A swarm is initialised afresh
+    only when no kept state is found.
+    """
     addr = shlex.quote(advertise_addr)
+    restore = "" if state_dir is None else _restore_block(advertise_addr, state_dir)
     return _HEADER + f"""\
 state=$({_LOCAL_STATE})
-case "$state" in
+{restore}case "$state" in
   inactive)
     docker swarm init --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} \\
       --default-addr-pool {SWARM_ADDRESS_POOL} --default-addr-pool-mask-length 24 >/dev/null
@@ -307,4 +318,91 @@ done
 printf '%s\\n' "$targets" | while read -r name tasks nodes; do
   echo "$name: $tasks of $tasks tasks running"
 done
+"""
+
+
+# The swarm state a lone manager keeps on its volume while its droplet is replaced.
+SWARM_STATE_BACKUP = "swarm-state.tar.gz"
+
+
+def swarm_state_dir(mount_path: str) -> str:
+    """Where a manager keeps its swarm state on its block-storage volume."""
+    return f"{mount_path.rstrip('/')}/.swarm-state"
+
+
+def _restore_block(advertise_addr: str, state_dir: str) -> str:
+    backup = shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")
+    addr = shlex.quote(advertise_addr)
+    # Messages go to stderr: the script's stdout is the node ID.
+    return f"""\
+backup={backup}
+if [ "$state" = inactive ] && [ -f "$backup" ]; then
+  echo "$(hostname): restoring the swarm state kept in $backup" >&2
+  systemctl stop docker
+  rm -rf /var/lib/docker/swarm
+  tar -C /var/lib/docker -xzf "$backup"
+  new={addr}
+  old=$(sed -n 's/.*"LocalAddr":"\\([^"]*\\)".*/\\1/p' /var/lib/docker/swarm/docker-state.json)
+  if [ -n "$old" ]; then
+    sed -i "s/$(printf '%s' "$old" | sed 's/[.]/[.]/g')/$new/g" /var/lib/docker/swarm/docker-state.json
+  fi
+  systemctl start docker
+  docker swarm init --force-new-cluster --advertise-addr "$new" --listen-addr "$new:{SWARM_PORT}" >/dev/null
+  # Tasks the daemon tried to start while the cluster was being re-formed keep failing ("cannot
+  # create a swarm scoped network when swarm is not active"): a restart starts them cleanly.
+  systemctl restart docker
+  tries=0
+  until [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}' 2>/dev/null)" = true ]; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 60 ]; then
+      echo "$(hostname): the restored manager did not come back within 60s; see docker info" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  mv "$backup" "$backup.restored-$(date -u +%Y%m%dT%H%M%SZ)"
+  state=$({_LOCAL_STATE})
+fi
+"""
+
+
+def keep_swarm_state_script(state_dir: str, mount_path: str) -> str:
+    """The create of a lone manager's swarm-state command: check that the folder where its
+    state will be kept (when its droplet is replaced) is on the mounted volume."""
+    return _HEADER + f"""\
+if ! mountpoint -q {shlex.quote(mount_path)}; then
+  echo "$(hostname): {mount_path} is not mounted: the swarm state could not be kept across a replacement" >&2
+  exit 1
+fi
+mkdir -p {shlex.quote(state_dir)}
+chmod 0700 {shlex.quote(state_dir)}
+echo "swarm state kept in {state_dir} when this droplet is replaced"
+"""
+
+
+def backup_swarm_state_script(state_dir: str) -> str:
+    """Run on the only manager before its droplet goes (its swarm-state command's delete): copy
+    its swarm state to the block-storage volume, which outlives the droplet, the way Docker's
+    admin guide backs a manager up: Docker stopped, /var/lib/docker/swarm copied whole, Docker
+    started again. With several managers the others hold the state: nothing to keep."""
+    backup = shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")
+    return _HEADER + f"""\
+if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
+  echo "$(hostname) is not a swarm manager: no swarm state to keep"
+  exit 0
+fi
+managers=$(docker info --format '{{{{.Swarm.Managers}}}}')
+if [ "$managers" -gt 1 ]; then
+  echo "$(hostname) is one of $managers managers: they keep the swarm state"
+  exit 0
+fi
+backup={backup}
+umask 077
+mkdir -p "$(dirname "$backup")"
+systemctl stop docker
+trap 'systemctl start docker' EXIT
+tar -C /var/lib/docker -czf "$backup.tmp" swarm
+mv "$backup.tmp" "$backup"
+sync
+echo "kept the swarm state of $(hostname) in $backup ($(wc -c <"$backup") bytes)"
 """

@@ -117,6 +117,9 @@ class FakeCloud(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "digitalocean:index/droplet:Droplet":
             outputs["ipv4Address"], outputs["ipv4AddressPrivate"] = fake_addresses(args.inputs["name"])
+            return [fake_droplet_id(args.inputs["name"]), outputs]
+        if args.typ == "digitalocean:index/reservedIp:ReservedIp":
+            outputs["ipAddress"] = MANAGER_ADDRESS
         elif args.typ == "tls:index/privateKey:PrivateKey":
             outputs["publicKeyOpenssh"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake"
             outputs["privateKeyOpenssh"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
@@ -132,6 +135,15 @@ class FakeCloud(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         raise AssertionError(f"the program must make no provider calls (data sources hit the API): {args.token}")
+
+
+# The reserved IP FakeCloud gives the manager (TEST-NET-3).
+MANAGER_ADDRESS = "203.0.113.10"
+
+
+def fake_droplet_id(droplet_name: str) -> str:
+    """A stable numeric droplet ID per name, as DigitalOcean's are numbers."""
+    return str(100_000_000 + zlib.crc32(droplet_name.encode()) % 900_000_000)
 
 
 def fake_addresses(droplet_name: str) -> tuple[str, str]:

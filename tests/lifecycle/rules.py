@@ -9,6 +9,8 @@ are the Pulumi (camelCase) input names the program registers.
 |---|---|---|---|
 | digitalocean Droplet | image, region, sshKeys, userData, vpcUuid, monitoring, dropletAgent | size (power off, resize, power on), name, tags, volumeIds, backups, gracefulShutdown, resizeDisk, ipv6 off→on | digitalocean/terraform-provider-digitalocean digitalocean/droplet/resource_droplet.go (schema: `ForceNew: true`; update: `DropletActions.PowerOff` → `Resize` → power on) |
 | digitalocean Volume | region, name, description, snapshotId, initialFilesystemType, initialFilesystemLabel | size (grow), tags | digitalocean/volume/resource_volume.go (`description`: "ForceNew: true, // Update-ability Coming Soon ™") |
+| digitalocean ReservedIp | region | — | digitalocean/reservedip/resource_reserved_ip.go |
+| digitalocean ReservedIpAssignment | ipAddress, dropletId | — | digitalocean/reservedip/resource_reserved_ip_assignment.go |
 | digitalocean Vpc | region, ipRange | name, description | digitalocean/vpc/resource_vpc.go |
 | digitalocean Tag | name | — | digitalocean/tag/resource_tag.go |
 | digitalocean SshKey | publicKey | name | digitalocean/sshkey/resource_ssh_key.go |
@@ -76,6 +78,10 @@ RULES: dict[str, Rule] = {
     "digitalocean:index/volume:Volume": _rule(
         _DO + "digitalocean/volume/resource_volume.go",
         "region", "name", "description", "snapshotId", "initialFilesystemType", "initialFilesystemLabel",
+    ),
+    "digitalocean:index/reservedIp:ReservedIp": _rule(_DO + "digitalocean/reservedip/resource_reserved_ip.go", "region"),
+    "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": _rule(
+        _DO + "digitalocean/reservedip/resource_reserved_ip_assignment.go", "ipAddress", "dropletId"
     ),
     "digitalocean:index/vpc:Vpc": _rule(_DO + "digitalocean/vpc/resource_vpc.go", "region", "ipRange"),
     "digitalocean:index/tag:Tag": _rule(_DO + "digitalocean/tag/resource_tag.go", "name"),

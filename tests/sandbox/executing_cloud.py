@@ -24,7 +24,7 @@ import time
 
 import pulumi
 
-from tests.pulumi_program import FakeCloud, unwrap
+from tests.pulumi_program import FakeCloud, fake_droplet_id, unwrap
 from tests.sandbox import engine_api
 from tests.sandbox.harness import Host, Sandbox
 
@@ -46,16 +46,28 @@ class SandboxCloud(FakeCloud):
         self.docker_hosts: dict[str, Host] = {}  # docker provider id -> the manager it reaches
         self.docker_state: dict[tuple[str, str], tuple[str, str]] = {}  # (type, name) -> (inputs, id)
         self._lock = threading.Lock()
+        self.droplet_hosts: dict[str, Host] = {}  # droplet id -> host
+        self.reserved: dict[str, Host] = {}  # reserved IP -> the host of the droplet it is assigned to
+
+    def host_at(self, address: str) -> Host:
+        """The host answering at `address`: a host's own, or a reserved IP assigned to its droplet."""
+        return self.reserved.get(address) or self.sandbox.host_by_ip(address)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         if args.typ == "digitalocean:index/droplet:Droplet":
             host = self.sandbox.hosts[args.inputs["name"]]
-            return [f"droplet-{host.name}", {**args.inputs, "ipv4Address": host.ip, "ipv4AddressPrivate": host.ip}]
+            droplet_id = fake_droplet_id(host.name)
+            self.droplet_hosts[droplet_id] = host
+            return [droplet_id, {**args.inputs, "ipv4Address": host.ip, "ipv4AddressPrivate": host.ip}]
+        if args.typ == "digitalocean:index/reservedIpAssignment:ReservedIpAssignment":
+            inputs = unwrap(args.inputs)
+            self.reserved[inputs["ipAddress"]] = self.droplet_hosts[str(int(inputs["dropletId"]))]
+            return [f"{args.name}-id", args.inputs]
         if args.typ == "command:remote:Command":
             return self._run_command(args)
         if args.typ == "pulumi:providers:docker":
             provider_id = f"{args.name}-id"
-            self.docker_hosts[provider_id] = self.sandbox.host_by_ip(unwrap(args.inputs)["host"].split("@", 1)[1])
+            self.docker_hosts[provider_id] = self.host_at(unwrap(args.inputs)["host"].split("@", 1)[1])
             return [provider_id, args.inputs]
         if args.typ in ENGINE_CREATE:
             return self._create_docker_object(args)
@@ -85,8 +97,12 @@ class SandboxCloud(FakeCloud):
         return [object_id, args.inputs]
 
     def _run_command(self, args: pulumi.runtime.MockResourceArgs):
+        if args.name.endswith("-swarm-state"):
+            # Shared hosts have no block-storage volume to keep the swarm state on; the lifecycle
+            # engine's droplets do (tests/sandbox/lifecycle_cloud.py).
+            return [f"{args.name}-id", {**args.inputs, "stdout": "", "stderr": ""}]
         inputs = unwrap(args.inputs)
-        host = self.sandbox.host_by_ip(inputs["connection"]["host"])
+        host = self.host_at(inputs["connection"]["host"])
         started = time.monotonic()
         result = host.ssh(inputs["create"], stdin=inputs.get("stdin"), check=False, timeout=300)
         with self._lock:

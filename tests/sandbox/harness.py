@@ -66,7 +66,7 @@ CMD ["sh"]
 # so they are mounted before /root and /run are covered (the workdir may live below them).
 _INIT_SCRIPT = r"""
 set -eu
-name=$1 address=$2 dir=$3 sshd=$4 cloud_init_status=$5
+name=$1 address=$2 dir=$3 sshd=$4 cloud_init_status=$5 systemctl=$6
 hostname "$name"
 mkdir -p /var/lib/docker /etc/docker  # mount points; the docker.io package's own folders
 mount --bind "$dir/var-lib-docker" /var/lib/docker
@@ -82,6 +82,11 @@ mount --bind "$dir/fstab" /etc/fstab
 mount -t tmpfs -o mode=0755 tmpfs /dev/disk
 # What systemd does at boot: mount the volumes listed in fstab (nofail: a missing one is skipped).
 mount -a -t ext4,xfs 2>/dev/null || true
+# No systemd here: a `systemctl` that manages the one service scripts ask for, docker, first on
+# PATH (/usr/local/sbin becomes the host's own).
+mount -t tmpfs -o mode=0755 tmpfs /usr/local/sbin
+printf '%s\n' "$systemctl" >/usr/local/sbin/systemctl
+chmod 0755 /usr/local/sbin/systemctl
 # Scripts meet a droplet after its first boot: cloud-init reports done, in its own files (else
 # `cloud-init status --wait`, if the machine has cloud-init, waits for a boot that never runs).
 mkdir /run/cloud-init
@@ -94,6 +99,39 @@ ssh-keygen -q -t ed25519 -N '' -f /run/ssh_host_ed25519_key
   -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no \
   -o KbdInteractiveAuthentication=no -o MaxStartups=100 -o 'Subsystem sftp internal-sftp' &
 exec sleep infinity
+"""
+
+# The hosts' `systemctl`: stop, start, restart and is-active for docker, as systemd would do
+# them (stop waits for dockerd to exit; start returns once the daemon answers).
+_SYSTEMCTL = r"""#!/bin/sh
+set -eu
+case "${2:-}" in
+  docker | docker.service) ;;
+  *) echo "systemctl (sandbox host): only docker is managed here, not '${2:-}'" >&2; exit 1 ;;
+esac
+stop() {
+  pid=$(cat /run/docker.pid 2>/dev/null || true)
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+start() {
+  docker info >/dev/null 2>&1 && return 0
+  setsid dockerd </dev/null >>/run/dockerd.log 2>&1 &
+  tries=0
+  until docker info >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 300 ] || { echo "dockerd did not answer; see /run/dockerd.log" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+case "$1" in
+  stop) stop ;;
+  start) start ;;
+  restart) stop; start ;;
+  is-active) if docker info >/dev/null 2>&1; then echo active; else echo inactive; exit 3; fi ;;
+  *) echo "systemctl (sandbox host): '$1' is not supported" >&2; exit 1 ;;
+esac
 """
 
 T = TypeVar("T")
@@ -298,7 +336,7 @@ class Host:
                 "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child",
                 "--mount-proc", "--propagation", "private",
                 "docker-init", "--", "bash", "-c", _INIT_SCRIPT, "init",
-                self.name, self.ip, str(self.dir), _which("sshd"), _cloud_init_done()]
+                self.name, self.ip, str(self.dir), _which("sshd"), _cloud_init_done(), _SYSTEMCTL]
         with open(self.dir / "init.log", "ab") as log:  # init script and sshd output
             # Own session: a terminal's Ctrl-C reaches the test runner, not the hosts.
             self._init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,

@@ -63,6 +63,7 @@ class Cloud:
         self.droplets: dict[str, Host] = {}  # droplet id -> host
         self.volumes: dict[str, dict] = {}  # volume id -> {name, file, device, droplet}
         self.outages: list[tuple[str, float, float]] = []  # (hostname, powered off, booted again)
+        self.reserved: dict[str, str] = {}  # reserved IP -> droplet id it is assigned to
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
 
@@ -70,7 +71,11 @@ class Cloud:
         return next(self._ids)
 
     def host_at(self, address: str) -> Host | None:
+        """The live host answering at `address`: its own, or a reserved IP assigned to it."""
         with self.lock:
+            if address in self.reserved:
+                host = self.droplets.get(self.reserved[address])
+                return host if host is not None and host.ready else None
             for host in self.droplets.values():
                 if host.ip == address and host.ready:
                     return host
@@ -105,7 +110,7 @@ class DropletProvider(Provider):
     def create(self, step: StepContext) -> tuple[str, dict]:
         inputs = unwrap(step.inputs)
         number = self.cloud.next_id()
-        droplet_id = f"droplet-{number}"
+        droplet_id = str(300_000_000 + number)  # DigitalOcean's droplet IDs are numbers
         name = inputs["name"]
         with self.cloud.lock:
             taken = name in self.cloud.sandbox.hosts
@@ -145,6 +150,9 @@ class DropletProvider(Provider):
     def delete_droplet(self, droplet_id: str) -> None:
         with self.cloud.lock:
             host = self.cloud.droplets.pop(droplet_id, None)
+            # A destroyed droplet's reserved IPs are unassigned, its volumes detached.
+            for address in [a for a, d in self.cloud.reserved.items() if d == droplet_id]:
+                del self.cloud.reserved[address]
             for volume in self.cloud.volumes.values():
                 if volume["droplet"] == droplet_id:
                     volume["droplet"] = None
@@ -222,6 +230,39 @@ class VolumeProvider(Provider):
                 raise RuntimeError(f"409 volume {volume['name']} is attached to {volume['droplet']}; detach it first")
             del self.cloud.volumes[step.old.id]
         _detach_loop(volume)
+
+
+class ReservedIpProvider(Provider):
+    """A reserved IP: an address of its own (TEST-NET-1: it names the IP, nothing routes it)."""
+
+    def __init__(self, cloud: Cloud):
+        self.cloud = cloud
+
+    def create(self, step: StepContext) -> tuple[str, dict]:
+        address = f"192.0.2.{self.cloud.next_id() % 250 + 1}"
+        return address, {**step.inputs, "ipAddress": address}
+
+
+class ReservedIpAssignmentProvider(Provider):
+    """Assigning moves the IP to the droplet; deleting the assignment unassigns it."""
+
+    def __init__(self, cloud: Cloud):
+        self.cloud = cloud
+
+    def create(self, step: StepContext) -> tuple[str, dict]:
+        inputs = unwrap(step.inputs)
+        droplet = str(int(inputs["dropletId"]))
+        with self.cloud.lock:
+            if droplet not in self.cloud.droplets:
+                raise RuntimeError(f"422 droplet {droplet} does not exist")
+            self.cloud.reserved[inputs["ipAddress"]] = droplet
+        return f"{inputs['ipAddress']}-{droplet}", dict(step.inputs)
+
+    def delete(self, step: StepContext) -> None:
+        inputs = unwrap(step.inputs)
+        with self.cloud.lock:
+            if self.cloud.reserved.get(inputs["ipAddress"]) == str(int(inputs["dropletId"])):
+                del self.cloud.reserved[inputs["ipAddress"]]
 
 
 class CommandProvider(Provider):
@@ -336,6 +377,8 @@ def sandbox_engine(sandbox: Sandbox, workdir: Path) -> tuple[Engine, Cloud, Comm
     providers: dict[str, Provider] = {
         "digitalocean:index/droplet:Droplet": DropletProvider(cloud),
         "digitalocean:index/volume:Volume": VolumeProvider(cloud),
+        "digitalocean:index/reservedIp:ReservedIp": ReservedIpProvider(cloud),
+        "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": ReservedIpAssignmentProvider(cloud),
         "command:remote:Command": commands,
         **{type_: docker for type_ in DockerObjectProvider.PATHS},
     }

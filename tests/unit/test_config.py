@@ -109,6 +109,14 @@ def test_even_manager_count_is_a_warning_not_an_error():
     assert any("odd number" in warning for warning in parse(values).warnings)
 
 
+def test_a_lone_manager_without_a_volume_is_warned_that_a_replacement_starts_a_new_swarm():
+    values = prod()
+    assert not any("lone manager" in w for w in parse(values).warnings), "prod's manager has a volume"
+    del values["nodePools"]["manager"]["volume"]
+    (warning,) = [w for w in parse(values).warnings if "lone manager" in w]
+    assert "swarm:nodePools.manager" in warning and "new, empty swarm" in warning
+
+
 def test_volume_mistakes():
     values = prod()
     values["nodePools"]["manager"]["volume"] = {"sizeGb": 0, "mountPath": "/etc/data", "fs": "xfs"}

@@ -9,9 +9,17 @@ import pytest
 
 from swarm import scripts
 from swarm.cloudinit import render_cloud_init
-from tests.pulumi_program import fake_addresses, is_secret, run_program, stack_config, unwrap
+from tests.pulumi_program import (
+    MANAGER_ADDRESS,
+    fake_addresses,
+    fake_droplet_id,
+    is_secret,
+    run_program,
+    stack_config,
+    unwrap,
+)
 
-MANAGER_PUBLIC, MANAGER_PRIVATE = fake_addresses("prod-manager-1")
+MANAGER_PUBLIC, MANAGER_PRIVATE = fake_addresses("prod-manager-1")  # the droplet's own addresses
 DROPLET = "digitalocean:index/droplet:Droplet"
 COMMAND = "command:remote:Command"
 FIREWALL = "digitalocean:index/firewall:Firewall"
@@ -126,8 +134,31 @@ def test_reference_layout_gives_one_init_four_joins_and_the_reference_labels(pro
 def test_init_runs_on_the_first_manager_advertising_its_private_address(prod):
     (init,) = commands(prod, "-init")
     connection = init.plain("connection")
-    assert connection["host"] == MANAGER_PUBLIC and connection["user"] == "root"
-    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE)
+    assert connection["host"] == MANAGER_ADDRESS and connection["user"] == "root"
+    # prod's manager has a volume: its successor restores the swarm state kept there.
+    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE, "/mnt/postgresql/.swarm-state")
+
+
+def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(prod):
+    (state,) = commands(prod, "-swarm-state")
+    (init,) = commands(prod, "-init")
+    assert state.plain("connection")["host"] == MANAGER_ADDRESS
+    assert state.plain("delete") == scripts.backup_swarm_state_script("/mnt/postgresql/.swarm-state")
+    # Replaced with the droplet (which, holding a volume, is deleted before its successor is
+    # created): the engine deletes it, so the backup runs, before the droplet goes.
+    droplet = prod.named("prod-manager-1")
+    assert unwrap(state.inputs["triggers"]) == [fake_droplet_id(droplet.name)]
+    assert droplet.options["deleteBeforeReplace"]
+    assert prod.depends_on(state, init)
+
+
+def test_a_lone_manager_without_a_volume_is_warned_about(tmp_path):
+    config = stack_config("staging")
+    del config["nodePools"]["manager"]["volume"]
+    run = run_program("staging", config)
+    assert run.error is None
+    assert not commands(run, "-swarm-state")
+    assert "-swarm-state" not in "".join(r.plain("create") or "" for r in run.registrations if r.name.endswith("-init"))
 
 
 def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
@@ -187,7 +218,7 @@ def test_settings_retire_every_node_but_the_first_manager(prod):
     for setting in commands(prod, "-settings"):
         node = setting.name.removesuffix("-settings")
         node_id = f"node-id-of-{node}" if node != "prod-manager-1" else "node-id-of-prod"
-        assert setting.plain("connection")["host"] == MANAGER_PUBLIC  # run on the manager
+        assert setting.plain("connection")["host"] == MANAGER_ADDRESS  # run on the manager
         assert setting.plain("triggers") == [node_id]  # a new node ID replaces the command
         if node == "prod-manager-1":
             assert setting.plain("delete") is None
@@ -225,8 +256,8 @@ def test_outputs(prod):
         "publicIp": MANAGER_PUBLIC, "privateIp": MANAGER_PRIVATE, "nodeId": "node-id-of-prod",
         "labels": {"type": "database"},
     }
-    assert prod.exports["managerAddress"] == MANAGER_PUBLIC
-    assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_PUBLIC}"
+    assert prod.exports["managerAddress"] == MANAGER_ADDRESS
+    assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_ADDRESS}"
     assert prod.exports["estimatedMonthlyCostUsd"] == 48 + 24 + 3 * 168
     assert "sshPrivateKey" in prod.secret_exports
     assert prod.secret_exports == {"sshPrivateKey"}
@@ -306,3 +337,17 @@ def test_a_yaml_mistake_in_the_stack_file_is_a_located_error_without_traceback(t
     assert "stacks/broken.yaml: is not valid YAML: line 4, column 4: " in message
     assert "<unicode string>" not in message and str(tmp_path) not in message
     assert run.registrations == []
+
+
+def test_the_manager_is_reached_at_a_reserved_ip_that_follows_its_droplet(prod):
+    """A delete runs with its old connection: after a manager replacement, a retired node's
+    settings must still reach a manager at the address they knew."""
+    (address,) = prod.of_type("digitalocean:index/reservedIp:ReservedIp")
+    (assignment,) = prod.of_type("digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
+    assert address.plain("region") == "fra1"
+    assert assignment.plain("dropletId") == int(fake_droplet_id("prod-manager-1"))
+    assert assignment.options["deleteBeforeReplace"], "assigning moves the IP; unassigning the old would take it back"
+    for command in prod.of_type("command:remote:Command"):
+        if command.name.endswith(("-settings", "-init", "-join-tokens", "-converge", "-swarm-state")):
+            assert command.plain("connection")["host"] == MANAGER_ADDRESS, command.name
+            assert prod.depends_on(command, assignment), command.name

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from components.workloads import ssh_options, write_key_file
-from tests.pulumi_program import TEST_SECRET_PREFIX, fake_addresses, is_secret, run_program, stack_config, unwrap
+from tests.pulumi_program import TEST_SECRET_PREFIX, MANAGER_ADDRESS, is_secret, run_program, stack_config, unwrap
 
 SERVICE = "docker:index/service:Service"
 SECRET = "docker:index/secret:Secret"
@@ -98,8 +98,7 @@ def test_everything_waits_for_the_swarm_to_be_formed_and_labelled(prod):
 
 def test_docker_provider_reaches_the_manager_over_ssh_with_the_cluster_key(prod):
     (provider,) = prod.of_type("pulumi:providers:docker")
-    manager_public, _ = fake_addresses("prod-manager-1")
-    assert provider.plain("host") == f"ssh://root@{manager_public}"
+    assert provider.plain("host") == f"ssh://root@{MANAGER_ADDRESS}"  # the manager's reserved IP
     options = unwrap(provider.inputs["sshOpts"])
     if isinstance(options, str):  # provider config arrives JSON-encoded
         import json
