@@ -482,7 +482,8 @@ class FakeCloudProvider(Provider):
 
     def create(self, step):
         resource_id, outputs = self.cloud.new_resource(SimpleNamespace(typ=step.type, name=step.name, inputs=step.inputs))
-        return f"{resource_id}-{next(self._ids)}", outputs
+        # Each created resource gets a new ID (a replacement's differs); droplet IDs stay numeric.
+        return resource_id if str(resource_id).isdigit() else f"{resource_id}-{next(self._ids)}", outputs
 
     def update(self, step):
         return {**step.old.outputs, **self.create(step)[1]}
