@@ -374,7 +374,13 @@ class Host:
         if self.netns in _netns_names(self.sandbox.prefix):
             _ip("netns", "del", self.netns)
         if self.veth in _link_names(self.sandbox.prefix):
-            _ip("link", "del", self.veth)
+            try:
+                _ip("link", "del", self.veth)
+            except CommandError:
+                # Deleting the namespace deletes the pair too, asynchronously: it may have gone
+                # between the listing and the delete. Only a link that is still there is an error.
+                if self.veth in _link_names(self.sandbox.prefix):
+                    raise
         _remove_cgroups(self.cgroup_parent.strip("/"))
         shutil.rmtree(self.dir, ignore_errors=True)
 
