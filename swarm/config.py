@@ -31,6 +31,7 @@ from swarm.config_values import (
     parse_registry,
     parse_secret_names,
 )
+from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
 from swarm.scripts import SWARM_ADDRESS_POOL, Folder
 from swarm.sizes import SIZES, DropletSize
 from swarm.suggest import did_you_mean
@@ -117,6 +118,7 @@ class ClusterConfig:
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image, overriding the stack file
     bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
+    ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -171,6 +173,10 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     images = parse_images(values.get("images"), found)
     bind_mounts = parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = parse_converge_timeout(values.get("convergeTimeout"), found)
+    ingress = parse_ingress(values, pools, [(p.protocol, p.ports) for p in public_ports], found,
+                            reserved_ports=RESERVED_PORTS, pools_reported=_any_pool_problem(found))
+    if ingress is not None:
+        pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -189,6 +195,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         images=images,
         bind_mounts=bind_mounts,
         converge_timeout_seconds=converge_timeout,
+        ingress=ingress,
         warnings=tuple(found.warnings),
     )
 

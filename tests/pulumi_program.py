@@ -29,6 +29,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SECRET_SIG = rpc._special_secret_sig
 # What FakeCloud's DigitalOcean registry credentials carry as username and password.
 FAKE_REGISTRY_TOKEN = "dop_v1_fake_registry_token"
+FAKE_LOAD_BALANCER_IP = "203.0.113.80"
+# Config keys the CLI holds as secrets (set with --secret).
+SECRET_KEYS = ("sshPrivateKey", "secrets", "registryPassword", "ingressCertificate", "ingressPrivateKey")
 
 
 @dataclass
@@ -130,6 +133,8 @@ class FakeCloud(pulumi.runtime.Mocks):
         elif args.typ == "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials":
             auth = base64.b64encode(f"{FAKE_REGISTRY_TOKEN}:{FAKE_REGISTRY_TOKEN}".encode()).decode()
             outputs["dockerCredentials"] = json.dumps({"auths": {"registry.digitalocean.com": {"auth": auth}}})
+        elif args.typ == "digitalocean:index/loadBalancer:LoadBalancer":
+            outputs["ip"] = FAKE_LOAD_BALANCER_IP
         return [f"{args.name}-id", outputs]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -243,7 +248,7 @@ def run_program(
     monitor = recording(monitor) if monitor is not None else RecordingMonitor(mocks or FakeCloud())
     pulumi.runtime.set_all_config(
         {f"swarm:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in config.items()},
-        secret_keys=[f"swarm:{key}" for key in ("sshPrivateKey", "secrets", "registryPassword") if key in config],
+        secret_keys=[f"swarm:{key}" for key in SECRET_KEYS if key in config],
     )
     settings.ROOT.set(None)  # a fresh Stack resource for every run
     # A failed run leaves failed outputs behind; the next run must not await (and re-raise)
