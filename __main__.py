@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.ingress import Ingress, IngressArgs
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import registry_auth
@@ -29,6 +30,7 @@ except (ConfigError, StackFileError) as error:
     # RunError: the engine prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
 rollout = checked.rollout
+ingress_plan = checked.ingress  # x-ingress routes with swarm:ingress; the proxy is in rollout.stack
 # Placement and sizing mistakes fail the preview instead of leaving tasks pending after deploy.
 if not checked.capacity.schedulable:
     raise pulumi.RunError(checked.capacity.failure_text(config.stack_file.name))
@@ -59,8 +61,26 @@ network = Network(
     opts=stack_renamed,
 )
 
+# HTTPS from a load balancer to the proxy on the ingress pool's nodes (docs/ingress.md).
+ingress = None
+if ingress_plan is not None:
+    ingress = Ingress(
+        f"{config.stack}-ingress",
+        IngressArgs(
+            stack=config.stack,
+            region=config.region,
+            vpc_id=network.vpc_id,
+            ingress=ingress_plan.ingress,
+            hosts=list(ingress_plan.hosts),
+            dns_records=list(ingress_plan.dns_records),
+            certificate_chain=settings.get_secret("ingressCertificate"),
+            private_key=settings.get_secret("ingressPrivateKey"),
+        ),
+    )
+
 machines = []
 for pool in config.pools:
+    ingress_tag = [ingress.tag] if ingress is not None and pool.name == ingress_plan.ingress.pool else []
     node_pool = NodePool(
         f"{config.stack}-{pool.name}",
         NodePoolArgs(
@@ -69,7 +89,7 @@ for pool in config.pools:
             region=config.region,
             vpc_id=network.vpc_id,
             ssh_key_id=network.ssh_key_id,
-            tags=[network.tags[config.cluster_tag], network.tags[config.role_tag(pool.role)]],
+            tags=[network.tags[config.cluster_tag], network.tags[config.role_tag(pool.role)], *ingress_tag],
             previous_names=config.pool_aliases(pool),
         ),
         opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name=old) for old in config.pool_aliases(pool)]),
@@ -99,6 +119,7 @@ workloads = Workloads(
         spec=rollout.stack,
         docker_host=cluster.docker_host,
         ssh_private_key=network.ssh_private_key,
+        known_hosts=cluster.known_hosts,
         external_secrets=(settings.get_secret_object("secrets") or pulumi.Output.secret({})).apply(
             lambda values: {**checked.placeholders("secrets"), **values}
         ),
@@ -118,5 +139,10 @@ pulumi.export("nodes", cluster.node_table)
 pulumi.export("managerAddress", cluster.manager_public_ip)
 pulumi.export("dockerHost", cluster.docker_host)
 pulumi.export("sshPrivateKey", network.ssh_private_key)
+pulumi.export("knownHosts", cluster.known_hosts)  # the nodes' pinned host keys, for an operator's ssh
 pulumi.export("estimatedMonthlyCostUsd", config.monthly_cost)
 pulumi.export("services", workloads.services_table)
+if ingress is not None:
+    pulumi.export("routes", ingress_plan.table(config.stack))
+    pulumi.export("loadBalancerAddress", ingress.address)
+    pulumi.export("loadBalancerMonthlyCostUsd", ingress_plan.ingress.monthly_cost)

@@ -1,4 +1,5 @@
-"""A pool of identical droplets for one role, each with its cloud-init and optional data volume."""
+"""A pool of identical droplets for one role, each with its cloud-init, SSH host key and optional
+data volume."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_digitalocean as do
+import pulumi_tls as tls
 
-from swarm.cloudinit import render_cloud_init, volume_name
+from swarm.cloudinit import HostKey, render_cloud_init, volume_name
 from swarm.config import Node, Pool
 
 
@@ -32,6 +34,7 @@ class Machine:
     droplet_id: pulumi.Output[str]
     public_ip: pulumi.Output[str]
     private_ip: pulumi.Output[str]
+    host_key: pulumi.Output[str]  # its SSH host public key, "ssh-ed25519 AAAA...": connections pin it
     # The attached data volume's DigitalOcean name, as created (it never changes afterwards).
     volume_name: pulumi.Output[str] | None = None
 
@@ -74,6 +77,14 @@ class NodePool(pulumi.ComponentResource):
                 # A volume attaches to one droplet at a time: the old droplet must go before its
                 # replacement can take the volume (and the data on it) over.
                 droplet_options = pulumi.ResourceOptions(parent=self, aliases=aliases(""), delete_before_replace=True)
+            # The node's SSH host key, installed by cloud-init. Kept in state and never rotated by
+            # the program, so a second `up` leaves the user data (and so the droplet) alone; a
+            # replaced droplet gets the same key under the same name.
+            host_key = tls.PrivateKey(f"{name}-{node.index}-host-key", algorithm="ED25519",
+                                      opts=pulumi.ResourceOptions(parent=self))
+            user_data = pulumi.Output.all(host_key.private_key_openssh, host_key.public_key_openssh).apply(
+                lambda pair, node=node: render_cloud_init(node, HostKey(*pair))
+            )
             droplet = do.Droplet(
                 f"{name}-{node.index}",
                 name=node.name,
@@ -83,16 +94,14 @@ class NodePool(pulumi.ComponentResource):
                 vpc_uuid=args.vpc_id,
                 ssh_keys=[args.ssh_key_id],
                 tags=args.tags,
-                user_data=render_cloud_init(node),
+                user_data=pulumi.Output.secret(user_data),  # it carries the host's private key
                 volume_ids=volume_ids or None,
                 monitoring=True,
                 graceful_shutdown=True,
                 opts=droplet_options,
             )
             self.machines.append(
-                Machine(
-                    node, droplet.id, droplet.ipv4_address, droplet.ipv4_address_private,
-                    volume.name if volume else None,
-                )
+                Machine(node, droplet.id, droplet.ipv4_address, droplet.ipv4_address_private,
+                        host_key.public_key_openssh.apply(str.strip), volume.name if volume else None)
             )
         self.register_outputs({"dropletIds": [machine.droplet_id for machine in self.machines]})

@@ -72,6 +72,7 @@ class SwarmCluster(pulumi.ComponentResource):
     manager_public_ip: pulumi.Output[str]
     manager_private_ip: pulumi.Output[str]
     docker_host: pulumi.Output[str]  # DOCKER_HOST value that reaches the swarm's manager
+    known_hosts: pulumi.Output[str]  # known_hosts lines: the manager's reserved IP, every node's public address
     node_table: pulumi.Output[list[dict]]
     # Depend on these to run after the whole swarm is formed and labelled.
     ready: list[pulumi.Resource]
@@ -96,7 +97,10 @@ class SwarmCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         manager_host = assignment.ip_address
-        manager_connection = remote.ConnectionArgs(host=manager_host, user=args.ssh_user, private_key=args.ssh_private_key)
+        # Pinned to the manager's own host key: its successor, which the reserved IP moves to, has
+        # the same key (one per node name), and anything else answering there is refused.
+        manager_connection = remote.ConnectionArgs(host=manager_host, user=args.ssh_user,
+                                                   private_key=args.ssh_private_key, host_key=first.host_key)
 
         first_ready = self._prepared(first)  # its volume mounted: init may restore swarm state from it
         volume = first.node.pool.volume
@@ -152,6 +156,12 @@ class SwarmCluster(pulumi.ComponentResource):
         self.manager_public_ip = manager_host
         self.manager_private_ip = first.private_ip
         self.docker_host = manager_host.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
+        # The manager's reserved IP first (where the Docker provider and operators reach it), then
+        # every node's own address.
+        self.known_hosts = pulumi.Output.all(
+            pulumi.Output.concat(manager_host, " ", first.host_key),
+            *(pulumi.Output.concat(m.public_ip, " ", m.host_key) for m in args.machines),
+        ).apply(lambda lines: "".join(f"{line}\n" for line in lines))
         self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))
         self.ready = settings_commands
         self.manager_connection = manager_connection
@@ -185,6 +195,9 @@ class SwarmCluster(pulumi.ComponentResource):
             host=machine.public_ip,
             user=self._args.ssh_user,
             private_key=self._args.ssh_private_key,
+            # Pinned: a host presenting any other key is refused before anything is sent (the join
+            # tokens, secrets and registry credentials travel over these connections).
+            host_key=machine.host_key,
             dial_error_limit=dial_error_limit,
         )
 

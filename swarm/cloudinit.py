@@ -1,14 +1,22 @@
 """First-boot configuration of a node, rendered as cloud-init user data.
 
 Changing the rendered text replaces the droplet (user_data forces replacement on
-DigitalOcean), so the output must be deterministic: same node in, same bytes out. What may have
-to change on a running node (the block-storage volume's mount) is not here but in a remote
-command (components/swarm_cluster.py), which re-runs in place.
+DigitalOcean), so the output must be deterministic: same node and host key in, same bytes out.
+
+Besides Docker, the user data hardens the node (docs/security.md):
+- its SSH host key is the one the program generated for it (`ssh_keys`), the only one sshd
+  offers, so every connection can pin it; the image's own keys are deleted;
+- sshd takes keys only: no passwords, root by key only;
+- unattended security upgrades, never an automatic reboot (a reboot is an operator's drain).
+
+What may have to change on a running node (the block-storage volume's mount) is not here but in a
+remote command (components/swarm_cluster.py), which re-runs in place.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import yaml
 
@@ -18,6 +26,54 @@ from swarm.day2_scripts import VOLUME_DEVICE_PREFIX
 # Docker's apt repository signing key (https://download.docker.com/linux/ubuntu/gpg).
 DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
 DOCKER_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io")
+PACKAGES = (*DOCKER_PACKAGES, "unattended-upgrades")
+
+HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
+SSHD_CONFIG_PATH = "/etc/ssh/sshd_config.d/00-swarm.conf"
+# sshd keeps the first value it reads for an option, and reads sshd_config.d/*.conf in name
+# order before the rest of sshd_config: 00- wins over the image's and cloud-init's own files.
+# HostKey names the program's key; with the image's key files deleted (ssh_deletekeys) it is the
+# only key sshd can offer, so no client negotiates another key type instead of the pinned one.
+SSHD_CONFIG = f"""\
+# Written by cloud-init from the swarm program (docs/security.md).
+HostKey {HOST_KEY_PATH}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+AuthenticationMethods publickey
+"""
+
+# Security updates from the distribution, every day (Ubuntu's unattended-upgrades only takes the
+# -security pocket by default; Docker's repository is not among its origins, so dockerd is never
+# upgraded, and so restarted, behind the swarm's back). Never a reboot on its own: a manager that
+# reboots takes the swarm's control plane (and, here, the database) with it, and workers rebooting
+# together take every replica down; reboots are drained by an operator (docs/security.md,
+# "Reboots"). apt reads apt.conf.d in name order, the last value winning: 52- comes after the
+# package's own 20auto-upgrades and 50unattended-upgrades, whatever they say.
+UPGRADE_POLICY_PATH = "/etc/apt/apt.conf.d/52swarm-upgrades"
+UPGRADE_POLICY = """\
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+Unattended-Upgrade::Automatic-Reboot "false";
+"""
+# needrestart restarts services whose libraries an upgrade replaced; restarting dockerd or
+# containerd restarts every task of the node (swarm mode has no live-restore). Leave them alone.
+NEEDRESTART_PATH = "/etc/needrestart/conf.d/50-swarm.conf"
+NEEDRESTART = """\
+$nrconf{override_rc}{qr(^docker)} = 0;
+$nrconf{override_rc}{qr(^containerd)} = 0;
+"""
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """A node's SSH host key pair in OpenSSH formats (the private one is a secret)."""
+
+    private_openssh: str
+    public_openssh: str  # "ssh-ed25519 AAAA...": what connections pin
+
 
 # Log rotation keeps chatty model servers from filling the disk. No live-restore: it is
 # incompatible with swarm mode.
@@ -92,16 +148,25 @@ def volume_device(name: str) -> str:
     return f"{VOLUME_DEVICE_PREFIX}{name}"
 
 
-def render_cloud_init(node: Node) -> str:
-    """The `#cloud-config` user data for `node`."""
+def render_cloud_init(node: Node, host_key: HostKey) -> str:
+    """The `#cloud-config` user data for `node`, whose SSH host key is `host_key`. It holds the
+    private key: keep the result secret."""
     files = [
+        {"path": SSHD_CONFIG_PATH, "permissions": "0644", "content": SSHD_CONFIG},
+        {"path": UPGRADE_POLICY_PATH, "permissions": "0644", "content": UPGRADE_POLICY},
+        {"path": NEEDRESTART_PATH, "permissions": "0644", "content": NEEDRESTART},
         {
             "path": "/etc/docker/daemon.json",
             "permissions": "0644",
             "content": json.dumps(DAEMON_CONFIG, indent=2, sort_keys=True) + "\n",
         },
     ]
-    commands: list[list[str]] = [["systemctl", "enable", "--now", "docker"]]
+    commands: list[list[str]] = [
+        # cloud-init runs before sshd starts; should the image have started it anyway, it takes the
+        # key and the settings now.
+        ["systemctl", "try-reload-or-restart", "ssh.service"],
+        ["systemctl", "enable", "--now", "docker"],
+    ]
     if node.pool.gpu:
         files.append({"path": GPU_SETUP_SCRIPT_PATH, "permissions": "0755", "content": GPU_SETUP_SCRIPT})
         commands.append([GPU_SETUP_SCRIPT_PATH])
@@ -109,6 +174,15 @@ def render_cloud_init(node: Node) -> str:
     document = {
         "hostname": node.name,
         "preserve_hostname": False,
+        # SSH: the program's host key only (the image's keys deleted; with `ssh_keys` given,
+        # cloud-init generates no other type), root by key (the nodes are run as root), no passwords.
+        "ssh_deletekeys": True,
+        "ssh_keys": {
+            "ed25519_private": host_key.private_openssh if host_key.private_openssh.endswith("\n")
+            else host_key.private_openssh + "\n",
+            "ed25519_public": host_key.public_openssh.strip(),
+        },
+        "disable_root": False,
         "ssh_pwauth": False,
         "package_update": True,
         "apt": {
@@ -119,7 +193,7 @@ def render_cloud_init(node: Node) -> str:
                 }
             }
         },
-        "packages": list(DOCKER_PACKAGES),
+        "packages": list(PACKAGES),
         "write_files": files,
         "runcmd": commands,
     }

@@ -31,6 +31,7 @@ from swarm.config_values import (
     parse_registry,
     parse_secret_names,
 )
+from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
 from swarm.renames import check_previous_pool_names, parse_previous_names
 from swarm.scripts import SWARM_ADDRESS_POOL, Folder
 from swarm.sizes import SIZES, DropletSize
@@ -124,6 +125,7 @@ class ClusterConfig:
     bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
     previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
+    ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -194,6 +196,10 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     converge_timeout = parse_converge_timeout(values.get("convergeTimeout"), found)
     previous_stack_names = _parse_previous_stack_names(values.get("previousStackNames"), stack, found)
     check_previous_pool_names(values.get("nodePools"), found.problem)
+    ingress = parse_ingress(values, pools, [(p.protocol, p.ports) for p in public_ports], found,
+                            reserved_ports=RESERVED_PORTS, pools_reported=_any_pool_problem(found))
+    if ingress is not None:
+        pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -213,6 +219,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         bind_mounts=bind_mounts,
         converge_timeout_seconds=converge_timeout,
         previous_stack_names=previous_stack_names,
+        ingress=ingress,
         warnings=tuple(found.warnings),
     )
 
@@ -366,24 +373,33 @@ def _parse_previous_stack_names(value: Any, stack: str, found: Collector) -> tup
 
 
 @known_key("adminCidrs", type="list of CIDR", default="required",
-           doc="who may reach SSH on the nodes; Pulumi's remote commands connect from there too")
+           doc="who may always reach SSH on the nodes; `[]` (as shipped) keeps SSH closed except while "
+               "`scripts/ssh_access.py` opens it for one address, as deploys do (docs/security.md)")
 def _parse_admin_cidrs(value: Any, found: Collector) -> list[str]:
     if value is None:
         found.problem(
             "adminCidrs",
-            "is required: the addresses allowed to SSH to the nodes (Pulumi's remote commands use SSH too), "
-            "e.g. `pulumi config set --path 'swarm:adminCidrs[0]' 203.0.113.0/24`",
+            "is required: the addresses always allowed to SSH to the nodes (Pulumi's remote commands use SSH too), "
+            "e.g. `pulumi config set --path 'swarm:adminCidrs[0]' 203.0.113.0/24`, or [] to keep SSH closed "
+            "except while scripts/ssh_access.py opens it (docs/security.md)",
         )
         return []
-    if not isinstance(value, list) or not value:
-        found.problem("adminCidrs", "must be a non-empty list of CIDR blocks")
+    if not isinstance(value, list):
+        found.problem("adminCidrs", "must be a list of CIDR blocks ([] keeps SSH closed, see docs/security.md)")
         return []
     cidrs = []
     for index, cidr in enumerate(value):
         try:
-            cidrs.append(str(ipaddress.ip_network(cidr, strict=True)))
+            network = ipaddress.ip_network(cidr, strict=True)
         except (TypeError, ValueError) as error:
             found.problem(f"adminCidrs[{index}]", f"{cidr!r} is not a CIDR block ({error}); e.g. 203.0.113.0/24 or 198.51.100.7/32")
+            continue
+        if network.prefixlen == 0:
+            found.warnings.append(
+                f"{NAMESPACE}:adminCidrs[{index}]: {network} opens SSH on every node to the whole internet; "
+                "list your own ranges, or [] and open SSH for a session with scripts/ssh_access.py (docs/security.md)"
+            )
+        cidrs.append(str(network))
     return cidrs
 
 

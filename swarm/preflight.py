@@ -3,7 +3,8 @@ program and `python -m swarm plan` cannot disagree about what `preview` or `up` 
 
 From a validated configuration:
 1. the stack file (and its model catalogue) is loaded and validated;
-2. `swarm:images` and `swarm:bindMounts` may only name services and paths of the stack file,
+2. its `x-ingress` routes are checked against `swarm:ingress`, and the proxy is added to it
+   (swarm/ingress.py); `swarm:images` and `swarm:bindMounts` may only name services and paths of the stack file,
    and the rollout (where each service may be placed, which folders to prepare) is computed;
 3. the capacity check places every task on the declared nodes;
 4. external secrets and configs are matched with their values in the stack configuration. One
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from swarm.capacity import CapacityReport, check_capacity
 from swarm.catalogue import load_stack
 from swarm.config import ClusterConfig
+from swarm.ingress import IngressPlan, plan_ingress
 from swarm.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
 
@@ -55,6 +57,7 @@ class Preflight:
     rollout: Rollout  # its .stack is the stack file with swarm:images applied
     capacity: CapacityReport
     missing_values: tuple[MissingValue, ...]  # external secrets/configs with no value yet
+    ingress: IngressPlan | None = None  # routes, DNS records and the proxy, when swarm:ingress is set
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -80,6 +83,8 @@ def preflight(config: ClusterConfig) -> Preflight:
     unschedulable services and missing values are in the result, for the caller to refuse."""
     # Values are checked below, apart: a missing one must not hide the stack file's other problems.
     stack = load_stack(config.stack_file, stack=config.stack)
+    # x-ingress routes checked against swarm:ingress; the proxy added to the stack as a service.
+    stack, ingress = plan_ingress(config, stack)
     rollout = plan_rollout(config, stack)
     missing = []
     if config.secret_names is not None:  # None: one encrypted blob, names unknown offline
@@ -93,7 +98,7 @@ def preflight(config: ClusterConfig) -> Preflight:
         for key, item in stack.configs.items()
         if item.external and key not in config.configs
     ]
-    return Preflight(config, rollout, check_capacity(config, rollout.stack), tuple(missing))
+    return Preflight(config, rollout, check_capacity(config, rollout.stack), tuple(missing), ingress)
 
 
 def _set_instead(section: str, name: str, names: Iterable[str]) -> str:

@@ -27,6 +27,7 @@ are the Pulumi (camelCase) input names the program registers.
 | docker ServiceConfig | every field | — (swarm configs are immutable) | internal/provider/resource_docker_config.go |
 | docker provider | — | every field; its resources are not replaced | pulumi/pulumi-docker: a provider's configuration change is an update (the engine diffs providers like resources; no field of the docker provider is marked replace) |
 | tls PrivateKey | algorithm, rsaBits, ecdsaCurve (every input) | — | hashicorp/terraform-provider-tls internal/provider/resource_private_key.go (`RequiresReplace`) |
+| random RandomBytes | length, keepers (every input) | — | hashicorp/terraform-provider-random internal/provider/resource_bytes.go (`RequiresReplace`) |
 | component resources | — (never: they have no provider) | — | Pulumi: components have no CRUD of their own |
 """
 
@@ -120,6 +121,9 @@ RULES: dict[str, Rule] = {
     "pulumi:providers:docker": _rule("pulumi/pulumi-docker provider configuration"),
     "tls:index/privateKey:PrivateKey": _rule(
         "hashicorp/terraform-provider-tls internal/provider/resource_private_key.go", EVERY_FIELD
+    ),
+    "random:index/randomBytes:RandomBytes": _rule(
+        "hashicorp/terraform-provider-random internal/provider/resource_bytes.go", EVERY_FIELD
     ),
 }
 

@@ -48,7 +48,7 @@ HOST_ENV = {
 }
 REQUIRED_COMMANDS = (
     "blkid", "busybox", "docker", "docker-init", "dockerd", "ip", "iptables", "losetup", "mkfs.ext4",
-    "nsenter", "ssh", "ssh-keygen", "sshd", "unshare",
+    "nsenter", "ssh", "ssh-keygen", "ssh-keyscan", "sshd", "unshare",
 )
 _LOCK_DIR = Path("/run/swarm-sandbox")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -68,6 +68,11 @@ _INIT_SCRIPT = r"""
 set -eu
 name=$1 address=$2 dir=$3 sshd=$4 cloud_init_status=$5 systemctl=$6
 hostname "$name"
+# The host key lives on the host's disk, as a droplet's does in /etc/ssh: generated at first boot,
+# kept across power cycles; install_host_key replaces it, as cloud-init's `ssh_keys` does. Read
+# now: /run and /root may cover the workdir once mounted.
+[ -e "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
+host_key=$(cat "$dir/ssh_host_ed25519_key")
 mkdir -p /var/lib/docker /etc/docker  # mount points; the docker.io package's own folders
 mount --bind "$dir/var-lib-docker" /var/lib/docker
 mount --bind "$dir/etc-docker" /etc/docker
@@ -92,7 +97,7 @@ chmod 0755 /usr/local/sbin/systemctl
 mkdir /run/cloud-init
 printf '%s\n' "$cloud_init_status" >/run/cloud-init/status.json
 echo '{"v1": {"datasource": "DataSourceNone", "errors": []}}' >/run/cloud-init/result.json
-ssh-keygen -q -t ed25519 -N '' -f /run/ssh_host_ed25519_key
+(umask 077 && printf '%s\n' "$host_key" >/run/ssh_host_ed25519_key)
 # -f /dev/null: independent of the machine's sshd_config (Port, ListenAddress, PAM, ...).
 "$sshd" -D -e -f /dev/null \
   -o ListenAddress="$address" -o HostKey=/run/ssh_host_ed25519_key -o PidFile=/run/sshd.pid \
@@ -182,6 +187,57 @@ def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60, interva
     return result
 
 
+def pinned_ssh_options(sandbox: Sandbox, known_hosts: Path) -> list[str]:
+    """The sandbox's ssh options with strict host key checking against `known_hosts` only."""
+    return [*sandbox.login_options, "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null"]
+
+
+def write_known_hosts(path: Path, entries: Iterable[tuple[str, str]]) -> Path:
+    """A known_hosts file of (address, "ssh-ed25519 AAAA...") entries."""
+    path.write_text("".join(f"{address} {key.strip()}\n" for address, key in entries))
+    return path
+
+
+def host_public_key(host: Host) -> str:
+    """The host key the host's sshd presents now ("ssh-ed25519 AAAA..."), as a client sees it."""
+    result = subprocess.run(["ssh-keyscan", "-t", "ed25519", "-T", "2", host.ip],
+                            capture_output=True, text=True, timeout=30)
+    lines = [line.split(None, 1)[1] for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    return lines[0].strip() if lines else ""
+
+
+def pinned_known_hosts(sandbox: Sandbox, address: str, host_key: str) -> Path:
+    """A known_hosts file (kept in the workdir, one per address and key) that pins `host_key`
+    ("ssh-ed25519 AAAA...") for `address`, for `Host.ssh(known_hosts=...)`."""
+    directory = sandbox.workdir / "known_hosts"
+    directory.mkdir(exist_ok=True)
+    path = directory / hashlib.sha256(f"{address} {host_key.strip()}".encode()).hexdigest()[:16]
+    if not path.exists():
+        write_known_hosts(path.with_suffix(f".{threading.get_ident()}"), [(address, host_key)]).replace(path)
+    return path
+
+
+def install_host_key(host: Host, private_key: str, timeout: float = 30) -> str:
+    """Make the host's sshd present `private_key` (OpenSSH format), as cloud-init installs the
+    key the program generated on a new droplet: write it on the host's disk (kept across power
+    cycles) and in /run where sshd reads it, SIGHUP sshd (it re-executes and reads its host key
+    again), and wait until a client sees it. Returns the public key."""
+    text = private_key if private_key.endswith("\n") else private_key + "\n"
+    on_disk = host.dir / "ssh_host_ed25519_key"
+    descriptor = os.open(on_disk.with_suffix(".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as key_file:
+        key_file.write(text)
+    on_disk.with_suffix(".new").replace(on_disk)
+    host.exec("umask 077 && cat >/run/ssh_host_ed25519_key.new && "
+              "mv /run/ssh_host_ed25519_key.new /run/ssh_host_ed25519_key", stdin=text)
+    public = host.exec("ssh-keygen -y -f /run/ssh_host_ed25519_key").stdout.split()
+    expected = " ".join(public[:2])
+    host.exec('kill -HUP "$(cat /run/sshd.pid)"')
+    wait_for(lambda: host_public_key(host) == expected, f"{host.name}'s sshd to present its new host key", timeout)
+    return expected
+
+
 def leftovers(prefix: str) -> list[str]:
     """Network namespaces, links, firewall rules and cgroups of sandboxes with this prefix."""
     bridge = f"{prefix}-br"
@@ -240,9 +296,12 @@ class Host:
     # --- commands -----------------------------------------------------------------------
 
     def ssh(self, cmd: str, stdin: str | None = None, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run `cmd` with root's shell over real SSH, as a deploy tool would."""
-        argv = ["ssh", *self.sandbox.ssh_options, f"root@{self.ip}", "--", cmd]
+            timeout: float = 120, known_hosts: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `cmd` with root's shell over real SSH, as a deploy tool would. With `known_hosts`,
+        the host must present a key listed there (strict checking, as a pinned connection):
+        otherwise `ssh` gives up before authenticating, and nothing (command, stdin) is sent."""
+        options = self.sandbox.ssh_options if known_hosts is None else pinned_ssh_options(self.sandbox, known_hosts)
+        argv = ["ssh", *options, f"root@{self.ip}", "--", cmd]
         return self._complete(argv, cmd, stdin, check, timeout)
 
     def docker(self, *args: str, stdin: str | None = None, check: bool = True,
@@ -509,8 +568,12 @@ class Sandbox:
     @property
     def ssh_options(self) -> list[str]:
         """Options for the system `ssh` to log in to any host as root (e.g. Docker's ssh_opts)."""
+        return [*self.login_options, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+
+    @property
+    def login_options(self) -> list[str]:
+        """The sandbox key and batch settings, without any host key policy."""
         return ["-F", "/dev/null", "-i", str(self.key_path), "-o", "IdentitiesOnly=yes",
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
 
     def host_by_ip(self, ip: str) -> Host:

@@ -2,7 +2,7 @@
 droplets, played by sandbox hosts.
 
 - Droplet: create boots a blank host with a new address (a replacement of the same name gets
-  one too); delete destroys it, processes and disk; a `size` change powers it off hard and
+  one too) and gives its sshd the host key of its user data (`ssh_keys`), as cloud-init does; delete destroys it, processes and disk; a `size` change powers it off hard and
   boots it again on the same disk and address, as DigitalOcean's resize does. Volumes listed in
   `volumeIds` are attached: their device appears at /dev/disk/by-id/scsi-0DO_Volume_<name> on
   the host, and the user data's commands that prepare it (the program's own mount script) run,
@@ -12,12 +12,14 @@ droplets, played by sandbox hosts.
   at creation when `initialFilesystemType` says so (DigitalOcean formats new volumes). Deleting
   an attached volume fails.
 - remote Command: `create` (and `update`, else `create`, on an update) runs over real SSH on the
-  host whose address its connection names, with its stdin; `delete` runs with the old inputs,
+  host whose address its connection names, with its stdin, checking the host key the connection
+  pins (`hostKey`) strictly; `delete` runs with the old inputs,
   on the old connection's address. An address no host answers fails after the dial attempts the
   connection allows (dial_error_limit, default 10; -1 retries until the step's timeout, capped
   here at DIAL_CAP_SECONDS).
 - Docker network, secret, config and service: created, updated (services) and deleted through
-  the Engine API of the manager the docker provider's `host` names, at the time of the step.
+  the Engine API of the manager the docker provider's `host` names, at the time of the step,
+  over SSH checked against the known_hosts file its `sshOpts` name.
 - Everything else (VPC, tags, firewall, SSH key, keys, registry credentials): no cloud here;
   IDs are generated and the outputs are the inputs (plus the values FakeCloud gives).
 """
@@ -37,7 +39,8 @@ import yaml
 from tests.lifecycle.engine import Engine, Provider, StepContext
 from tests.pulumi_program import FakeCloud, unwrap
 from tests.sandbox import engine_api
-from tests.sandbox.harness import Host, Sandbox, _which
+from tests.sandbox.executing_cloud import pinned_ssh, provider_known_hosts, user_data_host_key
+from tests.sandbox.harness import Host, Sandbox, _which, install_host_key
 
 # A real droplet's dial retries give up after about 11 s (pulumi/pulumi-command#1238); a
 # command with dial_error_limit -1 retries until its timeout (20 minutes for `ready`), which
@@ -118,6 +121,7 @@ class DropletProvider(Provider):
         with self.cloud.lock:
             self.cloud.droplets[droplet_id] = host
         try:
+            install_host_key(host, user_data_host_key(inputs["userData"]))  # kept across power cycles
             self._attach(droplet_id, host, inputs.get("volumeIds") or [], inputs.get("userData") or "")
         except Exception:
             self.delete_droplet(droplet_id)
@@ -286,8 +290,8 @@ class CommandProvider(Provider):
         connection = inputs["connection"]
         host = self._dial(connection["host"], connection.get("dialErrorLimit"), step.timeout)
         started = time.monotonic()
-        result = host.ssh(inputs[script], stdin=inputs.get("stdin") if op != "delete" else None, check=False,
-                          timeout=step.timeout or DEFAULT_COMMAND_TIMEOUT)
+        result = pinned_ssh(host, step.name, connection, inputs[script], inputs.get("stdin") if op != "delete" else None,
+                            step.timeout or DEFAULT_COMMAND_TIMEOUT)
         with self.cloud.lock:
             self.executed.append((op, step.name, host.name, time.monotonic() - started))
         if result.returncode != 0:
@@ -330,29 +334,36 @@ class DockerObjectProvider(Provider):
             raise DialError(f"error during connect: ssh://root@{address}: no route to host")
         return host
 
+    @staticmethod
+    def _known_hosts(step: StepContext) -> Path:
+        return provider_known_hosts(unwrap(step.provider_inputs())["sshOpts"])
+
     def create(self, step: StepContext) -> tuple[str, dict]:
         inputs = unwrap(step.inputs)
         endpoint, build, _ = self.PATHS[step.type]
         auth = engine_api.registry_auth_header(inputs) if step.type.endswith(":Service") else None
         created = engine_api.request(step.name, self._manager(step), endpoint, build(inputs),
-                                     [f"X-Registry-Auth: {auth}"] if auth else [])
+                                     [f"X-Registry-Auth: {auth}"] if auth else [], known_hosts=self._known_hosts(step))
         return created.get("ID") or created["Id"], dict(step.inputs)
 
     def update(self, step: StepContext) -> dict:
         assert step.old is not None and step.type.endswith(":Service"), "only services update in place"
         inputs = unwrap(step.inputs)
         manager = self._manager(step)
-        version = engine_api.request(step.name, manager, f"/services/{step.old.id}")["Version"]["Index"]
+        known_hosts = self._known_hosts(step)
+        version = engine_api.request(step.name, manager, f"/services/{step.old.id}",
+                                     known_hosts=known_hosts)["Version"]["Index"]
         auth = engine_api.registry_auth_header(inputs)
         engine_api.request(step.name, manager, f"/services/{step.old.id}/update?version={version}",
-                           engine_api.service_spec(inputs), [f"X-Registry-Auth: {auth}"] if auth else [])
+                           engine_api.service_spec(inputs), [f"X-Registry-Auth: {auth}"] if auth else [],
+                           known_hosts=known_hosts)
         return dict(step.inputs)
 
     def delete(self, step: StepContext) -> None:
         assert step.old is not None
         _, _, base = self.PATHS[step.type]
         engine_api.request(step.name, self._manager(step), f"{base}/{step.old.id}", method="DELETE",
-                           missing_ok=True)
+                           missing_ok=True, known_hosts=self._known_hosts(step))
 
 
 class FakeOutputs(Provider):

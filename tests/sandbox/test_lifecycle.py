@@ -76,7 +76,7 @@ def test_adding_a_worker_creates_its_droplet_and_joins_it_without_touching_the_o
     outcome = life.change(SCENARIO["worker added"])
     assert outcome.held, outcome.problems
     assert changed(outcome, "create") == {
-        "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings"}
+        "prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings"}
     assert changed(outcome, "update") == {"prod-converge"}, "the convergence check runs again after a node change"
     assert changed(outcome, "replace") == changed(outcome, "delete") == set()
     node = nodes(life)["prod-ml-4"]
@@ -88,7 +88,7 @@ def test_removing_a_worker_retires_its_node_then_destroys_its_droplet(life):
     outcome = life.change(_count("ml", 3))
     assert outcome.held, outcome.problems
     deletes = [step.name for step in outcome.result.steps if step.op == "delete"]
-    assert set(deletes) == {"prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings"}
+    assert set(deletes) == {"prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings"}
     assert changed(outcome, "update") == {"prod-converge"}
     # The retire script (the settings command's delete, with the old node ID) runs on the
     # manager before the node leaves, and the droplet goes last.

@@ -8,11 +8,12 @@ import pulumi
 import pytest
 
 from swarm import day2_scripts, scripts
-from swarm.cloudinit import render_cloud_init
+from swarm.cloudinit import HostKey, render_cloud_init
 from tests.pulumi_program import (
     MANAGER_ADDRESS,
     fake_addresses,
     fake_droplet_id,
+    fake_key_pair,
     is_secret,
     run_program,
     stack_config,
@@ -72,7 +73,8 @@ def test_user_data_is_the_rendered_cloud_init(prod):
     config = load_stack_config_file(PROJECT_ROOT, "prod")
     for node in config.nodes:
         (droplet,) = [d for d in prod.of_type(DROPLET) if d.plain("name") == node.name]
-        assert droplet.plain("userData") == render_cloud_init(node)
+        key = HostKey(*fake_key_pair(f"prod-{node.pool.name}-{node.index}-host-key"))
+        assert droplet.plain("userData") == render_cloud_init(node, key)
 
 
 def test_database_volume_is_attached_and_survives_replacement(prod):
@@ -157,10 +159,10 @@ def test_firewall_opens_swarm_ports_only_inside_the_cluster(prod):
         rule = rules[(protocol, port)]
         assert rule["sourceTags"] == ["swarm-prod"]
         assert "sourceAddresses" not in rule
-    assert rules[("tcp", "22")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
     assert rules[("tcp", "80")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
     assert rules[("tcp", "443")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
-    assert set(rules) == {("tcp", "22"), ("icmp", None), ("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"),
+    # SSH is closed in the shipped prod config (docs/security.md): no rule for port 22 at all.
+    assert set(rules) == {("icmp", None), ("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"),
                           ("udp", "4789"), ("tcp", "80"), ("tcp", "443")}
 
 
@@ -323,6 +325,8 @@ def test_outputs(prod):
     assert prod.exports["estimatedMonthlyCostUsd"] == 48 + 24 + 3 * 168
     assert "sshPrivateKey" in prod.secret_exports
     assert prod.secret_exports == {"sshPrivateKey"}
+    manager_key = fake_key_pair("prod-manager-1-host-key")[1].strip()
+    assert prod.exports["knownHosts"].splitlines()[:2] == [f"{MANAGER_ADDRESS} {manager_key}", f"{MANAGER_PUBLIC} {manager_key}"]
 
 
 def test_a_configured_key_pair_is_used_and_kept_secret():
@@ -331,7 +335,8 @@ def test_a_configured_key_pair_is_used_and_kept_secret():
     config["sshPrivateKey"] = "-----BEGIN OPENSSH PRIVATE KEY-----\noperator\n-----END OPENSSH PRIVATE KEY-----\n"
     run = run_program("staging", config)
     assert run.error is None
-    assert not run.of_type("tls:index/privateKey:PrivateKey")
+    # no operator key is generated (the nodes' host keys are, one each)
+    assert [r.name for r in run.of_type("tls:index/privateKey:PrivateKey") if not r.name.endswith("-host-key")] == []
     (key,) = run.of_type("digitalocean:index/sshKey:SshKey")
     assert key.plain("publicKey") == config["sshPublicKey"]
     assert "sshPrivateKey" in run.secret_exports
