@@ -2,11 +2,11 @@
 droplets, played by sandbox hosts.
 
 - Droplet: create boots a blank host with a new address (a replacement of the same name gets
-  one too) and gives its sshd the host key of its user data (`ssh_keys`), as cloud-init does; delete destroys it, processes and disk; a `size` change powers it off hard and
-  boots it again on the same disk and address, as DigitalOcean's resize does. Volumes listed in
-  `volumeIds` are attached: their device appears at /dev/disk/by-id/scsi-0DO_Volume_<name> on
-  the host, and the user data's commands that prepare it (the program's own mount script) run,
-  as cloud-init would on first boot. A volume attached to another droplet is refused, as
+  one too) and gives its sshd the host key of its user data (`ssh_keys`), as cloud-init does;
+  delete destroys it, processes and disk; a `size` change powers it off hard and boots it again
+  on the same disk and address, as DigitalOcean's resize does. Volumes listed in `volumeIds` are
+  attached: their device appears at /dev/disk/by-id/scsi-0DO_Volume_<name> on the host, where
+  the program's `-volume` command finds it. A volume attached to another droplet is refused, as
   DigitalOcean refuses it.
 - Volume: a real block device (a loop device over a sparse file) that outlives hosts, formatted
   at creation when `initialFilesystemType` says so (DigitalOcean formats new volumes). Deleting
@@ -34,7 +34,6 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
 
 from tests.lifecycle.engine import Engine, Provider, StepContext
 from tests.pulumi_program import FakeCloud, unwrap
@@ -122,7 +121,7 @@ class DropletProvider(Provider):
             self.cloud.droplets[droplet_id] = host
         try:
             install_host_key(host, user_data_host_key(inputs["userData"]))  # kept across power cycles
-            self._attach(droplet_id, host, inputs.get("volumeIds") or [], inputs.get("userData") or "")
+            self._attach(droplet_id, host, inputs.get("volumeIds") or [])
         except Exception:
             self.delete_droplet(droplet_id)
             raise
@@ -135,11 +134,11 @@ class DropletProvider(Provider):
         if old.get("size") != new.get("size"):
             off = time.monotonic()
             host.power_cycle()
-            self._attach(step.old.id, host, new.get("volumeIds") or [], None)
+            self._attach(step.old.id, host, new.get("volumeIds") or [])
             with self.cloud.lock:
                 self.cloud.outages.append((host.name, off, time.monotonic()))
         elif (old.get("volumeIds") or []) != (new.get("volumeIds") or []):
-            self._attach(step.old.id, host, new.get("volumeIds") or [], None)
+            self._attach(step.old.id, host, new.get("volumeIds") or [])
         return {**step.old.outputs, **step.inputs}
 
     def delete(self, step: StepContext) -> None:
@@ -163,9 +162,9 @@ class DropletProvider(Provider):
         if host is not None:
             self.cloud.sandbox.destroy_host(host.key)
 
-    def _attach(self, droplet_id: str, host: Host, volume_ids: list[str], user_data: str | None) -> None:
-        """Attach the volumes to the droplet and make their devices appear; on first boot, run
-        the user data's commands that prepare them."""
+    def _attach(self, droplet_id: str, host: Host, volume_ids: list[str]) -> None:
+        """Attach the volumes to the droplet and make their devices appear where DigitalOcean
+        puts them (the program's own `-volume` command mounts them, over SSH)."""
         with self.cloud.lock:
             for volume_id in volume_ids:
                 volume = self.cloud.volumes.get(volume_id)
@@ -184,24 +183,6 @@ class DropletProvider(Provider):
         for volume in attached:
             host.exec(f"mkdir -p /dev/disk/by-id && ln -sfn {volume['device']} "
                       f"{shlex.quote(VOLUME_DEVICE + volume['name'])}")
-        if user_data and attached:
-            for script, argv in _volume_commands(user_data):
-                result = host.exec(f"sh -s -- {shlex.join(argv)}", stdin=script, check=False, timeout=180)
-                if result.returncode != 0:
-                    raise RuntimeError(f"cloud-init on {host.name}: {argv} failed: {result.stderr.strip()}")
-
-
-def _volume_commands(user_data: str) -> list[tuple[str, list[str]]]:
-    """The user data's `runcmd` entries that run a script it writes on a volume device."""
-    document = yaml.safe_load(user_data)
-    files = {f["path"]: f["content"] for f in document.get("write_files", [])}
-    commands = []
-    for command in document.get("runcmd", []):
-        if isinstance(command, list) and command and command[0] in files and any(
-            str(arg).startswith(VOLUME_DEVICE) for arg in command[1:]
-        ):
-            commands.append((files[command[0]], [str(arg) for arg in command[1:]]))
-    return commands
 
 
 class VolumeProvider(Provider):
