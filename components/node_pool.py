@@ -50,7 +50,14 @@ class NodePool(pulumi.ComponentResource):
             def aliases(suffix: str) -> list[pulumi.Alias]:
                 return [pulumi.Alias(name=f"{old}-{node.index}{suffix}") for old in args.previous_names]
 
-            droplet_options = pulumi.ResourceOptions(parent=self, aliases=aliases(""))
+            # A worker of a new size is a new droplet, not the old one resized: DigitalOcean resizes
+            # by powering the droplet off, and every droplet of the pool would go down at once
+            # (Pulumi updates independent resources in parallel). Replaced instead, the successors
+            # join first and the old nodes retire one at a time per pool, each waiting until its
+            # tasks run elsewhere. A manager keeps the in-place resize: it keeps its address and
+            # its swarm state.
+            rolling = ["size"] if pool.role == "worker" else []
+            droplet_options = pulumi.ResourceOptions(parent=self, aliases=aliases(""), replace_on_changes=rolling)
             volume_ids: list[pulumi.Input[str]] = []
             volume = None
             if pool.volume:
@@ -76,7 +83,9 @@ class NodePool(pulumi.ComponentResource):
                 volume_ids.append(volume.id)
                 # A volume attaches to one droplet at a time: the old droplet must go before its
                 # replacement can take the volume (and the data on it) over.
-                droplet_options = pulumi.ResourceOptions(parent=self, aliases=aliases(""), delete_before_replace=True)
+                droplet_options = pulumi.ResourceOptions(
+                    parent=self, aliases=aliases(""), delete_before_replace=True, replace_on_changes=rolling
+                )
             # The node's SSH host key, installed by cloud-init. Kept in state and never rotated by
             # the program, so a second `up` leaves the user data (and so the droplet) alone; a
             # replaced droplet gets the same key under the same name.

@@ -433,3 +433,9 @@ def test_the_manager_is_reached_at_a_reserved_ip_that_follows_its_droplet(prod):
         if command.name.endswith(("-settings", "-init", "-join-tokens", "-converge", "-swarm-state")):
             assert command.plain("connection")["host"] == MANAGER_ADDRESS, command.name
             assert prod.depends_on(command, assignment), command.name
+
+
+def test_a_worker_is_replaced_for_a_new_size_and_a_manager_resized_in_place(prod):
+    for droplet in prod.of_type("digitalocean:index/droplet:Droplet"):
+        expected = [] if droplet.plain("name").startswith("prod-manager-") else ["size"]
+        assert droplet.options["replaceOnChanges"] == expected, droplet.name
