@@ -174,9 +174,9 @@ def test_replacing_the_lone_manager_keeps_the_swarm_its_services_secrets_and_dat
 
 
 def test_replacing_one_of_three_managers_keeps_quorum_and_every_task(life, sandbox_workdir):
-    """On a cluster of its own: three managers, prod-manager-2's droplet replaced (`--replace`)."""
+    """On a cluster of its own: three managers, prod-control-1's droplet replaced (`--replace`)."""
     outcome = run_scenario(life.sandbox, sandbox_workdir / "lifecycle-tests", life.stack_file,
-                           SCENARIO["three managers, prod-manager-2 replaced"])
+                           SCENARIO["three managers, prod-control-1 replaced"])
     assert outcome.held, outcome.problems
-    assert outcome.replaced == ["prod-manager-2"]
+    assert outcome.replaced == ["prod-control-1"]
     assert outcome.leaderless_samples == 0, "a manager answered with a leader in every sample"
