@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import pulumi
 import yaml
 
+from swarm.backups import Backups, parse_backups
 from swarm.compose import describe_yaml_error, display_path
 from swarm.config_keys import NAMESPACE, Collector, ConfigError, Problem, known_key, unknown_keys
 from swarm.config_values import (
@@ -117,6 +118,7 @@ class ClusterConfig:
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image, overriding the stack file
     bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
+    backups: Backups | None = None  # swarm:backups
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -171,6 +173,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     images = parse_images(values.get("images"), found)
     bind_mounts = parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = parse_converge_timeout(values.get("convergeTimeout"), found)
+    backups = parse_backups(values.get("backups"), region, found)
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -189,6 +192,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         images=images,
         bind_mounts=bind_mounts,
         converge_timeout_seconds=converge_timeout,
+        backups=backups,
         warnings=tuple(found.warnings),
     )
 
