@@ -140,13 +140,14 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
             problems.append(Problem(key, f"{stack_file} has no service {name!r}{hint}"))
             continue
         spec = services[name]
-        on_manager = any(c.field == "node.role" and c.operator == "==" and c.value == "manager" for c in spec.constraints)
-        if not on_manager:
-            problems.append(Problem(key, f"{name} may run on a worker, and its backup runs on the manager "
-                                         "(`docker exec` into the database's task): add the placement "
-                                         "constraint `node.role == manager`"))
+        reasons = []
+        if not any(c.field == "node.role" and c.operator == "==" and c.value == "manager" for c in spec.constraints):
+            reasons.append(f"{name} may run on a worker, and its backup runs on the manager (`docker exec` into "
+                           "the database's task): add the placement constraint `node.role == manager`")
         if spec.mode != "replicated" or spec.replicas != 1:
-            problems.append(Problem(key, f"{name} must run one task (replicated, replicas 1) to be backed up consistently"))
+            reasons.append(f"{name} must run one task (replicated, replicas 1) to be backed up consistently")
+        if reasons:
+            problems.append(Problem(key, "; ".join(reasons)))
     if backups.swarm_state and managers == 1:
         warnings.append("swarm:backups.swarmState: with one manager, the swarm-state backup stops Docker on it for a few "
                         "seconds at each run, and with it the tasks there (the database); add managers (3) or set "

@@ -101,13 +101,12 @@ def docker(method: str, path: str, body: object = None, query: dict | None = Non
     data = response.read()
     if response.status >= 300:
         raise RuntimeError(f"docker {method} {path}: HTTP {response.status} {data[:300].decode(errors='replace')}")
-    return json.loads(data) if data else None
+    return json.loads(data) if data and response.getheader("Content-Type", "").startswith("application/json") else data
 
 
 def docker_answers() -> bool:
     try:
-        docker("GET", "/_ping")
-        return True
+        return docker("GET", "/_ping") == b"OK"
     except (OSError, RuntimeError, ValueError):
         return False
 
@@ -226,16 +225,22 @@ def report_missed(jobs: Jobs, name: str, when: dt.datetime, why: str) -> None:
 
 
 def start_host_job(jobs: Jobs, name: str) -> bool:
-    """Start `run NAME` in the background, holding the job's lock for its whole life."""
+    """Start `run NAME` in the background, holding the job's lock for its whole life. A database
+    dump also gets its shared hold on Docker here, before a swarm-state job started in the same
+    tick can stop Docker: dumps due at the same time go first."""
     lock = try_lock(jobs.lock_path(name))
     if lock is None:
         return False
+    held = [lock]
+    argv = [sys.executable, os.path.abspath(__file__), "--dir", jobs.dir, "run", name, "--locked-fd", str(lock.fileno())]
+    if jobs.by_name[name]["kind"] == "postgres" and (docker_lock := try_lock(jobs.lock_path("docker"), shared=True)):
+        held.append(docker_lock)
+        argv += ["--docker-fd", str(docker_lock.fileno())]
     with open(jobs.path(f"{name}.log"), "ab") as output:
-        subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--dir", jobs.dir, "run", name, "--locked-fd", str(lock.fileno())],
-            stdin=subprocess.DEVNULL, stdout=output, stderr=output, pass_fds=(lock.fileno(),), start_new_session=True,
-        )
-    lock.close()  # the child holds the lock now
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                         pass_fds=tuple(h.fileno() for h in held), start_new_session=True)
+    for handle in held:
+        handle.close()  # the child holds the locks now
     log(f"started {name}")
     return True
 
@@ -300,7 +305,7 @@ def start_service_job(jobs: Jobs, template: dict, due: dt.datetime) -> bool:
 
 # --- backups ---------------------------------------------------------------------------------
 
-def run_job(jobs: Jobs, name: str, locked_fd: int | None) -> int:
+def run_job(jobs: Jobs, name: str, locked_fd: int | None, docker_fd: int | None = None) -> int:
     job = jobs.by_name.get(name)
     if job is None:
         log(f"{name}: no such job; the jobs are {', '.join(jobs.by_name)}")
@@ -312,7 +317,7 @@ def run_job(jobs: Jobs, name: str, locked_fd: int | None) -> int:
     started = utcnow()
     jobs.record(name, running={"started": iso(started), "pid": os.getpid()})
     try:
-        result = backup_postgres(jobs, job) if job["kind"] == "postgres" else backup_swarm_state(jobs, job)
+        result = backup_postgres(jobs, job, docker_fd) if job["kind"] == "postgres" else backup_swarm_state(jobs, job)
     except Exception as error:  # noqa: BLE001  every failure is recorded, then the exit status says it
         traceback.print_exc()
         jobs.record(name, running=None, lastRun={"status": "failed", "started": iso(started), "finished": iso(utcnow()),
@@ -324,18 +329,26 @@ def run_job(jobs: Jobs, name: str, locked_fd: int | None) -> int:
     return 0
 
 
-def database_container(service: str) -> str:
-    containers = docker("GET", "/containers/json",
-                        query={"filters": {"label": [f"com.docker.swarm.service.name={service}"], "status": ["running"]}})
-    if not containers:
-        raise RuntimeError(f"no running task of {service} on this node: the database must run on this manager")
-    return containers[0]["Id"]
+def database_container(service: str, wait: float = 0) -> str:
+    """The running container of `service`'s task on this node; waits up to `wait` seconds for
+    one (the task may be restarting, e.g. after Docker was restarted)."""
+    deadline = time.monotonic() + wait
+    while True:
+        containers = docker("GET", "/containers/json",
+                            query={"filters": {"label": [f"com.docker.swarm.service.name={service}"], "status": ["running"]}})
+        if containers:
+            return containers[0]["Id"]
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"no running task of {service} on this node: the database must run on this manager")
+        time.sleep(1)
 
 
-def backup_postgres(jobs: Jobs, job: dict) -> dict:
-    container = database_container(job["service"])
-    with open(jobs.lock_path("docker"), "a") as docker_lock:
-        fcntl.flock(docker_lock, fcntl.LOCK_SH)  # a swarm-state backup must not stop Docker meanwhile
+def backup_postgres(jobs: Jobs, job: dict, docker_fd: int | None = None) -> dict:
+    # Held for the whole dump: a swarm-state backup must not stop Docker meanwhile.
+    docker_lock = os.fdopen(docker_fd, "a") if docker_fd is not None else open(jobs.lock_path("docker"), "a")
+    with docker_lock:
+        fcntl.flock(docker_lock, fcntl.LOCK_SH)
+        container = database_container(job["service"], wait=float(jobs.config.get("databaseWaitSeconds", 60)))
         with tempfile.TemporaryFile() as errors:
             dump = subprocess.Popen(["docker", "exec", container, "sh", "-c", PG_DUMP],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
@@ -493,7 +506,7 @@ def restore_postgres(jobs: Jobs, name: str, at: str | None, dry_run: bool) -> in
         print("dry run: nothing restored")
         return 0
     started = time.monotonic()
-    container = database_container(job["service"])
+    container = database_container(job["service"], wait=60)
     with tempfile.TemporaryFile(dir=jobs.dir) as encrypted:
         fetch_verified(jobs, backup, encrypted)
         restore = subprocess.Popen(["docker", "exec", "-i", container, "sh", "-c", PG_RESTORE],
@@ -550,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     running = commands.add_parser("run", help="run one backup job now")
     running.add_argument("job")
     running.add_argument("--locked-fd", type=int, help=argparse.SUPPRESS)
+    running.add_argument("--docker-fd", type=int, help=argparse.SUPPRESS)
     commands.add_parser("status", help="each job's last run, last success and missed runs, as JSON")
     listing = commands.add_parser("list", help="a job's backups in the bucket")
     listing.add_argument("job")
@@ -566,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tick":
         return tick(jobs, parse_time(args.now) if args.now else utcnow())
     if args.command == "run":
-        return run_job(jobs, args.job, args.locked_fd)
+        return run_job(jobs, args.job, args.locked_fd, args.docker_fd)
     if args.command == "status":
         print(json.dumps(status(jobs), indent=2, sort_keys=True))
         return 0
