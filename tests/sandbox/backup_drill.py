@@ -26,7 +26,8 @@ from swarm.node.s3 import S3
 from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox, wait_for
 
 JOBS_DIR = "/root/swarm-jobs"  # sandbox hosts share the machine's /var/lib; /root is their own
-PG_BIN = "/usr/lib/postgresql/15/bin"
+# Debian's PostgreSQL (the newest installed major version), bind-mounted into the database's task.
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), default=Path("/usr/lib/postgresql/15/bin"))
 BUCKET = "drill-backups"
 ACCESS_KEY, SECRET_KEY = "drill-access", "drill-secret-not-used-elsewhere"
 ENCRYPTION_KEY = "drill-encryption-key-0123456789abcdef0123456789"

@@ -29,6 +29,8 @@ def sandbox(sandbox_workdir: Path) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def cluster(sandbox: Sandbox) -> Iterator[tuple[Host, Host, drill.S3Server]]:
+    if not (drill.PG_BIN / "postgres").exists():
+        pytest.fail("Debian's PostgreSQL is missing: apt-get install postgresql (.ci/run does)", pytrace=False)
     manager, blank = drill.sandbox_hosts(sandbox)
     server = drill.S3Server(sandbox.gateway)
     try:
@@ -138,9 +140,14 @@ def test_a_scheduled_stack_service_runs_as_a_swarm_replicated_job_from_its_templ
         assert '"ReplicatedJob"' in mode and '"TotalCompletions":2' in mode
         busy = drill.jobs(manager, "tick", "--now", "2026-12-14T10:10:00Z")
         assert "MISSED prod_report" in busy.stderr, "a job still running is not started again"
-        drill.wait_for(lambda: "succeeded" == (drill.jobs(manager, "tick", "--now", "2026-12-14T10:11:00Z") and
-                                               drill.status(manager).get("prod_report", {}).get("lastRun", {}).get("status")),
-                       "the job to complete", timeout=60, interval=1)
+
+        def outcome() -> str | None:
+            drill.jobs(manager, "tick", "--now", "2026-12-14T10:11:00Z")  # collects the finished run
+            return (drill.status(manager).get("prod_report", {}).get("lastRun") or {}).get("status")
+
+        assert drill.wait_for(outcome, "the job to complete", timeout=60, interval=1) == "succeeded"
+        completed = manager.docker("service", "ps", "prod_report-job", "--format", "{{.CurrentState}}").stdout
+        assert completed.count("Complete") == 2, completed
     finally:
         manager.docker("service", "rm", "prod_report", "prod_report-job", check=False)
 
