@@ -9,6 +9,7 @@ from pathlib import Path
 import pulumi
 
 from components.backups import BackupsArgs, BackupsComponent, Scheduler, SchedulerArgs
+from components.ingress import Ingress, IngressArgs
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import registry_auth
@@ -31,6 +32,7 @@ except (ConfigError, StackFileError) as error:
     # RunError: the engine prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
 rollout = checked.rollout
+ingress_plan = checked.ingress  # x-ingress routes with swarm:ingress; the proxy is in rollout.stack
 # Placement and sizing mistakes fail the preview instead of leaving tasks pending after deploy.
 if not checked.capacity.schedulable:
     raise pulumi.RunError(checked.capacity.failure_text(config.stack_file.name))
@@ -42,6 +44,10 @@ for warning in [*checked.warnings, *map(str, checked.missing_values)]:
     pulumi.log.warn(warning)
 
 settings = pulumi.Config("swarm")
+# After `pulumi stack rename` (swarm:previousStackNames) or a pool rename (previousNames), the
+# components answer to their earlier names too: their resources are updated or replaced in
+# place, never created beside the old ones; Pulumi derives the children's aliases.
+stack_renamed = pulumi.ResourceOptions(aliases=[pulumi.Alias(name=old) for old in config.stack_aliases()])
 network = Network(
     config.stack,
     NetworkArgs(
@@ -54,10 +60,29 @@ network = Network(
         ssh_public_key=config.ssh_public_key,
         ssh_private_key=settings.get_secret("sshPrivateKey"),
     ),
+    opts=stack_renamed,
 )
+
+# HTTPS from a load balancer to the proxy on the ingress pool's nodes (docs/ingress.md).
+ingress = None
+if ingress_plan is not None:
+    ingress = Ingress(
+        f"{config.stack}-ingress",
+        IngressArgs(
+            stack=config.stack,
+            region=config.region,
+            vpc_id=network.vpc_id,
+            ingress=ingress_plan.ingress,
+            hosts=list(ingress_plan.hosts),
+            dns_records=list(ingress_plan.dns_records),
+            certificate_chain=settings.get_secret("ingressCertificate"),
+            private_key=settings.get_secret("ingressPrivateKey"),
+        ),
+    )
 
 machines = []
 for pool in config.pools:
+    ingress_tag = [ingress.tag] if ingress is not None and pool.name == ingress_plan.ingress.pool else []
     node_pool = NodePool(
         f"{config.stack}-{pool.name}",
         NodePoolArgs(
@@ -66,14 +91,23 @@ for pool in config.pools:
             region=config.region,
             vpc_id=network.vpc_id,
             ssh_key_id=network.ssh_key_id,
-            tags=[network.tags[config.cluster_tag], network.tags[config.role_tag(pool.role)]],
+            tags=[network.tags[config.cluster_tag], network.tags[config.role_tag(pool.role)], *ingress_tag],
+            previous_names=config.pool_aliases(pool),
         ),
+        opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name=old) for old in config.pool_aliases(pool)]),
     )
     machines.extend(node_pool.machines)
 
 cluster = SwarmCluster(
     config.stack,
-    SwarmClusterArgs(machines=machines, ssh_private_key=network.ssh_private_key, folders=rollout.folders),
+    SwarmClusterArgs(
+        machines=machines,
+        ssh_private_key=network.ssh_private_key,
+        region=config.region,
+        folders=rollout.folders,
+        retire_timeout_seconds=config.converge_timeout_seconds,
+    ),
+    opts=stack_renamed,
 )
 
 # Services whose image lives on the private registry pull with its credentials (--with-registry-auth).
@@ -87,6 +121,7 @@ workloads = Workloads(
         spec=rollout.stack,
         docker_host=cluster.docker_host,
         ssh_private_key=network.ssh_private_key,
+        known_hosts=cluster.known_hosts,
         external_secrets=(settings.get_secret_object("secrets") or pulumi.Output.secret({})).apply(
             lambda values: {**checked.placeholders("secrets"), **values}
         ),
@@ -99,14 +134,20 @@ workloads = Workloads(
         prerequisites={key: [cluster.folders[node] for node in rollout.folder_nodes(key)] for key in rollout.stack.services},
         nodes=cluster.node_table,
     ),
+    opts=stack_renamed,
 )
 
 pulumi.export("nodes", cluster.node_table)
 pulumi.export("managerAddress", cluster.manager_public_ip)
 pulumi.export("dockerHost", cluster.docker_host)
 pulumi.export("sshPrivateKey", network.ssh_private_key)
+pulumi.export("knownHosts", cluster.known_hosts)  # the nodes' pinned host keys, for an operator's ssh
 pulumi.export("estimatedMonthlyCostUsd", config.monthly_cost)
 pulumi.export("services", workloads.services_table)
+if ingress is not None:
+    pulumi.export("routes", ingress_plan.table(config.stack))
+    pulumi.export("loadBalancerAddress", ingress.address)
+    pulumi.export("loadBalancerMonthlyCostUsd", ingress_plan.ingress.monthly_cost)
 
 # Scheduled jobs (x-schedule services) and backups: the scheduler on the first manager.
 scheduled = [key for key, spec in rollout.stack.services.items() if spec.schedule]

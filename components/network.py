@@ -20,7 +20,7 @@ class NetworkArgs:
     region: str
     cluster_tag: str  # carried by every node; the firewall applies to it
     role_tags: list[str]
-    admin_cidrs: list[str]
+    admin_cidrs: list[str]  # SSH sources always allowed; may be empty
     public_ports: list[PublicPort] = field(default_factory=list)
     vpc_ip_range: str | None = None
     # An operator-supplied key pair; when absent one is generated and kept in state as a secret.
@@ -58,8 +58,11 @@ class Network(pulumi.ComponentResource):
             private_key = pulumi.Output.secret(generated.private_key_openssh)
         ssh_key = do.SshKey(f"{name}-ssh", name=f"{name}-swarm", public_key=public_key, opts=child)
 
+        # SSH only from swarm:adminCidrs; none at all when it is empty (a deploy or an operator
+        # then opens it for a while with a firewall of their own: scripts/ssh_access.py).
+        ssh = [do.FirewallInboundRuleArgs(protocol="tcp", port_range="22", source_addresses=args.admin_cidrs)]
         inbound = [
-            do.FirewallInboundRuleArgs(protocol="tcp", port_range="22", source_addresses=args.admin_cidrs),
+            *(ssh if args.admin_cidrs else []),
             do.FirewallInboundRuleArgs(protocol="icmp", source_tags=[cluster_tag.name]),
             *(
                 do.FirewallInboundRuleArgs(protocol=protocol, port_range=port, source_tags=[cluster_tag.name])

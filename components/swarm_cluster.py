@@ -1,18 +1,33 @@
 """Forms the swarm on the pools' droplets with remote commands, and keeps membership in sync.
 
-Per node, the dependency chain is:  ready -> join -> settings  (the first manager: ready ->
-init -> settings), and every join also waits for `init -> tokens`. No join waits for another
-join, so the graph's depth does not grow with the node count and workers join in parallel.
+Per node, the dependency chain is:  ready [-> volume] -> join -> settings  (the first manager:
+ready [-> volume] -> init -> settings), and every join also waits for `init -> tokens`. No join
+waits for another join, so the graph's depth does not grow with the node count and workers join
+in parallel.
 
 - ready:    cloud-init finished and Docker answers (retries SSH while the droplet boots).
-- init:     `swarm init` on the first manager, advertising its VPC address.
+- volume:   on a node with a block-storage volume, mounts it (formats it only when provably
+            blank), before the node joins or inits, so nothing can use the mount path before it
+            is mounted. A changed script or mount path re-runs it in place, replacing no droplet.
+- init:     `swarm init` on the first manager, advertising its VPC address; on a successor of a
+            lone manager with a volume, the swarm state kept there is restored instead.
+- swarm-state: (a lone manager with a volume) its delete keeps the swarm state on the volume
+            before the droplet is replaced, so that services, secrets and networks survive.
 - tokens:   both join tokens as a secret output; never logged, handed to joins on stdin.
-- join:     joins the node on its VPC address; deleting it makes the node leave.
+- join:     joins the node on its VPC address. It has no delete: see below.
 - settings: on the first manager, sets the node's role and labels by node ID; deleting it
-            drains the node and removes it from `docker node ls`. It is replaced whenever
-            the node ID changes, so a replaced droplet's old node is always retired.
+            retires the node (drain, wait until its tasks run elsewhere, remove it from
+            `docker node ls`; one node per pool at a time). It is replaced whenever the node ID
+            changes, so a replaced droplet's old node is always retired.
 - folders:  on a node where a service with bind mounts may run, creates the bind sources
-            (after its settings, so after cloud-init has mounted any volume they live on).
+            (after its settings, so after any volume they live on is mounted).
+
+Removal is authoritative on the manager and needs nothing from the node: a delete command runs
+over its *old* connection, and when the droplet is already gone pulumi-command fails after
+`dial_error_limit` dial errors, on every later `up` too (it has no "ignore errors" option). So
+the join command has no delete (no `swarm leave` on the node): `docker node rm --force` on the
+manager removes the node whatever its state, the droplet is destroyed right after, and a
+machine that lived on would leave and rejoin by itself at its next join (join_script).
 """
 
 from __future__ import annotations
@@ -22,10 +37,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_digitalocean as do
 from pulumi_command import remote
 
 from components.node_pool import Machine
-from swarm import scripts
+from swarm import day2_scripts, scripts
+from swarm.cloudinit import volume_device
 
 # A droplet refuses SSH while it boots; the ready command dials until it answers, bounded by
 # its own timeout rather than by the provider's short default dial budget.
@@ -36,9 +53,12 @@ BOOT_TIMEOUT = "20m"
 class SwarmClusterArgs:
     machines: list[Machine]  # in config order; the first manager-role machine inits the swarm
     ssh_private_key: pulumi.Input[str]
+    region: str  # of the manager's reserved IP
     ssh_user: str = "root"
     # node name -> bind-mount sources to create there (swarm.rollout decides where)
     folders: Mapping[str, Sequence[scripts.Folder]] = field(default_factory=dict)
+    # how long a retired node's tasks may take to run elsewhere before `up` fails
+    retire_timeout_seconds: int = day2_scripts.RETIRE_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -52,6 +72,7 @@ class SwarmCluster(pulumi.ComponentResource):
     manager_public_ip: pulumi.Output[str]
     manager_private_ip: pulumi.Output[str]
     docker_host: pulumi.Output[str]  # DOCKER_HOST value that reaches the swarm's manager
+    known_hosts: pulumi.Output[str]  # known_hosts lines: the manager's reserved IP, every node's public address
     node_table: pulumi.Output[list[dict]]
     # Depend on these to run after the whole swarm is formed and labelled.
     ready: list[pulumi.Resource]
@@ -63,17 +84,48 @@ class SwarmCluster(pulumi.ComponentResource):
         self._name = name
         self._args = args
         first = next(m for m in args.machines if m.node.role == "manager")
-        manager_connection = self._connection(first)
+        # The manager is reached at a reserved IP that moves to its successor when its droplet is
+        # replaced: a command's delete runs with its *old* connection (a retired node's settings,
+        # after a manager replacement), and must still find a manager there, not a dead address.
+        # The old assignment goes first: assigning the IP to the successor moves it, and deleting
+        # the old assignment afterwards would unassign it from the successor.
+        address = do.ReservedIp(f"{name}-manager-address", region=args.region, opts=pulumi.ResourceOptions(parent=self))
+        assignment = do.ReservedIpAssignment(
+            f"{name}-manager-address-assignment",
+            ip_address=address.ip_address,
+            droplet_id=first.droplet_id.apply(int),
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        manager_host = assignment.ip_address
+        # Pinned to the manager's own host key: its successor, which the reserved IP moves to, has
+        # the same key (one per node name), and anything else answering there is refused.
+        manager_connection = remote.ConnectionArgs(host=manager_host, user=args.ssh_user,
+                                                   private_key=args.ssh_private_key, host_key=first.host_key)
 
-        first_ready = self._ready_command(first)
+        first_ready = self._prepared(first)  # its volume mounted: init may restore swarm state from it
+        volume = first.node.pool.volume
+        state_dir = scripts.swarm_state_dir(volume.mount_path) if volume else None
         init = remote.Command(
             f"{name}-init",
             connection=manager_connection,
-            create=first.private_ip.apply(scripts.init_script),
+            create=first.private_ip.apply(lambda ip: scripts.init_script(ip, state_dir)),
             triggers=[first.droplet_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[first_ready]),
         )
+        if volume and state_dir:
+            # Replaced with its droplet, and deleted before it (the droplet of a node with a volume
+            # is deleted before its successor is created): a lone manager keeps its swarm state on
+            # the volume on its way out, and init restores it on the successor.
+            remote.Command(
+                f"{name}-{_short(first)}-swarm-state",
+                connection=manager_connection,
+                create=scripts.keep_swarm_state_script(state_dir, volume.mount_path),
+                delete=scripts.backup_swarm_state_script(state_dir),
+                triggers=[first.droplet_id],
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
+            )
         tokens_command = remote.Command(
             f"{name}-join-tokens",
             connection=manager_connection,
@@ -101,9 +153,15 @@ class SwarmCluster(pulumi.ComponentResource):
             if args.folders.get(machine.node.name):
                 self.folders[machine.node.name] = self._folders(machine, args.folders[machine.node.name], settings)
 
-        self.manager_public_ip = first.public_ip
+        self.manager_public_ip = manager_host
         self.manager_private_ip = first.private_ip
-        self.docker_host = first.public_ip.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
+        self.docker_host = manager_host.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
+        # The manager's reserved IP first (where the Docker provider and operators reach it), then
+        # every node's own address.
+        self.known_hosts = pulumi.Output.all(
+            pulumi.Output.concat(manager_host, " ", first.host_key),
+            *(pulumi.Output.concat(m.public_ip, " ", m.host_key) for m in args.machines),
+        ).apply(lambda lines: "".join(f"{line}\n" for line in lines))
         self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))
         self.ready = settings_commands
         self.manager_connection = manager_connection
@@ -137,6 +195,9 @@ class SwarmCluster(pulumi.ComponentResource):
             host=machine.public_ip,
             user=self._args.ssh_user,
             private_key=self._args.ssh_private_key,
+            # Pinned: a host presenting any other key is refused before anything is sent (the join
+            # tokens, secrets and registry credentials travel over these connections).
+            host_key=machine.host_key,
             dial_error_limit=dial_error_limit,
         )
 
@@ -153,8 +214,26 @@ class SwarmCluster(pulumi.ComponentResource):
             ),
         )
 
-    def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict]) -> pulumi.Output[str]:
+    def _prepared(self, machine: Machine) -> remote.Command:
+        """The node's ready command, then its volume mount if it has a volume: what its join (or
+        init) waits for."""
         ready = self._ready_command(machine)
+        volume = machine.node.pool.volume
+        if volume is None or machine.volume_name is None:
+            return ready
+        return remote.Command(
+            f"{self._name}-{_short(machine)}-volume",
+            connection=self._connection(machine),
+            create=machine.volume_name.apply(
+                lambda name: day2_scripts.mount_volume_script(volume_device(name), volume.mount_path)
+            ),
+            triggers=[machine.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
+        )
+
+    def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict]) -> pulumi.Output[str]:
+        prepared = self._prepared(machine)
         role = machine.node.role
         join = remote.Command(
             f"{self._name}-{_short(machine)}-join",
@@ -165,10 +244,9 @@ class SwarmCluster(pulumi.ComponentResource):
             # The token travels on stdin: it is in no command line, and stdin is kept in state
             # as a secret because the tokens output is one.
             stdin=tokens.apply(lambda t: t[role] + "\n"),
-            delete=scripts.leave_script(),
             triggers=[machine.droplet_id],
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared]),
         )
         return join.stdout.apply(str.strip)
 
@@ -181,7 +259,9 @@ class SwarmCluster(pulumi.ComponentResource):
             connection=connection,
             create=node_id.apply(lambda nid: scripts.node_settings_script(nid, node.role, node.pool.labels)),
             # The first manager cannot remove itself; every other node is drained and removed.
-            delete=node_id.apply(scripts.retire_script) if retire else None,
+            delete=node_id.apply(
+                lambda nid: day2_scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds)
+            ) if retire else None,
             triggers=[node_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self),

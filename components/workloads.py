@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
+import pulumi_random as random
 from pulumi_command import remote
 
 from components.registry import RegistryAuth
@@ -37,6 +38,7 @@ class WorkloadsArgs:
     spec: StackSpec
     docker_host: pulumi.Input[str]  # ssh://root@<manager>
     ssh_private_key: pulumi.Input[str]
+    known_hosts: pulumi.Input[str]  # known_hosts lines holding the manager's host key
     external_secrets: pulumi.Output[Mapping[str, str]]  # swarm:secrets, a secret Output
     manager_connection: remote.ConnectionArgs  # SSH to the manager, for the convergence check
     convergence: Sequence[scripts.ConvergeTarget]  # what each service converges to
@@ -63,11 +65,15 @@ class Workloads(pulumi.ComponentResource):
         provider = docker.Provider(
             f"{name}-docker",
             host=args.docker_host,
-            # The provider reaches the manager through the system `ssh`, which takes a key file,
-            # not key text: the key is written to a private file, no ssh-agent needed.
-            ssh_opts=pulumi.Output.from_input(args.ssh_private_key).apply(
-                lambda key: ssh_options(write_key_file(stack, key))
+            # The provider reaches the manager through the system `ssh`, which takes files, not
+            # text: the key and the nodes' host keys are written to private files, no ssh-agent
+            # needed, and `ssh` refuses a manager whose host key is not the pinned one.
+            ssh_opts=pulumi.Output.all(args.ssh_private_key, args.known_hosts).apply(
+                lambda values: ssh_options(write_key_file(stack, values[0]), write_known_hosts(stack, values[1]))
             ),
+            # Preview needs no daemon (no data sources): it runs where SSH is closed, as in a pull
+            # request's preview (docs/security.md). `up` reaches the daemon at its first resource.
+            disable_docker_daemon_check=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
         on_swarm = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=args.swarm_ready)
@@ -77,6 +83,13 @@ class Workloads(pulumi.ComponentResource):
             for key, network in spec.networks.items()
         }
 
+        # Secret and config names carry an HMAC of their value under this per-stack key (a Pulumi
+        # secret), never a plain hash: a name in `docker secret ls`, the state or a preview tells
+        # nothing about the value. Kept in state, so an unchanged value keeps its name.
+        name_key = pulumi.Output.secret(
+            random.RandomBytes(f"{name}-object-name-key", length=32, opts=pulumi.ResourceOptions(parent=self)).hex
+        ).apply(bytes.fromhex)
+
         secrets = {}
         for key, secret in spec.secrets.items():
             content = (
@@ -84,14 +97,18 @@ class Workloads(pulumi.ComponentResource):
                 if not secret.external
                 else args.external_secrets.apply(lambda values, key=key: values[key].encode())
             )
-            secrets[key] = self._swarm_object(docker.Secret, f"{name}-secret-{key}", content, on_swarm,
-                                              lambda data, secret=secret: secret_args(secret, stack=stack, content=data))
+            secrets[key] = self._swarm_object(
+                docker.Secret, f"{name}-secret-{key}", content, name_key, on_swarm,
+                lambda data, name_key, secret=secret: secret_args(secret, stack=stack, content=data, name_key=name_key),
+            )
         configs = {}
         for key, config in spec.configs.items():
             content = config.content if not config.external else args.external_configs[key].encode()
-            configs[key] = self._swarm_object(docker.ServiceConfig, f"{name}-config-{key}", pulumi.Output.from_input(content),
-                                              on_swarm, lambda data, config=config: config_args(config, stack=stack, content=data),
-                                              secret=False)
+            configs[key] = self._swarm_object(
+                docker.ServiceConfig, f"{name}-config-{key}", pulumi.Output.from_input(content), name_key, on_swarm,
+                lambda data, name_key, config=config: config_args(config, stack=stack, content=data, name_key=name_key),
+                secret=False,
+            )
 
         self.services = {}
         inputs = {}
@@ -142,21 +159,23 @@ class Workloads(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _swarm_object(resource_type, resource_name, content: pulumi.Output[bytes], opts, to_args, *, secret: bool = True):
-        """A docker.Secret or docker.ServiceConfig whose name carries a hash of its content.
+    def _swarm_object(resource_type, resource_name, content: pulumi.Output[bytes], name_key: pulumi.Output[bytes],
+                      opts, to_args, *, secret: bool = True):
+        """A docker.Secret or docker.ServiceConfig whose name carries a keyed hash of its content.
 
         Swarm objects are immutable: a new value means a new name, so Pulumi replaces the
         resource create-before-delete (new object, services moved to it, old one deleted).
         The logical resource name stays stable so that replacement, not a second object, happens.
         """
-        object_args = content.apply(to_args)
+        object_args = pulumi.Output.all(content, name_key).apply(lambda values: to_args(*values))
         data = object_args.apply(lambda a: a["data"])
         return resource_type(
             resource_name,
-            # The name is a truncated hash, as `docker secret ls` shows it; the data stays secret.
+            # The name ends in an HMAC under the stack's key, as `docker secret ls` shows it: safe to
+            # show. Labels come from the stack file. Only a secret's data stays secret.
             name=pulumi.Output.unsecret(object_args.apply(lambda a: a["name"])),
-            data=pulumi.Output.secret(data) if secret else data,
-            labels=object_args.apply(lambda a: a["labels"]),
+            data=pulumi.Output.secret(data) if secret else pulumi.Output.unsecret(data),
+            labels=pulumi.Output.unsecret(object_args.apply(lambda a: a["labels"])),
             opts=opts,
         )
 
@@ -183,25 +202,38 @@ def write_key_file(stack: str, private_key: str) -> Path:
     A fixed path per stack and user: the Docker provider also needs it after the program has
     finished (the engine deletes resources last), so it is kept and rewritten on every run.
     """
+    return _write_private(stack, "id_swarm", private_key)
+
+
+def _write_private(stack: str, file_name: str, text: str) -> Path:
+    """Write `text` (newline-terminated) to `<tmp>/swarm-<stack>-<uid>/<file_name>`, mode 0600, in
+    a directory that must be this user's and private (mode 0700)."""
     directory = Path(tempfile.gettempdir()) / f"swarm-{stack}-{os.getuid()}"
     directory.mkdir(mode=0o700, exist_ok=True)
     status = directory.stat()
     if status.st_uid != os.getuid() or status.st_mode & 0o077:
         raise PermissionError(f"{directory} must belong to this user and be private (mode 0700)")
-    path = directory / "id_swarm"
+    path = directory / file_name
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as key_file:
-        key_file.write(private_key if private_key.endswith("\n") else private_key + "\n")
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text if text.endswith("\n") else text + "\n")
     return path
 
 
-def ssh_options(key_file: Path) -> list[str]:
-    """Options for the provider's `ssh`: the cluster key only; droplets are new, so their host
-    keys are not known in advance (see docs/day-2-operations.md, Known limits)."""
+def write_known_hosts(stack: str, known_hosts: str) -> Path:
+    """Write the nodes' host keys (known_hosts lines) next to the key file, for `ssh`'s strict
+    checking. Rewritten on every run: a replaced node's address and key are current."""
+    return _write_private(stack, "known_hosts", known_hosts)
+
+
+def ssh_options(key_file: Path, known_hosts: Path) -> list[str]:
+    """Options for the provider's `ssh`: the cluster key only, and the manager must present the
+    host key the program generated for it (no prompt, no trust on first use, no other file)."""
     return [
         "-i", str(key_file),
         "-o", "IdentitiesOnly=yes",
-        "-o", "StrictHostKeyChecking=no",
-        "-o", "UserKnownHostsFile=/dev/null",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", f"UserKnownHostsFile={known_hosts}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
         "-o", "LogLevel=ERROR",
     ]

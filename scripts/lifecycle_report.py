@@ -25,6 +25,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="run only scenarios whose name contains TEXT (repeatable)")
+    parser.add_argument("--prefix", default="swlife", help="sandbox prefix, for two runs at once (default: %(default)s)")
+    parser.add_argument("--subnet", default="10.233.90.0/24", help="sandbox subnet (default: %(default)s)")
     parser.add_argument("--workdir", default=os.environ.get("SWARM_SANDBOX_WORKDIR", "/var/tmp/swarm-sandbox"),
                         help="sandbox working directory on a real disk (default: %(default)s)")
     args = parser.parse_args()
@@ -39,10 +41,10 @@ def main() -> int:
         print("lifecycle report: cannot run here:\n  - " + "\n  - ".join(problems), file=sys.stderr)
         return 2
     scenarios = [s for s in SCENARIOS if not args.only or any(t in s.name for t in args.only)]
-    workdir = Path(args.workdir) / "lifecycle"
+    workdir = Path(args.workdir) / f"lifecycle-{args.prefix}"
     started = time.monotonic()
     outcomes, failures = [], []
-    with tempfile.TemporaryDirectory() as directory, Sandbox(workdir, subnet="10.233.90.0/24", prefix="swlife") as sandbox:
+    with tempfile.TemporaryDirectory() as directory, Sandbox(workdir, subnet=args.subnet, prefix=args.prefix) as sandbox:
         stack_file = lifecycle_stack_file(Path(directory))
         load_images(sandbox)
         for scenario in scenarios:

@@ -1,20 +1,79 @@
 """First-boot configuration of a node, rendered as cloud-init user data.
 
 Changing the rendered text replaces the droplet (user_data forces replacement on
-DigitalOcean), so the output must be deterministic: same node in, same bytes out.
+DigitalOcean), so the output must be deterministic: same node and host key in, same bytes out.
+
+Besides Docker, the user data hardens the node (docs/security.md):
+- its SSH host key is the one the program generated for it (`ssh_keys`), the only one sshd
+  offers, so every connection can pin it; the image's own keys are deleted;
+- sshd takes keys only: no passwords, root by key only;
+- unattended security upgrades, never an automatic reboot (a reboot is an operator's drain).
+
+What may have to change on a running node (the block-storage volume's mount) is not here but in a
+remote command (components/swarm_cluster.py), which re-runs in place.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import yaml
 
 from swarm.config import Node
+from swarm.day2_scripts import VOLUME_DEVICE_PREFIX
 
 # Docker's apt repository signing key (https://download.docker.com/linux/ubuntu/gpg).
 DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
 DOCKER_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io")
+PACKAGES = (*DOCKER_PACKAGES, "unattended-upgrades")
+
+HOST_KEY_PATH = "/etc/ssh/ssh_host_ed25519_key"
+SSHD_CONFIG_PATH = "/etc/ssh/sshd_config.d/00-swarm.conf"
+# sshd keeps the first value it reads for an option, and reads sshd_config.d/*.conf in name
+# order before the rest of sshd_config: 00- wins over the image's and cloud-init's own files.
+# HostKey names the program's key; with the image's key files deleted (ssh_deletekeys) it is the
+# only key sshd can offer, so no client negotiates another key type instead of the pinned one.
+SSHD_CONFIG = f"""\
+# Written by cloud-init from the swarm program (docs/security.md).
+HostKey {HOST_KEY_PATH}
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitEmptyPasswords no
+AuthenticationMethods publickey
+"""
+
+# Security updates from the distribution, every day (Ubuntu's unattended-upgrades only takes the
+# -security pocket by default; Docker's repository is not among its origins, so dockerd is never
+# upgraded, and so restarted, behind the swarm's back). Never a reboot on its own: a manager that
+# reboots takes the swarm's control plane (and, here, the database) with it, and workers rebooting
+# together take every replica down; reboots are drained by an operator (docs/security.md,
+# "Reboots"). apt reads apt.conf.d in name order, the last value winning: 52- comes after the
+# package's own 20auto-upgrades and 50unattended-upgrades, whatever they say.
+UPGRADE_POLICY_PATH = "/etc/apt/apt.conf.d/52swarm-upgrades"
+UPGRADE_POLICY = """\
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+Unattended-Upgrade::Automatic-Reboot "false";
+"""
+# needrestart restarts services whose libraries an upgrade replaced; restarting dockerd or
+# containerd restarts every task of the node (swarm mode has no live-restore). Leave them alone.
+NEEDRESTART_PATH = "/etc/needrestart/conf.d/50-swarm.conf"
+NEEDRESTART = """\
+$nrconf{override_rc}{qr(^docker)} = 0;
+$nrconf{override_rc}{qr(^containerd)} = 0;
+"""
+
+
+@dataclass(frozen=True)
+class HostKey:
+    """A node's SSH host key pair in OpenSSH formats (the private one is a secret)."""
+
+    private_openssh: str
+    public_openssh: str  # "ssh-ed25519 AAAA...": what connections pin
+
 
 # Log rotation keeps chatty model servers from filling the disk. No live-restore: it is
 # incompatible with swarm mode.
@@ -22,37 +81,6 @@ DAEMON_CONFIG = {
     "log-driver": "json-file",
     "log-opts": {"max-size": "20m", "max-file": "5"},
 }
-
-MOUNT_SCRIPT_PATH = "/usr/local/sbin/swarm-mount-volume"
-
-# Formats the block-storage volume only when it carries no filesystem yet (a volume kept
-# across a droplet replacement keeps its data), then mounts it by UUID, now and at every boot.
-MOUNT_SCRIPT = """\
-#!/bin/sh
-set -eu
-device=$1
-mount_path=$2
-for _ in $(seq 1 60); do
-  [ -b "$device" ] && break
-  sleep 2
-done
-if [ ! -b "$device" ]; then
-  echo "volume $device did not appear" >&2
-  exit 1
-fi
-if [ -z "$(blkid -o value -s TYPE "$device" || true)" ]; then
-  mkfs.ext4 -q "$device"
-fi
-uuid=$(blkid -o value -s UUID "$device")
-mkdir -p "$mount_path"
-if ! grep -q "^UUID=$uuid " /etc/fstab; then
-  echo "UUID=$uuid $mount_path ext4 defaults,nofail,discard,noatime 0 2" >> /etc/fstab
-fi
-if ! mountpoint -q "$mount_path"; then
-  mount "$mount_path"
-fi
-"""
-
 
 class _Dumper(yaml.SafeDumper):
     """Writes multi-line strings as literal blocks so the user data reads like the files it writes."""
@@ -115,32 +143,46 @@ def volume_name(node: Node) -> str:
     return f"{node.name}-data"
 
 
-def volume_device(node: Node) -> str:
-    """Where DigitalOcean exposes the node's attached volume."""
-    return f"/dev/disk/by-id/scsi-0DO_Volume_{volume_name(node)}"
+def volume_device(name: str) -> str:
+    """Where DigitalOcean exposes an attached volume, by the volume's name."""
+    return f"{VOLUME_DEVICE_PREFIX}{name}"
 
 
-def render_cloud_init(node: Node) -> str:
-    """The `#cloud-config` user data for `node`."""
+def render_cloud_init(node: Node, host_key: HostKey) -> str:
+    """The `#cloud-config` user data for `node`, whose SSH host key is `host_key`. It holds the
+    private key: keep the result secret."""
     files = [
+        {"path": SSHD_CONFIG_PATH, "permissions": "0644", "content": SSHD_CONFIG},
+        {"path": UPGRADE_POLICY_PATH, "permissions": "0644", "content": UPGRADE_POLICY},
+        {"path": NEEDRESTART_PATH, "permissions": "0644", "content": NEEDRESTART},
         {
             "path": "/etc/docker/daemon.json",
             "permissions": "0644",
             "content": json.dumps(DAEMON_CONFIG, indent=2, sort_keys=True) + "\n",
         },
     ]
-    commands: list[list[str]] = [["systemctl", "enable", "--now", "docker"]]
+    commands: list[list[str]] = [
+        # cloud-init runs before sshd starts; should the image have started it anyway, it takes the
+        # key and the settings now.
+        ["systemctl", "try-reload-or-restart", "ssh.service"],
+        ["systemctl", "enable", "--now", "docker"],
+    ]
     if node.pool.gpu:
         files.append({"path": GPU_SETUP_SCRIPT_PATH, "permissions": "0755", "content": GPU_SETUP_SCRIPT})
         commands.append([GPU_SETUP_SCRIPT_PATH])
-    volume = node.pool.volume
-    if volume:
-        files.append({"path": MOUNT_SCRIPT_PATH, "permissions": "0755", "content": MOUNT_SCRIPT})
-        commands.append([MOUNT_SCRIPT_PATH, volume_device(node), volume.mount_path])
 
     document = {
         "hostname": node.name,
         "preserve_hostname": False,
+        # SSH: the program's host key only (the image's keys deleted; with `ssh_keys` given,
+        # cloud-init generates no other type), root by key (the nodes are run as root), no passwords.
+        "ssh_deletekeys": True,
+        "ssh_keys": {
+            "ed25519_private": host_key.private_openssh if host_key.private_openssh.endswith("\n")
+            else host_key.private_openssh + "\n",
+            "ed25519_public": host_key.public_openssh.strip(),
+        },
+        "disable_root": False,
         "ssh_pwauth": False,
         "package_update": True,
         "apt": {
@@ -151,7 +193,7 @@ def render_cloud_init(node: Node) -> str:
                 }
             }
         },
-        "packages": list(DOCKER_PACKAGES),
+        "packages": list(PACKAGES),
         "write_files": files,
         "runcmd": commands,
     }
@@ -160,5 +202,5 @@ def render_cloud_init(node: Node) -> str:
 
 def shell_scripts(node: Node) -> list[str]:
     """Every shell script the user data carries, for linting."""
-    carried = [(GPU_SETUP_SCRIPT, node.pool.gpu), (MOUNT_SCRIPT, node.pool.volume is not None)]
+    carried = [(GPU_SETUP_SCRIPT, node.pool.gpu)]
     return [script for script, wanted in carried if wanted]

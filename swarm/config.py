@@ -32,6 +32,8 @@ from swarm.config_values import (
     parse_registry,
     parse_secret_names,
 )
+from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
+from swarm.renames import check_previous_pool_names, parse_previous_names
 from swarm.scripts import SWARM_ADDRESS_POOL, Folder
 from swarm.sizes import SIZES, DropletSize
 from swarm.suggest import did_you_mean
@@ -58,8 +60,8 @@ MOUNT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 PORT_SPEC = re.compile(r"^(?P<first>[0-9]{1,5})(-(?P<last>[0-9]{1,5}))?(/(?P<protocol>tcp|udp))?$")
 SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
 
-POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume"}
-VOLUME_KEYS = {"sizeGb", "mountPath"}
+POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume", "previousNames"}
+VOLUME_KEYS = {"sizeGb", "mountPath", "protect"}
 MAX_VOLUME_GB = 16 * 1024
 
 
@@ -67,6 +69,8 @@ MAX_VOLUME_GB = 16 * 1024
 class Volume:
     size_gb: int
     mount_path: str
+    # Pulumi refuses to delete (or replace) a protected volume; `protect: false` opts out.
+    protect: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class Pool:
     labels: Mapping[str, str]
     gpu: bool = False
     volume: Volume | None = None
+    # Names this pool had before (`previousNames`): its resources are aliased to them, so a
+    # renamed pool keeps its volumes (and its droplets are replaced, not created beside them).
+    previous_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,8 @@ class ClusterConfig:
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image, overriding the stack file
     bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
+    previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
+    ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     backups: Backups | None = None  # swarm:backups
     warnings: tuple[str, ...] = field(default=())
 
@@ -146,6 +155,20 @@ class ClusterConfig:
     def role_tag(self, role: str) -> str:
         return f"swarm-{self.stack}-{role}"
 
+    def stack_aliases(self) -> tuple[str, ...]:
+        """Earlier names of the components named after the stack."""
+        return self.previous_stack_names
+
+    def pool_aliases(self, pool: Pool) -> tuple[str, ...]:
+        """Earlier names of `pool`'s component (`<stack>-<pool>`), for every earlier stack and pool
+        name. Pulumi derives its children's aliases (droplets, volumes) from these."""
+        return tuple(
+            f"{stack}-{name}"
+            for stack in (self.stack, *self.previous_stack_names)
+            for name in (pool.name, *pool.previous_names)
+            if (stack, name) != (self.stack, pool.name)
+        )
+
 
 def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str) -> ClusterConfig:
     """Validate raw config values (keys without the `swarm:` prefix) into a ClusterConfig.
@@ -173,6 +196,12 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     images = parse_images(values.get("images"), found)
     bind_mounts = parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = parse_converge_timeout(values.get("convergeTimeout"), found)
+    previous_stack_names = _parse_previous_stack_names(values.get("previousStackNames"), stack, found)
+    check_previous_pool_names(values.get("nodePools"), found.problem)
+    ingress = parse_ingress(values, pools, [(p.protocol, p.ports) for p in public_ports], found,
+                            reserved_ports=RESERVED_PORTS, pools_reported=_any_pool_problem(found))
+    if ingress is not None:
+        pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
     backups = parse_backups(values.get("backups"), region, found)
 
     if found.problems:
@@ -192,6 +221,8 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         images=images,
         bind_mounts=bind_mounts,
         converge_timeout_seconds=converge_timeout,
+        previous_stack_names=previous_stack_names,
+        ingress=ingress,
         backups=backups,
         warnings=tuple(found.warnings),
     )
@@ -223,6 +254,14 @@ def _parse_pools(value: Any, stack: str, found: Collector) -> list[Pool]:
     if managers and managers % 2 == 0:
         found.warnings.append(
             f"{NAMESPACE}:nodePools: {managers} managers tolerate no more failures than {managers - 1}; use an odd number"
+        )
+    first = next((pool for pool in pools if pool.role == "manager" and pool.count > 0), None)
+    if managers == 1 and first is not None and first.volume is None:
+        # Its swarm state is kept on its volume across a replacement (scripts.backup_swarm_state_script).
+        found.warnings.append(
+            f"{NAMESPACE}:nodePools.{first.name}: a lone manager without a volume: replacing its droplet (a new "
+            "image, user data or SSH key) starts a new, empty swarm and every service, secret and network is "
+            "created again; give the pool a `volume` (its swarm state is kept there) or run 3 managers"
         )
     return pools
 
@@ -266,9 +305,11 @@ def _parse_pool(name: str, spec: Any, stack: str, found: Collector) -> Pool | No
         if labels.setdefault(label, value) != value:
             found.problem(f"{key}.labels.{label}", f"a GPU pool's nodes are labelled {label}={value}; drop this label or rename it")
     volume = _parse_volume(spec.get("volume"), f"{key}.volume", found)
+    previous_names = parse_previous_names(spec.get("previousNames"), f"{key}.previousNames", name, "pool", DNS_LABEL,
+                                          found.problem)
     if len(found.problems) > before:
         return None
-    return Pool(name, role, int(count), size, image, labels, gpu, volume)
+    return Pool(name, role, int(count), size, image, labels, gpu, volume, previous_names)
 
 
 def _parse_size(slug: Any, gpu: bool, key: str, found: Collector) -> DropletSize | None:
@@ -320,31 +361,49 @@ def _parse_volume(value: Any, key: str, found: Collector) -> Volume | None:
     mount_path = value.get("mountPath")
     if not isinstance(mount_path, str) or not MOUNT_PATH.match(mount_path) or mount_path.split("/")[1] in _SYSTEM_DIRS:
         found.problem(f"{key}.mountPath", f"{mount_path!r} is not a usable mount point; use an absolute path such as /mnt/postgresql")
-    return Volume(int(size_gb), mount_path) if _is_int(size_gb) else None
+    protect = value.get("protect", True)
+    if not isinstance(protect, bool):
+        found.problem(f"{key}.protect", f"{protect!r} must be true (the default: Pulumi refuses to delete the volume) or false")
+    return Volume(int(size_gb), mount_path, protect is not False) if _is_int(size_gb) else None
 
 
 _SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "lib", "lib64", "proc", "root", "run", "sbin", "sys", "usr", "var"}
 
 
+@known_key("previousStackNames", type="list of string", default="`[]`",
+           doc="the stack's earlier names, after `pulumi stack rename`: its resources answer to them too, so volumes and their data are kept (see docs/day-2-data-and-retirement.md)")
+def _parse_previous_stack_names(value: Any, stack: str, found: Collector) -> tuple[str, ...]:
+    return parse_previous_names(value, "previousStackNames", stack, "stack", DNS_LABEL, found.problem)
+
+
 @known_key("adminCidrs", type="list of CIDR", default="required",
-           doc="who may reach SSH on the nodes; Pulumi's remote commands connect from there too")
+           doc="who may always reach SSH on the nodes; `[]` (as shipped) keeps SSH closed except while "
+               "`scripts/ssh_access.py` opens it for one address, as deploys do (docs/security.md)")
 def _parse_admin_cidrs(value: Any, found: Collector) -> list[str]:
     if value is None:
         found.problem(
             "adminCidrs",
-            "is required: the addresses allowed to SSH to the nodes (Pulumi's remote commands use SSH too), "
-            "e.g. `pulumi config set --path 'swarm:adminCidrs[0]' 203.0.113.0/24`",
+            "is required: the addresses always allowed to SSH to the nodes (Pulumi's remote commands use SSH too), "
+            "e.g. `pulumi config set --path 'swarm:adminCidrs[0]' 203.0.113.0/24`, or [] to keep SSH closed "
+            "except while scripts/ssh_access.py opens it (docs/security.md)",
         )
         return []
-    if not isinstance(value, list) or not value:
-        found.problem("adminCidrs", "must be a non-empty list of CIDR blocks")
+    if not isinstance(value, list):
+        found.problem("adminCidrs", "must be a list of CIDR blocks ([] keeps SSH closed, see docs/security.md)")
         return []
     cidrs = []
     for index, cidr in enumerate(value):
         try:
-            cidrs.append(str(ipaddress.ip_network(cidr, strict=True)))
+            network = ipaddress.ip_network(cidr, strict=True)
         except (TypeError, ValueError) as error:
             found.problem(f"adminCidrs[{index}]", f"{cidr!r} is not a CIDR block ({error}); e.g. 203.0.113.0/24 or 198.51.100.7/32")
+            continue
+        if network.prefixlen == 0:
+            found.warnings.append(
+                f"{NAMESPACE}:adminCidrs[{index}]: {network} opens SSH on every node to the whole internet; "
+                "list your own ranges, or [] and open SSH for a session with scripts/ssh_access.py (docs/security.md)"
+            )
+        cidrs.append(str(network))
     return cidrs
 
 

@@ -63,6 +63,20 @@ def build_plan(checked: Preflight, *, config_file: str, stack_file: str) -> dict
         "warnings": group_warnings(checked.warnings),
         "needs_values": [{"key": m.key, "command": m.command} for m in checked.missing_values],
         "backups": _backups(checked),
+        "ingress": _ingress(checked),
+    }
+
+
+def _ingress(checked: Preflight) -> dict[str, Any] | None:
+    """The load balancer, its cost and the routes, when swarm:ingress is set."""
+    plan = checked.ingress
+    if plan is None:
+        return None
+    ingress = plan.ingress
+    return {
+        "pool": ingress.pool, "node_port": ingress.node_port, "certificate": ingress.certificate,
+        "load_balancer_nodes": ingress.load_balancer_size, "monthly_cost": ingress.monthly_cost,
+        "routes": plan.table(checked.config.stack),
     }
 
 
@@ -211,6 +225,8 @@ def render_text(plan: Mapping[str, Any], *, width: int = 100, base: Mapping[str,
     if plan["needs_values"]:
         needs = [f"{item['key']}: `{item['command']}`" for item in plan["needs_values"]]
         sections.append(_bullets("Needs a value before up", needs, width))
+    if plan.get("ingress"):
+        sections.append(_ingress_text(plan["ingress"], width))
     sections.append(_total(plan))
     if (line := _backups_line(plan)) is not None:
         sections.append(textwrap.fill(line, width))
@@ -218,6 +234,20 @@ def render_text(plan: Mapping[str, Any], *, width: int = 100, base: Mapping[str,
         sections.append(textwrap.fill(change, width))
     sections.append(_verdict(plan))
     return "\n\n".join(sections) + "\n"
+
+
+def _ingress_head(ingress: Mapping[str, Any]) -> str:
+    nodes = ingress["load_balancer_nodes"]
+    return (f"Ingress: load balancer ({nodes} node{'s' if nodes != 1 else ''}, ${ingress['monthly_cost']:,.2f}/month) "
+            f"-> proxy on pool {ingress['pool']}, port {ingress['node_port']}, {ingress['certificate']} certificate")
+
+
+def _route_rows(ingress: Mapping[str, Any]) -> list[list[str]]:
+    return [[r["host"] + ("" if r["path"] == "/" else r["path"]), r["service"], str(r["port"])] for r in ingress["routes"]]
+
+
+def _ingress_text(ingress: Mapping[str, Any], width: int) -> str:
+    return _ingress_head(ingress) + "\n" + _table(["ROUTE", "SERVICE", "PORT"], _route_rows(ingress), numeric={2}, width=width)
 
 
 def _total(plan: Mapping[str, Any]) -> str:
@@ -286,6 +316,9 @@ def render_markdown(plan: Mapping[str, Any], *, base: Mapping[str, Any] | None =
     ):
         if items:
             lines += ["", f"**{heading} ({len(items)})**", "", *(f"- {_md(item)}" for item in items)]
+    if plan.get("ingress"):
+        lines += ["", f"**{_ingress_head(plan['ingress'])}**", "", "| ROUTE | SERVICE | PORT |", "|---|---|---|"]
+        lines += ["| " + " | ".join(_md(cell) for cell in row) + " |" for row in _route_rows(plan["ingress"])]
     for (header, rows, _), name in zip(_tables(plan), ("Pools", "Nodes", "Services")):
         lines += ["", f"<details{' open' if name == 'Services' else ''}><summary>{name}</summary>", ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -3,7 +3,8 @@ program and `python -m swarm plan` cannot disagree about what `preview` or `up` 
 
 From a validated configuration:
 1. the stack file (and its model catalogue) is loaded and validated;
-2. `swarm:images` and `swarm:bindMounts` may only name services and paths of the stack file,
+2. its `x-ingress` routes are checked against `swarm:ingress`, and the proxy is added to it
+   (swarm/ingress.py); `swarm:images` and `swarm:bindMounts` may only name services and paths of the stack file,
    and the rollout (where each service may be placed, which folders to prepare) is computed;
 3. the capacity check places every task on the declared nodes;
 4. external secrets and configs are matched with their values in the stack configuration. One
@@ -20,6 +21,7 @@ from swarm.backups import DatabaseBackup, check_backups
 from swarm.capacity import CapacityReport, check_capacity
 from swarm.catalogue import load_stack
 from swarm.config import ClusterConfig, ConfigError
+from swarm.ingress import IngressPlan, plan_ingress
 from swarm.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
 
@@ -56,6 +58,7 @@ class Preflight:
     rollout: Rollout  # its .stack is the stack file with swarm:images applied
     capacity: CapacityReport
     missing_values: tuple[MissingValue, ...]  # external secrets/configs with no value yet
+    ingress: IngressPlan | None = None  # routes, DNS records and the proxy, when swarm:ingress is set
     databases: tuple[DatabaseBackup, ...] = ()  # what swarm:backups backs up
     backup_warnings: tuple[str, ...] = ()
 
@@ -95,6 +98,8 @@ def preflight(config: ClusterConfig) -> Preflight:
     unschedulable services and missing values are in the result, for the caller to refuse."""
     # Values are checked below, apart: a missing one must not hide the stack file's other problems.
     stack = load_stack(config.stack_file, stack=config.stack)
+    # x-ingress routes checked against swarm:ingress; the proxy added to the stack as a service.
+    stack, ingress = plan_ingress(config, stack)
     rollout = plan_rollout(config, stack)
     missing = []
     if config.secret_names is not None:  # None: one encrypted blob, names unknown offline
@@ -114,7 +119,7 @@ def preflight(config: ClusterConfig) -> Preflight:
         databases, problems, backup_warnings = check_backups(config.backups, rollout.stack, managers, config.stack_file.name)
         if problems:
             raise ConfigError(f"Pulumi.{config.stack}.yaml", problems)
-    return Preflight(config, rollout, check_capacity(config, rollout.stack), tuple(missing),
+    return Preflight(config, rollout, check_capacity(config, rollout.stack), tuple(missing), ingress,
                      tuple(databases), tuple(backup_warnings))
 
 

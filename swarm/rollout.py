@@ -10,6 +10,9 @@ Pure: from the validated config and stack file to plain values the components wi
   be placed (swarm refuses to start a task whose source is missing), and on no other node.
 - Convergence: the running tasks each service must reach: its replicas, or one on every node it
   matches for a global service.
+- Volume data: a service that bind-mounts a path on a pool's block-storage volume must be pinned
+  to exactly one node, the one holding that volume; each node has its own volume, so a task
+  rescheduled elsewhere would start on another node's (empty) data.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from swarm.capacity import cluster_nodes, node_matches
 from swarm.compose import StackSpec
@@ -67,9 +71,6 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
         for path in config.bind_mounts
         if path not in bind_sources
     ]
-    if problems:
-        raise ConfigError(source, problems)
-
     services = {
         key: dataclasses.replace(spec, image=config.images[key]) if key in config.images else spec
         for key, spec in stack.services.items()
@@ -78,6 +79,9 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
     placeable = {
         key: tuple(node.name for node in nodes if node_matches(spec.constraints, node)) for key, spec in services.items()
     }
+    problems += _unpinned_volume_data(config, services, placeable)
+    if problems:
+        raise ConfigError(source, problems)
     needed: dict[str, set[str]] = {}
     for key, spec in services.items():
         for mount in spec.mounts:
@@ -90,3 +94,34 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
         if node.name in needed
     }
     return Rollout(dataclasses.replace(stack, services=services), placeable, folders)
+
+
+def _unpinned_volume_data(
+    config: ClusterConfig, services: Mapping[str, object], placeable: Mapping[str, tuple[str, ...]]
+) -> list[Problem]:
+    """Services whose bind mounts live on a volume but whose constraints match more than the one
+    node holding it (several volume nodes, or nodes without that volume)."""
+    volume_paths = {
+        node.name: PurePosixPath(node.pool.volume.mount_path) for node in config.nodes if node.pool.volume
+    }
+    problems = []
+    for key, spec in services.items():
+        for mount in spec.mounts:
+            source = PurePosixPath(mount.source or "/")
+            if mount.type != "bind" or not any(source.is_relative_to(path) for path in volume_paths.values()):
+                continue
+            holders = [name for name in placeable[key] if source.is_relative_to(volume_paths.get(name, "/nowhere"))]
+            others = [name for name in placeable[key] if name not in holders]
+            if len(holders) == 1 and not others:
+                continue
+            where = f"{len(holders)} nodes holding such a volume ({', '.join(holders)})" if len(holders) > 1 else (
+                f"nodes without that volume ({', '.join(others)})")
+            pin = f"node.hostname == {holders[0]}" if holders else "node.hostname == <the node holding the volume>"
+            problems.append(Problem(
+                f"{config.stack_file.name}: services.{key}",
+                f"bind-mounts {mount.source}, on a node's own block-storage volume, but its constraints match {where}: "
+                f"a task rescheduled there would start on other data; pin it to one node, e.g. add `{pin}` to its "
+                "placement constraints",
+            ))
+            break
+    return problems

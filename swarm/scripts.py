@@ -19,12 +19,14 @@ SWARM_ADDRESS_POOL = "10.0.0.0/16"
 SWARM_PORT = 2377
 
 _HEADER = "#!/bin/sh\nset -eu\n"
+HEADER = _HEADER  # for swarm/day2_scripts.py
 
 # A service counts as converged once its tasks have run for this long without a change, as
 # `docker service create` verifies a new service before it returns.
 STABLE_SECONDS = 5
 # Service and node names, safe as words of a shell script.
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SAFE_WORD = _SAFE_WORD  # for swarm/day2_scripts.py
 
 # Prints this node's swarm state; an unreachable daemon fails the script.
 _LOCAL_STATE = "docker info --format '{{.Swarm.LocalNodeState}}'"
@@ -59,12 +61,27 @@ docker version --format '{{{{.Server.Version}}}}'
 """
 
 
-def init_script(advertise_addr: str) -> str:
-    """`swarm init` on the first manager, advertising its VPC address. Prints the node ID."""
+def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
+    """`swarm init` on the first manager, advertising its VPC address. Prints the node ID.
+
+    With `state_dir` (on the manager's block-storage volume): a node that is in no swarm but
+    finds the swarm state its predecessor kept there (backup_swarm_state_script) restores it
+    instead, as Docker's admin guide recovers a manager: the state copied back while Docker is
+    stopped, then `swarm init --force-new-cluster`. The kept state names the old droplet's
+    address, which is rewritten to this one's first, else the restored manager cannot listen.
+    Services, secrets, configs, networks and node labels come back with their IDs; the workers
+    rejoin (their join command sees the new manager address). A swarm is initialised afresh
+    only when no kept state is found.
+
+    Only an `inactive` node is initialised. A node that is `pending` or in `error` (a join or an
+    init that never completed) or `locked` is neither taken for a working manager nor reset: it
+    may hold swarm state, so the script stops and says what to look at.
+    """
     addr = shlex.quote(advertise_addr)
+    restore = "" if state_dir is None else _restore_block(advertise_addr, state_dir)
     return _HEADER + f"""\
 state=$({_LOCAL_STATE})
-case "$state" in
+{restore}case "$state" in
   inactive)
     docker swarm init --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} \\
       --default-addr-pool {SWARM_ADDRESS_POOL} --default-addr-pool-mask-length 24 >/dev/null
@@ -76,7 +93,7 @@ case "$state" in
     fi
     ;;
   *)
-    echo "$(hostname): unexpected swarm state '$state'" >&2
+    echo "$(hostname): swarm state '$state' is not a working manager (pending or error: a join or init that did not complete; locked: run docker swarm unlock); see docker info" >&2
     exit 1
     ;;
 esac
@@ -85,18 +102,28 @@ docker info --format '{{{{.Swarm.NodeID}}}}'
 
 
 def join_tokens_script() -> str:
-    """Print both join tokens as JSON. Its output must be marked secret and not logged."""
+    """Print both join tokens as JSON. Its output must be marked secret and not logged.
+
+    An empty token (a manager that lost its swarm) fails here, rather than as a baffling join
+    error on every node.
+    """
     return _HEADER + """\
-printf '{"worker":"%s","manager":"%s"}\\n' \\
-  "$(docker swarm join-token -q worker)" "$(docker swarm join-token -q manager)"
+worker=$(docker swarm join-token -q worker)
+manager=$(docker swarm join-token -q manager)
+if [ -z "$worker" ] || [ -z "$manager" ]; then
+  echo "$(hostname): docker swarm join-token returned an empty token; is this node still a swarm manager?" >&2
+  exit 1
+fi
+printf '{"worker":"%s","manager":"%s"}\\n' "$worker" "$manager"
 """
 
 
 def join_script(advertise_addr: str, manager_addr: str) -> str:
     """Join the swarm whose manager listens on `manager_addr`, with the token read from stdin.
 
-    A node already in that swarm is left alone; a node in another swarm (its manager was
-    replaced) leaves it first. Prints the node ID.
+    Only an `active` node that knows that manager counts as joined, and is left alone. A node in
+    another swarm (its manager was replaced), or stuck `pending` or in `error` (a join that never
+    completed, whichever manager it names), leaves and joins again. Prints the node ID.
     """
     addr = shlex.quote(advertise_addr)
     manager = shlex.quote(f"{manager_addr}:{SWARM_PORT}")
@@ -104,15 +131,31 @@ def join_script(advertise_addr: str, manager_addr: str) -> str:
 manager={manager}
 IFS= read -r token || {{ echo "no join token on stdin" >&2; exit 1; }}
 state=$({_LOCAL_STATE})
-if [ "$state" != inactive ]; then
-  managers=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
-  case "$managers" in
-    *" $manager "*) ;;
-    *) docker swarm leave --force >/dev/null; state=inactive ;;
-  esac
-fi
+case "$state" in
+  active)
+    managers=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
+    case "$managers" in
+      *" $manager "*) ;;
+      *) docker swarm leave --force >/dev/null; state=inactive ;;
+    esac
+    ;;
+  pending | error)
+    docker swarm leave --force >/dev/null
+    state=inactive
+    ;;
+  inactive) ;;
+  *)
+    echo "$(hostname): unexpected swarm state '$state' (locked: run docker swarm unlock)" >&2
+    exit 1
+    ;;
+esac
 if [ "$state" = inactive ]; then
   docker swarm join --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} --token "$token" "$manager" >/dev/null
+fi
+state=$({_LOCAL_STATE})
+if [ "$state" != active ]; then
+  echo "$(hostname): swarm state '$state' after joining $manager, not active" >&2
+  exit 1
 fi
 docker info --format '{{{{.Swarm.NodeID}}}}'
 """
@@ -122,65 +165,32 @@ def node_settings_script(node_id: str, role: str, labels: Mapping[str, str]) -> 
     """Run on a manager: give node `node_id` its declared role and exactly its declared labels.
 
     Labels are authoritative: a label the config does not declare is removed, so removing a
-    label from the config removes it from the node. Prints the node's labels as JSON.
+    label from the config removes it from the node. Every key and value is quoted, also keys
+    added by hand with blanks or shell characters in them. Prints the node's labels as JSON.
     """
     node = shlex.quote(node_id)
-    wanted = " ".join(sorted(labels))
+    wanted = "".join(f"{key}\n" for key in sorted(labels))
     adds = " ".join(f"--label-add {shlex.quote(f'{key}={value}')}" for key, value in sorted(labels.items()))
     return _HEADER + f"""\
 node={node}
-wanted={shlex.quote(f" {wanted} ")}
+# The declared label keys, one a line.
+wanted={shlex.quote(wanted)}
 current_role=$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")
 if [ "$current_role" != {shlex.quote(role)} ]; then
   docker node {"promote" if role == "manager" else "demote"} "$node" >/dev/null
 fi
-stale=""
-for key in $(docker node inspect --format '{{{{range $k, $v := .Spec.Labels}}}}{{{{$k}}}} {{{{end}}}}' "$node"); do
-  case "$wanted" in
-    *" $key "*) ;;
-    *) stale="$stale --label-rm $key" ;;
-  esac
-done
-# shellcheck disable=SC2086 # $stale is a list of options; label keys contain no blanks
-docker node update $stale {adds} "$node" >/dev/null
-docker node inspect --format '{{{{json .Spec.Labels}}}}' "$node"
-"""
-
-
-def retire_script(node_id: str, drain_timeout_seconds: int = 120) -> str:
-    """Run on a manager: drain node `node_id`, wait for its tasks to move, remove it.
-
-    Without `docker node rm` a replaced or removed droplet stays in `docker node ls` as Down
-    forever. A node that is already gone is fine.
-    """
-    node = shlex.quote(node_id)
-    return _HEADER + f"""\
-node={node}
-if ! docker node inspect "$node" >/dev/null 2>&1; then
-  exit 0
-fi
-docker node update --availability drain "$node" >/dev/null
-deadline=$(( $(date +%s) + {int(drain_timeout_seconds)} ))
-while docker node ps "$node" --filter desired-state=running --format '{{{{.CurrentState}}}}' | grep -q '^Running'; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "tasks still running on $node after {int(drain_timeout_seconds)}s; removing it anyway" >&2
-    break
+keys=$(docker node inspect --format '{{{{range $k, $v := .Spec.Labels}}}}{{{{println $k}}}}{{{{end}}}}' "$node")
+# The positional parameters collect one quoted `--label-rm KEY` per undeclared key.
+set --
+while IFS= read -r key; do
+  if [ -n "$key" ] && ! printf '%s' "$wanted" | grep -qxF -e "$key"; then
+    set -- "$@" --label-rm "$key"
   fi
-  sleep 2
-done
-if [ "$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")" = manager ]; then
-  docker node demote "$node" >/dev/null
-fi
-docker node rm --force "$node" >/dev/null
-"""
-
-
-def leave_script() -> str:
-    """Run on a node being removed: leave the swarm (already out is fine)."""
-    return _HEADER + f"""\
-if [ "$({_LOCAL_STATE})" != inactive ]; then
-  docker swarm leave --force >/dev/null
-fi
+done <<EOF
+$keys
+EOF
+docker node update "$@" {adds} "$node" >/dev/null
+docker node inspect --format '{{{{json .Spec.Labels}}}}' "$node"
 """
 
 
@@ -307,4 +317,91 @@ done
 printf '%s\\n' "$targets" | while read -r name tasks nodes; do
   echo "$name: $tasks of $tasks tasks running"
 done
+"""
+
+
+# The swarm state a lone manager keeps on its volume while its droplet is replaced.
+SWARM_STATE_BACKUP = "swarm-state.tar.gz"
+
+
+def swarm_state_dir(mount_path: str) -> str:
+    """Where a manager keeps its swarm state on its block-storage volume."""
+    return f"{mount_path.rstrip('/')}/.swarm-state"
+
+
+def _restore_block(advertise_addr: str, state_dir: str) -> str:
+    backup = shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")
+    addr = shlex.quote(advertise_addr)
+    # Messages go to stderr: the script's stdout is the node ID.
+    return f"""\
+backup={backup}
+if [ "$state" = inactive ] && [ -f "$backup" ]; then
+  echo "$(hostname): restoring the swarm state kept in $backup" >&2
+  systemctl stop docker
+  rm -rf /var/lib/docker/swarm
+  tar -C /var/lib/docker -xzf "$backup"
+  new={addr}
+  old=$(sed -n 's/.*"LocalAddr":"\\([^"]*\\)".*/\\1/p' /var/lib/docker/swarm/docker-state.json)
+  if [ -n "$old" ]; then
+    sed -i "s/$(printf '%s' "$old" | sed 's/[.]/[.]/g')/$new/g" /var/lib/docker/swarm/docker-state.json
+  fi
+  systemctl start docker
+  docker swarm init --force-new-cluster --advertise-addr "$new" --listen-addr "$new:{SWARM_PORT}" >/dev/null
+  # Tasks the daemon tried to start while the cluster was being re-formed keep failing ("cannot
+  # create a swarm scoped network when swarm is not active"): a restart starts them cleanly.
+  systemctl restart docker
+  tries=0
+  until [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}' 2>/dev/null)" = true ]; do
+    tries=$((tries + 1))
+    if [ "$tries" -ge 60 ]; then
+      echo "$(hostname): the restored manager did not come back within 60s; see docker info" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  mv "$backup" "$backup.restored-$(date -u +%Y%m%dT%H%M%SZ)"
+  state=$({_LOCAL_STATE})
+fi
+"""
+
+
+def keep_swarm_state_script(state_dir: str, mount_path: str) -> str:
+    """The create of a lone manager's swarm-state command: check that the folder where its
+    state will be kept (when its droplet is replaced) is on the mounted volume."""
+    return _HEADER + f"""\
+if ! mountpoint -q {shlex.quote(mount_path)}; then
+  echo "$(hostname): {mount_path} is not mounted: the swarm state could not be kept across a replacement" >&2
+  exit 1
+fi
+mkdir -p {shlex.quote(state_dir)}
+chmod 0700 {shlex.quote(state_dir)}
+echo "swarm state kept in {state_dir} when this droplet is replaced"
+"""
+
+
+def backup_swarm_state_script(state_dir: str) -> str:
+    """Run on the only manager before its droplet goes (its swarm-state command's delete): copy
+    its swarm state to the block-storage volume, which outlives the droplet, the way Docker's
+    admin guide backs a manager up: Docker stopped, /var/lib/docker/swarm copied whole, Docker
+    started again. With several managers the others hold the state: nothing to keep."""
+    backup = shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")
+    return _HEADER + f"""\
+if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
+  echo "$(hostname) is not a swarm manager: no swarm state to keep"
+  exit 0
+fi
+managers=$(docker info --format '{{{{.Swarm.Managers}}}}')
+if [ "$managers" -gt 1 ]; then
+  echo "$(hostname) is one of $managers managers: they keep the swarm state"
+  exit 0
+fi
+backup={backup}
+umask 077
+mkdir -p "$(dirname "$backup")"
+systemctl stop docker
+trap 'systemctl start docker' EXIT
+tar -C /var/lib/docker -czf "$backup.tmp" swarm
+mv "$backup.tmp" "$backup"
+sync
+echo "kept the swarm state of $(hostname) in $backup ($(wc -c <"$backup") bytes)"
 """

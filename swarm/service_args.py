@@ -15,8 +15,9 @@ What `docker stack deploy` does, done the same way:
 Differences, on purpose:
 - networks are attached by id (attaching by name causes perpetual diffs,
   kreuzwerker/terraform-provider-docker#648);
-- secret and config names carry a hash of their content (`versioned_name`): swarm objects are
-  immutable, so a new value is a new object. Pulumi replaces the resource create-before-delete:
+- secret and config names carry an HMAC of their content under a per-stack key
+  (`versioned_name`): swarm objects are immutable, so a new value is a new object. Keyed, so that
+  the name (in `docker secret ls`, the state, a preview) cannot be used to test guesses of the value. Pulumi replaces the resource create-before-delete:
   the new object is created, services move to it, then the old one is deleted;
 - update order. Compose's declared `order` always wins. When none is declared the service is
   updated start-first (the new task runs before the old one stops: no downtime) unless that
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,10 +59,13 @@ def service_name(stack: str, service: str) -> str:
     return f"{stack}_{service}"
 
 
-def versioned_name(stack: str, name: str, content: bytes) -> str:
-    """`<stack>_<name>_<first 8 hex of sha256(content)>`, shortened to swarm's 64 characters
-    by cutting the `<stack>_<name>` part: a new value gives a new name."""
-    digest = hashlib.sha256(content).hexdigest()[:8]
+def versioned_name(stack: str, name: str, content: bytes, name_key: bytes) -> str:
+    """`<stack>_<name>_<first 12 hex of HMAC-SHA256(name_key, content)>`, shortened to swarm's 64
+    characters by cutting the `<stack>_<name>` part: a new value gives a new name, and without
+    the key (a per-stack secret) the name says nothing about the value."""
+    if len(name_key) < 16:
+        raise ValueError("the naming key must be at least 16 random bytes")
+    digest = hmac.new(name_key, content, hashlib.sha256).hexdigest()[:12]
     base = f"{stack}_{name}"[: MAX_OBJECT_NAME - len(digest) - 1]
     return f"{base}_{digest}"
 
@@ -237,21 +242,21 @@ def network_args(spec: NetworkSpec, *, stack: str) -> dict[str, Any]:
     )
 
 
-def secret_args(spec: SecretSpec, *, stack: str, content: bytes) -> dict[str, Any]:
-    """Keyword arguments of `pulumi_docker.Secret` holding `content`. For an external secret the
-    value is a Pulumi Output: call this inside `value.apply(...)` and index the result
-    (`args["name"]`, `args["data"]`), keeping the data secret."""
-    return _object_args(spec, stack, content)
+def secret_args(spec: SecretSpec, *, stack: str, content: bytes, name_key: bytes) -> dict[str, Any]:
+    """Keyword arguments of `pulumi_docker.Secret` holding `content`, named with `name_key` (see
+    versioned_name). For an external secret the value is a Pulumi Output: call this inside
+    `value.apply(...)` and index the result (`args["name"]`, `args["data"]`), keeping the data secret."""
+    return _object_args(spec, stack, content, name_key)
 
 
-def config_args(spec: ConfigSpec, *, stack: str, content: bytes) -> dict[str, Any]:
+def config_args(spec: ConfigSpec, *, stack: str, content: bytes, name_key: bytes) -> dict[str, Any]:
     """Keyword arguments of `pulumi_docker.ServiceConfig` holding `content` (see secret_args)."""
-    return _object_args(spec, stack, content)
+    return _object_args(spec, stack, content, name_key)
 
 
-def _object_args(spec: SecretSpec, stack: str, content: bytes) -> dict[str, Any]:
+def _object_args(spec: SecretSpec, stack: str, content: bytes, name_key: bytes) -> dict[str, Any]:
     return {
-        "name": versioned_name(stack, spec.key, content),
+        "name": versioned_name(stack, spec.key, content, name_key),
         "data": base64.b64encode(content).decode("ascii"),
         "labels": _labels({**spec.labels, STACK_NAMESPACE_LABEL: stack}),
     }

@@ -96,6 +96,9 @@ _SIZES = [
     DropletSize("gpu-h100x8-640gb", 160, 1920, _gpu_monthly(23.92), gpus=8),
 ]
 
+# A regional load balancer's list price per node (its `size_unit`), USD per month.
+LOAD_BALANCER_NODE_MONTHLY_USD = 12.0
+
 SIZES: dict[str, DropletSize] = {size.slug: size for size in _SIZES}
 
 # DigitalOcean Spaces (the backups' bucket): the subscription's list price includes 250 GiB of

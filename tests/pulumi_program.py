@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import hashlib
 import json
 import runpy
 import zlib
@@ -27,6 +29,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SECRET_SIG = rpc._special_secret_sig
 # What FakeCloud's DigitalOcean registry credentials carry as username and password.
 FAKE_REGISTRY_TOKEN = "dop_v1_fake_registry_token"
+FAKE_LOAD_BALANCER_IP = "203.0.113.80"
+# Config keys the CLI holds as secrets (set with --secret).
+SECRET_KEYS = ("sshPrivateKey", "secrets", "registryPassword", "ingressCertificate", "ingressPrivateKey")
 
 
 @dataclass
@@ -114,19 +119,55 @@ class FakeCloud(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == "digitalocean:index/droplet:Droplet":
             outputs["ipv4Address"], outputs["ipv4AddressPrivate"] = fake_addresses(args.inputs["name"])
+            return [fake_droplet_id(args.inputs["name"]), outputs]
+        if args.typ == "digitalocean:index/reservedIp:ReservedIp":
+            outputs["ipAddress"] = MANAGER_ADDRESS
         elif args.typ == "tls:index/privateKey:PrivateKey":
-            outputs["publicKeyOpenssh"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeFakeFakeFakeFakeFakeFakeFakeFakeFakeFake"
-            outputs["privateKeyOpenssh"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
+            outputs["privateKeyOpenssh"], outputs["publicKeyOpenssh"] = fake_key_pair(args.name)
+        elif args.typ == "random:index/randomBytes:RandomBytes":
+            outputs["hex"] = fake_random_bytes(args.name, int(args.inputs["length"])).hex()
+            outputs["base64"] = base64.b64encode(fake_random_bytes(args.name, int(args.inputs["length"]))).decode()
         elif args.typ == "command:remote:Command":
             outputs["stdout"] = self.command_stdout(args.name, unwrap(args.inputs))
             outputs["stderr"] = ""
         elif args.typ == "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials":
             auth = base64.b64encode(f"{FAKE_REGISTRY_TOKEN}:{FAKE_REGISTRY_TOKEN}".encode()).decode()
             outputs["dockerCredentials"] = json.dumps({"auths": {"registry.digitalocean.com": {"auth": auth}}})
+        elif args.typ == "digitalocean:index/loadBalancer:LoadBalancer":
+            outputs["ip"] = FAKE_LOAD_BALANCER_IP
         return [f"{args.name}-id", outputs]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         raise AssertionError(f"the program must make no provider calls (data sources hit the API): {args.token}")
+
+
+@functools.lru_cache(maxsize=None)
+def fake_key_pair(resource_name: str) -> tuple[str, str]:
+    """A real ED25519 key pair per resource name, as tls.PrivateKey gives it (OpenSSH private key,
+    public key line with a newline): sshd can load it, and it stays the same for every run of the
+    program in this process, as a key kept in state does."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(resource_name.encode()).digest())
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return private, public + "\n"
+
+
+def fake_random_bytes(resource_name: str, length: int) -> bytes:
+    """random.RandomBytes' value, the same for every run (kept in state)."""
+    return hashlib.sha256(b"random-bytes:" + resource_name.encode()).digest()[:length]
+
+
+# The reserved IP FakeCloud gives the manager (TEST-NET-3).
+MANAGER_ADDRESS = "203.0.113.10"
+
+
+def fake_droplet_id(droplet_name: str) -> str:
+    """A stable numeric droplet ID per name, as DigitalOcean's are numbers."""
+    return str(100_000_000 + zlib.crc32(droplet_name.encode()) % 900_000_000)
 
 
 def fake_addresses(droplet_name: str) -> tuple[str, str]:
@@ -173,6 +214,8 @@ class _Recording:
                         "ignoreChanges": list(request.ignoreChanges),
                         "replaceOnChanges": list(request.replaceOnChanges),
                         "aliases": list(request.aliases),
+                        # the names it answers to besides its own (alias specs), for assertions
+                        "aliasNames": [alias.spec.name for alias in request.aliases if alias.HasField("spec")],
                     },
                 )
             )
@@ -207,7 +250,7 @@ def run_program(
     monitor = recording(monitor) if monitor is not None else RecordingMonitor(mocks or FakeCloud())
     pulumi.runtime.set_all_config(
         {f"swarm:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in config.items()},
-        secret_keys=[f"swarm:{key}" for key in ("sshPrivateKey", "secrets", "registryPassword") if key in config],
+        secret_keys=[f"swarm:{key}" for key in SECRET_KEYS if key in config],
     )
     settings.ROOT.set(None)  # a fresh Stack resource for every run
     # A failed run leaves failed outputs behind; the next run must not await (and re-raise)

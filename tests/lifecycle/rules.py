@@ -9,6 +9,8 @@ are the Pulumi (camelCase) input names the program registers.
 |---|---|---|---|
 | digitalocean Droplet | image, region, sshKeys, userData, vpcUuid, monitoring, dropletAgent | size (power off, resize, power on), name, tags, volumeIds, backups, gracefulShutdown, resizeDisk, ipv6 off→on | digitalocean/terraform-provider-digitalocean digitalocean/droplet/resource_droplet.go (schema: `ForceNew: true`; update: `DropletActions.PowerOff` → `Resize` → power on) |
 | digitalocean Volume | region, name, description, snapshotId, initialFilesystemType, initialFilesystemLabel | size (grow), tags | digitalocean/volume/resource_volume.go (`description`: "ForceNew: true, // Update-ability Coming Soon ™") |
+| digitalocean ReservedIp | region | — | digitalocean/reservedip/resource_reserved_ip.go |
+| digitalocean ReservedIpAssignment | ipAddress, dropletId | — | digitalocean/reservedip/resource_reserved_ip_assignment.go |
 | digitalocean Vpc | region, ipRange | name, description | digitalocean/vpc/resource_vpc.go |
 | digitalocean Tag | name | — | digitalocean/tag/resource_tag.go |
 | digitalocean SshKey | publicKey | name | digitalocean/sshkey/resource_ssh_key.go |
@@ -25,6 +27,7 @@ are the Pulumi (camelCase) input names the program registers.
 | docker ServiceConfig | every field | — (swarm configs are immutable) | internal/provider/resource_docker_config.go |
 | docker provider | — | every field; its resources are not replaced | pulumi/pulumi-docker: a provider's configuration change is an update (the engine diffs providers like resources; no field of the docker provider is marked replace) |
 | tls PrivateKey | algorithm, rsaBits, ecdsaCurve (every input) | — | hashicorp/terraform-provider-tls internal/provider/resource_private_key.go (`RequiresReplace`) |
+| random RandomBytes | length, keepers (every input) | — | hashicorp/terraform-provider-random internal/provider/resource_bytes.go (`RequiresReplace`) |
 | component resources | — (never: they have no provider) | — | Pulumi: components have no CRUD of their own |
 """
 
@@ -77,6 +80,10 @@ RULES: dict[str, Rule] = {
         _DO + "digitalocean/volume/resource_volume.go",
         "region", "name", "description", "snapshotId", "initialFilesystemType", "initialFilesystemLabel",
     ),
+    "digitalocean:index/reservedIp:ReservedIp": _rule(_DO + "digitalocean/reservedip/resource_reserved_ip.go", "region"),
+    "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": _rule(
+        _DO + "digitalocean/reservedip/resource_reserved_ip_assignment.go", "ipAddress", "dropletId"
+    ),
     "digitalocean:index/vpc:Vpc": _rule(_DO + "digitalocean/vpc/resource_vpc.go", "region", "ipRange"),
     "digitalocean:index/tag:Tag": _rule(_DO + "digitalocean/tag/resource_tag.go", "name"),
     "digitalocean:index/sshKey:SshKey": _rule(_DO + "digitalocean/sshkey/resource_ssh_key.go", "publicKey"),
@@ -114,6 +121,9 @@ RULES: dict[str, Rule] = {
     "pulumi:providers:docker": _rule("pulumi/pulumi-docker provider configuration"),
     "tls:index/privateKey:PrivateKey": _rule(
         "hashicorp/terraform-provider-tls internal/provider/resource_private_key.go", EVERY_FIELD
+    ),
+    "random:index/randomBytes:RandomBytes": _rule(
+        "hashicorp/terraform-provider-random internal/provider/resource_bytes.go", EVERY_FIELD
     ),
 }
 

@@ -253,10 +253,11 @@ def _endpoint(endpoint: dict | None) -> dict | None:
 
 
 def request(what: str, manager, endpoint: str, body: dict | None = None, headers=(), *,
-            method: str | None = None, missing_ok: bool = False) -> dict:
+            method: str | None = None, missing_ok: bool = False, known_hosts=None) -> dict:
     """One Engine API request on `manager`'s socket (a harness Host), over SSH as the provider
     reaches it: POST with a JSON body, else GET (or `method`). `missing_ok`: a 404 is an answer
-    (a DELETE of what is already gone, as the provider treats it)."""
+    (a DELETE of what is already gone, as the provider treats it). `known_hosts`: the provider's
+    known_hosts file, checked strictly as its `ssh` does."""
     import shlex
 
     options = [f"-H {shlex.quote(header)}" for header in headers]
@@ -269,6 +270,7 @@ def request(what: str, manager, endpoint: str, body: dict | None = None, headers
         f"-w '\\n%{{http_code}}' {shlex.quote('http://localhost' + endpoint)}",
         stdin=None if body is None else json.dumps(body),
         check=False,
+        known_hosts=known_hosts,
     )
     answer, _, status = result.stdout.rpartition("\n")
     if missing_ok and status == "404":

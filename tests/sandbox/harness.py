@@ -48,7 +48,7 @@ HOST_ENV = {
 }
 REQUIRED_COMMANDS = (
     "blkid", "busybox", "docker", "docker-init", "dockerd", "ip", "iptables", "losetup", "mkfs.ext4",
-    "nsenter", "ssh", "ssh-keygen", "sshd", "unshare",
+    "nsenter", "ssh", "ssh-keygen", "ssh-keyscan", "sshd", "unshare",
 )
 _LOCK_DIR = Path("/run/swarm-sandbox")
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -66,8 +66,13 @@ CMD ["sh"]
 # so they are mounted before /root and /run are covered (the workdir may live below them).
 _INIT_SCRIPT = r"""
 set -eu
-name=$1 address=$2 dir=$3 sshd=$4 cloud_init_status=$5
+name=$1 address=$2 dir=$3 sshd=$4 cloud_init_status=$5 systemctl=$6
 hostname "$name"
+# The host key lives on the host's disk, as a droplet's does in /etc/ssh: generated at first boot,
+# kept across power cycles; install_host_key replaces it, as cloud-init's `ssh_keys` does. Read
+# now: /run and /root may cover the workdir once mounted.
+[ -e "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
+host_key=$(cat "$dir/ssh_host_ed25519_key")
 mkdir -p /var/lib/docker /etc/docker  # mount points; the docker.io package's own folders
 mount --bind "$dir/var-lib-docker" /var/lib/docker
 mount --bind "$dir/etc-docker" /etc/docker
@@ -82,18 +87,56 @@ mount --bind "$dir/fstab" /etc/fstab
 mount -t tmpfs -o mode=0755 tmpfs /dev/disk
 # What systemd does at boot: mount the volumes listed in fstab (nofail: a missing one is skipped).
 mount -a -t ext4,xfs 2>/dev/null || true
+# No systemd here: a `systemctl` that manages the one service scripts ask for, docker, first on
+# PATH (/usr/local/sbin becomes the host's own).
+mount -t tmpfs -o mode=0755 tmpfs /usr/local/sbin
+printf '%s\n' "$systemctl" >/usr/local/sbin/systemctl
+chmod 0755 /usr/local/sbin/systemctl
 # Scripts meet a droplet after its first boot: cloud-init reports done, in its own files (else
 # `cloud-init status --wait`, if the machine has cloud-init, waits for a boot that never runs).
 mkdir /run/cloud-init
 printf '%s\n' "$cloud_init_status" >/run/cloud-init/status.json
 echo '{"v1": {"datasource": "DataSourceNone", "errors": []}}' >/run/cloud-init/result.json
-ssh-keygen -q -t ed25519 -N '' -f /run/ssh_host_ed25519_key
+(umask 077 && printf '%s\n' "$host_key" >/run/ssh_host_ed25519_key)
 # -f /dev/null: independent of the machine's sshd_config (Port, ListenAddress, PAM, ...).
 "$sshd" -D -e -f /dev/null \
   -o ListenAddress="$address" -o HostKey=/run/ssh_host_ed25519_key -o PidFile=/run/sshd.pid \
   -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no \
   -o KbdInteractiveAuthentication=no -o MaxStartups=100 -o 'Subsystem sftp internal-sftp' &
 exec sleep infinity
+"""
+
+# The hosts' `systemctl`: stop, start, restart and is-active for docker, as systemd would do
+# them (stop waits for dockerd to exit; start returns once the daemon answers).
+_SYSTEMCTL = r"""#!/bin/sh
+set -eu
+case "${2:-}" in
+  docker | docker.service) ;;
+  *) echo "systemctl (sandbox host): only docker is managed here, not '${2:-}'" >&2; exit 1 ;;
+esac
+stop() {
+  pid=$(cat /run/docker.pid 2>/dev/null || true)
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+}
+start() {
+  docker info >/dev/null 2>&1 && return 0
+  setsid dockerd </dev/null >>/run/dockerd.log 2>&1 &
+  tries=0
+  until docker info >/dev/null 2>&1; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 300 ] || { echo "dockerd did not answer; see /run/dockerd.log" >&2; exit 1; }
+    sleep 0.2
+  done
+}
+case "$1" in
+  stop) stop ;;
+  start) start ;;
+  restart) stop; start ;;
+  is-active) if docker info >/dev/null 2>&1; then echo active; else echo inactive; exit 3; fi ;;
+  *) echo "systemctl (sandbox host): '$1' is not supported" >&2; exit 1 ;;
+esac
 """
 
 T = TypeVar("T")
@@ -142,6 +185,57 @@ def wait_for(predicate: Callable[[], T], what: str, timeout: float = 60, interva
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
     return result
+
+
+def pinned_ssh_options(sandbox: Sandbox, known_hosts: Path) -> list[str]:
+    """The sandbox's ssh options with strict host key checking against `known_hosts` only."""
+    return [*sandbox.login_options, "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null"]
+
+
+def write_known_hosts(path: Path, entries: Iterable[tuple[str, str]]) -> Path:
+    """A known_hosts file of (address, "ssh-ed25519 AAAA...") entries."""
+    path.write_text("".join(f"{address} {key.strip()}\n" for address, key in entries))
+    return path
+
+
+def host_public_key(host: Host) -> str:
+    """The host key the host's sshd presents now ("ssh-ed25519 AAAA..."), as a client sees it."""
+    result = subprocess.run(["ssh-keyscan", "-t", "ed25519", "-T", "2", host.ip],
+                            capture_output=True, text=True, timeout=30)
+    lines = [line.split(None, 1)[1] for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    return lines[0].strip() if lines else ""
+
+
+def pinned_known_hosts(sandbox: Sandbox, address: str, host_key: str) -> Path:
+    """A known_hosts file (kept in the workdir, one per address and key) that pins `host_key`
+    ("ssh-ed25519 AAAA...") for `address`, for `Host.ssh(known_hosts=...)`."""
+    directory = sandbox.workdir / "known_hosts"
+    directory.mkdir(exist_ok=True)
+    path = directory / hashlib.sha256(f"{address} {host_key.strip()}".encode()).hexdigest()[:16]
+    if not path.exists():
+        write_known_hosts(path.with_suffix(f".{threading.get_ident()}"), [(address, host_key)]).replace(path)
+    return path
+
+
+def install_host_key(host: Host, private_key: str, timeout: float = 30) -> str:
+    """Make the host's sshd present `private_key` (OpenSSH format), as cloud-init installs the
+    key the program generated on a new droplet: write it on the host's disk (kept across power
+    cycles) and in /run where sshd reads it, SIGHUP sshd (it re-executes and reads its host key
+    again), and wait until a client sees it. Returns the public key."""
+    text = private_key if private_key.endswith("\n") else private_key + "\n"
+    on_disk = host.dir / "ssh_host_ed25519_key"
+    descriptor = os.open(on_disk.with_suffix(".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as key_file:
+        key_file.write(text)
+    on_disk.with_suffix(".new").replace(on_disk)
+    host.exec("umask 077 && cat >/run/ssh_host_ed25519_key.new && "
+              "mv /run/ssh_host_ed25519_key.new /run/ssh_host_ed25519_key", stdin=text)
+    public = host.exec("ssh-keygen -y -f /run/ssh_host_ed25519_key").stdout.split()
+    expected = " ".join(public[:2])
+    host.exec('kill -HUP "$(cat /run/sshd.pid)"')
+    wait_for(lambda: host_public_key(host) == expected, f"{host.name}'s sshd to present its new host key", timeout)
+    return expected
 
 
 def leftovers(prefix: str) -> list[str]:
@@ -202,9 +296,12 @@ class Host:
     # --- commands -----------------------------------------------------------------------
 
     def ssh(self, cmd: str, stdin: str | None = None, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run `cmd` with root's shell over real SSH, as a deploy tool would."""
-        argv = ["ssh", *self.sandbox.ssh_options, f"root@{self.ip}", "--", cmd]
+            timeout: float = 120, known_hosts: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `cmd` with root's shell over real SSH, as a deploy tool would. With `known_hosts`,
+        the host must present a key listed there (strict checking, as a pinned connection):
+        otherwise `ssh` gives up before authenticating, and nothing (command, stdin) is sent."""
+        options = self.sandbox.ssh_options if known_hosts is None else pinned_ssh_options(self.sandbox, known_hosts)
+        argv = ["ssh", *options, f"root@{self.ip}", "--", cmd]
         return self._complete(argv, cmd, stdin, check, timeout)
 
     def docker(self, *args: str, stdin: str | None = None, check: bool = True,
@@ -298,7 +395,7 @@ class Host:
                 "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child",
                 "--mount-proc", "--propagation", "private",
                 "docker-init", "--", "bash", "-c", _INIT_SCRIPT, "init",
-                self.name, self.ip, str(self.dir), _which("sshd"), _cloud_init_done()]
+                self.name, self.ip, str(self.dir), _which("sshd"), _cloud_init_done(), _SYSTEMCTL]
         with open(self.dir / "init.log", "ab") as log:  # init script and sshd output
             # Own session: a terminal's Ctrl-C reaches the test runner, not the hosts.
             self._init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
@@ -336,7 +433,13 @@ class Host:
         if self.netns in _netns_names(self.sandbox.prefix):
             _ip("netns", "del", self.netns)
         if self.veth in _link_names(self.sandbox.prefix):
-            _ip("link", "del", self.veth)
+            try:
+                _ip("link", "del", self.veth)
+            except CommandError:
+                # Deleting the namespace deletes the pair too, asynchronously: it may have gone
+                # between the listing and the delete. Only a link that is still there is an error.
+                if self.veth in _link_names(self.sandbox.prefix):
+                    raise
         _remove_cgroups(self.cgroup_parent.strip("/"))
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -465,8 +568,12 @@ class Sandbox:
     @property
     def ssh_options(self) -> list[str]:
         """Options for the system `ssh` to log in to any host as root (e.g. Docker's ssh_opts)."""
+        return [*self.login_options, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+
+    @property
+    def login_options(self) -> list[str]:
+        """The sandbox key and batch settings, without any host key policy."""
         return ["-F", "/dev/null", "-i", str(self.key_path), "-o", "IdentitiesOnly=yes",
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
 
     def host_by_ip(self, ip: str) -> Host:

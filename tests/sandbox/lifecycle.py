@@ -252,6 +252,7 @@ class Outcome:
     min_running: dict[str, tuple[int, int]]  # service -> (lowest running, replicas)
     seconds: float
     problems: list[str] = field(default_factory=list)
+    leaderless_samples: int = 0  # samples in which no manager answered with a leader elected
 
     @property
     def replicas_held(self) -> bool:
@@ -344,12 +345,13 @@ class Lifecycle:
         for service, (low, n) in min_running.items():
             if n >= 2 and low < n - 1:
                 problems.append(f"{service} fell to {low} of {n} running tasks")
+        leaderless = sum(not sample.quorum for sample in samples)
         if result.error is not None:
             problems.append("up failed: " + _first_line(str(result.error)))
         droplets = sorted({s.name for s in result.steps if s.op == "replace" and s.type.endswith(":Droplet")})
         replaced = droplets or sorted({s.name for s in result.steps if s.op == "replace"})
         return Outcome(name, result, result.summary(), replaced, swarm_survived, not lost, not missing, data,
-                       unavailable, min_running, end - started, problems)
+                       unavailable, min_running, end - started, problems, leaderless)
 
     def close(self) -> None:
         self.cloud.close()

@@ -2,22 +2,24 @@
 droplets, played by sandbox hosts.
 
 - Droplet: create boots a blank host with a new address (a replacement of the same name gets
-  one too); delete destroys it, processes and disk; a `size` change powers it off hard and
-  boots it again on the same disk and address, as DigitalOcean's resize does. Volumes listed in
-  `volumeIds` are attached: their device appears at /dev/disk/by-id/scsi-0DO_Volume_<name> on
-  the host, and the user data's commands that prepare it (the program's own mount script) run,
-  as cloud-init would on first boot. A volume attached to another droplet is refused, as
+  one too) and gives its sshd the host key of its user data (`ssh_keys`), as cloud-init does;
+  delete destroys it, processes and disk; a `size` change powers it off hard and boots it again
+  on the same disk and address, as DigitalOcean's resize does. Volumes listed in `volumeIds` are
+  attached: their device appears at /dev/disk/by-id/scsi-0DO_Volume_<name> on the host, where
+  the program's `-volume` command finds it. A volume attached to another droplet is refused, as
   DigitalOcean refuses it.
 - Volume: a real block device (a loop device over a sparse file) that outlives hosts, formatted
   at creation when `initialFilesystemType` says so (DigitalOcean formats new volumes). Deleting
   an attached volume fails.
 - remote Command: `create` (and `update`, else `create`, on an update) runs over real SSH on the
-  host whose address its connection names, with its stdin; `delete` runs with the old inputs,
+  host whose address its connection names, with its stdin, checking the host key the connection
+  pins (`hostKey`) strictly; `delete` runs with the old inputs,
   on the old connection's address. An address no host answers fails after the dial attempts the
   connection allows (dial_error_limit, default 10; -1 retries until the step's timeout, capped
   here at DIAL_CAP_SECONDS).
 - Docker network, secret, config and service: created, updated (services) and deleted through
-  the Engine API of the manager the docker provider's `host` names, at the time of the step.
+  the Engine API of the manager the docker provider's `host` names, at the time of the step,
+  over SSH checked against the known_hosts file its `sshOpts` name.
 - Everything else (VPC, tags, firewall, SSH key, keys, registry credentials): no cloud here;
   IDs are generated and the outputs are the inputs (plus the values FakeCloud gives).
 """
@@ -32,12 +34,12 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
 
 from tests.lifecycle.engine import Engine, Provider, StepContext
 from tests.pulumi_program import FakeCloud, unwrap
 from tests.sandbox import engine_api
-from tests.sandbox.harness import Host, Sandbox, _which
+from tests.sandbox.executing_cloud import pinned_ssh, provider_known_hosts, user_data_host_key
+from tests.sandbox.harness import Host, Sandbox, _which, install_host_key
 
 # A real droplet's dial retries give up after about 11 s (pulumi/pulumi-command#1238); a
 # command with dial_error_limit -1 retries until its timeout (20 minutes for `ready`), which
@@ -63,6 +65,7 @@ class Cloud:
         self.droplets: dict[str, Host] = {}  # droplet id -> host
         self.volumes: dict[str, dict] = {}  # volume id -> {name, file, device, droplet}
         self.outages: list[tuple[str, float, float]] = []  # (hostname, powered off, booted again)
+        self.reserved: dict[str, str] = {}  # reserved IP -> droplet id it is assigned to
         self.lock = threading.RLock()
         self._ids = itertools.count(1)
 
@@ -70,7 +73,11 @@ class Cloud:
         return next(self._ids)
 
     def host_at(self, address: str) -> Host | None:
+        """The live host answering at `address`: its own, or a reserved IP assigned to it."""
         with self.lock:
+            if address in self.reserved:
+                host = self.droplets.get(self.reserved[address])
+                return host if host is not None and host.ready else None
             for host in self.droplets.values():
                 if host.ip == address and host.ready:
                     return host
@@ -105,7 +112,7 @@ class DropletProvider(Provider):
     def create(self, step: StepContext) -> tuple[str, dict]:
         inputs = unwrap(step.inputs)
         number = self.cloud.next_id()
-        droplet_id = f"droplet-{number}"
+        droplet_id = str(300_000_000 + number)  # DigitalOcean's droplet IDs are numbers
         name = inputs["name"]
         with self.cloud.lock:
             taken = name in self.cloud.sandbox.hosts
@@ -113,7 +120,8 @@ class DropletProvider(Provider):
         with self.cloud.lock:
             self.cloud.droplets[droplet_id] = host
         try:
-            self._attach(droplet_id, host, inputs.get("volumeIds") or [], inputs.get("userData") or "")
+            install_host_key(host, user_data_host_key(inputs["userData"]))  # kept across power cycles
+            self._attach(droplet_id, host, inputs.get("volumeIds") or [])
         except Exception:
             self.delete_droplet(droplet_id)
             raise
@@ -126,11 +134,11 @@ class DropletProvider(Provider):
         if old.get("size") != new.get("size"):
             off = time.monotonic()
             host.power_cycle()
-            self._attach(step.old.id, host, new.get("volumeIds") or [], None)
+            self._attach(step.old.id, host, new.get("volumeIds") or [])
             with self.cloud.lock:
                 self.cloud.outages.append((host.name, off, time.monotonic()))
         elif (old.get("volumeIds") or []) != (new.get("volumeIds") or []):
-            self._attach(step.old.id, host, new.get("volumeIds") or [], None)
+            self._attach(step.old.id, host, new.get("volumeIds") or [])
         return {**step.old.outputs, **step.inputs}
 
     def delete(self, step: StepContext) -> None:
@@ -145,15 +153,18 @@ class DropletProvider(Provider):
     def delete_droplet(self, droplet_id: str) -> None:
         with self.cloud.lock:
             host = self.cloud.droplets.pop(droplet_id, None)
+            # A destroyed droplet's reserved IPs are unassigned, its volumes detached.
+            for address in [a for a, d in self.cloud.reserved.items() if d == droplet_id]:
+                del self.cloud.reserved[address]
             for volume in self.cloud.volumes.values():
                 if volume["droplet"] == droplet_id:
                     volume["droplet"] = None
         if host is not None:
             self.cloud.sandbox.destroy_host(host.key)
 
-    def _attach(self, droplet_id: str, host: Host, volume_ids: list[str], user_data: str | None) -> None:
-        """Attach the volumes to the droplet and make their devices appear; on first boot, run
-        the user data's commands that prepare them."""
+    def _attach(self, droplet_id: str, host: Host, volume_ids: list[str]) -> None:
+        """Attach the volumes to the droplet and make their devices appear where DigitalOcean
+        puts them (the program's own `-volume` command mounts them, over SSH)."""
         with self.cloud.lock:
             for volume_id in volume_ids:
                 volume = self.cloud.volumes.get(volume_id)
@@ -172,24 +183,6 @@ class DropletProvider(Provider):
         for volume in attached:
             host.exec(f"mkdir -p /dev/disk/by-id && ln -sfn {volume['device']} "
                       f"{shlex.quote(VOLUME_DEVICE + volume['name'])}")
-        if user_data and attached:
-            for script, argv in _volume_commands(user_data):
-                result = host.exec(f"sh -s -- {shlex.join(argv)}", stdin=script, check=False, timeout=180)
-                if result.returncode != 0:
-                    raise RuntimeError(f"cloud-init on {host.name}: {argv} failed: {result.stderr.strip()}")
-
-
-def _volume_commands(user_data: str) -> list[tuple[str, list[str]]]:
-    """The user data's `runcmd` entries that run a script it writes on a volume device."""
-    document = yaml.safe_load(user_data)
-    files = {f["path"]: f["content"] for f in document.get("write_files", [])}
-    commands = []
-    for command in document.get("runcmd", []):
-        if isinstance(command, list) and command and command[0] in files and any(
-            str(arg).startswith(VOLUME_DEVICE) for arg in command[1:]
-        ):
-            commands.append((files[command[0]], [str(arg) for arg in command[1:]]))
-    return commands
 
 
 class VolumeProvider(Provider):
@@ -224,6 +217,39 @@ class VolumeProvider(Provider):
         _detach_loop(volume)
 
 
+class ReservedIpProvider(Provider):
+    """A reserved IP: an address of its own (TEST-NET-1: it names the IP, nothing routes it)."""
+
+    def __init__(self, cloud: Cloud):
+        self.cloud = cloud
+
+    def create(self, step: StepContext) -> tuple[str, dict]:
+        address = f"192.0.2.{self.cloud.next_id() % 250 + 1}"
+        return address, {**step.inputs, "ipAddress": address}
+
+
+class ReservedIpAssignmentProvider(Provider):
+    """Assigning moves the IP to the droplet; deleting the assignment unassigns it."""
+
+    def __init__(self, cloud: Cloud):
+        self.cloud = cloud
+
+    def create(self, step: StepContext) -> tuple[str, dict]:
+        inputs = unwrap(step.inputs)
+        droplet = str(int(inputs["dropletId"]))
+        with self.cloud.lock:
+            if droplet not in self.cloud.droplets:
+                raise RuntimeError(f"422 droplet {droplet} does not exist")
+            self.cloud.reserved[inputs["ipAddress"]] = droplet
+        return f"{inputs['ipAddress']}-{droplet}", dict(step.inputs)
+
+    def delete(self, step: StepContext) -> None:
+        inputs = unwrap(step.inputs)
+        with self.cloud.lock:
+            if self.cloud.reserved.get(inputs["ipAddress"]) == str(int(inputs["dropletId"])):
+                del self.cloud.reserved[inputs["ipAddress"]]
+
+
 class CommandProvider(Provider):
     def __init__(self, cloud: Cloud):
         self.cloud = cloud
@@ -245,8 +271,8 @@ class CommandProvider(Provider):
         connection = inputs["connection"]
         host = self._dial(connection["host"], connection.get("dialErrorLimit"), step.timeout)
         started = time.monotonic()
-        result = host.ssh(inputs[script], stdin=inputs.get("stdin") if op != "delete" else None, check=False,
-                          timeout=step.timeout or DEFAULT_COMMAND_TIMEOUT)
+        result = pinned_ssh(host, step.name, connection, inputs[script], inputs.get("stdin") if op != "delete" else None,
+                            step.timeout or DEFAULT_COMMAND_TIMEOUT)
         with self.cloud.lock:
             self.executed.append((op, step.name, host.name, time.monotonic() - started))
         if result.returncode != 0:
@@ -289,29 +315,36 @@ class DockerObjectProvider(Provider):
             raise DialError(f"error during connect: ssh://root@{address}: no route to host")
         return host
 
+    @staticmethod
+    def _known_hosts(step: StepContext) -> Path:
+        return provider_known_hosts(unwrap(step.provider_inputs())["sshOpts"])
+
     def create(self, step: StepContext) -> tuple[str, dict]:
         inputs = unwrap(step.inputs)
         endpoint, build, _ = self.PATHS[step.type]
         auth = engine_api.registry_auth_header(inputs) if step.type.endswith(":Service") else None
         created = engine_api.request(step.name, self._manager(step), endpoint, build(inputs),
-                                     [f"X-Registry-Auth: {auth}"] if auth else [])
+                                     [f"X-Registry-Auth: {auth}"] if auth else [], known_hosts=self._known_hosts(step))
         return created.get("ID") or created["Id"], dict(step.inputs)
 
     def update(self, step: StepContext) -> dict:
         assert step.old is not None and step.type.endswith(":Service"), "only services update in place"
         inputs = unwrap(step.inputs)
         manager = self._manager(step)
-        version = engine_api.request(step.name, manager, f"/services/{step.old.id}")["Version"]["Index"]
+        known_hosts = self._known_hosts(step)
+        version = engine_api.request(step.name, manager, f"/services/{step.old.id}",
+                                     known_hosts=known_hosts)["Version"]["Index"]
         auth = engine_api.registry_auth_header(inputs)
         engine_api.request(step.name, manager, f"/services/{step.old.id}/update?version={version}",
-                           engine_api.service_spec(inputs), [f"X-Registry-Auth: {auth}"] if auth else [])
+                           engine_api.service_spec(inputs), [f"X-Registry-Auth: {auth}"] if auth else [],
+                           known_hosts=known_hosts)
         return dict(step.inputs)
 
     def delete(self, step: StepContext) -> None:
         assert step.old is not None
         _, _, base = self.PATHS[step.type]
         engine_api.request(step.name, self._manager(step), f"{base}/{step.old.id}", method="DELETE",
-                           missing_ok=True)
+                           missing_ok=True, known_hosts=self._known_hosts(step))
 
 
 class FakeOutputs(Provider):
@@ -336,6 +369,8 @@ def sandbox_engine(sandbox: Sandbox, workdir: Path) -> tuple[Engine, Cloud, Comm
     providers: dict[str, Provider] = {
         "digitalocean:index/droplet:Droplet": DropletProvider(cloud),
         "digitalocean:index/volume:Volume": VolumeProvider(cloud),
+        "digitalocean:index/reservedIp:ReservedIp": ReservedIpProvider(cloud),
+        "digitalocean:index/reservedIpAssignment:ReservedIpAssignment": ReservedIpAssignmentProvider(cloud),
         "command:remote:Command": commands,
         **{type_: docker for type_ in DockerObjectProvider.PATHS},
     }

@@ -8,11 +8,20 @@ import subprocess
 import pytest
 import yaml
 
-from swarm.cloudinit import DAEMON_CONFIG, render_cloud_init, shell_scripts, volume_device
+from swarm import cloudinit
+from swarm.cloudinit import DAEMON_CONFIG, HostKey, shell_scripts, volume_device
 from swarm.config import load_stack_config_file
-from tests.pulumi_program import PROJECT_ROOT
+from tests.pulumi_program import PROJECT_ROOT, fake_key_pair
 
 NODES = [node for stack in ("prod", "staging") for node in load_stack_config_file(PROJECT_ROOT, stack).nodes]
+
+
+def host_key(node) -> HostKey:
+    return HostKey(*fake_key_pair(f"{node.name}-host-key"))
+
+
+def render_cloud_init(node) -> str:
+    return cloudinit.render_cloud_init(node, host_key(node))
 
 
 @pytest.mark.tools("cloud-init")
@@ -45,7 +54,7 @@ def test_docker_comes_from_the_official_repository_with_log_rotation_and_no_live
     assert render_cloud_init(node).startswith("#cloud-config\n")
     assert document["hostname"] == node.name
     assert "download.docker.com/linux/ubuntu" in document["apt"]["sources"]["docker.list"]["source"]
-    assert document["packages"] == ["docker-ce", "docker-ce-cli", "containerd.io"]
+    assert document["packages"][:3] == ["docker-ce", "docker-ce-cli", "containerd.io"]
     (daemon,) = [f for f in document["write_files"] if f["path"] == "/etc/docker/daemon.json"]
     config = json.loads(daemon["content"])
     assert config == DAEMON_CONFIG
@@ -53,22 +62,66 @@ def test_docker_comes_from_the_official_repository_with_log_rotation_and_no_live
     assert document["ssh_pwauth"] is False
 
 
-def test_volume_is_mounted_only_where_the_pool_asks():
+def test_user_data_carries_no_volume_mount():
+    # The mount is a remote command (it must be able to change without replacing the droplet):
+    # a node with a volume gets the same kind of user data as one without.
     manager = next(n for n in NODES if n.name == "prod-manager-1")
-    worker = next(n for n in NODES if n.name == "prod-ml-1")
-    manager_commands = yaml.safe_load(render_cloud_init(manager))["runcmd"]
-    assert [c for c in manager_commands if c[0].endswith("swarm-mount-volume")] == [
-        ["/usr/local/sbin/swarm-mount-volume", volume_device(manager), "/mnt/postgresql"]
-    ]
-    assert volume_device(manager) == "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data"
-    assert not shell_scripts(worker)
-    assert all("mount" not in c[0] for c in yaml.safe_load(render_cloud_init(worker))["runcmd"])
+    document = yaml.safe_load(render_cloud_init(manager))
+    assert all("mount" not in " ".join(command) for command in document["runcmd"])
+    assert all("mount" not in file["path"] for file in document["write_files"])
+    assert not shell_scripts(manager)
+    assert volume_device("prod-manager-1-data") == "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data"
 
 
 def test_rendering_is_deterministic():
-    # user_data changes replace droplets: the same node must always render the same bytes
+    # user_data changes replace droplets: the same node and key must always render the same bytes,
+    # so that a second `up` replaces nothing
     assert all(render_cloud_init(node) == render_cloud_init(node) for node in NODES)
     assert len({render_cloud_init(node) for node in NODES}) == len(NODES)
+
+
+def test_the_node_offers_the_programs_host_key_and_no_other():
+    node = NODES[0]
+    key = host_key(node)
+    document = yaml.safe_load(render_cloud_init(node))
+    assert document["ssh_keys"] == {"ed25519_private": key.private_openssh, "ed25519_public": key.public_openssh.strip()}
+    assert document["ssh_deletekeys"] is True  # the image's own keys are gone
+    # given ssh_keys, cloud-init generates no other key type (cc_ssh); ssh_genkeytypes would not apply
+    assert "ssh_genkeytypes" not in document
+    (sshd,) = [f["content"] for f in document["write_files"] if f["path"].startswith("/etc/ssh/sshd_config.d/")]
+    # The only HostKey line: sshd offers no other type a client could negotiate instead of ED25519.
+    assert [line for line in sshd.splitlines() if line.startswith("HostKey")] == ["HostKey /etc/ssh/ssh_host_ed25519_key"]
+
+
+def test_sshd_takes_keys_only_and_its_settings_win_over_the_images():
+    document = yaml.safe_load(render_cloud_init(NODES[0]))
+    (path,) = [f["path"] for f in document["write_files"] if f["path"].startswith("/etc/ssh/sshd_config.d/")]
+    # sshd keeps the first value it reads, in file-name order: 00- comes before the image's files
+    # and cloud-init's 50-cloud-init.conf.
+    assert path.rsplit("/", 1)[1] < "50-cloud-init.conf"
+    (sshd,) = [f["content"] for f in document["write_files"] if f["path"] == path]
+    options = dict(line.split(None, 1) for line in sshd.splitlines() if line and not line.startswith("#"))
+    assert options["PasswordAuthentication"] == "no"
+    assert options["KbdInteractiveAuthentication"] == "no"
+    assert options["PermitRootLogin"] == "prohibit-password"
+    assert options["AuthenticationMethods"] == "publickey"
+    assert document["ssh_pwauth"] is False
+    assert document["disable_root"] is False  # root logs in, by key: the program runs as root
+
+
+@pytest.mark.parametrize("node", NODES, ids=[node.name for node in NODES])
+def test_security_upgrades_are_unattended_and_never_reboot_the_node(node):
+    document = yaml.safe_load(render_cloud_init(node))
+    files = {f["path"]: f["content"] for f in document["write_files"]}
+    assert "unattended-upgrades" in document["packages"]
+    policy = files["/etc/apt/apt.conf.d/52swarm-upgrades"]
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in policy
+    assert 'APT::Periodic::Update-Package-Lists "1";' in policy
+    assert 'Unattended-Upgrade::Automatic-Reboot "false";' in policy
+    # apt reads apt.conf.d in name order and the last value wins: after the package's own files.
+    assert "52swarm-upgrades" > "50unattended-upgrades" > "20auto-upgrades"
+    # an upgraded library must not make needrestart restart dockerd (every task of the node)
+    assert "qr(^docker)} = 0" in files["/etc/needrestart/conf.d/50-swarm.conf"]
 
 
 def gpu_node():

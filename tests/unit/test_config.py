@@ -109,6 +109,14 @@ def test_even_manager_count_is_a_warning_not_an_error():
     assert any("odd number" in warning for warning in parse(values).warnings)
 
 
+def test_a_lone_manager_without_a_volume_is_warned_that_a_replacement_starts_a_new_swarm():
+    values = prod()
+    assert not any("lone manager" in w for w in parse(values).warnings), "prod's manager has a volume"
+    del values["nodePools"]["manager"]["volume"]
+    (warning,) = [w for w in parse(values).warnings if "lone manager" in w]
+    assert "swarm:nodePools.manager" in warning and "new, empty swarm" in warning
+
+
 def test_volume_mistakes():
     values = prod()
     values["nodePools"]["manager"]["volume"] = {"sizeGb": 0, "mountPath": "/etc/data", "fs": "xfs"}
@@ -211,6 +219,42 @@ def test_convergence_timeout_is_a_duration(value, seconds):
 @pytest.mark.parametrize("value", ["10", "0s", "-1m", 600, "ten minutes"])
 def test_convergence_timeout_must_be_a_positive_duration(value):
     assert "'10m'" in problems(prod(convergeTimeout=value))["swarm:convergeTimeout"]
+
+
+def test_volumes_are_protected_unless_the_pool_opts_out_explicitly():
+    assert parse(prod()).pools[0].volume.protect is True
+    values = prod()
+    values["nodePools"]["manager"]["volume"]["protect"] = False
+    assert parse(values).pools[0].volume.protect is False
+    values["nodePools"]["manager"]["volume"]["protect"] = "no"
+    assert "must be true" in problems(values)["swarm:nodePools.manager.volume.protect"]
+
+
+def test_earlier_pool_and_stack_names_become_aliases():
+    values = prod(previousStackNames=["production"])
+    pools = values["nodePools"]
+    values["nodePools"] = {"db": {**pools.pop("manager"), "previousNames": ["manager", "postgres"]}, **pools}
+    config = parse(values)
+    db = config.pools[0]
+    assert db.previous_names == ("manager", "postgres")
+    assert config.pool_aliases(db) == (
+        "prod-manager", "prod-postgres", "production-db", "production-manager", "production-postgres")
+    assert config.stack_aliases() == ("production",)
+
+
+def test_earlier_names_are_validated():
+    values = prod(previousStackNames=["prod", "Old Stack"])
+    pools = values["nodePools"]
+    pools["ml"]["previousNames"] = ["backoffice", "workers", "old", "old"]
+    pools["manager"]["previousNames"] = ["workers"]
+    pools["backoffice"]["previousNames"] = ["backoffice"]
+    found = problems(values)
+    assert found["swarm:previousStackNames[0]"].startswith("'prod' is the stack's current name")
+    assert "is not a stack name" in found["swarm:previousStackNames[1]"]
+    assert "is the name of a pool of this stack" in found["swarm:nodePools.ml.previousNames[0]"]
+    assert found["swarm:nodePools.ml.previousNames[3]"] == "'old' is listed twice"
+    assert "is the pool's current name" in found["swarm:nodePools.backoffice.previousNames[0]"]
+    assert "also an earlier name of pool 'manager'" in found["swarm:nodePools.ml.previousNames[1]"]
 
 
 @pytest.mark.parametrize(

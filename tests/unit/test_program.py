@@ -7,11 +7,20 @@ import copy
 import pulumi
 import pytest
 
-from swarm import scripts
-from swarm.cloudinit import render_cloud_init
-from tests.pulumi_program import fake_addresses, is_secret, run_program, stack_config, unwrap
+from swarm import day2_scripts, scripts
+from swarm.cloudinit import HostKey, render_cloud_init
+from tests.pulumi_program import (
+    MANAGER_ADDRESS,
+    fake_addresses,
+    fake_droplet_id,
+    fake_key_pair,
+    is_secret,
+    run_program,
+    stack_config,
+    unwrap,
+)
 
-MANAGER_PUBLIC, MANAGER_PRIVATE = fake_addresses("prod-manager-1")
+MANAGER_PUBLIC, MANAGER_PRIVATE = fake_addresses("prod-manager-1")  # the droplet's own addresses
 DROPLET = "digitalocean:index/droplet:Droplet"
 COMMAND = "command:remote:Command"
 FIREWALL = "digitalocean:index/firewall:Firewall"
@@ -64,7 +73,8 @@ def test_user_data_is_the_rendered_cloud_init(prod):
     config = load_stack_config_file(PROJECT_ROOT, "prod")
     for node in config.nodes:
         (droplet,) = [d for d in prod.of_type(DROPLET) if d.plain("name") == node.name]
-        assert droplet.plain("userData") == render_cloud_init(node)
+        key = HostKey(*fake_key_pair(f"prod-{node.pool.name}-{node.index}-host-key"))
+        assert droplet.plain("userData") == render_cloud_init(node, key)
 
 
 def test_database_volume_is_attached_and_survives_replacement(prod):
@@ -77,8 +87,65 @@ def test_database_volume_is_attached_and_survives_replacement(prod):
     # the volume can only move to the replacement droplet once the old one is gone
     assert manager.options["deleteBeforeReplace"] is True
     assert prod.named("prod-ml-1").options["deleteBeforeReplace"] is False
-    assert "swarm-mount-volume" in manager.plain("userData")
-    assert "swarm-mount-volume" not in prod.named("prod-ml-1").plain("userData")
+    # data: Pulumi refuses to delete it; a renamed pool or stack, or an older description, never
+    # replaces it (both fields are ForceNew on DigitalOcean)
+    assert volume.options["protect"] is True
+    assert volume.options["ignoreChanges"] == ["name", "description"]
+    assert "mnt" not in volume.plain("description")  # a new mountPath changes nothing here
+    assert "mount" not in manager.plain("userData")  # the mount is a remote command
+
+
+def test_the_volume_is_mounted_before_the_node_joins(prod):
+    (volume,) = commands(prod, "-volume")
+    assert volume.name == "prod-manager-1-volume"
+    assert volume.plain("connection")["host"] == MANAGER_PUBLIC
+    assert volume.plain("create") == day2_scripts.mount_volume_script(
+        "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data", "/mnt/postgresql"
+    )
+    assert volume.plain("delete") is None  # leaving a node never unmounts or wipes anything
+    assert prod.named("prod-manager-1-ready").urn in volume.dependencies
+    assert volume.urn in prod.named("prod-init").dependencies
+
+
+def test_changing_the_mount_path_only_changes_the_mount_command():
+    config = stack_config("prod")
+    config["nodePools"]["manager"]["volume"]["mountPath"] = "/srv/postgresql"
+    moved = run_program("prod", config)
+    before = run_program("prod", stack_config("prod"))
+    earlier = {(r.type, r.name): r.inputs for r in before.registrations}
+    changed = [r.name for r in moved.registrations if r.inputs != earlier[(r.type, r.name)]]
+    # the mount, and the manager's swarm-state commands that keep their files on the volume (all
+    # re-run in place); no droplet, no volume
+    assert sorted(changed) == ["prod-init", "prod-manager-1-swarm-state", "prod-manager-1-volume"]
+    assert "mount_path=/srv/postgresql" in moved.named("prod-manager-1-volume").plain("create")
+
+
+def test_a_volume_can_be_left_unprotected_explicitly():
+    config = stack_config("prod")
+    config["nodePools"]["manager"]["volume"]["protect"] = False
+    (volume,) = run_program("prod", config).of_type(VOLUME)
+    assert volume.options["protect"] is False
+
+
+def test_renamed_pools_and_stacks_answer_to_their_old_names():
+    config = stack_config("prod")
+    pools = config["nodePools"]
+    config["nodePools"] = {"db": {**pools.pop("manager"), "previousNames": ["manager"]}, **pools}
+    config["previousStackNames"] = ["production"]
+    run = run_program("prod", config)
+    assert run.error is None, run.error
+    earlier = ["prod-manager", "production-db", "production-manager"]
+    assert sorted(run.named("prod-db").options["aliasNames"]) == earlier
+    assert run.named("prod-ml").options["aliasNames"] == ["production-ml"]
+    for component in ("swarm:index:Network", "swarm:index:Cluster", "swarm:index:Workloads"):
+        (registration,) = run.of_type(component)
+        assert registration.options["aliasNames"] == ["production"]
+    # the droplet and its volume answer to their names under each earlier pool and stack name;
+    # the volume keeps its DigitalOcean name (ignored after creation)
+    assert sorted(run.named("prod-db-1").options["aliasNames"]) == [f"{name}-1" for name in earlier]
+    (volume,) = run.of_type(VOLUME)
+    assert sorted(volume.options["aliasNames"]) == [f"{name}-1-data" for name in earlier]
+    assert volume.name == "prod-db-1-data" and volume.options["ignoreChanges"] == ["name", "description"]
 
 
 # ---- firewall -------------------------------------------------------------------------------
@@ -92,10 +159,10 @@ def test_firewall_opens_swarm_ports_only_inside_the_cluster(prod):
         rule = rules[(protocol, port)]
         assert rule["sourceTags"] == ["swarm-prod"]
         assert "sourceAddresses" not in rule
-    assert rules[("tcp", "22")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
     assert rules[("tcp", "80")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
     assert rules[("tcp", "443")]["sourceAddresses"] == ["0.0.0.0/0", "::/0"]
-    assert set(rules) == {("tcp", "22"), ("icmp", None), ("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"),
+    # SSH is closed in the shipped prod config (docs/security.md): no rule for port 22 at all.
+    assert set(rules) == {("icmp", None), ("tcp", "2377"), ("tcp", "7946"), ("udp", "7946"),
                           ("udp", "4789"), ("tcp", "80"), ("tcp", "443")}
 
 
@@ -126,8 +193,31 @@ def test_reference_layout_gives_one_init_four_joins_and_the_reference_labels(pro
 def test_init_runs_on_the_first_manager_advertising_its_private_address(prod):
     (init,) = commands(prod, "-init")
     connection = init.plain("connection")
-    assert connection["host"] == MANAGER_PUBLIC and connection["user"] == "root"
-    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE)
+    assert connection["host"] == MANAGER_ADDRESS and connection["user"] == "root"
+    # prod's manager has a volume: its successor restores the swarm state kept there.
+    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE, "/mnt/postgresql/.swarm-state")
+
+
+def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(prod):
+    (state,) = commands(prod, "-swarm-state")
+    (init,) = commands(prod, "-init")
+    assert state.plain("connection")["host"] == MANAGER_ADDRESS
+    assert state.plain("delete") == scripts.backup_swarm_state_script("/mnt/postgresql/.swarm-state")
+    # Replaced with the droplet (which, holding a volume, is deleted before its successor is
+    # created): the engine deletes it, so the backup runs, before the droplet goes.
+    droplet = prod.named("prod-manager-1")
+    assert unwrap(state.inputs["triggers"]) == [fake_droplet_id(droplet.name)]
+    assert droplet.options["deleteBeforeReplace"]
+    assert prod.depends_on(state, init)
+
+
+def test_a_lone_manager_without_a_volume_is_warned_about(tmp_path):
+    config = stack_config("staging")
+    del config["nodePools"]["manager"]["volume"]
+    run = run_program("staging", config)
+    assert run.error is None
+    assert not commands(run, "-swarm-state")
+    assert "-swarm-state" not in "".join(r.plain("create") or "" for r in run.registrations if r.name.endswith("-init"))
 
 
 def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
@@ -138,12 +228,16 @@ def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
         assert "SWMTKN" not in join.plain("create")
         assert is_secret(join.inputs["stdin"])
         assert unwrap(join.inputs["stdin"]) == "SWMTKN-1-worker-fake\n"
-        assert join.plain("delete") == scripts.leave_script()
+        # no delete: removing a node is the manager's job (retire), which needs nothing from the
+        # node, whose droplet may already be gone
+        assert join.plain("delete") is None
 
 
 def test_extra_managers_join_with_the_manager_token():
     config = stack_config("staging")
     config["nodePools"]["manager"]["count"] = 3
+    # three volumes would leave the database unpinned (see test_volume_data_must_be_pinned...)
+    del config["nodePools"]["manager"]["volume"]
     run = run_program("staging", config)
     stdins = {r.name: unwrap(r.inputs["stdin"]) for r in commands(run, "-join")}
     assert stdins["staging-manager-2-join"] == "SWMTKN-1-manager-fake\n"
@@ -187,12 +281,13 @@ def test_settings_retire_every_node_but_the_first_manager(prod):
     for setting in commands(prod, "-settings"):
         node = setting.name.removesuffix("-settings")
         node_id = f"node-id-of-{node}" if node != "prod-manager-1" else "node-id-of-prod"
-        assert setting.plain("connection")["host"] == MANAGER_PUBLIC  # run on the manager
+        assert setting.plain("connection")["host"] == MANAGER_ADDRESS  # run on the manager
         assert setting.plain("triggers") == [node_id]  # a new node ID replaces the command
         if node == "prod-manager-1":
             assert setting.plain("delete") is None
         else:
-            assert setting.plain("delete") == scripts.retire_script(node_id)
+            pool = node.split("-")[1]
+            assert setting.plain("delete") == day2_scripts.retire_script(node_id, pool, 600)
 
 
 def test_label_changes_rerun_settings_without_replacing_anything(prod):
@@ -225,11 +320,13 @@ def test_outputs(prod):
         "publicIp": MANAGER_PUBLIC, "privateIp": MANAGER_PRIVATE, "nodeId": "node-id-of-prod",
         "labels": {"type": "database"},
     }
-    assert prod.exports["managerAddress"] == MANAGER_PUBLIC
-    assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_PUBLIC}"
+    assert prod.exports["managerAddress"] == MANAGER_ADDRESS
+    assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_ADDRESS}"
     assert prod.exports["estimatedMonthlyCostUsd"] == 48 + 24 + 3 * 168
     assert "sshPrivateKey" in prod.secret_exports
     assert prod.secret_exports == {"sshPrivateKey"}
+    manager_key = fake_key_pair("prod-manager-1-host-key")[1].strip()
+    assert prod.exports["knownHosts"].splitlines()[:2] == [f"{MANAGER_ADDRESS} {manager_key}", f"{MANAGER_PUBLIC} {manager_key}"]
 
 
 def test_a_configured_key_pair_is_used_and_kept_secret():
@@ -238,7 +335,8 @@ def test_a_configured_key_pair_is_used_and_kept_secret():
     config["sshPrivateKey"] = "-----BEGIN OPENSSH PRIVATE KEY-----\noperator\n-----END OPENSSH PRIVATE KEY-----\n"
     run = run_program("staging", config)
     assert run.error is None
-    assert not run.of_type("tls:index/privateKey:PrivateKey")
+    # no operator key is generated (the nodes' host keys are, one each)
+    assert [r.name for r in run.of_type("tls:index/privateKey:PrivateKey") if not r.name.endswith("-host-key")] == []
     (key,) = run.of_type("digitalocean:index/sshKey:SshKey")
     assert key.plain("publicKey") == config["sshPublicKey"]
     assert "sshPrivateKey" in run.secret_exports
@@ -285,6 +383,21 @@ def test_all_problems_are_reported_at_once():
     assert run.registrations == []
 
 
+def test_volume_data_must_be_pinned_to_the_one_node_holding_the_volume():
+    # Three managers labelled type=database, each with its own volume: the database's task
+    # could be rescheduled onto another manager's empty volume. Preview fails, naming it.
+    config = stack_config("staging")
+    config["nodePools"]["manager"]["count"] = 3
+    run = run_program("staging", config)
+    assert run.registrations == []
+    message = str(run.error)
+    assert "1 problem in the stack configuration; nothing was deployed" in message
+    assert ("staging.yaml: services.database: bind-mounts /mnt/postgresql/data, on a node's own block-storage "
+            "volume, but its constraints match 3 nodes holding such a volume (staging-manager-1, staging-manager-2, "
+            "staging-manager-3)") in message
+    assert "add `node.hostname == staging-manager-1` to its placement constraints" in message
+
+
 def test_a_misspelled_top_level_key_stops_the_program_with_a_suggestion():
     config = copy.deepcopy(stack_config("prod"))
     config["publicPort"] = config.pop("publicPorts")  # the typo would otherwise close the ports
@@ -306,3 +419,23 @@ def test_a_yaml_mistake_in_the_stack_file_is_a_located_error_without_traceback(t
     assert "stacks/broken.yaml: is not valid YAML: line 4, column 4: " in message
     assert "<unicode string>" not in message and str(tmp_path) not in message
     assert run.registrations == []
+
+
+def test_the_manager_is_reached_at_a_reserved_ip_that_follows_its_droplet(prod):
+    """A delete runs with its old connection: after a manager replacement, a retired node's
+    settings must still reach a manager at the address they knew."""
+    (address,) = prod.of_type("digitalocean:index/reservedIp:ReservedIp")
+    (assignment,) = prod.of_type("digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
+    assert address.plain("region") == "fra1"
+    assert assignment.plain("dropletId") == int(fake_droplet_id("prod-manager-1"))
+    assert assignment.options["deleteBeforeReplace"], "assigning moves the IP; unassigning the old would take it back"
+    for command in prod.of_type("command:remote:Command"):
+        if command.name.endswith(("-settings", "-init", "-join-tokens", "-converge", "-swarm-state")):
+            assert command.plain("connection")["host"] == MANAGER_ADDRESS, command.name
+            assert prod.depends_on(command, assignment), command.name
+
+
+def test_a_worker_is_replaced_for_a_new_size_and_a_manager_resized_in_place(prod):
+    for droplet in prod.of_type("digitalocean:index/droplet:Droplet"):
+        expected = [] if droplet.plain("name").startswith("prod-manager-") else ["size"]
+        assert droplet.options["replaceOnChanges"] == expected, droplet.name

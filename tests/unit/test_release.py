@@ -9,13 +9,22 @@ import pytest
 
 from swarm import scripts
 from swarm.registry import credentials_from_docker_config, image_registry, pulls_from
-from tests.pulumi_program import FAKE_REGISTRY_TOKEN, fake_addresses, is_secret, run_program, stack_config, unwrap
+from tests.pulumi_program import (
+    FAKE_REGISTRY_TOKEN,
+    MANAGER_ADDRESS,
+    fake_addresses,
+    fake_droplet_id,
+    is_secret,
+    run_program,
+    stack_config,
+    unwrap,
+)
 
 SERVICE = "docker:index/service:Service"
 COMMAND = "command:remote:Command"
 DOCR_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
 PASSWORD = "pw-7f3a-registry"
-MANAGER_PUBLIC, _ = fake_addresses("prod-manager-1")
+MANAGER_PUBLIC = MANAGER_ADDRESS
 
 # Bind mounts on every kind of placement of the prod layout (manager: type=database,
 # backoffice: type=cheap, ml: 3 x type=machine-learning).
@@ -182,7 +191,7 @@ def test_a_folder_is_prepared_after_its_node_has_joined_and_again_on_a_new_dropl
     for name, command in commands(private, "-folders").items():
         node = name.removesuffix("-folders")
         assert private.depends_on(command, private.named(f"{node}-settings"))
-        assert command.plain("triggers") == [f"{node}-id"]  # the droplet's id
+        assert command.plain("triggers") == [fake_droplet_id(node)]  # the droplet's id
         assert command.plain("delete") is None  # folders hold data: never removed
 
 

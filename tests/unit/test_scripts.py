@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from swarm import scripts
+from swarm import day2_scripts, scripts
 
 ALL_SCRIPTS = {
     "wait_ready": scripts.wait_ready_script(),
@@ -18,8 +18,8 @@ ALL_SCRIPTS = {
     "join": scripts.join_script("10.110.0.5", "10.110.0.2"),
     "settings_labels": scripts.node_settings_script("n0d3", "worker", {"type": "machine-learning", "zone.a": "x:1"}),
     "settings_no_labels": scripts.node_settings_script("n0d3", "manager", {}),
-    "retire": scripts.retire_script("n0d3"),
-    "leave": scripts.leave_script(),
+    "retire": day2_scripts.retire_script("n0d3", "ml"),
+    "mount_volume": day2_scripts.mount_volume_script("/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data", "/mnt/a b"),
     "prepare_folders": scripts.prepare_folders_script(
         [scripts.Folder("/mnt/postgresql/data", "999:999", "0700"), scripts.Folder("/srv/a b")]
     ),
@@ -74,14 +74,14 @@ def test_values_are_shell_quoted():
 
 def test_settings_keep_exactly_the_declared_labels():
     script = scripts.node_settings_script("n0d3", "worker", {"type": "cheap", "disk": "ssd"})
-    assert "wanted=' disk type '" in script
+    assert "wanted='disk\ntype\n'" in script
     assert "--label-add disk=ssd --label-add type=cheap" in script
     assert "--label-rm" in script  # undeclared labels are removed
     assert "docker node demote" in script
 
 
 def test_retire_drains_then_removes():
-    script = scripts.retire_script("n0d3")
+    script = day2_scripts.retire_script("n0d3", "ml")
     drain = script.index("--availability drain")
     remove = script.index("docker node rm --force")
     assert drain < remove

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import inspect
 import re
 import typing
@@ -26,6 +28,7 @@ from swarm.service_args import (
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS_FILES = sorted(ROOT.glob("stacks/*.yaml")) + sorted((ROOT / "tests" / "compose_corpus").glob("*.yml"))
 NAMESPACE = {"label": "com.docker.stack.namespace", "value": "prod"}
+KEY = bytes(range(32))  # a stack's naming key (random.RandomBytes in the program)
 
 
 def stack_from(tmp_path: Path, text: str) -> StackSpec:
@@ -69,9 +72,9 @@ def test_arguments_match_pulumi_docker_for_every_corpus_service(path: Path):
     for network in spec.networks.values():
         assert_fits(network_args(network, stack="prod"), pulumi_docker.NetworkArgs, network.key)
     for secret in spec.secrets.values():
-        assert_fits(secret_args(secret, stack="prod", content=b"x"), pulumi_docker.SecretArgs, secret.key)
+        assert_fits(secret_args(secret, stack="prod", content=b"x", name_key=KEY), pulumi_docker.SecretArgs, secret.key)
     for config in spec.configs.values():
-        assert_fits(config_args(config, stack="prod", content=b"x"), pulumi_docker.ServiceConfigArgs, config.key)
+        assert_fits(config_args(config, stack="prod", content=b"x", name_key=KEY), pulumi_docker.ServiceConfigArgs, config.key)
 
 
 def test_reference_stack_is_deployed_like_docker_stack_deploy():
@@ -326,25 +329,37 @@ def test_secret_and_config_names_change_with_their_content(tmp_path: Path):
     spec = stack_from(
         tmp_path, "services:\n  a: {image: x, secrets: [db_password]}\nsecrets:\n  db_password: {external: true}\n"
     )
-    first = secret_args(spec.secrets["db_password"], stack="prod", content=b"hunter2")
+    first = secret_args(spec.secrets["db_password"], stack="prod", content=b"hunter2", name_key=KEY)
     assert first == {
-        "name": versioned_name("prod", "db_password", b"hunter2"),
+        "name": versioned_name("prod", "db_password", b"hunter2", KEY),
         "data": "aHVudGVyMg==",
         "labels": [NAMESPACE],
     }
     assert base64.b64decode(first["data"]) == b"hunter2"
     assert first["name"].startswith("prod_db_password_")
-    assert first == secret_args(spec.secrets["db_password"], stack="prod", content=b"hunter2")
-    assert secret_args(spec.secrets["db_password"], stack="prod", content=b"hunter3")["name"] != first["name"]
+    assert first == secret_args(spec.secrets["db_password"], stack="prod", content=b"hunter2", name_key=KEY)
+    assert secret_args(spec.secrets["db_password"], stack="prod", content=b"hunter3", name_key=KEY)["name"] != first["name"]
+
+
+def test_secret_names_carry_no_plain_hash_of_the_value():
+    # Before: the first 8 hex of sha256(value), which anyone could compute for a guessed value.
+    name = versioned_name("prod", "db_password", b"hunter2", KEY)
+    assert hashlib.sha256(b"hunter2").hexdigest()[:8] not in name
+    suffix = name.rsplit("_", 1)[1]
+    assert suffix == hmac.new(KEY, b"hunter2", hashlib.sha256).hexdigest()[:12]
+    # Without the stack's key the name cannot be reproduced: another key, another name.
+    assert versioned_name("prod", "db_password", b"hunter2", bytes(32)) != name
+    with pytest.raises(ValueError):
+        versioned_name("prod", "db_password", b"hunter2", b"short")
 
 
 @pytest.mark.parametrize(("stack", "name"), [("prod", "db_password"), ("a" * 60, "b" * 60), ("staging-eu.1", "x")])
 def test_versioned_names_are_valid_swarm_object_names(stack: str, name: str):
-    versioned = versioned_name(stack, name, b"value")
+    versioned = versioned_name(stack, name, b"value", KEY)
     assert len(versioned) <= 64
     assert re.fullmatch(r"[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?", versioned)
-    assert versioned.endswith("_cd42404d")  # sha256("value")
-    assert versioned_name(stack, name, b"value") == versioned
+    assert versioned.endswith("_" + hmac.new(KEY, b"value", hashlib.sha256).hexdigest()[:12])
+    assert versioned_name(stack, name, b"value", KEY) == versioned
 
 
 def test_arguments_hold_no_unset_values():

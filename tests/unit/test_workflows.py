@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -38,7 +39,7 @@ def test_pull_requests_are_tested_and_previewed_for_both_stacks_with_a_comment()
     jobs = workflow["jobs"]
     assert any("bash .ci/run" in step.get("run", "") for step in jobs["test"]["steps"])
     assert jobs["preview"]["needs"] == "test"
-    assert jobs["preview"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    assert [entry["stack"] for entry in jobs["preview"]["strategy"]["matrix"]["include"]] == ["staging", "prod"]
     (preview,) = pulumi_steps(jobs["preview"])
     assert preview["command"] == "preview" and preview["comment-on-pr"] is True
 
@@ -81,3 +82,80 @@ def test_the_plan_is_posted_next_to_the_preview_with_the_cost_change_against_mai
     assert post["with"]["path"] == "plan.md" and post["if"].startswith("always()")
     preview = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions"))
     assert steps.index(base_checkout) < names.index("plan on main") < names.index("plan") < names.index("post the plan") < preview
+
+
+# ---- secrets and environments (docs/security.md) ----------------------------------------------
+
+SECRET_REFERENCE = re.compile(r"secrets\.([A-Z0-9_]+)")
+DEPLOY_ENVIRONMENTS = {"staging", "production"}  # hold the DigitalOcean write token; main only
+
+
+def secrets_used(job: dict) -> set[str]:
+    """Names of the secrets a job reads, GITHUB_TOKEN (the run's own, scoped by `permissions`) aside."""
+    return set(SECRET_REFERENCE.findall(yaml.safe_dump(job))) - {"GITHUB_TOKEN"}
+
+
+def environments(job: dict) -> list[str]:
+    """The environment each run of the job uses, with `matrix.*` expanded."""
+    environment = job.get("environment")
+    if environment is None:
+        return []
+    name = environment["name"] if isinstance(environment, dict) else environment
+    expression = re.fullmatch(r"\$\{\{ *matrix\.([a-z_]+) *\}\}", name)
+    if not expression:
+        return [name]
+    return [entry[expression[1]] for entry in job["strategy"]["matrix"]["include"]]
+
+
+def step_index(job: dict, predicate) -> int:
+    (index,) = [i for i, step in enumerate(job["steps"]) if predicate(step)]
+    return index
+
+
+def test_no_workflow_runs_a_pull_requests_code_with_the_base_repositorys_secrets():
+    for workflow in WORKFLOWS:
+        assert "pull_request_target" not in load(workflow.name)[True], workflow.name
+
+
+def test_every_secret_is_read_only_by_a_job_behind_an_environment():
+    # Repository secrets reach any workflow a collaborator's branch runs; environment secrets only
+    # jobs the environment lets in (branch rules, required reviewers).
+    for workflow in WORKFLOWS:
+        for name, job in load(workflow.name)["jobs"].items():
+            if secrets_used(job):
+                assert environments(job), f"{workflow.name}: job {name} reads {secrets_used(job)} without an environment"
+        assert "secrets." not in yaml.safe_dump({k: v for k, v in load(workflow.name).items() if k != "jobs"})
+
+
+def test_pull_request_previews_get_no_digitalocean_token_and_prod_waits_for_a_reviewer():
+    workflow = load("pull-request.yml")
+    assert "DIGITALOCEAN_TOKEN" not in (PROJECT_ROOT / ".github" / "workflows" / "pull-request.yml").read_text()
+    preview = workflow["jobs"]["preview"]
+    by_stack = {entry["stack"]: entry["environment"] for entry in preview["strategy"]["matrix"]["include"]}
+    assert by_stack == {"staging": "staging-preview", "prod": "production-preview"}
+    assert environments(preview) == ["staging-preview", "production-preview"]
+    # never the deploy environments: those hold the write token and are limited to main
+    for job in workflow["jobs"].values():
+        assert not set(environments(job)) & DEPLOY_ENVIRONMENTS
+    assert secrets_used(preview) == {"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE",
+                                     "SPACES_ACCESS_KEY_ID", "SPACES_SECRET_ACCESS_KEY"}
+    assert secrets_used(workflow["jobs"]["test"]) == set()
+
+
+def test_deploys_open_ssh_for_their_runner_and_always_close_it():
+    workflow = load("deploy.yml")
+    assert secrets_used(workflow["jobs"]["test"]) == set()
+    for stack, environment in (("staging", "staging"), ("prod", "production")):
+        job = workflow["jobs"][stack]
+        assert environments(job) == [environment]
+        assert "DIGITALOCEAN_TOKEN" in secrets_used(job)
+        opened = step_index(job, lambda s: "ssh_access.py open" in s.get("run", ""))
+        up = step_index(job, lambda s: s.get("uses", "").startswith("pulumi/actions"))
+        closed = step_index(job, lambda s: "ssh_access.py close" in s.get("run", ""))
+        assert opened < up < closed
+        assert job["steps"][closed]["if"] in ("always()", "${{ always() }}")
+        for index in (opened, closed):
+            assert f"--stack {stack}" in job["steps"][index]["run"]
+            assert '--label "$SSH_ACCESS_LABEL"' in job["steps"][index]["run"]
+        # one label per run attempt: a re-run replaces its own opening, never another run's
+        assert job["env"]["SSH_ACCESS_LABEL"] == "gha-${{ github.run_id }}-${{ github.run_attempt }}"

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from components.workloads import ssh_options, write_key_file
-from tests.pulumi_program import TEST_SECRET_PREFIX, fake_addresses, is_secret, run_program, stack_config, unwrap
+from components.workloads import ssh_options, write_key_file, write_known_hosts
+from tests.pulumi_program import TEST_SECRET_PREFIX, MANAGER_ADDRESS, is_secret, run_program, stack_config, unwrap
 
 SERVICE = "docker:index/service:Service"
 SECRET = "docker:index/secret:Secret"
@@ -98,8 +98,7 @@ def test_everything_waits_for_the_swarm_to_be_formed_and_labelled(prod):
 
 def test_docker_provider_reaches_the_manager_over_ssh_with_the_cluster_key(prod):
     (provider,) = prod.of_type("pulumi:providers:docker")
-    manager_public, _ = fake_addresses("prod-manager-1")
-    assert provider.plain("host") == f"ssh://root@{manager_public}"
+    assert provider.plain("host") == f"ssh://root@{MANAGER_ADDRESS}"  # the manager's reserved IP
     options = unwrap(provider.inputs["sshOpts"])
     if isinstance(options, str):  # provider config arrives JSON-encoded
         import json
@@ -117,7 +116,15 @@ def test_key_file_is_private(tmp_path, monkeypatch):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert path.read_text().endswith("-----END KEY-----\n")
-    assert ssh_options(path)[:2] == ["-i", str(path)]
+    known_hosts = write_known_hosts("qa", "203.0.113.5 ssh-ed25519 AAAAC3Nza")
+    assert stat.S_IMODE(known_hosts.stat().st_mode) == 0o600 and known_hosts.parent == path.parent
+    assert known_hosts.read_text() == "203.0.113.5 ssh-ed25519 AAAAC3Nza\n"
+    options = ssh_options(path, known_hosts)
+    assert options[:2] == ["-i", str(path)]
+    # strict checking against the program's known_hosts only: no trust on first use, no /dev/null
+    assert "StrictHostKeyChecking=yes" in options and f"UserKnownHostsFile={known_hosts}" in options
+    assert not any(option.startswith("StrictHostKeyChecking=no") or "/dev/null" in option and "User" in option
+                   for option in options)
     os.chmod(path.parent, 0o755)
     with pytest.raises(PermissionError):
         write_key_file("qa", "key")

@@ -1,0 +1,248 @@
+"""Node scripts for day 2, where data and running tasks are at stake: retiring a node from the
+swarm (run on a manager) and mounting a node's block-storage volume (run on the node). Same rules
+as swarm/scripts.py: complete POSIX sh scripts, idempotent, values quoted with shlex.quote.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from swarm.scripts import HEADER as _HEADER
+from swarm.scripts import SAFE_WORD as _SAFE_WORD
+
+
+# Retirement: how long a drained node's tasks may take to run elsewhere, how long they may sit
+# `pending` with an error (no node can take them) before retirement gives up, and how long a
+# retirement waits for the one before it in the same pool.
+RETIRE_TIMEOUT_SECONDS = 600
+UNPLACEABLE_SECONDS = 60
+LOCK_WAIT_SECONDS = 3600
+# Per-pool locks live on the manager's /run: a tmpfs, so a reboot clears them.
+RETIRE_LOCK_DIR = "/run/swarm-retire"
+
+
+def retire_script(
+    node_id: str,
+    pool: str,
+    timeout_seconds: int = RETIRE_TIMEOUT_SECONDS,
+    unplaceable_seconds: int = UNPLACEABLE_SECONDS,
+    lock_wait_seconds: int = LOCK_WAIT_SECONDS,
+    lock_dir: str = RETIRE_LOCK_DIR,
+) -> str:
+    """Run on a manager: drain node `node_id` of pool `pool`, wait until its tasks run elsewhere,
+    then remove it from the swarm. Without `docker node rm` a replaced or removed droplet would
+    stay in `docker node ls` as Down forever. A node that is already gone is fine.
+
+    - Waiting: right after a drain the node has no task desired running any more, so the node's
+      own task list says nothing. The script watches the services instead: every replicated
+      service that had a task on the node must have its replicas running on *other* nodes (by
+      node ID: a successor droplet joins under the same hostname). A task with a healthcheck is
+      `starting` until healthy, so running means healthy where there is a healthcheck. Global
+      services are not waited for: their task on this node does not move.
+    - Giving up: when a missing task sits `pending` with an error (no node can take it) for
+      `unplaceable_seconds`, or after `timeout_seconds`, the node's availability is restored and
+      the script fails *before* `docker node rm`, naming each short service and its tasks'
+      errors. A node that is Down (its droplet is gone) is removed anyway: keeping it brings
+      none of its tasks back; the services left short are printed as a warning.
+    - One at a time per pool: Pulumi deletes independent resources in parallel and has no
+      "one at a time" option, so the script takes a lock on the manager (an atomic `mkdir`, the
+      holder written inside) for the whole retirement. A lock whose holder process is gone, or
+      older than the longest a retirement can take, is stale and taken over.
+    """
+    if not _SAFE_WORD.match(pool):
+        raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
+    lock_stale = int(timeout_seconds) + 120
+    return _HEADER + f"""\
+node={shlex.quote(node_id)}
+timeout={int(timeout_seconds)}
+unplaceable={int(unplaceable_seconds)}
+if ! docker node inspect "$node" >/dev/null 2>&1; then
+  echo "node $node is not in the swarm: nothing to retire"
+  exit 0
+fi
+
+lock={shlex.quote(f"{lock_dir}/{pool}.lock")}
+mkdir -p {shlex.quote(lock_dir)}
+lock_deadline=$(( $(date +%s) + {int(lock_wait_seconds)} ))
+until mkdir "$lock" 2>/dev/null; do
+  owner=$(cat "$lock/owner" 2>/dev/null || true)
+  since=${{owner##* }}
+  case "$since" in '' | *[!0-9]*) since=$(stat -c %Y "$lock" 2>/dev/null || date +%s) ;; esac
+  pid=$(printf '%s' "$owner" | cut -d' ' -f2)
+  if {{ [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; }} || [ $(( $(date +%s) - since )) -gt {lock_stale} ]; then
+    # Stale: its holder died or overran. Take it over only if nobody did in the meantime.
+    if [ "$(cat "$lock/owner" 2>/dev/null || true)" = "$owner" ]; then
+      echo "taking over a stale retirement lock ($owner)" >&2
+      rm -rf "$lock"
+    fi
+    continue
+  fi
+  if [ "$(date +%s)" -ge "$lock_deadline" ]; then
+    echo "another retirement in this pool still holds $lock ($owner); try again" >&2
+    exit 1
+  fi
+  sleep 2
+done
+echo "$node $$ $(date +%s)" >"$lock/owner"
+trap 'rm -rf "$lock"' EXIT
+trap 'exit 1' HUP INT TERM
+
+hostname=$(docker node inspect --format '{{{{.Description.Hostname}}}}' "$node")
+availability=$(docker node inspect --format '{{{{.Spec.Availability}}}}' "$node")
+# Every replicated service with a task on the node, in its task history too: a retried
+# retirement, after a drain, still knows what to wait for. One line each: ID, replicas, name.
+services=""
+tasks=$(docker node ps -q "$node")
+# shellcheck disable=SC2086 # $tasks: task IDs, one word each
+for service in $(if [ -n "$tasks" ]; then docker inspect --type task --format '{{{{.ServiceID}}}}' $tasks | sort -u; fi); do
+  replicas=$(docker service inspect --format '{{{{if .Spec.Mode.Replicated}}}}{{{{.Spec.Mode.Replicated.Replicas}}}}{{{{end}}}}' "$service" 2>/dev/null) || continue
+  if [ -n "$replicas" ]; then
+    services="$services$service $replicas $(docker service inspect --format '{{{{.Spec.Name}}}}' "$service")
+"
+  fi
+done
+docker node update --availability drain "$node" >/dev/null
+
+# short ID REPLICAS: prints "RUNNING STUCK": tasks running on other nodes, and whether every
+# missing task is pending with an error (no node can take it).
+short() {{
+  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$1")
+  if [ -z "$ids" ]; then echo "0 0"; return; fi
+  # shellcheck disable=SC2086 # $ids: task IDs, one word each
+  # State first: a pending task has no node ID, an empty last field.
+  docker inspect --type task --format '{{{{.Status.State}}}} {{{{if .Status.Err}}}}err{{{{else}}}}-{{{{end}}}} {{{{.NodeID}}}}' $ids |
+    awk -v node="$node" -v want="$2" '
+      $1 == "running" && $3 != node {{ running++ }}
+      $1 == "pending" && $2 == "err" {{ stuck++ }}
+      END {{ print running + 0, (running + stuck >= want && stuck > 0) ? 1 : 0 }}'
+}}
+
+started=$(date +%s)
+stuck_since=""
+while :; do
+  report="" stuck=""
+  while read -r service replicas name; do
+    [ -n "$service" ] || continue
+    read -r running unplaced <<COUNTS
+$(short "$service" "$replicas" </dev/null)
+COUNTS
+    if [ "$running" -lt "$replicas" ]; then
+      report="$report$service $name: $running of $replicas tasks running on other nodes
+"
+      if [ "$unplaced" = 1 ]; then stuck=1; fi
+    fi
+  done <<EOF
+$services
+EOF
+  now=$(date +%s)
+  if [ -z "$report" ]; then
+    break
+  fi
+  if [ -n "$stuck" ]; then stuck_since=${{stuck_since:-$now}}; else stuck_since=""; fi
+  if [ $(( now - started )) -ge "$timeout" ] || {{ [ -n "$stuck_since" ] && [ $(( now - stuck_since )) -ge "$unplaceable" ]; }}; then
+    state=$(docker node inspect --format '{{{{.Status.State}}}}' "$node")
+    if [ "$state" = down ]; then
+      echo "warning: $hostname ($node) is down (its droplet is gone?): removing it although its tasks do not all run elsewhere:" >&2
+    else
+      docker node update --availability "$availability" "$node" >/dev/null
+      echo "cannot retire $hostname ($node): its tasks do not all run on other nodes after $(( now - started ))s; it stays in the swarm (availability back to $availability):" >&2
+    fi
+    printf '%s' "$report" | while read -r service line; do
+      echo "  $line"
+      # Docker quotes each task's error, and prints "" for a task without one.
+      docker service ps --no-trunc --filter desired-state=running --format '{{{{.Error}}}}' "$service" </dev/null |
+        sed 's/^"\\(.*\\)"$/\\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
+    done >&2
+    if [ "$state" != down ]; then
+      exit 1
+    fi
+    break
+  fi
+  sleep 1
+done
+if [ "$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")" = manager ]; then
+  docker node demote "$node" >/dev/null
+fi
+docker node rm --force "$node" >/dev/null
+echo "retired $hostname ($node) after $(( $(date +%s) - started ))s"
+"""
+
+
+# Where DigitalOcean exposes a droplet's attached volume, by the volume's name.
+VOLUME_DEVICE_PREFIX = "/dev/disk/by-id/scsi-0DO_Volume_"
+# How much of a volume must read back before it may be taken for blank.
+PROBE_BYTES = 1024 * 1024
+
+
+def mount_volume_script(device: str, mount_path: str) -> str:
+    """Run on a node: mount its block-storage volume at `mount_path`, now and at every boot (by
+    UUID in /etc/fstab), formatting it only when it is provably blank.
+
+    Blank means: the device's first MiB reads back in full, and `blkid -p` (a low-level probe of
+    the device itself, no cache) exits 2, no signature. blkid's 2 alone proves nothing: it is
+    also what a device that cannot be read gives. Anything else stops the script with what it
+    found, and the volume is left untouched: a signature that is not a filesystem (a partition
+    table), an ambivalent probe (8), a usage error (4), a short read.
+
+    Idempotent, and safe to re-run on a node whose volume holds data. A changed `mount_path`
+    moves the fstab line; the old path stays mounted until the next reboot (services may use it).
+    """
+    return _HEADER + f"""\
+device={shlex.quote(device)}
+mount_path={shlex.quote(mount_path)}
+for _ in $(seq 1 60); do
+  [ -b "$device" ] && break
+  sleep 2
+done
+if [ ! -b "$device" ]; then
+  echo "volume $device did not appear within 120s; is it attached to $(hostname)?" >&2
+  exit 1
+fi
+read_bytes=$(dd if="$device" bs=65536 count={PROBE_BYTES // 65536} iflag=direct 2>/dev/null | wc -c)
+if [ "$read_bytes" -ne {PROBE_BYTES} ]; then
+  echo "volume $device cannot be read (its first {PROBE_BYTES} bytes gave $read_bytes): not formatted, not mounted; see dmesg, then run pulumi up again" >&2
+  exit 1
+fi
+# value KEY: one field of the probe's report (TYPE, USAGE, UUID).
+value() {{ printf '%s\n' "$probed" | sed -n "s/^$1=//p"; }}
+probe=0
+probed=$(blkid -p -o export "$device") || probe=$?
+case "$probe" in
+  0) ;;
+  2)
+    echo "volume $device is readable and carries no signature: formatting it (ext4)"
+    mkfs.ext4 -q "$device"
+    probed=$(blkid -p -o export "$device")
+    ;;
+  *)
+    echo "blkid -p $device exited $probe (4: usage error, 8: ambivalent probe, several signatures): not formatted, not mounted; inspect it with wipefs -n $device" >&2
+    exit 1
+    ;;
+esac
+fs_type=$(value TYPE)
+uuid=$(value UUID)
+if [ "$(value USAGE)" != filesystem ] || [ -z "$uuid" ]; then
+  echo "volume $device carries a signature that is not a mountable filesystem ($(printf '%s' "$probed" | tr '\n' ' ')): not formatted, not mounted" >&2
+  exit 1
+fi
+mkdir -p "$mount_path"
+line="UUID=$uuid $mount_path $fs_type defaults,nofail,discard,noatime 0 2"
+if ! grep -qxF -e "$line" /etc/fstab; then
+  # Another line for this volume (an earlier mount path) goes. Rewritten in place, not renamed.
+  kept=$(mktemp)
+  grep -v -e "^UUID=$uuid " /etc/fstab >"$kept" || true
+  echo "$line" >>"$kept"
+  cat "$kept" >/etc/fstab
+  rm -f "$kept"
+fi
+if mountpoint -q "$mount_path"; then
+  mounted=$(findmnt -n -o UUID --mountpoint "$mount_path" || true)
+  if [ "$mounted" != "$uuid" ]; then
+    echo "$mount_path is already a mount point of another filesystem (UUID '$mounted'), not of volume $device ($uuid)" >&2
+    exit 1
+  fi
+else
+  mount "$mount_path"
+fi
+echo "volume $device ($fs_type, UUID $uuid) mounted at $mount_path"
+"""

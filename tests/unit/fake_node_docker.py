@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""A stand-in `docker` CLI for the join, init, join-tokens and settings scripts: one node's swarm
+state in $FAKE/node.json; every call appended to $FAKE/calls.jsonl as its argument list.
+
+`swarm join` leaves the node in `join_result` (default active), `swarm leave` makes it inactive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+FAKE = Path(os.environ["FAKE"])
+
+
+def main(argv: list[str]) -> int:
+    with open(FAKE / "calls.jsonl", "a") as calls:
+        calls.write(json.dumps(argv) + "\n")
+    state = json.loads((FAKE / "node.json").read_text())
+    command = " ".join(argv)
+    if argv[:1] == ["info"]:
+        fmt = argv[argv.index("--format") + 1]
+        if "LocalNodeState" in fmt:
+            print(state["local"])
+        elif "RemoteManagers" in fmt:
+            print("".join(f"{addr} " for addr in state.get("managers", [])))
+        elif "ControlAvailable" in fmt:
+            print(str(state.get("control", False)).lower())
+        else:
+            print(state.get("id", "n0d3"))
+    elif command.startswith("swarm leave"):
+        state["local"] = "inactive"
+    elif command.startswith("swarm join-token"):
+        print(state["tokens"][argv[-1]])
+    elif command.startswith("swarm join"):
+        state["local"] = state.get("join_result", "active")
+    elif command.startswith("swarm init"):
+        state["local"] = "active"
+    elif argv[:2] == ["node", "inspect"]:
+        fmt = argv[argv.index("--format") + 1]
+        if "Spec.Role" in fmt:
+            print(state.get("role", "worker"))
+        elif "range" in fmt:
+            print("".join(f"{key}\n" for key in state.get("labels", [])))
+        else:
+            print("{}")
+    elif argv[:2] in (["node", "update"], ["node", "promote"], ["node", "demote"]):
+        pass
+    else:
+        print(f"fake docker: unexpected call {argv}", file=sys.stderr)
+        return 2
+    (FAKE / "node.json").write_text(json.dumps(state))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""A stand-in `docker` CLI for the retire script: a swarm's nodes, services and tasks, read from
+$FAKE/swarm.json, with every call appended to $FAKE/calls (a timestamp, then the arguments).
+
+Tasks change over time after a node is drained: `phases` lists, per drained node, the task sets
+that hold from `at` seconds after its drain on (the last one whose `at` has passed). Before any
+drain, `tasks` holds. Only what swarm.day2_scripts.retire_script asks is answered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+FAKE = Path(os.environ["FAKE"])
+VALUE_OPTIONS = {"--format", "--availability", "--filter", "--type"}
+
+
+def main(argv: list[str]) -> int:
+    with open(FAKE / "calls", "a") as calls:
+        calls.write(f"{time.time():.3f} {' '.join(argv)}\n")
+    swarm = json.loads((FAKE / "swarm.json").read_text())
+    nodes = swarm["nodes"]
+    options = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i] in VALUE_OPTIONS}
+    words = [a for i, a in enumerate(argv) if not a.startswith("-") and not (i and argv[i - 1] in options)]
+    tasks = current_tasks(swarm)
+    fmt = options.get("--format", "")
+
+    if words[:2] == ["node", "inspect"]:
+        node = nodes.get(words[2])
+        if node is None:
+            print(f"Error: No such node: {words[2]}", file=sys.stderr)
+            return 1
+        field = {"{{.Description.Hostname}}": "hostname", "{{.Spec.Availability}}": "availability",
+                 "{{.Status.State}}": "state", "{{.Spec.Role}}": "role"}.get(fmt)
+        print(node[field] if field else json.dumps(node))
+        return 0
+    if words[:2] == ["node", "ps"]:
+        print("\n".join(t["id"] for t in tasks if t["node"] == words[2]))
+        return 0
+    if words[:2] == ["node", "update"]:
+        availability = options["--availability"]
+        nodes[words[2]]["availability"] = availability
+        if availability == "drain":
+            swarm.setdefault("drained_at", {})[words[2]] = time.time()
+        (FAKE / "swarm.json").write_text(json.dumps(swarm))
+        return 0
+    if words[:2] == ["node", "demote"]:
+        nodes[words[2]]["role"] = "worker"
+        (FAKE / "swarm.json").write_text(json.dumps(swarm))
+        return 0
+    if words[:2] == ["node", "rm"]:
+        del nodes[words[2]]
+        (FAKE / "swarm.json").write_text(json.dumps(swarm))
+        return 0
+    if words[0] == "inspect":  # --type task
+        by_id = {t["id"]: t for t in tasks}
+        for task_id in words[1:]:
+            task = by_id[task_id]
+            if fmt == "{{.ServiceID}}":
+                print(task["service"])
+            else:  # {{.Status.State}} {{if .Status.Err}}err{{else}}-{{end}} {{.NodeID}}
+                print(task["state"], "err" if task.get("err") else "-", task["node"])
+        return 0
+    if words[:2] == ["service", "inspect"]:
+        service = swarm["services"][words[2]]
+        if "Replicated" in fmt:
+            print("" if service["replicas"] is None else service["replicas"])
+        else:
+            print(service["name"])
+        return 0
+    if words[:2] == ["service", "ps"]:
+        running = [t for t in tasks if t["service"] == words[2] and t["desired"] == "running"]
+        if "-q" in argv:
+            print("\n".join(t["id"] for t in running))
+        else:  # --format {{.Error}}
+            print("\n".join(f'"{t.get("err", "")}"' for t in running))
+        return 0
+    print(f"fake docker: unexpected call {argv}", file=sys.stderr)
+    return 2
+
+
+def current_tasks(swarm: dict) -> list[dict]:
+    tasks = swarm["tasks"]
+    for node, drained in swarm.get("drained_at", {}).items():
+        elapsed = time.time() - drained
+        for phase in swarm.get("phases", {}).get(node, []):
+            if elapsed >= phase["at"]:
+                tasks = phase["tasks"]
+    return tasks
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,235 @@
+"""The node scripts run for real against stand-in `docker` CLIs (fake_node_docker.py,
+fake_swarm_docker.py): joining from every swarm state, empty join tokens, quoted labels, and
+retirement (waiting for moved tasks, giving up before removal, down nodes, one at a time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from swarm import day2_scripts, scripts
+
+HERE = Path(__file__).parent
+
+
+def install_fake(tmp_path: Path, fake: str, state_file: str, state: dict) -> dict:
+    """A PATH whose `docker` is `fake`, with `state` in $FAKE/state_file; returns the env."""
+    directory = tmp_path / "fake"
+    directory.mkdir(exist_ok=True)
+    (directory / state_file).write_text(json.dumps(state))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shutil.copy(HERE / fake, bin_dir / "docker")
+    (bin_dir / "docker").chmod(0o755)
+    return {**os.environ, "FAKE": str(directory), "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def run(script: str, env: dict, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", "-c", script], input=stdin, capture_output=True, text=True, env=env, timeout=timeout)
+
+
+# ---- join, init, join tokens, settings --------------------------------------------------------
+
+def node_calls(tmp_path: Path) -> list[list[str]]:
+    path = tmp_path / "fake" / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("stuck", ["pending", "error"])
+def test_a_node_stuck_pending_or_in_error_is_not_taken_for_joined(tmp_path, stuck):
+    # Its remote managers even name the right manager: the old script left it alone.
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": stuck, "managers": ["10.110.0.2:2377"], "id": "w0rk3r"})
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2"), env, stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
+    assert commands.index("swarm leave") < commands.index("swarm join")
+    assert result.stdout.strip() == "w0rk3r"
+
+
+def test_a_joined_node_is_left_alone(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "managers": ["10.110.0.2:2377"], "id": "w0rk3r"})
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2"), env, stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
+
+
+def test_a_join_that_does_not_complete_fails(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "join_result": "pending"})
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2"), env, stdin="SWMTKN-1-x\n")
+    assert result.returncode == 1
+    assert "swarm state 'pending' after joining 10.110.0.2:2377, not active" in result.stderr
+
+
+@pytest.mark.parametrize("stuck", ["pending", "error", "locked"])
+def test_init_does_not_take_a_stuck_node_for_a_manager_nor_reset_it(tmp_path, stuck):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": stuck})
+    result = run(scripts.init_script("10.110.0.2"), env)
+    assert result.returncode == 1
+    assert f"swarm state '{stuck}' is not a working manager" in result.stderr
+    assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
+
+
+@pytest.mark.parametrize("empty", ["worker", "manager"])
+def test_join_tokens_fail_when_a_token_is_empty(tmp_path, empty):
+    tokens = {"worker": "SWMTKN-1-w", "manager": "SWMTKN-1-m", empty: ""}
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "active", "tokens": tokens})
+    result = run(scripts.join_tokens_script(), env)
+    assert result.returncode == 1
+    assert "empty token" in result.stderr
+    assert result.stdout == ""
+
+
+def test_join_tokens_print_both_tokens_as_json(tmp_path):
+    tokens = {"worker": "SWMTKN-1-w", "manager": "SWMTKN-1-m"}
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "active", "tokens": tokens})
+    result = run(scripts.join_tokens_script(), env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == tokens
+
+
+def test_settings_quote_every_label_key_and_value(tmp_path):
+    # Keys added by hand, with blanks and shell syntax, are removed as single arguments.
+    hand_made = ["bad key!", "$(touch pwned)", "*", "type"]
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "active", "labels": hand_made})
+    script = scripts.node_settings_script("n0d3", "worker", {"type": "a b", "zone": "x;y"})
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (update,) = [call for call in node_calls(tmp_path) if call[:2] == ["node", "update"]]
+    assert update == ["node", "update", "--label-rm", "bad key!", "--label-rm", "$(touch pwned)", "--label-rm", "*",
+                      "--label-add", "type=a b", "--label-add", "zone=x;y", "n0d3"]
+    assert not (tmp_path / "pwned").exists()
+
+
+# ---- retirement -------------------------------------------------------------------------------
+
+def task(task_id, node, state="running", desired="running", service="s-api", err=""):
+    return {"id": task_id, "service": service, "node": node, "state": state, "desired": desired, "err": err}
+
+
+BEFORE = [task("t1", "n1"), task("t2", "n2"), task("t3", "n3"), task("g2", "n2", service="s-agent")]
+SERVICES = {"s-api": {"name": "prod_api", "replicas": 3}, "s-agent": {"name": "prod_agent", "replicas": None}}
+
+
+def nodes(**states) -> dict:
+    hostnames = {"n1": "prod-ml-1", "n2": "prod-ml-2", "n3": "prod-ml-3", "n4": "prod-ml-2"}
+    return {node: {"hostname": hostnames[node], "availability": "active", "state": states.get(node, "ready"),
+                   "role": "worker"} for node in hostnames}
+
+
+def swarm_calls(tmp_path: Path) -> list[tuple[float, str]]:
+    lines = (tmp_path / "fake" / "calls").read_text().splitlines()
+    return [(float(line.split(" ", 1)[0]), line.split(" ", 1)[1]) for line in lines]
+
+
+def first(calls, prefix) -> float:
+    return next(at for at, call in calls if call.startswith(prefix))
+
+
+def retire(tmp_path, env, node="n2", **options) -> tuple[subprocess.CompletedProcess, float]:
+    options = {"timeout_seconds": 30, "unplaceable_seconds": 2, "lock_dir": str(tmp_path / "locks"), **options}
+    started = time.monotonic()
+    result = run(day2_scripts.retire_script(node, "ml", **options), env)
+    return result, time.monotonic() - started
+
+
+def test_retirement_waits_until_the_moved_task_runs_on_another_node(tmp_path):
+    # The moved task starts at once on n4, a successor droplet under the same hostname as n2,
+    # and turns running (healthy) 2 s after the drain. The global service's task never moves.
+    moving = [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"), task("t3", "n3"),
+              task("g2", "n2", "shutdown", "shutdown", service="s-agent")]
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": nodes(), "services": SERVICES, "tasks": BEFORE,
+        "phases": {"n2": [{"at": 0, "tasks": [*moving, task("t4", "n4", "starting")]},
+                          {"at": 2, "tasks": [*moving, task("t4", "n4")]}]},
+    })
+    result, _ = retire(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    calls = swarm_calls(tmp_path)
+    drained, removed = first(calls, "node update --availability drain n2"), first(calls, "node rm --force n2")
+    assert removed - drained >= 2
+    assert "retired prod-ml-2 (n2)" in result.stdout
+    assert not [call for _, call in calls if call.startswith("service inspect") and "s-agent" in call and "Name" in call]
+
+
+def test_tasks_that_cannot_run_elsewhere_fail_retirement_before_removal(tmp_path):
+    after = [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"), task("t3", "n3"),
+             task("t4", "", "pending", err="no suitable node (max replicas per node limit exceed)")]
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": nodes(), "services": SERVICES, "tasks": BEFORE, "phases": {"n2": [{"at": 0, "tasks": after}]},
+    })
+    result, seconds = retire(tmp_path, env)
+    assert result.returncode == 1
+    assert seconds < 15  # gave up after unplaceable_seconds, not the 30 s timeout
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("cannot retire prod-ml-2 (n2): its tasks do not all run on other nodes after ")
+    assert lines[0].endswith("it stays in the swarm (availability back to active):")
+    assert lines[1:] == ["  prod_api: 2 of 3 tasks running on other nodes",
+                         "    task error: no suitable node (max replicas per node limit exceed)"]
+    calls = [call for _, call in swarm_calls(tmp_path)]
+    assert not [call for call in calls if call.startswith("node rm")]
+    assert "node update --availability active n2" in calls  # the drain is undone
+
+
+def test_a_down_node_is_removed_even_when_its_tasks_cannot_move(tmp_path):
+    after = [task("t1", "n1"), task("t3", "n3"), task("t4", "", "pending", err="no suitable node")]
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": nodes(n2="down"), "services": SERVICES, "tasks": BEFORE, "phases": {"n2": [{"at": 0, "tasks": after}]},
+    })
+    result, _ = retire(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert "warning: prod-ml-2 (n2) is down" in result.stderr
+    assert "prod_api: 2 of 3 tasks running on other nodes" in result.stderr
+    assert "node rm --force n2" in [call for _, call in swarm_calls(tmp_path)]
+
+
+def test_a_node_no_longer_in_the_swarm_is_nothing_to_retire(tmp_path):
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": {}, "services": {}, "tasks": []})
+    result, _ = retire(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert [call for _, call in swarm_calls(tmp_path)] == ["node inspect n2"]
+
+
+def test_nodes_of_a_pool_retire_one_at_a_time(tmp_path):
+    # n2 and n3 are removed in parallel (Pulumi deletes in parallel); each one's task takes 1.5 s
+    # to run elsewhere. The second drain must come after the first removal.
+    def moved(gone):
+        kept = [t for t in BEFORE if t["node"] not in gone and t["service"] == "s-api"]
+        return [*kept, *(task(f"m{node}", "n1") for node in gone)]
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": nodes(), "services": SERVICES, "tasks": BEFORE,
+        "phases": {"n2": [{"at": 1.5, "tasks": moved({"n2"})}], "n3": [{"at": 1.5, "tasks": moved({"n2", "n3"})}]},
+    })
+    results = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, retire(tmp_path, env, node=n)[0]))
+               for n in ("n2", "n3")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r.returncode == 0 for r in results.values()), {n: r.stderr for n, r in results.items()}
+    calls = swarm_calls(tmp_path)
+    windows = sorted((first(calls, f"node update --availability drain {n}"), first(calls, f"node rm --force {n}"))
+                     for n in ("n2", "n3"))
+    assert windows[0][1] <= windows[1][0]
+    assert not (tmp_path / "locks" / "ml.lock").exists()  # released
+
+
+def test_a_stale_lock_is_taken_over(tmp_path):
+    lock = tmp_path / "locks" / "ml.lock"
+    lock.mkdir(parents=True)
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    (lock / "owner").write_text(f"n9 {dead} {int(time.time())}\n")
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": nodes(), "services": {}, "tasks": []})
+    result, seconds = retire(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert "taking over a stale retirement lock (n9 " in result.stderr
+    assert seconds < 10
