@@ -497,13 +497,21 @@ def decrypt(jobs: Jobs, source, sink) -> subprocess.Popen:
     )
 
 
-def restore_postgres(jobs: Jobs, name: str, at: str | None, dry_run: bool) -> int:
-    job = jobs.by_name[name]
+def announce(jobs: Jobs, job: dict, at: str | None, target: str, dry_run: bool) -> dict | None:
+    """Print the backup a restore would use and where it goes; None on a dry run."""
     backup = choose(jobs, job, at)
     print(f"backup: {backup['object']} ({backup['size']} bytes, taken {backup['created']})")
-    print(f"target: {job['service']} (pg_restore --clean --if-exists --single-transaction)")
+    print(f"target: {target}")
     if dry_run:
         print("dry run: nothing restored")
+        return None
+    return backup
+
+
+def restore_postgres(jobs: Jobs, name: str, at: str | None, dry_run: bool) -> int:
+    job = jobs.by_name[name]
+    backup = announce(jobs, job, at, f"{job['service']} (pg_restore --clean --if-exists --single-transaction)", dry_run)
+    if backup is None:
         return 0
     started = time.monotonic()
     container = database_container(job["service"], wait=60)
@@ -522,11 +530,8 @@ def restore_postgres(jobs: Jobs, name: str, at: str | None, dry_run: bool) -> in
 
 def restore_swarm_state(jobs: Jobs, at: str | None, dry_run: bool, target: str) -> int:
     job = next(j for j in jobs.config["jobs"] if j["kind"] == "swarm-state")
-    backup = choose(jobs, job, at)
-    print(f"backup: {backup['object']} ({backup['size']} bytes, taken {backup['created']})")
-    print(f"target: {target} (Docker must be stopped; then `docker swarm init --force-new-cluster`)")
-    if dry_run:
-        print("dry run: nothing restored")
+    backup = announce(jobs, job, at, f"{target} (Docker must be stopped; then `docker swarm init --force-new-cluster`)", dry_run)
+    if backup is None:
         return 0
     if docker_answers():
         raise SystemExit("Docker is running on this node: stop it first (systemctl stop docker)")
