@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pulumi
 
+from components.backups import BackupsArgs, BackupsComponent, Scheduler, SchedulerArgs
 from components.ingress import Ingress, IngressArgs
 from components.network import Network, NetworkArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import registry_auth
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
 from components.workloads import Workloads, WorkloadsArgs
+from swarm.backups import bucket_cost, jobs_document, stored_gb_upper_bound
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, from_pulumi
 from swarm.preflight import preflight
@@ -146,3 +148,28 @@ if ingress is not None:
     pulumi.export("routes", ingress_plan.table(config.stack))
     pulumi.export("loadBalancerAddress", ingress.address)
     pulumi.export("loadBalancerMonthlyCostUsd", ingress_plan.ingress.monthly_cost)
+
+# Scheduled jobs (x-schedule services) and backups: the scheduler on the first manager.
+scheduled = [key for key, spec in rollout.stack.services.items() if spec.schedule]
+if config.backups or scheduled:
+    backups = BackupsComponent(f"{config.stack}-backups", BackupsArgs(config.backups, config.stack)) if config.backups else None
+    scheduler = Scheduler(
+        f"{config.stack}-scheduler",
+        SchedulerArgs(
+            jobs=jobs_document(config.backups, config.stack, list(checked.databases)),
+            manager_connection=cluster.manager_connection,
+            keys=backups.keys if backups else None,
+            depends_on=[workloads.converged, *([backups.bucket] if backups else [])],
+        ),
+    )
+    pulumi.export("scheduledJobs", scheduler.status)
+    if backups:
+        pulumi.export("backups", {
+            "bucket": backups.bucket.name,
+            "endpoint": config.backups.endpoint,
+            "estimatedMonthlyCostUsd": bucket_cost(config.backups, stored_gb_upper_bound(
+                config.backups, list(checked.databases), checked.database_volume_gb)),
+            "lastSuccessfulBackup": scheduler.last_successful,
+        })
+        # Keep a copy outside the cluster: restoring onto a new cluster needs it.
+        pulumi.export("backupEncryptionKey", backups.encryption_key)

@@ -8,6 +8,8 @@ credentials, nothing deployed).
         names of external secrets with no value yet in swarm:secrets
     python -m swarm config-reference
         the table of known swarm:* keys, as docs/configuration.md carries it
+    python -m swarm restore --stack prod --database database [--at TIME] [--dry-run] [--yes]
+        restore a database from its backup (swarm:backups), after a confirmation; see docs/backups.md
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from swarm import restore
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, load_stack_config_file
 from swarm.config_keys import reference_table
@@ -78,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     missing = commands.add_parser("missing-secrets", help="print external secrets with no value in swarm:secrets")
     missing.add_argument("--stack", required=True)
     commands.add_parser("config-reference", help="print the table of known swarm:* keys (docs/configuration.md)")
+    restoring = commands.add_parser("restore", help="restore a database from its backup, after a confirmation")
+    restore.add_arguments(restoring)
     args = parser.parse_args(argv)
+
+    if args.command == "restore":
+        return restore.run(args, PROJECT_ROOT)
 
     if args.command == "config-reference":
         print(reference_table())

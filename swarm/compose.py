@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from swarm.suggest import did_you_mean
+from swarm.schedule import read_service_schedule
 
 DEFAULT_VERSION = (3, 13)
 LATEST_MINOR = 13
@@ -713,6 +714,7 @@ class ServiceSpec:
     dns_search: tuple[str, ...] = ()
     logging: Logging | None = None
     isolation: str | None = None
+    schedule: str | None = None  # `x-schedule`: a cron expression; the service runs as a job (swarm/schedule.py)
 
 
 @dataclass(frozen=True)
@@ -1842,6 +1844,10 @@ def _service(r: _Reader, name: str, value: Any, declared: _Declared) -> ServiceS
     for flag in ("tty", "stdin_open"):
         if raw.get(flag) is True:
             r.warn(at(flag), f"ignored: {_PROVIDER}")
+    schedule = read_service_schedule(
+        raw, mode, restart_policy.condition if restart_policy else None,
+        lambda key, message: r.problem(at(key), message), lambda key, message: r.warn(at(key), message),
+    )
 
     return ServiceSpec(
         name=name,
@@ -1890,6 +1896,7 @@ def _service(r: _Reader, name: str, value: Any, declared: _Declared) -> ServiceS
         dns_search=optional("dns_search", lambda value, p: r.strings(value, p, single=True), ()),
         logging=optional("logging", lambda value, p: _logging(r, value, p)),
         isolation=optional("isolation", r.string),
+        schedule=schedule,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 import pulumi
 import yaml
 
+from swarm.backups import Backups, parse_backups
 from swarm.compose import describe_yaml_error, display_path
 from swarm.config_keys import NAMESPACE, Collector, ConfigError, Problem, known_key, unknown_keys
 from swarm.config_values import (
@@ -126,6 +127,7 @@ class ClusterConfig:
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
     previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
     ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
+    backups: Backups | None = None  # swarm:backups
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -200,6 +202,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
                             reserved_ports=RESERVED_PORTS, pools_reported=_any_pool_problem(found))
     if ingress is not None:
         pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
+    backups = parse_backups(values.get("backups"), region, found)
 
     if found.problems:
         raise ConfigError(source, found.problems)
@@ -220,6 +223,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         converge_timeout_seconds=converge_timeout,
         previous_stack_names=previous_stack_names,
         ingress=ingress,
+        backups=backups,
         warnings=tuple(found.warnings),
     )
 

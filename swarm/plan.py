@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from swarm.backups import bucket_cost, stored_gb_upper_bound
 from swarm.capacity import format_cpus, format_memory
 from swarm.preflight import Preflight
 
@@ -61,6 +62,7 @@ def build_plan(checked: Preflight, *, config_file: str, stack_file: str) -> dict
         "failures": list(report.failures),
         "warnings": group_warnings(checked.warnings),
         "needs_values": [{"key": m.key, "command": m.command} for m in checked.missing_values],
+        "backups": _backups(checked),
         "ingress": _ingress(checked),
     }
 
@@ -76,6 +78,33 @@ def _ingress(checked: Preflight) -> dict[str, Any] | None:
         "load_balancer_nodes": ingress.load_balancer_size, "monthly_cost": ingress.monthly_cost,
         "routes": plan.table(checked.config.stack),
     }
+
+
+def _backups(checked: Preflight) -> dict[str, Any] | None:
+    """The bucket and its estimated cost (at most: every kept backup as large as its volume)."""
+    backups = checked.config.backups
+    if backups is None:
+        return None
+    databases = list(checked.databases)
+    stored = stored_gb_upper_bound(backups, databases, checked.database_volume_gb)
+    return {
+        "bucket": backups.bucket, "region": backups.region, "schedule": backups.schedule, "keep": backups.keep,
+        "databases": [database.service for database in databases], "swarm_state": backups.swarm_state,
+        "lifecycle_days": backups.lifecycle_days, "stored_gb_at_most": stored,
+        "monthly_cost": bucket_cost(backups, stored),
+    }
+
+
+def _backups_line(plan: Mapping[str, Any]) -> str | None:
+    backups = plan.get("backups")
+    if not backups:
+        return None
+    what = ", ".join([*backups["databases"], *(["swarm state"] if backups["swarm_state"] else [])]) or "nothing"
+    return (
+        f"Backups: {what} at '{backups['schedule']}' (UTC), {backups['keep']} kept, to Spaces bucket "
+        f"{backups['bucket']} ({backups['region']}): ${backups['monthly_cost']:,.2f}/month at most "
+        f"({backups['stored_gb_at_most']:,.0f} GiB if every kept backup were as large as its volume)"
+    )
 
 
 def cost_change(plan: Mapping[str, Any], base: Mapping[str, Any] | None) -> str | None:
@@ -199,6 +228,8 @@ def render_text(plan: Mapping[str, Any], *, width: int = 100, base: Mapping[str,
     if plan.get("ingress"):
         sections.append(_ingress_text(plan["ingress"], width))
     sections.append(_total(plan))
+    if (line := _backups_line(plan)) is not None:
+        sections.append(textwrap.fill(line, width))
     if (change := cost_change(plan, base)) is not None:
         sections.append(textwrap.fill(change, width))
     sections.append(_verdict(plan))
@@ -274,6 +305,8 @@ def render_markdown(plan: Mapping[str, Any], *, base: Mapping[str, Any] | None =
         )
     verdict = _verdict(plan)
     lines = [f"### {_title(plan)}", "", f"**{verdict}** {_total(plan)}"]
+    if (line := _backups_line(plan)) is not None:
+        lines += ["", line]
     if (change := cost_change(plan, base)) is not None:
         lines += ["", f"**{change}**"]
     for heading, items in (

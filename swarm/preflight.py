@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from swarm.backups import DatabaseBackup, check_backups
 from swarm.capacity import CapacityReport, check_capacity
 from swarm.catalogue import load_stack
-from swarm.config import ClusterConfig
+from swarm.config import ClusterConfig, ConfigError
 from swarm.ingress import IngressPlan, plan_ingress
 from swarm.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
@@ -58,11 +59,25 @@ class Preflight:
     capacity: CapacityReport
     missing_values: tuple[MissingValue, ...]  # external secrets/configs with no value yet
     ingress: IngressPlan | None = None  # routes, DNS records and the proxy, when swarm:ingress is set
+    databases: tuple[DatabaseBackup, ...] = ()  # what swarm:backups backs up
+    backup_warnings: tuple[str, ...] = ()
 
     @property
     def warnings(self) -> tuple[str, ...]:
         """The config's and the stack file's warnings, then the capacity check's."""
-        return (*self.config.warnings, *self.rollout.stack.warnings, *self.capacity.warnings)
+        return (*self.config.warnings, *self.rollout.stack.warnings, *self.capacity.warnings, *self.backup_warnings)
+
+    @property
+    def database_volume_gb(self) -> dict[str, int]:
+        """Backed-up database service -> size of the block-storage volume its data lives on."""
+        volumes = {pool.volume.mount_path: pool.volume.size_gb for pool in self.config.pools if pool.volume}
+        sizes = {}
+        for database in self.databases:
+            for mount in self.rollout.stack.services[database.service].mounts:
+                for path, size in volumes.items():
+                    if mount.type == "bind" and (mount.source == path or mount.source.startswith(path + "/")):
+                        sizes[database.service] = size
+        return sizes
 
     def placeholders(self, section: str) -> dict[str, str]:
         """name -> PLACEHOLDER for the missing values of `section`, for a preview to show."""
@@ -98,7 +113,14 @@ def preflight(config: ClusterConfig) -> Preflight:
         for key, item in stack.configs.items()
         if item.external and key not in config.configs
     ]
-    return Preflight(config, rollout, check_capacity(config, rollout.stack), tuple(missing), ingress)
+    databases, backup_warnings = [], []
+    if config.backups is not None:
+        managers = sum(1 for node in config.nodes if node.role == "manager")
+        databases, problems, backup_warnings = check_backups(config.backups, rollout.stack, managers, config.stack_file.name)
+        if problems:
+            raise ConfigError(f"Pulumi.{config.stack}.yaml", problems)
+    return Preflight(config, rollout, check_capacity(config, rollout.stack), tuple(missing), ingress,
+                     tuple(databases), tuple(backup_warnings))
 
 
 def _set_instead(section: str, name: str, names: Iterable[str]) -> str:

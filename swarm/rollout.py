@@ -26,7 +26,7 @@ from swarm.capacity import cluster_nodes, node_matches
 from swarm.compose import StackSpec
 from swarm.config import ClusterConfig, ConfigError, Problem
 from swarm.scripts import ConvergeTarget, Folder
-from swarm.service_args import service_name
+from swarm.service_args import deployed_replicas, service_name
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class Rollout:
                 nodes = self.placeable[key]
                 targets.append(ConvergeTarget(service_name(stack, key), len(nodes), nodes))
             else:
-                targets.append(ConvergeTarget(service_name(stack, key), spec.replicas or 0))
+                # A scheduled job's template runs nothing until the scheduler starts a job from it.
+                targets.append(ConvergeTarget(service_name(stack, key), deployed_replicas(spec) or 0))
         return tuple(targets)
 
 

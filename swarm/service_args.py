@@ -37,6 +37,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from swarm.schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL
 from swarm.compose import (
     STACK_NAMESPACE_LABEL,
     ConfigSpec,
@@ -194,9 +195,10 @@ def service_args(
     return _compact(
         {
             "name": service_name(stack, spec.name),
-            "labels": _labels({**spec.deploy_labels, STACK_NAMESPACE_LABEL: stack, IMAGE_LABEL: spec.image}),
+            "labels": _labels({**spec.deploy_labels, STACK_NAMESPACE_LABEL: stack, IMAGE_LABEL: spec.image,
+                               **job_labels(spec)}),
             "task_spec": _compact(task),
-            "mode": {"global_": True} if spec.mode == "global" else {"replicated": {"replicas": spec.replicas}},
+            "mode": {"global_": True} if spec.mode == "global" else {"replicated": {"replicas": deployed_replicas(spec)}},
             "endpoint_spec": _compact(
                 {
                     "mode": spec.endpoint_mode,
@@ -258,6 +260,20 @@ def _object_args(spec: SecretSpec, stack: str, content: bytes, name_key: bytes) 
         "data": base64.b64encode(content).decode("ascii"),
         "labels": _labels({**spec.labels, STACK_NAMESPACE_LABEL: stack}),
     }
+
+
+def deployed_replicas(spec: ServiceSpec) -> int | None:
+    """A scheduled service (`x-schedule`) is deployed as a template that runs nothing: the
+    scheduler on the manager starts a replicated job from it at each scheduled time
+    (pulumi-docker 5.2's Service has no job mode; see swarm/schedule.py)."""
+    return 0 if spec.schedule else spec.replicas
+
+
+def job_labels(spec: ServiceSpec) -> dict[str, str]:
+    """The labels by which the scheduler finds a job template: its schedule and completions."""
+    if not spec.schedule:
+        return {}
+    return {SCHEDULE_LABEL: spec.schedule, COMPLETIONS_LABEL: str(spec.replicas or 1)}
 
 
 def _compact(values: dict[str, Any]) -> dict[str, Any]:

@@ -100,3 +100,9 @@ _SIZES = [
 LOAD_BALANCER_NODE_MONTHLY_USD = 12.0
 
 SIZES: dict[str, DropletSize] = {size.slug: size for size in _SIZES}
+
+# DigitalOcean Spaces (the backups' bucket): the subscription's list price includes 250 GiB of
+# storage (and 1 TiB of outbound transfer); each further GiB stored is billed per month.
+SPACES_MONTHLY_USD = 5.0
+SPACES_INCLUDED_GB = 250
+SPACES_EXTRA_GB_USD = 0.02
