@@ -141,18 +141,21 @@ EOF
   if [ -n "$stuck" ]; then stuck_since=${{stuck_since:-$now}}; else stuck_since=""; fi
   if [ $(( now - started )) -ge "$timeout" ] || {{ [ -n "$stuck_since" ] && [ $(( now - stuck_since )) -ge "$unplaceable" ]; }}; then
     state=$(docker node inspect --format '{{{{.Status.State}}}}' "$node")
+    # The tasks' errors first, while the node is still drained: once its availability is back
+    # the scheduler places the pending task again and its error is gone.
+    details=$(printf '%s' "$report" | while read -r service line; do
+      echo "  $line"
+      # Docker quotes each task's error, and prints "" for a task without one.
+      docker service ps --no-trunc --filter desired-state=running --format '{{{{.Error}}}}' "$service" </dev/null |
+        sed 's/^"\\(.*\\)"$/\\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
+    done)
     if [ "$state" = down ]; then
       echo "warning: $hostname ($node) is down (its droplet is gone?): removing it although its tasks do not all run elsewhere:" >&2
     else
       docker node update --availability "$availability" "$node" >/dev/null
       echo "cannot retire $hostname ($node): its tasks do not all run on other nodes after $(( now - started ))s; it stays in the swarm (availability back to $availability):" >&2
     fi
-    printf '%s' "$report" | while read -r service line; do
-      echo "  $line"
-      # Docker quotes each task's error, and prints "" for a task without one.
-      docker service ps --no-trunc --filter desired-state=running --format '{{{{.Error}}}}' "$service" </dev/null |
-        sed 's/^"\\(.*\\)"$/\\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
-    done >&2
+    printf '%s\\n' "$details" >&2
     if [ "$state" != down ]; then
       exit 1
     fi
