@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,31 +200,40 @@ def _digest(inputs: Mapping[str, object]) -> str:
 def write_key_file(stack: str, private_key: str) -> Path:
     """Write the nodes' SSH key to a file only this user can read, for `ssh -i`.
 
-    A fixed path per stack and user: the Docker provider also needs it after the program has
-    finished (the engine deletes resources last), so it is kept and rewritten on every run.
+    Kept after the program has finished: the Docker provider still needs it while the engine
+    deletes resources, which it does last. See `_write_private` for the file's name.
     """
     return _write_private(stack, "id_swarm", private_key)
 
 
+def write_known_hosts(stack: str, known_hosts: str) -> Path:
+    """Write the nodes' host keys (known_hosts lines) for `ssh`'s strict checking. A new file
+    whenever they change: a replaced node's address and key are current."""
+    return _write_private(stack, "known_hosts", known_hosts)
+
+
 def _write_private(stack: str, file_name: str, text: str) -> Path:
-    """Write `text` (newline-terminated) to `<tmp>/swarm-<stack>-<uid>/<file_name>`, mode 0600, in
-    a directory that must be this user's and private (mode 0700)."""
+    """Write `text` (newline-terminated) to `<tmp>/swarm-<stack>-<uid>/<file_name>-<hash>`, mode
+    0600, in a directory that must be this user's and private (mode 0700).
+
+    Named by a hash of the content: two runs at once (a preview beside an `up`, two stacks
+    of one name on one CI machine, tests beside an operator) each find their own text there; a
+    fixed name let the last writer swap another run's host keys under its feet. Written to a
+    temporary name and renamed, so a reader never sees half a file.
+    """
     directory = Path(tempfile.gettempdir()) / f"swarm-{stack}-{os.getuid()}"
     directory.mkdir(mode=0o700, exist_ok=True)
     status = directory.stat()
     if status.st_uid != os.getuid() or status.st_mode & 0o077:
         raise PermissionError(f"{directory} must belong to this user and be private (mode 0700)")
-    path = directory / file_name
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    text = text if text.endswith("\n") else text + "\n"
+    path = directory / f"{file_name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    partial = directory / f".{path.name}.{os.getpid()}.{threading.get_ident()}"
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
-        file.write(text if text.endswith("\n") else text + "\n")
+        file.write(text)
+    partial.replace(path)
     return path
-
-
-def write_known_hosts(stack: str, known_hosts: str) -> Path:
-    """Write the nodes' host keys (known_hosts lines) next to the key file, for `ssh`'s strict
-    checking. Rewritten on every run: a replaced node's address and key are current."""
-    return _write_private(stack, "known_hosts", known_hosts)
 
 
 def ssh_options(key_file: Path, known_hosts: Path) -> list[str]:

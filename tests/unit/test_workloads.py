@@ -130,6 +130,18 @@ def test_key_file_is_private(tmp_path, monkeypatch):
         write_key_file("qa", "key")
 
 
+def test_two_runs_of_one_stack_keep_their_own_host_keys(tmp_path, monkeypatch):
+    # A unit-test run beside a lifecycle run of stack prod rewrote its known_hosts under it and
+    # the provider's ssh refused the manager: each text now has a file of its own.
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    first = write_known_hosts("prod", "203.0.113.5 ssh-ed25519 AAAAfirst")
+    second = write_known_hosts("prod", "198.51.100.7 ssh-ed25519 AAAAsecond")
+    assert first != second
+    assert first.read_text() == "203.0.113.5 ssh-ed25519 AAAAfirst\n"
+    assert write_known_hosts("prod", "203.0.113.5 ssh-ed25519 AAAAfirst") == first  # same text, same file
+    assert sorted(p.name.startswith(".") for p in first.parent.iterdir()) == [False, False]  # no partial left
+
+
 def test_stack_file_errors_register_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
