@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 
+from swarm import node_scripts
 from swarm.scripts import HEADER as _HEADER
 from swarm.scripts import SAFE_WORD as _SAFE_WORD
 
@@ -51,124 +52,10 @@ def retire_script(
     """
     if not _SAFE_WORD.match(pool):
         raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
-    lock_stale = int(timeout_seconds) + 120
-    return _HEADER + f"""\
-node={shlex.quote(node_id)}
-timeout={int(timeout_seconds)}
-unplaceable={int(unplaceable_seconds)}
-if ! docker node inspect "$node" >/dev/null 2>&1; then
-  echo "node $node is not in the swarm: nothing to retire"
-  exit 0
-fi
-
-lock={shlex.quote(f"{lock_dir}/{pool}.lock")}
-mkdir -p {shlex.quote(lock_dir)}
-lock_deadline=$(( $(date +%s) + {int(lock_wait_seconds)} ))
-until mkdir "$lock" 2>/dev/null; do
-  owner=$(cat "$lock/owner" 2>/dev/null || true)
-  since=${{owner##* }}
-  case "$since" in '' | *[!0-9]*) since=$(stat -c %Y "$lock" 2>/dev/null || date +%s) ;; esac
-  pid=$(printf '%s' "$owner" | cut -d' ' -f2)
-  if {{ [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; }} || [ $(( $(date +%s) - since )) -gt {lock_stale} ]; then
-    # Stale: its holder died or overran. Take it over only if nobody did in the meantime.
-    if [ "$(cat "$lock/owner" 2>/dev/null || true)" = "$owner" ]; then
-      echo "taking over a stale retirement lock ($owner)" >&2
-      rm -rf "$lock"
-    fi
-    continue
-  fi
-  if [ "$(date +%s)" -ge "$lock_deadline" ]; then
-    echo "another retirement in this pool still holds $lock ($owner); try again" >&2
-    exit 1
-  fi
-  sleep 2
-done
-echo "$node $$ $(date +%s)" >"$lock/owner"
-trap 'rm -rf "$lock"' EXIT
-trap 'exit 1' HUP INT TERM
-
-hostname=$(docker node inspect --format '{{{{.Description.Hostname}}}}' "$node")
-availability=$(docker node inspect --format '{{{{.Spec.Availability}}}}' "$node")
-# Every replicated service with a task on the node, in its task history too: a retried
-# retirement, after a drain, still knows what to wait for. One line each: ID, replicas, name.
-services=""
-tasks=$(docker node ps -q "$node")
-# shellcheck disable=SC2086 # $tasks: task IDs, one word each
-for service in $(if [ -n "$tasks" ]; then docker inspect --type task --format '{{{{.ServiceID}}}}' $tasks | sort -u; fi); do
-  replicas=$(docker service inspect --format '{{{{if .Spec.Mode.Replicated}}}}{{{{.Spec.Mode.Replicated.Replicas}}}}{{{{end}}}}' "$service" 2>/dev/null) || continue
-  if [ -n "$replicas" ]; then
-    services="$services$service $replicas $(docker service inspect --format '{{{{.Spec.Name}}}}' "$service")
-"
-  fi
-done
-docker node update --availability drain "$node" >/dev/null
-
-# short ID REPLICAS: prints "RUNNING STUCK": tasks running on other nodes, and whether every
-# missing task is pending with an error (no node can take it).
-short() {{
-  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$1")
-  if [ -z "$ids" ]; then echo "0 0"; return; fi
-  # shellcheck disable=SC2086 # $ids: task IDs, one word each
-  # State first: a pending task has no node ID, an empty last field.
-  docker inspect --type task --format '{{{{.Status.State}}}} {{{{if .Status.Err}}}}err{{{{else}}}}-{{{{end}}}} {{{{.NodeID}}}}' $ids |
-    awk -v node="$node" -v want="$2" '
-      $1 == "running" && $3 != node {{ running++ }}
-      $1 == "pending" && $2 == "err" {{ stuck++ }}
-      END {{ print running + 0, (running + stuck >= want && stuck > 0) ? 1 : 0 }}'
-}}
-
-started=$(date +%s)
-stuck_since=""
-while :; do
-  report="" stuck=""
-  while read -r service replicas name; do
-    [ -n "$service" ] || continue
-    read -r running unplaced <<COUNTS
-$(short "$service" "$replicas" </dev/null)
-COUNTS
-    if [ "$running" -lt "$replicas" ]; then
-      report="$report$service $name: $running of $replicas tasks running on other nodes
-"
-      if [ "$unplaced" = 1 ]; then stuck=1; fi
-    fi
-  done <<EOF
-$services
-EOF
-  now=$(date +%s)
-  if [ -z "$report" ]; then
-    break
-  fi
-  if [ -n "$stuck" ]; then stuck_since=${{stuck_since:-$now}}; else stuck_since=""; fi
-  if [ $(( now - started )) -ge "$timeout" ] || {{ [ -n "$stuck_since" ] && [ $(( now - stuck_since )) -ge "$unplaceable" ]; }}; then
-    state=$(docker node inspect --format '{{{{.Status.State}}}}' "$node")
-    # The tasks' errors first, while the node is still drained: once its availability is back
-    # the scheduler places the pending task again and its error is gone.
-    details=$(printf '%s' "$report" | while read -r service line; do
-      echo "  $line"
-      # Docker quotes each task's error, and prints "" for a task without one.
-      docker service ps --no-trunc --filter desired-state=running --format '{{{{.Error}}}}' "$service" </dev/null |
-        sed 's/^"\\(.*\\)"$/\\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
-    done)
-    if [ "$state" = down ]; then
-      echo "warning: $hostname ($node) is down (its droplet is gone?): removing it although its tasks do not all run elsewhere:" >&2
-    else
-      docker node update --availability "$availability" "$node" >/dev/null
-      echo "cannot retire $hostname ($node): its tasks do not all run on other nodes after $(( now - started ))s; it stays in the swarm (availability back to $availability):" >&2
-    fi
-    printf '%s\\n' "$details" >&2
-    if [ "$state" != down ]; then
-      exit 1
-    fi
-    break
-  fi
-  sleep 1
-done
-if [ "$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")" = manager ]; then
-  docker node demote "$node" >/dev/null
-fi
-docker node rm --force "$node" >/dev/null
-echo "retired $hostname ($node) after $(( $(date +%s) - started ))s"
-"""
+    return node_scripts.render(
+        "retire", NODE=node_id, POOL=pool, TIMEOUT=int(timeout_seconds), UNPLACEABLE=int(unplaceable_seconds),
+        LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir,
+    )
 
 
 # Where DigitalOcean exposes a droplet's attached volume, by the volume's name.
