@@ -42,11 +42,11 @@ from dataclasses import dataclass, field
 
 from swarm.compose import Constraint, ServiceSpec, StackSpec
 from swarm.config import ClusterConfig
+from swarm.model import GPU_KIND
 from swarm.service_args import update_order
 from swarm.sizes import GIB
 from swarm.suggest import close_matches
 
-GPU_KIND = "GPU"  # the generic resource kind GPU nodes advertise (DESIGN.md, "Swarm GPU")
 NANO = 1_000_000_000
 MIB = 1024**2
 # What every droplet reports to swarm (the Ubuntu images are all x86_64 Linux).

@@ -20,7 +20,7 @@ import pulumi
 import yaml
 
 from swarm.backups import Backups, parse_backups
-from swarm.compose import describe_yaml_error, display_path
+from swarm.compose.yamlfile import describe_yaml_error, display_path
 from swarm.config_keys import NAMESPACE, Collector, ConfigError, Problem, known_key, unknown_keys
 from swarm.config_values import (
     DEFAULT_CONVERGE_TIMEOUT_SECONDS,
@@ -34,15 +34,13 @@ from swarm.config_values import (
 )
 from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
 from swarm.renames import check_previous_pool_names, parse_previous_names
-from swarm.scripts import SWARM_ADDRESS_POOL, Folder
+from swarm.model import GPU_LABEL, SWARM_ADDRESS_POOL, Folder
 from swarm.sizes import SIZES, DropletSize
 from swarm.suggest import did_you_mean
 
 DEFAULT_IMAGE = "ubuntu-24-04-x64"
 # DigitalOcean's AI/ML-ready GPU image: Ubuntu with the NVIDIA driver installed.
 DEFAULT_GPU_IMAGE = "gpu-h100x1-base"
-# Every node of a GPU pool carries this label, so services can constrain on it.
-GPU_LABEL = ("gpu", "true")
 ROLES = ("manager", "worker")
 # Ports the program opens itself (SSH for admins, swarm's own ports inside the cluster).
 RESERVED_PORTS = {22, 2377, 7946, 4789}

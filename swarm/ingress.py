@@ -58,7 +58,8 @@ from swarm.compose import (
 from swarm.config import ClusterConfig, ConfigError
 from swarm.config import Problem as ConfigProblem
 from swarm.ingress_config import INGRESS_LABEL, Ingress
-from swarm.service_args import service_name, update_order
+from swarm.model import service_name
+from swarm.service_args import update_order
 
 INGRESS_KEY = "x-ingress"
 ROUTE_KEYS = {"host", "path", "port"}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from swarm.backups import DatabaseBackup, check_backups
 from swarm.capacity import CapacityReport, check_capacity
-from swarm.catalogue import load_stack
+from swarm.compose import load_stack
 from swarm.config import ClusterConfig, ConfigError
 from swarm.ingress import IngressPlan, plan_ingress
 from swarm.rollout import Rollout, plan_rollout

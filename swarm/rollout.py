@@ -25,8 +25,9 @@ from pathlib import PurePosixPath
 from swarm.capacity import cluster_nodes, node_matches
 from swarm.compose import StackSpec
 from swarm.config import ClusterConfig, ConfigError, Problem
-from swarm.scripts import ConvergeTarget, Folder
-from swarm.service_args import deployed_replicas, service_name
+from swarm.model import Folder, service_name
+from swarm.scripts import ConvergeTarget
+from swarm.service_args import deployed_replicas
 
 
 @dataclass(frozen=True)

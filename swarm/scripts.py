@@ -12,10 +12,8 @@ import re
 import shlex
 from typing import Mapping, NamedTuple, Sequence
 
-# Overlay networks get /24s from this pool. Docker's default (10.0.0.0/8) overlaps every
-# 10.x VPC; this narrower pool only collides with a VPC inside 10.0.0.0/16, which the config
-# refuses.
-SWARM_ADDRESS_POOL = "10.0.0.0/16"
+from swarm.model import SWARM_ADDRESS_POOL, Folder
+
 SWARM_PORT = 2377
 
 _HEADER = "#!/bin/sh\nset -eu\n"
@@ -192,14 +190,6 @@ EOF
 docker node update "$@" {adds} "$node" >/dev/null
 docker node inspect --format '{{{{json .Spec.Labels}}}}' "$node"
 """
-
-
-class Folder(NamedTuple):
-    """A bind-mount source on a node: created when missing; owner and mode set when declared."""
-
-    path: str  # absolute
-    owner: str | None = None  # user[:group], names or numeric ids, as chown takes it
-    mode: str | None = None  # octal, as chmod takes it, e.g. "0750"
 
 
 def prepare_folders_script(folders: Sequence[Folder]) -> str:

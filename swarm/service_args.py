@@ -37,6 +37,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
+from swarm.model import service_name
 from swarm.schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL
 from swarm.compose import (
     STACK_NAMESPACE_LABEL,
@@ -53,10 +54,6 @@ from swarm.compose import (
 IMAGE_LABEL = "com.docker.stack.image"
 MAX_OBJECT_NAME = 64  # swarm's limit for secret and config names
 SECRETS_DIR = "/run/secrets/"
-
-
-def service_name(stack: str, service: str) -> str:
-    return f"{stack}_{service}"
 
 
 def versioned_name(stack: str, name: str, content: bytes, name_key: bytes) -> str:

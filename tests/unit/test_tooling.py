@@ -111,7 +111,7 @@ def test_a_missing_tool_stops_the_suite_with_one_message_naming_the_prerequisite
     empty.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/unit/test_compose.py::test_loader_rejects_what_docker_rejects"],
+         "tests/unit/compose/test_load.py::test_loader_rejects_what_docker_rejects"],
         capture_output=True, text=True, cwd=PROJECT_ROOT, env={**os.environ, "PATH": str(empty)}, timeout=120,
     )
     output = result.stdout + result.stderr

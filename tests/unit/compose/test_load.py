@@ -9,9 +9,7 @@ output to the spec's terms independently of the loader. A missing docker CLI fai
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,52 +17,29 @@ import pytest
 import yaml
 
 from swarm.compose import (
-    Constraint,
-    Port,
     ServiceSpec,
     StackFileError,
     StackSpec,
     format_duration,
-    go_string,
     load_stack_file,
-    parse_constraint,
-    parse_cpus,
-    parse_duration,
-    parse_memory,
-    parse_port,
     parse_stack,
-    read_yaml,
-    split_command,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT / "tests" / "compose_corpus"
-VALID_FILES = sorted(ROOT.glob("stacks/*.yaml")) + sorted(CORPUS.glob("*.yml"))
-INVALID_FILES = sorted((CORPUS / "invalid").glob("*.yml"))
-STACK = "test"
-
-# Keys the loader accepts but swarm ignores: each must produce a warning naming its path.
-IGNORED_KEYS = {"build", "container_name", "depends_on", "expose", "links", "privileged", "security_opt"}
-
-
-def docker_config(path: Path) -> subprocess.CompletedProcess[str]:
-    # A bare environment: Docker would otherwise copy values from this shell.
-    return subprocess.run(
-        ["docker", "stack", "config", "-c", str(path)],
-        capture_output=True,
-        text=True,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-        timeout=60,
-    )
+from tests.unit.compose.stackfiles import (
+    CORPUS,
+    IGNORED_KEYS,
+    INVALID_FILES,
+    ROOT,
+    STACK,
+    VALID_FILES,
+    docker_config,
+    load,
+    problems,
+)
 
 
 def test_the_corpus_is_large_enough():
     assert len(list(CORPUS.glob("*.yml"))) >= 20
     assert len(INVALID_FILES) >= 15
-
-
-# ---------------------------------------------------------------------------------------------
-# Differential: the spec's values equal what Docker prints.
 
 
 def split_constraint(text: str) -> tuple[str, str, str]:
@@ -367,11 +342,6 @@ def assert_top_level(spec: StackSpec, printed: dict) -> None:
                 assert spec_object.content == Path(declared["file"]).read_bytes(), key
 
 
-# ---------------------------------------------------------------------------------------------
-# Files Docker rejects: rejected too, with the path of the mistake. Each file's first line says
-# which path: `# expect: services.api.deploy.resources.limits.memory`.
-
-
 @pytest.mark.tools("docker")
 @pytest.mark.parametrize("path", INVALID_FILES, ids=lambda path: path.name)
 def test_loader_rejects_what_docker_rejects(path: Path):
@@ -388,185 +358,6 @@ def test_loader_rejects_what_docker_rejects(path: Path):
     assert all(problem.file == shown and problem.message for problem in raised.value.problems)
     location = f"{shown}: {expected_path}" if expected_path else shown
     assert f"  - {location}: " in str(raised.value)
-
-
-# ---------------------------------------------------------------------------------------------
-# Values parsed as Docker's Go code parses them (expected values printed by Docker 28).
-
-
-@pytest.mark.parametrize(
-    ("text", "nanoseconds", "printed"),
-    [
-        ("1m30s", 90 * 10**9, "1m30s"),
-        ("1.5h", 5400 * 10**9, "1h30m0s"),
-        ("500ms", 5 * 10**8, "500ms"),
-        ("250us", 250_000, "250µs"),
-        ("100µs", 100_000, "100µs"),
-        ("1.5s", 1_500_000_000, "1.5s"),
-        ("0", 0, "0s"),
-        ("3600s", 3600 * 10**9, "1h0m0s"),
-        ("2h45m", 9900 * 10**9, "2h45m0s"),
-        ("1.000000001s", 1_000_000_001, "1.000000001s"),
-        (".5m", 30 * 10**9, "30s"),
-        ("7ns", 7, "7ns"),
-    ],
-)
-def test_durations_follow_go(text: str, nanoseconds: int, printed: str):
-    assert parse_duration(text) == nanoseconds
-    assert format_duration(nanoseconds) == printed
-
-
-@pytest.mark.parametrize("text", ["", "10", "10x", "1m30", "h", ".s", "1.2.3s", "- 1s", "9999999999999999999h"])
-def test_bad_durations_are_rejected(text: str):
-    with pytest.raises(ValueError):
-        parse_duration(text)
-
-
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [
-        ("10G", 10737418240),
-        ("1.5 GB", 1610612736),
-        ("10GiB", 10737418240),
-        ("10gb", 10737418240),
-        ("1e3", 1000),
-        ("10 ", 10),
-        ("1kib", 1024),
-        ("1KIB", 1024),
-        ("1b", 1),
-        ("+5", 5),
-        (".5g", 536870912),
-        ("5.", 5),
-        ("1e3k", 1024000),
-        ("1_000", 1000),
-        ("1.9", 1),
-        ("1p", 1125899906842624),
-        ("1 k", 1024),
-    ],
-)
-def test_memory_sizes_follow_go_units(text: str, size: int):
-    assert parse_memory(text) == size
-
-
-@pytest.mark.parametrize(
-    "text", [" 10", "5.5.5g", "1bb", "0x10", "10x", "-1", "1  k", "k", "1i", "1ib", "128Mi", "99999999999p"]
-)
-def test_bad_memory_sizes_are_rejected(text: str):
-    with pytest.raises(ValueError):
-        parse_memory(text)
-
-
-def test_cpus_are_exact_nano_cpus():
-    assert parse_cpus("0.8") == 800_000_000
-    assert parse_cpus("1/4") == 250_000_000
-    assert parse_cpus("2") == 2_000_000_000
-    assert parse_cpus("0.000000001") == 1
-    for bad in ("abc", "0.0000000001", "1/3", "-1", "1/0", " 1", "1,5"):
-        with pytest.raises(ValueError):
-            parse_cpus(bad)
-
-
-def test_ports_expand_as_docker_does():
-    assert parse_port("8080:80/udp") == ([Port(80, 8080, "udp", "ingress")], None)
-    assert parse_port("8000-8002:80")[0] == [Port(80, p, "tcp", "ingress") for p in (8000, 8001, 8002)]
-    # Docker sorts expanded ports as strings: 1000/tcp before 998/tcp.
-    assert [port.target for port in parse_port("998-1001")[0]] == [1000, 1001, 998, 999]
-    assert parse_port("80/TCP")[0] == [Port(80, None, "tcp", "ingress")]
-    assert parse_port("0:80")[0] == [Port(80, None, "tcp", "ingress")]
-    assert parse_port("127.0.0.1:8080:80") == ([Port(80, 8080, "tcp", "ingress")], "127.0.0.1")
-    assert parse_port("[::1]:8080:80")[1] == "::1"
-    assert parse_port("0.0.0.0:80:80")[1] is None
-    for bad in (
-        "65536:80",
-        "8000-8001:80-82",
-        "80/xyz",
-        "abc",
-        "8080:",
-        "80-79",
-        "80-",
-        "1.2.3.4:80",
-        " 80",
-        "8080:80:90",
-    ):
-        with pytest.raises(ValueError):
-            parse_port(bad)
-
-
-def test_constraints_are_checked_as_swarm_checks_them():
-    assert parse_constraint("node.role == worker") == Constraint("node.role", "==", "worker")
-    assert parse_constraint("node.labels.type!=cheap") == Constraint("node.labels.type", "!=", "cheap")
-    assert parse_constraint("NODE.LABELS.Zone==a") == Constraint("node.labels.Zone", "==", "a")
-    assert str(parse_constraint("engine.labels.os == linux")) == "engine.labels.os==linux"
-    for bad in (
-        "node.role = worker",
-        "node.labels.bad key!=x",
-        "node.lables.type==x",
-        "node.role==boss",
-        "node.hostname==",
-        "node.labels.==x",
-    ):
-        with pytest.raises(ValueError):
-            parse_constraint(bad)
-
-
-def test_commands_split_like_google_shlex():
-    assert split_command("echo \"hello world\" 'x y'") == ["echo", "hello world", "x y"]
-    assert split_command("sh -c 'echo $X'") == ["sh", "-c", "echo $X"]
-    assert split_command(r'a "b\"c" d\ e') == ["a", 'b"c', "d e"]
-    assert split_command(r'"a\b"') == ["ab"]  # any character may be escaped inside double quotes
-    assert split_command("run # a comment") == ["run"]
-    assert split_command("a#b ''") == ["a#b", ""]
-    for bad in ("'open", '"open', "trailing\\"):
-        with pytest.raises(ValueError):
-            split_command(bad)
-
-
-def test_yaml_scalars_resolve_as_in_docker():
-    document = read_yaml(
-        "a: {on: on, yes: yes, t: TRUE, o: 0440, n: ~, p: 22:22, f: 1e3, h: 0x1F, big: 18446744073709551616}"
-    )
-    assert document["a"] == {
-        "on": "on",
-        "yes": "yes",
-        "t": True,
-        "o": 288,
-        "n": None,
-        "p": "22:22",
-        "f": 1000.0,
-        "h": 31,
-        "big": 1.8446744073709552e19,
-    }
-    assert [go_string(value) for value in (1.10, 1e6, 100000.0, 1.2e-05, 12, 0.1)] == [
-        "1.1",
-        "1e+06",
-        "100000",
-        "1.2e-05",
-        "12",
-        "0.1",
-    ]
-
-
-def test_duplicate_yaml_keys_are_an_error(tmp_path: Path):
-    path = tmp_path / "stack.yml"
-    path.write_text("services:\n  a: {image: x}\n  a: {image: y}\n")
-    with pytest.raises(StackFileError, match="already defined at line 2"):
-        load_stack_file(path, stack=STACK)
-
-
-# ---------------------------------------------------------------------------------------------
-# Problems and warnings
-
-
-def load(tmp_path: Path, text: str, **kwargs) -> StackSpec:
-    path = tmp_path / "stack.yml"
-    path.write_text(text)
-    return load_stack_file(path, stack=STACK, **kwargs)
-
-
-def problems(tmp_path: Path, text: str, **kwargs) -> dict[str, str]:
-    with pytest.raises(StackFileError) as raised:
-        load(tmp_path, text, **kwargs)
-    return {problem.path: problem.message for problem in raised.value.problems}
 
 
 def test_every_problem_is_reported_with_file_and_path(tmp_path: Path):
@@ -617,121 +408,6 @@ secrets:
     assert f"{tmp_path / 'stack.yml'}: services.api.deploy.resources.limits.memory: " in message
 
 
-def test_external_secrets_need_a_value_in_config(tmp_path: Path):
-    text = "services:\n  db: {image: postgres:13, secrets: [db_password]}\nsecrets:\n  db_password: {external: true}\n"
-    assert load(tmp_path, text).secrets["db_password"].content is None  # offline tools: no check
-    assert load(tmp_path, text, external_secret_names={"db_password"}).secrets["db_password"].external
-    found = problems(tmp_path, text, external_secret_names=set())
-    assert "pulumi config set --secret --path 'swarm:secrets.db_password' VALUE" in found["secrets.db_password"]
-
-
-def test_secret_files_are_read_relative_to_the_stack_file(tmp_path: Path):
-    (tmp_path / "files").mkdir()
-    (tmp_path / "files" / "token").write_bytes(b"s3cret\n")
-    spec = load(tmp_path, "services:\n  a: {image: x, secrets: [token]}\nsecrets:\n  token: {file: files/token}\n")
-    assert spec.secrets["token"].content == b"s3cret\n"
-    assert spec.services["a"].secrets[0].target == "token"
-
-
-def test_options_swarm_ignores_are_warnings_naming_file_and_path(tmp_path: Path):
-    spec = load(
-        tmp_path,
-        "services:\n  a:\n    image: x\n    depends_on: [b]\n    container_name: a1\n    build: .\n    restart: 'no'\n"
-        "  b:\n    image: y\n    ports: ['127.0.0.1:80:80']\n    volumes: ['/srv:/srv:z']\n",
-    )
-    file = str(tmp_path / "stack.yml")
-    assert {warning.split(": ")[1] for warning in spec.warnings} == {
-        "services.a.depends_on",
-        "services.a.container_name",
-        "services.a.build",
-        "services.a.restart",
-        "services.b.ports[0]",
-        "services.b.volumes[0]",
-    }
-    assert all(warning.startswith(file + ": ") for warning in spec.warnings)
-    assert any("does not stop swarm from restarting" in warning for warning in spec.warnings)
-
-
-def test_forbidden_keys_are_problems(tmp_path: Path):
-    found = problems(tmp_path, "services:\n  a: {image: x, mem_limit: 1g, volumes_from: [b]}\n")
-    assert "deploy.resources" in found["services.a.mem_limit"]
-    assert "services.a.volumes_from" in found
-
-
-def test_variable_substitution_is_refused_but_double_dollar_is_a_dollar(tmp_path: Path):
-    found = problems(tmp_path, "services:\n  a: {image: 'x:${TAG}', environment: {A: 'cost $5'}}\n")
-    assert set(found) == {"services.a.image", "services.a.environment.A"}
-    assert "$$" in found["services.a.image"]
-    spec = load(tmp_path, "services:\n  a: {image: x, environment: {A: 'cost $$5'}}\n")
-    assert spec.services["a"].environment == {"A": "cost $5"}
-
-
-def test_environment_without_value_is_a_problem(tmp_path: Path):
-    found = problems(tmp_path, "services:\n  a: {image: x, environment: [A, B=1], labels: [c]}\n")
-    assert list(found) == ["services.a.environment[0]"]
-    assert "A=VALUE" in found["services.a.environment[0]"]
-
-
-def test_relative_bind_mounts_are_refused(tmp_path: Path):
-    found = problems(tmp_path, "services:\n  a: {image: x, volumes: ['./data:/data', '~/x:/x']}\n")
-    assert set(found) == {"services.a.volumes[0].source", "services.a.volumes[1].source"}
-    assert "absolute path on the node" in found["services.a.volumes[0].source"]
-
-
-def test_deploy_time_mistakes_are_found_at_load_time(tmp_path: Path):
-    found = problems(
-        tmp_path,
-        """
-services:
-  a:
-    image: x
-    volumes: [data:/data]
-    deploy:
-      mode: global
-      replicas: 2
-  b:
-    image: x
-    ports: ["80:80"]
-    deploy: {mode: daemon, endpoint_mode: dnsrr}
-  c:
-    image: x
-    healthcheck: {test: ["CMD", "true"], disable: true}
-    deploy: {restart_policy: {condition: always}}
-""",
-    )
-    assert set(found) == {
-        "services.a.volumes[0].source",
-        "services.a.deploy.replicas",
-        "services.b.deploy.mode",
-        "services.b.ports",
-        "services.c.healthcheck",
-        "services.c.deploy.restart_policy.condition",
-    }
-
-
-def test_keys_newer_than_the_declared_version_are_refused(tmp_path: Path):
-    found = problems(
-        tmp_path,
-        'version: "3.4"\nservices:\n  a: {image: x, init: true, deploy: {rollback_config: {order: stop-first}}}\n',
-    )
-    assert set(found) == {"services.a.init", "services.a.deploy.rollback_config"}
-    assert "3.7 or later" in found["services.a.init"]
-
-
-def test_networks_follow_docker_stack_deploy_naming(tmp_path: Path):
-    spec = load(
-        tmp_path,
-        "services:\n  a: {image: x, networks: [main_network, back]}\n  b: {image: x}\n"
-        "networks:\n  main_network: {external: true}\n  back: {}\n  unused: {}\n",
-    )
-    assert {key: network.name for key, network in spec.networks.items()} == {
-        "main_network": "main_network",
-        "back": "test_back",
-        "default": "test_default",
-    }
-    assert any("networks.unused" in warning for warning in spec.warnings)
-
-
 def test_capacity_helpers_expose_placement_and_reservations():
     spec = load_stack_file(ROOT / "stacks" / "prod.yaml", stack="prod")
     api = spec.services["api"]
@@ -765,55 +441,3 @@ def test_staging_is_prod_scaled_down():
 def test_parse_stack_reports_a_document_that_is_not_a_mapping():
     with pytest.raises(StackFileError, match="must be a mapping"):
         parse_stack(["not", "a", "mapping"], source="x.yml", base_dir=ROOT, stack=STACK)
-
-
-def test_misspelled_names_get_a_did_you_mean(tmp_path: Path):
-    found = problems(
-        tmp_path,
-        """\
-version: "3.8"
-services:
-  api:
-    image: x
-    deplyo: {replicas: 2}
-    networks: [main_netwrok]
-    secrets: [db_pasword]
-    deploy:
-      placement:
-        constraints: [node.role == wroker, node.hostnme == a]
-networks:
-  main_network: {}
-secrets:
-  db_password: {external: true}
-""",
-    )
-    assert found["services.api.deplyo"] == "unknown key; did you mean deploy?"
-    assert found["services.api.networks[0]"].endswith("did you mean main_network?")
-    assert found["services.api.secrets[0]"].endswith("did you mean db_password?")
-    assert found["services.api.deploy.placement.constraints[0]"].endswith("did you mean worker?")
-    assert found["services.api.deploy.placement.constraints[1]"].endswith(
-        "unknown field 'node.hostnme'; did you mean node.hostname?"
-    )
-
-
-@pytest.mark.parametrize("resource, reserved, limit", [("cpus", "'2'", "'1'"), ("memory", "2G", "1G")])
-def test_a_reservation_above_its_own_limit_is_refused(tmp_path: Path, resource, reserved, limit):
-    found = problems(
-        tmp_path,
-        f"""\
-version: "3.8"
-services:
-  api:
-    image: x
-    deploy:
-      resources:
-        reservations: {{{resource}: {reserved}}}
-        limits: {{{resource}: {limit}}}
-""",
-    )
-    assert found == {
-        f"services.api.deploy.resources.reservations.{resource}": (
-            f"reserves more than its own limit (limits.{resource}); Docker refuses such a task: "
-            f"raise limits.{resource} or lower reservations.{resource}"
-        )
-    }

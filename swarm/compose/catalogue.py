@@ -44,7 +44,6 @@ the loader finds in a generated service is reported against the model that gener
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -52,20 +51,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from swarm.capacity import GPU_KIND
-from swarm.compose import (
-    NAME,
-    Problem,
-    StackFileError,
-    StackSpec,
-    display_path,
-    parse_constraint,
-    parse_cpus,
-    parse_memory,
-    parse_stack,
-    read_stack_file,
-)
-from swarm.config import GPU_LABEL
+from swarm.compose.model import NAME
+from swarm.compose.values.constraint import parse_constraint
+from swarm.compose.values.cpus import parse_cpus
+from swarm.compose.values.size import parse_memory
+from swarm.compose.yamlfile import display_path, read_stack_file
+from swarm.diagnostics import Problem, StackFileError
+from swarm.model import GPU_KIND, GPU_LABEL
 
 CATALOGUE_KEY = "x-model-catalogue"
 DEFAULT_LIMIT_RATIO = 2
@@ -349,48 +341,10 @@ def expand_catalogue(catalogue: Any, *, source: str, taken: Mapping[str, str] | 
     return Expansion(source, services, index, problems.items)
 
 
-# ---- the stack file with its catalogue -----------------------------------------------------------
+# ---- problems in generated services, pointed at their models -----------------------------------------------------------
 
 
-def load_stack(
-    path: Path,
-    *,
-    stack: str,
-    external_secret_names: Collection[str] | None = None,
-    external_config_names: Collection[str] | None = None,
-) -> StackSpec:
-    """`compose.load_stack_file`, with the models of the catalogue the stack file names under
-    `x-model-catalogue` added to its services first. Raises StackFileError listing every problem
-    of the stack file and of the catalogue."""
-    document = read_stack_file(path)
-    source = display_path(path)
-    problems: list[Problem] = []
-    expansion = None
-    if isinstance(document, dict) and CATALOGUE_KEY in document:
-        hand_written = document.get("services")
-        if hand_written is None or isinstance(hand_written, dict):  # else the loader reports it
-            expansion, problems = _read_catalogue(document[CATALOGUE_KEY], path, hand_written or {})
-        if expansion:
-            document = {**document, "services": {**(hand_written or {}), **expansion.services}}
-    try:
-        spec = parse_stack(
-            document,
-            source=source,
-            base_dir=path.parent,
-            stack=stack,
-            external_secret_names=external_secret_names,
-            external_config_names=external_config_names,
-        )
-    except StackFileError as error:
-        raise StackFileError(problems + _attribute(error.problems, expansion)) from None
-    if problems:
-        raise StackFileError(problems)
-    if expansion:
-        spec = dataclasses.replace(spec, warnings=_attribute_warnings(spec.warnings, source, expansion))
-    return spec
-
-
-def _read_catalogue(
+def read_catalogue(
     reference: Any, stack_file: Path, hand_written: Collection[Any]
 ) -> tuple[Expansion | None, list[Problem]]:
     def problem(message: str) -> tuple[None, list[Problem]]:
@@ -441,7 +395,7 @@ def _grouped(found: list[tuple[str, int, str]]) -> list[tuple[str, str]]:
     return grouped
 
 
-def _attribute(problems: list[Problem], expansion: Expansion | None) -> list[Problem]:
+def attribute(problems: list[Problem], expansion: Expansion | None) -> list[Problem]:
     """The loader's problems, those inside generated services pointed at their models."""
     if expansion is None:
         return problems
@@ -455,7 +409,7 @@ def _attribute(problems: list[Problem], expansion: Expansion | None) -> list[Pro
     return kept + [Problem(expansion.source, path, message) for path, message in _grouped(found)]
 
 
-def _attribute_warnings(warnings: list[str], source: str, expansion: Expansion) -> list[str]:
+def attribute_warnings(warnings: list[str], source: str, expansion: Expansion) -> list[str]:
     """The loader's warnings ("<file>: <path>: <message>"), likewise pointed at the models."""
     kept, found = [], []
     for warning in warnings:

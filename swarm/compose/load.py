@@ -1,0 +1,169 @@
+"""Stage by stage: YAML, then the top-level sections, then the services, then normalisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from swarm.compose.catalogue import (
+    CATALOGUE_KEY,
+    attribute,
+    attribute_warnings,
+    read_catalogue,
+)
+from swarm.compose.model import Declared, StackSpec
+from swarm.compose.networks import read_networks
+from swarm.compose.normalise import used_networks
+from swarm.compose.reader import (
+    DEFAULT_VERSION,
+    LATEST_MINOR,
+    V30,
+    V31,
+    V33,
+    V34,
+    Reader,
+    kind_of,
+    version_text,
+)
+from swarm.compose.secrets import read_file_objects
+from swarm.compose.services import read_service
+from swarm.compose.volumes import read_volumes
+from swarm.compose.yamlfile import display_path, read_stack_file
+from swarm.diagnostics import Problem, StackFileError
+
+_TOP_KEYS = {"version": V30, "services": V30, "networks": V30, "volumes": V30, "secrets": V31, "configs": V33}
+
+
+def _read_version(r: Reader, document: dict) -> str:
+    value = document.get("version")
+    if value is None:
+        return version_text(DEFAULT_VERSION)
+    if not isinstance(value, str):
+        r.problem("version", f'must be a string, not {kind_of(value)}: quote it, like version: "3.8"')
+        return version_text(DEFAULT_VERSION)
+    match = re.fullmatch(r"3(?:\.(\d+))?", value)
+    if value == "" or (match and match.group(1) is None):
+        return version_text(DEFAULT_VERSION)  # "3" means the latest 3.x, as in Docker
+    if not match or int(match.group(1)) > LATEST_MINOR or match.group(1) != str(int(match.group(1))):
+        r.problem(
+            "version", f"unsupported Compose file version {value!r}: docker stack deploy reads 3.0 to 3.{LATEST_MINOR}"
+        )
+        return version_text(DEFAULT_VERSION)
+    r.version = (3, int(match.group(1)))
+    return value
+
+
+def parse_stack(
+    document: Any,
+    *,
+    source: str,
+    base_dir: Path,
+    stack: str,
+    external_secret_names: Collection[str] | None = None,
+    external_config_names: Collection[str] | None = None,
+) -> StackSpec:
+    """The stack described by a parsed Compose document.
+
+    `base_dir` anchors relative `file:` and `env_file` paths (the Compose file's directory).
+    `external_secret_names`/`external_config_names` are the names with a value in the stack
+    configuration; None skips that check (offline tools that have no configuration).
+    Raises StackFileError listing every problem.
+    """
+    r = Reader(source, base_dir, stack)
+    if not isinstance(document, dict):
+        r.problem("", f"must be a mapping with a `services:` section, not {kind_of(document)}")
+        raise StackFileError(r.problems)
+    version = _read_version(r, document)
+    r.mapping(document, "", _TOP_KEYS, extensions=V34)
+    if not document.get("services"):
+        r.problem("services", "expected at least one service")
+    sections = {
+        key: r.interpolate(document.get(key), key) for key in ("services", "networks", "volumes", "secrets", "configs")
+    }
+    declared = Declared(
+        volumes=read_volumes(r, sections["volumes"]),
+        networks=read_networks(r, sections["networks"]),
+        secrets=read_file_objects(r, "secrets", sections["secrets"], external_secret_names),
+        configs=read_file_objects(r, "configs", sections["configs"], external_config_names),
+    )
+    r.declared = declared
+    services = {
+        name: read_service(r, name, definition)
+        for name, definition in r.named_entries(sections["services"], "services")
+    }
+
+    networks = used_networks(r, services, declared.networks)
+    if r.problems:
+        raise StackFileError(r.problems)
+    return StackSpec(
+        source=source,
+        version=version,
+        services=services,
+        networks=networks,
+        volumes=declared.volumes,
+        secrets=declared.secrets,
+        configs=declared.configs,
+        warnings=r.warnings,
+    )
+
+
+def load_stack_file(
+    path: Path,
+    *,
+    stack: str,
+    external_secret_names: Collection[str] | None = None,
+    external_config_names: Collection[str] | None = None,
+) -> StackSpec:
+    """The stack described by the Compose file at `path` (see parse_stack). The model catalogue
+    a stack file may name is not expanded here: load_stack does that."""
+    source = display_path(path)
+    document = read_stack_file(path)
+    return parse_stack(
+        document,
+        source=source,
+        base_dir=path.parent,
+        stack=stack,
+        external_secret_names=external_secret_names,
+        external_config_names=external_config_names,
+    )
+
+
+def load_stack(
+    path: Path,
+    *,
+    stack: str,
+    external_secret_names: Collection[str] | None = None,
+    external_config_names: Collection[str] | None = None,
+) -> StackSpec:
+    """`compose.load_stack_file`, with the models of the catalogue the stack file names under
+    `x-model-catalogue` added to its services first. Raises StackFileError listing every problem
+    of the stack file and of the catalogue."""
+    document = read_stack_file(path)
+    source = display_path(path)
+    problems: list[Problem] = []
+    expansion = None
+    if isinstance(document, dict) and CATALOGUE_KEY in document:
+        hand_written = document.get("services")
+        if hand_written is None or isinstance(hand_written, dict):  # else the loader reports it
+            expansion, problems = read_catalogue(document[CATALOGUE_KEY], path, hand_written or {})
+        if expansion:
+            document = {**document, "services": {**(hand_written or {}), **expansion.services}}
+    try:
+        spec = parse_stack(
+            document,
+            source=source,
+            base_dir=path.parent,
+            stack=stack,
+            external_secret_names=external_secret_names,
+            external_config_names=external_config_names,
+        )
+    except StackFileError as error:
+        raise StackFileError(problems + attribute(error.problems, expansion)) from None
+    if problems:
+        raise StackFileError(problems)
+    if expansion:
+        spec = dataclasses.replace(spec, warnings=attribute_warnings(spec.warnings, source, expansion))
+    return spec

@@ -1,0 +1,181 @@
+"""Stage 1: a stack file's YAML, read as Docker's parser (gopkg.in/yaml.v3) reads it.
+
+Only `true`/`false` are booleans, no sexagesimal numbers, `0440` is octal, duplicate keys are an
+error (with the line of the first one). A file that cannot be read or parsed is one problem with
+the line and column of the mistake."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from swarm.diagnostics import Problem, StackFileError
+
+
+class Timestamp(str):
+    """A plain scalar that Docker's YAML parser turns into a time (and prints as one)."""
+
+
+_GO_INT = re.compile(r"[+-]?(?:0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|0[0-7]*|[1-9][0-9]*)")
+
+
+_YAML_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
+
+
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}.*)?")
+
+
+_KEYWORDS: dict[str, Any] = {
+    **dict.fromkeys(("", "~", "null", "Null", "NULL")),
+    **dict.fromkeys(("true", "True", "TRUE"), True),
+    **dict.fromkeys(("false", "False", "FALSE"), False),
+    **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
+    **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
+    **dict.fromkeys((".nan", ".NaN", ".NAN"), math.nan),
+}
+
+
+_PLAIN_TAG = "tag:swarm,compose:plain"  # an unquoted scalar, resolved below
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+_DEFAULT_TAGS = {yaml.SequenceNode: "tag:yaml.org,2002:seq", yaml.MappingNode: "tag:yaml.org,2002:map"}
+
+
+class _Composer(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Parses into nodes (in C when libyaml is there); plain scalars are left to _resolve."""
+
+    def resolve(self, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            return _PLAIN_TAG if implicit[0] else _STR_TAG
+        return _DEFAULT_TAGS[kind]
+
+
+def _go_int(text: str) -> int | None:
+    """Go's strconv.ParseInt(text, 0, 64), falling back to ParseUint, as yaml.v3 tries them."""
+    if not _GO_INT.fullmatch(text):
+        return None
+    sign, digits = (-1, text[1:]) if text[0] == "-" else (1, text.lstrip("+"))
+    if len(digits) > 1 and digits[0] == "0" and digits[1] in "0123456789":
+        value = sign * int(digits, 8)  # a leading 0 is octal, as in YAML 1.1
+    else:
+        value = sign * int(digits, 0)
+    fits = -(1 << 63) <= value < (1 << 63) or (0 <= value < (1 << 64) and text[0] not in "+-")
+    return value if fits else None
+
+
+def _resolve(text: str) -> Any:
+    """A plain scalar's value under yaml.v3's rules: only true/false are booleans (not yes/on),
+    no base-60 numbers, Go's integer syntax (0x1F, 0o17, 0440), floats need digits."""
+    if text in _KEYWORDS:
+        return _KEYWORDS[text]
+    if text[0] not in "-+.0123456789":
+        return text
+    if _TIMESTAMP.fullmatch(text):
+        return Timestamp(text)
+    plain = text.replace("_", "")
+    number = _go_int(plain)
+    if number is not None:
+        return number
+    if _YAML_FLOAT.fullmatch(plain if text[0] != "." else text):
+        value = float(plain)
+        if not math.isinf(value):  # Go's ParseFloat fails on overflow: the scalar stays a string
+            return value
+    return text
+
+
+def _construct(node: yaml.Node, built: dict[int, Any]) -> Any:
+    """The value of `node`; `built` keeps shared (anchored) nodes shared."""
+    if id(node) in built:
+        return built[id(node)]
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _PLAIN_TAG:
+            value = _resolve(node.value)
+        elif node.tag == _STR_TAG:
+            value = node.value
+        else:  # an explicit tag such as !!int: PyYAML's safe constructor knows them
+            value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    elif isinstance(node, yaml.SequenceNode):
+        value = built[id(node)] = []
+        value.extend(_construct(child, built) for child in node.value)
+    else:
+        value = built[id(node)] = {}
+        merged: dict[Any, Any] = {}
+        lines: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _PLAIN_TAG and key_node.value == "<<":
+                # Merge keys: explicit keys win, then the earlier of several merged mappings.
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for source in reversed(sources):
+                    mapping = _construct(source, built)
+                    if not isinstance(mapping, dict):
+                        raise yaml.constructor.ConstructorError(
+                            None, None, "<< merges mappings only", source.start_mark
+                        )
+                    merged |= mapping
+                continue
+            key = _construct(key_node, built)
+            try:
+                if key in lines:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"mapping key {key!r} is already defined at line {lines[key]}", key_node.start_mark
+                    )
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a scalar", key_node.start_mark
+                ) from None
+            lines[key] = key_node.start_mark.line + 1
+            value[key] = _construct(value_node, built)
+        value.update({key: item for key, item in merged.items() if key not in value})
+    built[id(node)] = value
+    return value
+
+
+def read_yaml(text: str) -> Any:
+    """A YAML document, with scalars resolved as Docker resolves them."""
+    composer = _Composer(text)
+    try:
+        node = composer.get_single_node()
+    finally:
+        composer.dispose()
+    return None if node is None else _construct(node, {})
+
+
+def describe_yaml_error(error: Exception) -> str:
+    """A YAML parser error as one line: where (line and column, counted from 1) and the parser's
+    problem, without PyYAML's `in "<unicode string>"` or a traceback."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte {error.start}: {error.reason})"
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).split("\n")[0]
+    context = getattr(error, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"is not valid YAML: {where}{problem}" + (f" ({context})" if context else "")
+
+
+def display_path(path: Path) -> str:
+    """`path` as messages show it: relative to the project (the folder holding Pulumi.yaml)
+    when it is inside one, else as given."""
+    path = Path(path)
+    absolute = path.absolute()
+    for folder in absolute.parents:
+        if (folder / "Pulumi.yaml").is_file():
+            return str(absolute.relative_to(folder))
+    return str(path)
+
+
+def read_stack_file(path: Path) -> Any:
+    """The YAML document at `path`, read as Docker reads it; StackFileError if it cannot be."""
+    source = display_path(path)
+    try:
+        return read_yaml(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise StackFileError([Problem(source, "", f"cannot be read: {error.strerror or error}")]) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise StackFileError([Problem(source, "", describe_yaml_error(error))]) from None

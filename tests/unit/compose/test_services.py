@@ -1,0 +1,41 @@
+"""Service keys: what swarm ignores is a warning, what Docker refuses is a problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.unit.compose.stackfiles import (
+    load,
+    problems,
+)
+
+
+def test_options_swarm_ignores_are_warnings_naming_file_and_path(tmp_path: Path):
+    spec = load(
+        tmp_path,
+        "services:\n  a:\n    image: x\n    depends_on: [b]\n    container_name: a1\n    build: .\n    restart: 'no'\n"
+        "  b:\n    image: y\n    ports: ['127.0.0.1:80:80']\n    volumes: ['/srv:/srv:z']\n",
+    )
+    file = str(tmp_path / "stack.yml")
+    assert {warning.split(": ")[1] for warning in spec.warnings} == {
+        "services.a.depends_on",
+        "services.a.container_name",
+        "services.a.build",
+        "services.a.restart",
+        "services.b.ports[0]",
+        "services.b.volumes[0]",
+    }
+    assert all(warning.startswith(file + ": ") for warning in spec.warnings)
+    assert any("does not stop swarm from restarting" in warning for warning in spec.warnings)
+
+
+def test_forbidden_keys_are_problems(tmp_path: Path):
+    found = problems(tmp_path, "services:\n  a: {image: x, mem_limit: 1g, volumes_from: [b]}\n")
+    assert "deploy.resources" in found["services.a.mem_limit"]
+    assert "services.a.volumes_from" in found
+
+
+def test_environment_without_value_is_a_problem(tmp_path: Path):
+    found = problems(tmp_path, "services:\n  a: {image: x, environment: [A, B=1], labels: [c]}\n")
+    assert list(found) == ["services.a.environment[0]"]
+    assert "A=VALUE" in found["services.a.environment[0]"]
