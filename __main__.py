@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).parent
 # `python -m swarm plan` (swarm/preflight.py): config, stack file and catalogue, swarm:images and
 # swarm:bindMounts, capacity, values of external secrets and configs.
 try:
-    config = from_pulumi(PROJECT_ROOT)
+    config, secret_values = from_pulumi(PROJECT_ROOT)
     checked = preflight(config)
 except (ConfigError, StackFileError) as error:
     # RunError: the engine prints the message alone, without a Python traceback.
@@ -40,10 +40,9 @@ if not checked.capacity.schedulable:
 # shows a placeholder, so that `pulumi-local preview` need not write secrets into the config.
 if checked.missing_values and not pulumi.runtime.is_dry_run():
     raise pulumi.RunError(checked.missing_values_text())
-for warning in [*checked.warnings, *map(str, checked.missing_values)]:
+for warning in [*map(str, checked.warnings), *map(str, checked.missing_values)]:
     pulumi.log.warn(warning)
 
-settings = pulumi.Config("swarm")
 # After `pulumi stack rename` (swarm:previousStackNames) or a pool rename (previousNames), the
 # components answer to their earlier names too: their resources are updated or replaced in
 # place, never created beside the old ones; Pulumi derives the children's aliases.
@@ -58,7 +57,7 @@ network = Network(
         public_ports=list(config.public_ports),
         vpc_ip_range=config.vpc_ip_range,
         ssh_public_key=config.ssh_public_key,
-        ssh_private_key=settings.get_secret("sshPrivateKey"),
+        ssh_private_key=secret_values.ssh_private_key,
     ),
     opts=stack_renamed,
 )
@@ -75,8 +74,8 @@ if ingress_plan is not None:
             ingress=ingress_plan.ingress,
             hosts=list(ingress_plan.hosts),
             dns_records=list(ingress_plan.dns_records),
-            certificate_chain=settings.get_secret("ingressCertificate"),
-            private_key=settings.get_secret("ingressPrivateKey"),
+            certificate_chain=secret_values.ingress_certificate,
+            private_key=secret_values.ingress_private_key,
         ),
     )
 
@@ -112,7 +111,7 @@ cluster = SwarmCluster(
 
 # Services whose image lives on the private registry pull with its credentials (--with-registry-auth).
 registry = (
-    registry_auth(config.stack, config.registry, settings.get_secret("registryPassword")) if config.registry else None
+    registry_auth(config.stack, config.registry, secret_values.registry_password) if config.registry else None
 )
 workloads = Workloads(
     config.stack,
@@ -122,7 +121,7 @@ workloads = Workloads(
         docker_host=cluster.docker_host,
         ssh_private_key=network.ssh_private_key,
         known_hosts=cluster.known_hosts,
-        external_secrets=(settings.get_secret_object("secrets") or pulumi.Output.secret({})).apply(
+        external_secrets=secret_values.secrets.apply(
             lambda values: {**checked.placeholders("secrets"), **values}
         ),
         manager_connection=cluster.manager_connection,

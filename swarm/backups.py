@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swarm.config_keys import Collector, Problem, known_key
+from swarm.config_keys import Collector, check_subkeys, known_key
+from swarm.diagnostics import Problem, config_problem, config_warning
 from swarm.schedule import ScheduleError, parse_schedule
 from swarm.sizes import SPACES_EXTRA_GB_USD, SPACES_INCLUDED_GB, SPACES_MONTHLY_USD
 from swarm.suggest import did_you_mean
@@ -77,13 +78,9 @@ def parse_backups(value: Any, region: Any, found: Collector) -> Backups | None:
     if value is None:
         return None
     example = "{bucket: acme-prod-backups, schedule: '0 3 * * *', keep: 14}"
-    if not isinstance(value, dict):
-        found.problem("backups", f"must be a mapping, e.g. {example}")
-        return None
     before = len(found.problems)
-    for unknown in sorted(set(value) - set(BACKUP_KEYS), key=str):
-        hint = did_you_mean(unknown, BACKUP_KEYS) or f"; swarm:backups takes {', '.join(BACKUP_KEYS)}"
-        found.problem(f"backups.{unknown}", f"unknown key{hint}")
+    if not check_subkeys(value, "backups", BACKUP_KEYS, found, not_mapping=f"must be a mapping, e.g. {example}"):
+        return None
     bucket = value.get("bucket")
     if not isinstance(bucket, str) or not BUCKET_NAME.match(bucket):
         found.problem("backups.bucket", f"{bucket!r} is not a bucket name: 3-63 lowercase letters, digits and '-' "
@@ -120,24 +117,24 @@ class DatabaseBackup:
     name: str  # job name on the manager: backup-<service>
 
 
-def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) -> tuple[list[DatabaseBackup], list[Problem], list[str]]:
+def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) -> tuple[list[DatabaseBackup], list[Problem], list[Problem]]:
     """The databases to back up, with problems and warnings about `backups` against the stack
     file `stack` (a StackSpec) and the cluster's manager count."""
     problems: list[Problem] = []
-    warnings: list[str] = []
+    warnings: list[Problem] = []
     services = stack.services
     if backups.databases is None:
         names = [key for key, spec in services.items() if POSTGRES_IMAGE.search(spec.image)]
         if not names:
-            warnings.append(f"swarm:backups: {stack_file} has no Postgres service (image postgres:...): "
-                            "only the swarm state is backed up; list databases under backups.databases")
+            warnings.append(config_warning("swarm:backups", f"{stack_file} has no Postgres service (image postgres:...): "
+                                           "only the swarm state is backed up; list databases under backups.databases"))
     else:
         names = list(backups.databases)
     for index, name in enumerate(names):
         key = f"swarm:backups.databases[{index}]"
         if name not in services:
             hint = did_you_mean(name, services) or f"; its services are {', '.join(services)}"
-            problems.append(Problem(key, f"{stack_file} has no service {name!r}{hint}"))
+            problems.append(config_problem(key, f"{stack_file} has no service {name!r}{hint}"))
             continue
         spec = services[name]
         reasons = []
@@ -147,11 +144,11 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
         if spec.mode != "replicated" or spec.replicas != 1:
             reasons.append(f"{name} must run one task (replicated, replicas 1) to be backed up consistently")
         if reasons:
-            problems.append(Problem(key, "; ".join(reasons)))
+            problems.append(config_problem(key, "; ".join(reasons)))
     if backups.swarm_state and managers == 1:
-        warnings.append("swarm:backups.swarmState: with one manager, the swarm-state backup stops Docker on it for a few "
+        warnings.append(config_warning("swarm:backups.swarmState", "with one manager, the swarm-state backup stops Docker on it for a few "
                         "seconds at each run, and with it the tasks there (the database); add managers (3) or set "
-                        "swarmState: false and back the swarm state up by hand")
+                        "swarmState: false and back the swarm state up by hand"))
     return [DatabaseBackup(name, f"backup-{name}") for name in names if name in services], problems, warnings
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 from swarm.compose import Constraint, ServiceSpec, StackSpec
 from swarm.config import ClusterConfig
+from swarm.diagnostics import WARNING, Problem
 from swarm.model import GPU_KIND
 from swarm.service_args import update_order
 from swarm.sizes import GIB
@@ -131,9 +132,12 @@ class CapacityReport:
         return tuple(f"{s.service}: {s.failure}" for s in self.services if s.failure)
 
     @property
-    def warnings(self) -> tuple[str, ...]:
-        per_service = tuple(f"{s.service}: {warning}" for s in self.services for warning in s.warnings)
-        return per_service + self.pool_warnings
+    def warnings(self) -> tuple[Problem, ...]:
+        """Per service ("api: would run ..."), then about pools; printed, each is one line."""
+        per_service = tuple(
+            Problem("", (s.service,), warning, WARNING, s.service) for s in self.services for warning in s.warnings
+        )
+        return per_service + tuple(Problem("", (), warning, WARNING) for warning in self.pool_warnings)
 
     @property
     def monthly_cost(self) -> float:

@@ -21,7 +21,7 @@ import yaml
 
 from swarm.backups import Backups, parse_backups
 from swarm.compose.yamlfile import describe_yaml_error, display_path
-from swarm.config_keys import NAMESPACE, Collector, ConfigError, Problem, known_key, unknown_keys
+from swarm.config_keys import NAMESPACE, Collector, ConfigError, Problem, config_problem, known_key, unknown_keys
 from swarm.config_values import (
     DEFAULT_CONVERGE_TIMEOUT_SECONDS,
     Registry,
@@ -126,7 +126,7 @@ class ClusterConfig:
     previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
     ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     backups: Backups | None = None  # swarm:backups
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[Problem, ...] = field(default=())
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -175,7 +175,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     values are handled as Pulumi secrets by the program, never here).
     Raises ConfigError listing every problem found.
     """
-    found = Collector()
+    found = Collector(namespace=NAMESPACE)
     for name, message in unknown_keys(values):
         found.problem(name, message)
     if not DNS_LABEL.match(stack):
@@ -250,14 +250,12 @@ def _parse_pools(value: Any, stack: str, found: Collector) -> list[Pool]:
         found.problem("nodePools", "no pool has `role: manager` with `count` >= 1; a swarm needs a manager to init it")
     managers = sum(pool.count for pool in pools if pool.role == "manager")
     if managers and managers % 2 == 0:
-        found.warnings.append(
-            f"{NAMESPACE}:nodePools: {managers} managers tolerate no more failures than {managers - 1}; use an odd number"
-        )
+        found.warn("nodePools", f"{managers} managers tolerate no more failures than {managers - 1}; use an odd number")
     first = next((pool for pool in pools if pool.role == "manager" and pool.count > 0), None)
     if managers == 1 and first is not None and first.volume is None:
         # Its swarm state is kept on its volume across a replacement (scripts.backup_swarm_state_script).
-        found.warnings.append(
-            f"{NAMESPACE}:nodePools.{first.name}: a lone manager without a volume: replacing its droplet (a new "
+        found.warn(
+            f"nodePools.{first.name}", "a lone manager without a volume: replacing its droplet (a new "
             "image, user data or SSH key) starts a new, empty swarm and every service, secret and network is "
             "created again; give the pool a `volume` (its swarm state is kept there) or run 3 managers"
         )
@@ -266,7 +264,7 @@ def _parse_pools(value: Any, stack: str, found: Collector) -> list[Pool]:
 
 def _any_pool_problem(found: Collector) -> bool:
     """A broken pool may be the intended manager: don't also claim that none exists."""
-    return any(p.key.startswith(f"{NAMESPACE}:nodePools.") for p in found.problems)
+    return any(str(p.path[0]).startswith(f"{NAMESPACE}:nodePools.") for p in found.problems)
 
 
 def _parse_pool(name: str, spec: Any, stack: str, found: Collector) -> Pool | None:
@@ -397,8 +395,8 @@ def _parse_admin_cidrs(value: Any, found: Collector) -> list[str]:
             found.problem(f"adminCidrs[{index}]", f"{cidr!r} is not a CIDR block ({error}); e.g. 203.0.113.0/24 or 198.51.100.7/32")
             continue
         if network.prefixlen == 0:
-            found.warnings.append(
-                f"{NAMESPACE}:adminCidrs[{index}]: {network} opens SSH on every node to the whole internet; "
+            found.warn(
+                f"adminCidrs[{index}]", f"{network} opens SSH on every node to the whole internet; "
                 "list your own ranges, or [] and open SSH for a session with scripts/ssh_access.py (docs/security.md)"
             )
         cidrs.append(str(network))
@@ -502,13 +500,32 @@ def _decode(raw: str) -> Any:
         return raw
 
 
-def from_pulumi(project_root: Path) -> ClusterConfig:
-    """The running program's configuration. Secret values are read again, as secrets, where
-    they are used; here they are only checked for shape."""
+@dataclass(frozen=True)
+class SecretValues:
+    """The secret keys' values, as Pulumi secrets (encrypted in state, never in a log). None: not set."""
+
+    ssh_private_key: pulumi.Output[str] | None
+    registry_password: pulumi.Output[str] | None
+    ingress_certificate: pulumi.Output[str] | None
+    ingress_private_key: pulumi.Output[str] | None
+    secrets: pulumi.Output[dict[str, str]]  # swarm:secrets, {} when not set
+
+
+def from_pulumi(project_root: Path) -> tuple[ClusterConfig, SecretValues]:
+    """The running program's configuration, and its secret values as secret Outputs: the
+    configuration only checks their shape; the program wires the Outputs into resources."""
     settings = pulumi.Config(NAMESPACE)
     values = {key: _decode(raw) for key in _pulumi_config_names() if (raw := settings.get(key)) is not None}
     stack = pulumi.get_stack()
-    return parse_config(values, stack=stack, project_root=project_root, source=f"Pulumi.{stack}.yaml")
+    config = parse_config(values, stack=stack, project_root=project_root, source=f"Pulumi.{stack}.yaml")
+    secrets = SecretValues(
+        ssh_private_key=settings.get_secret("sshPrivateKey"),
+        registry_password=settings.get_secret("registryPassword"),
+        ingress_certificate=settings.get_secret("ingressCertificate"),
+        ingress_private_key=settings.get_secret("ingressPrivateKey"),
+        secrets=settings.get_secret_object("secrets") or pulumi.Output.secret({}),
+    )
+    return config, secrets
 
 
 def _pulumi_config_names() -> list[str]:
@@ -525,11 +542,11 @@ def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
     only their presence matters here."""
     path = project_root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        raise ConfigError(path.name, [Problem("(file)", f"{path.name} does not exist; create it with `pulumi stack init {stack}`")])
+        raise ConfigError(path.name, [config_problem("(file)", f"{path.name} does not exist; create it with `pulumi stack init {stack}`")])
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(display_path(path), [Problem("(file)", describe_yaml_error(error))]) from None
+        raise ConfigError(display_path(path), [config_problem("(file)", describe_yaml_error(error))]) from None
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         config = {}

@@ -2,7 +2,8 @@
 function that validates it (`@known_key(...)` on that function, in swarm/config.py or
 swarm/config_values.py), Kamal-style.
 
-Also home of what every validator shares: `Problem`, `ConfigError` and the `Collector` of problems.
+Also home of what the validators share: `check_subkeys` (a mapping's unknown keys, with a did-you-mean);
+`Problem`, `ConfigError` and the `Collector` come from swarm/diagnostics.py.
 
 The table is the single source for three things: which top-level keys exist (anything else is
 refused, with a did-you-mean), the configuration reference in docs/configuration.md (a test
@@ -11,43 +12,17 @@ checks it against `reference_table()`), and the program's reading of its config.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from swarm.suggest import close_matches
+from swarm.diagnostics import Collector, ConfigError, Problem, config_problem
+from swarm.suggest import close_matches, did_you_mean
+
+__all__ = ["Collector", "ConfigError", "Problem", "config_problem", "check_subkeys", "known_key", "unknown_keys"]
 
 NAMESPACE = "swarm"
 F = TypeVar("F", bound=Callable)
-
-
-@dataclass(frozen=True)
-class Problem:
-    key: str  # full config key path, e.g. "swarm:nodePools.ml.size"
-    message: str  # what is wrong and how to fix it
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The stack configuration is invalid; nothing must be deployed."""
-
-    def __init__(self, source: str, problems: list[Problem]):
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        noun = "problem" if len(problems) == 1 else "problems"
-        super().__init__(f"{source}: {len(problems)} {noun} in the stack configuration; nothing was deployed:\n{lines}")
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-        self.warnings: list[str] = []
-
-    def problem(self, key: str, message: str) -> None:
-        self.problems.append(Problem(f"{NAMESPACE}:{key}", message))
 
 
 @dataclass(frozen=True)
@@ -99,3 +74,16 @@ def reference_table() -> str:
     ordered = sorted(KNOWN_KEYS.values(), key=lambda key: (key.default != "required", key.name.lower()))
     rows += [f"| `{NAMESPACE}:{key.name}` | {key.type} | {key.default} | {key.doc} |" for key in ordered]
     return "\n".join(rows)
+
+
+def check_subkeys(value: object, key: str, known: Sequence[str], found: Collector, *, not_mapping: str) -> bool:
+    """`swarm:<key>` must be a mapping (else the problem `not_mapping`); each unknown key in it
+    is a problem with a did-you-mean, or else the keys it takes (in `known`'s order). False when
+    `value` is not a mapping."""
+    if not isinstance(value, dict):
+        found.problem(key, not_mapping)
+        return False
+    for unknown in sorted(set(value) - set(known), key=str):
+        hint = did_you_mean(str(unknown), known) or f"; {NAMESPACE}:{key} takes {', '.join(known)}"
+        found.problem(f"{key}.{unknown}", f"unknown key{hint}")
+    return True

@@ -1,26 +1,117 @@
-"""Problems and warnings found in the operator's files, and the one error that stops a deployment."""
+"""Problems and warnings about the operator's files, collected, and the one error that stops a
+deployment.
+
+Every validator (the stack configuration, the stack file, the model catalogue, the checks before
+anything is registered) reports with the same `Problem`: the file, the path inside it as a tuple
+(`("services", "api", "ports", 0)`), the message (what is wrong and how to fix it) and the
+severity. A warning stays a Problem until it is printed: whoever groups or re-attributes
+warnings (swarm/plan.py, the catalogue) reads their fields, never their text.
+
+A path element is kept whole, however it is spelt: a service named `api.v2` is one element, so
+nothing has to guess where a dotted name ends. Configuration keys (`swarm:nodePools.ml.size`) are
+one element too: they are the config contract's names, written by the program.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+PathElement = str | int
+ERROR = "error"
+WARNING = "warning"
+
+
+def format_path(path: tuple[PathElement, ...]) -> str:
+    """("services", "api", "ports", 0) as "services.api.ports[0]"."""
+    text = ""
+    for element in path:
+        if isinstance(element, int):
+            text += f"[{element}]"
+        else:
+            text += f".{element}" if text else element
+    return text
 
 
 @dataclass(frozen=True)
 class Problem:
-    file: str
-    path: str  # e.g. "services.api.deploy.resources.limits.memory"; "" for the whole file
+    file: str  # the file it is in; "" when the path says it (a swarm:* key)
+    path: tuple[PathElement, ...]  # inside the file; () for the whole file
     message: str  # what is expected and how to fix it
+    severity: str = ERROR  # error | warning
+    # The stack file service it is about, when it is about one: grouping and attribution use it.
+    service: str | None = None
+
+    @property
+    def where(self) -> str:
+        return format_path(self.path)
+
+    @property
+    def key(self) -> str:
+        """The path as text: for a configuration problem, the full key (`swarm:nodePools.ml`)."""
+        return self.where
 
     def __str__(self) -> str:
-        where = f"{self.file}: {self.path}" if self.path else self.file
-        return f"{where}: {self.message}"
+        where = ": ".join(part for part in (self.file, self.where) if part)
+        return f"{where}: {self.message}" if where else self.message
 
 
-class StackFileError(Exception):
-    """A stack file is invalid; nothing must be deployed."""
+class Collector:
+    """Collects problems and warnings about one file; `namespace` prefixes configuration keys."""
 
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        noun = "problem" if len(problems) == 1 else "problems"
-        lines = "\n".join(f"  - {problem}" for problem in problems)
-        super().__init__(f"{len(problems)} {noun} in the stack file; nothing was deployed:\n{lines}")
+    def __init__(self, file: str = "", namespace: str = "") -> None:
+        self.file = file
+        self.namespace = namespace
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def _problem(self, path: str | tuple[PathElement, ...], message: str, severity: str) -> Problem:
+        if isinstance(path, str):
+            path = (f"{self.namespace}:{path}",) if self.namespace else ((path,) if path else ())
+        service = path[1] if len(path) >= 2 and path[0] == "services" and isinstance(path[1], str) else None
+        return Problem(self.file, path, message, severity, service)
+
+    def problem(self, path: str | tuple[PathElement, ...], message: str) -> None:
+        """An error: a string path is one element (a top-level key, or a whole config key)."""
+        self.problems.append(self._problem(path, message, ERROR))
+
+    def warn(self, path: str | tuple[PathElement, ...], message: str) -> None:
+        self.warnings.append(self._problem(path, message, WARNING))
+
+
+class NothingDeployed(Exception):
+    """Input files are invalid; nothing must be deployed. The text lists every problem."""
+
+    subject = "the input files"
+
+    def __init__(self, problems: Iterable[Problem], source: str = ""):
+        self.problems = list(problems)
+        self.source = source
+        noun = "problem" if len(self.problems) == 1 else "problems"
+        lines = "\n".join(f"  - {problem}" for problem in self.problems)
+        head = f"{source}: " if source else ""
+        super().__init__(f"{head}{len(self.problems)} {noun} in {self.subject}; nothing was deployed:\n{lines}")
+
+
+class StackFileError(NothingDeployed):
+    """The stack file (or its model catalogue) is invalid."""
+
+    subject = "the stack file"
+
+
+class ConfigError(NothingDeployed):
+    """The stack configuration is invalid (or does not match the stack file)."""
+
+    subject = "the stack configuration"
+
+    def __init__(self, source: str, problems: Iterable[Problem]):
+        super().__init__(problems, source)
+
+
+def config_problem(key: str, message: str) -> Problem:
+    """A problem with a whole `swarm:*` key (`key` includes the namespace)."""
+    return Problem("", (key,), message)
+
+
+def config_warning(key: str, message: str) -> Problem:
+    return Problem("", (key,), message, WARNING)

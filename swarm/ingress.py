@@ -56,7 +56,7 @@ from swarm.compose import (
     read_stack_file,
 )
 from swarm.config import ClusterConfig, ConfigError
-from swarm.config import Problem as ConfigProblem
+from swarm.diagnostics import WARNING, PathElement, config_problem, config_warning, format_path
 from swarm.ingress_config import INGRESS_LABEL, Ingress
 from swarm.model import service_name
 from swarm.service_args import update_order
@@ -110,62 +110,63 @@ class IngressPlan:
 # ---- routes from the stack file ------------------------------------------------------------------
 
 
-def read_routes(document: Any, spec: StackSpec, source: str) -> tuple[tuple[Route, ...], list[str]]:
+def read_routes(document: Any, spec: StackSpec, source: str) -> tuple[tuple[Route, ...], list[Problem]]:
     """The routes the stack file declares, and warnings. Raises StackFileError listing every
     problem: an unknown service, a port the service does not listen on where that is known, two
     routes on one host and path, a malformed route."""
     problems: list[Problem] = []
-    warnings: list[str] = []
-    found: list[tuple[str, Route]] = []  # (where it was declared, route)
+    warnings: list[Problem] = []
+    found: list[tuple[tuple[PathElement, ...], Route]] = []  # (where it was declared, route)
     if not isinstance(document, dict):
         return (), []
     services = document.get("services") if isinstance(document.get("services"), dict) else {}
     for key, raw in services.items():
         if isinstance(raw, dict) and INGRESS_KEY in raw:
-            for path, entry in _entries(raw[INGRESS_KEY], f"services.{key}.{INGRESS_KEY}"):
+            for path, entry in _entries(raw[INGRESS_KEY], ("services", str(key), INGRESS_KEY)):
                 route = _route(entry, path, str(key), services, spec, source, problems, service_given=False)
                 if route:
                     found.append((path, route))
     if INGRESS_KEY in document:
         value = document[INGRESS_KEY]
         if not isinstance(value, list):
-            problems.append(Problem(source, INGRESS_KEY, "must be a list of routes {service, host, path, port}; "
+            problems.append(Problem(source, (INGRESS_KEY,), "must be a list of routes {service, host, path, port}; "
                                     "a service's own routes go under services.<name>.x-ingress"))
         else:
             for index, entry in enumerate(value):
-                path = f"{INGRESS_KEY}[{index}]"
+                path = (INGRESS_KEY, index)
                 route = _route(entry, path, None, services, spec, source, problems, service_given=True)
                 if route:
                     found.append((path, route))
 
-    claimed: dict[tuple[str, str], str] = {}
+    claimed: dict[tuple[str, str], tuple[PathElement, ...]] = {}
     for path, route in found:
         first = claimed.setdefault((route.host, route.path), path)
         if first != path:
-            problems.append(Problem(source, path, f"{route.host} {route.path} is already routed by {first}: "
+            problems.append(Problem(source, path, f"{route.host} {route.path} is already routed by {format_path(first)}: "
                                     "give each route its own host or path"))
     if problems:
         raise StackFileError(problems)
     for service in sorted({route.service for _, route in found}):
         check = spec.services[service].healthcheck
         if check is None or check.disable or check.test == ("NONE",):
-            warnings.append(f"{source}: services.{service}: routed by {INGRESS_KEY} but has no healthcheck: swarm sends it "
-                            "traffic as soon as a task starts and cannot roll back a release that does not answer; add one")
+            warnings.append(Problem(source, ("services", service), f"routed by {INGRESS_KEY} but has no healthcheck: swarm "
+                                    "sends it traffic as soon as a task starts and cannot roll back a release that does not "
+                                    "answer; add one", WARNING, service))
     # Longest path first within a host: the proxy tries routes in order.
     routes = sorted((route for _, route in found), key=lambda r: (r.host, -len(r.path), r.path))
     return tuple(routes), warnings
 
 
-def _entries(value: Any, path: str) -> list[tuple[str, Any]]:
+def _entries(value: Any, path: tuple[PathElement, ...]) -> list[tuple[tuple[PathElement, ...], Any]]:
     if isinstance(value, list):
-        return [(f"{path}[{index}]", entry) for index, entry in enumerate(value)]
+        return [((*path, index), entry) for index, entry in enumerate(value)]
     return [(path, value)]
 
 
-def _route(entry: Any, path: str, service: str | None, services: Mapping, spec: StackSpec, source: str,
+def _route(entry: Any, path: tuple[PathElement, ...], service: str | None, services: Mapping, spec: StackSpec, source: str,
            problems: list[Problem], *, service_given: bool) -> Route | None:
     def problem(where: str, message: str) -> None:
-        problems.append(Problem(source, f"{path}.{where}" if where else path, message))
+        problems.append(Problem(source, (*path, where) if where else path, message))
 
     keys = ROUTE_KEYS | ({"service"} if service_given else set())
     if not isinstance(entry, dict):
@@ -242,8 +243,8 @@ def plan_ingress(config: ClusterConfig, spec: StackSpec, document: Any = None) -
     ingress = config.ingress
     if ingress is None:
         if routes:
-            warnings.append(f"{source}: {INGRESS_KEY}: {len(routes)} routes are declared but swarm:ingress is not set: "
-                            "nothing is routed (see docs/ingress.md)")
+            warnings.append(Problem(source, (INGRESS_KEY,), f"{len(routes)} routes are declared but swarm:ingress is not "
+                                    "set: nothing is routed (see docs/ingress.md)", WARNING))
         return dataclasses.replace(spec, warnings=[*spec.warnings, *warnings]), None
     problems = []
     records = []
@@ -252,19 +253,21 @@ def plan_ingress(config: ClusterConfig, spec: StackSpec, document: Any = None) -
         if zone is not None:
             records.append((zone, "@" if host == zone else host.removesuffix("." + zone)))
         elif ingress.certificate == "letsEncrypt":
-            problems.append(ConfigProblem("swarm:ingress.domains", f"{host} (routed in {config.stack_file.name}) is in none of "
+            problems.append(config_problem("swarm:ingress.domains", f"{host} (routed in {config.stack_file.name}) is in none of "
                                           f"{', '.join(ingress.domains)}: a Let's Encrypt certificate from DigitalOcean needs "
                                           "the host's domain on DigitalOcean DNS; add its domain or fix the host"))
         else:
-            warnings.append(f"swarm:ingress.domains: {host} is in none of {', '.join(ingress.domains)}: no DNS record is created "
-                            "for it; point it at the load balancer's address (stack output loadBalancerAddress) yourself")
+            warnings.append(config_warning("swarm:ingress.domains", f"{host} is in none of {', '.join(ingress.domains)}: no "
+                                           "DNS record is created for it; point it at the load balancer's address (stack "
+                                           "output loadBalancerAddress) yourself"))
     if problems:
         raise ConfigError(f"Pulumi.{config.stack}.yaml", problems)
     if PROXY_SERVICE in spec.services or ROUTES_NETWORK in spec.networks or PROXY_CONFIG in spec.configs:
-        raise StackFileError([Problem(source, "services", f"{PROXY_SERVICE}, the network {ROUTES_NETWORK} and the config "
+        raise StackFileError([Problem(source, ("services",), f"{PROXY_SERVICE}, the network {ROUTES_NETWORK} and the config "
                                       f"{PROXY_CONFIG} are the program's own with swarm:ingress: rename yours")])
     if not routes:
-        warnings.append(f"{source}: swarm:ingress is set but no service has {INGRESS_KEY}: the proxy answers 404 to everything")
+        warnings.append(Problem(source, (), f"swarm:ingress is set but no service has {INGRESS_KEY}: the proxy answers 404 "
+                                "to everything", WARNING))
     stack = with_ingress(spec, ingress, routes, config.stack)
     stack = dataclasses.replace(stack, warnings=[*stack.warnings, *warnings])
     return stack, IngressPlan(ingress, routes, stack, tuple(records))

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from swarm.config_keys import known_key
+from swarm.config_keys import check_subkeys, known_key
 from swarm.registry import IMAGE_REFERENCE
 from swarm.sizes import LOAD_BALANCER_NODE_MONTHLY_USD
 from swarm.suggest import did_you_mean
@@ -72,12 +72,9 @@ def parse_ingress(values: Mapping[str, Any], pools: Sequence[Any], public_ports:
             found.problem(key, "is set but swarm:ingress is not: set swarm:ingress (docs/ingress.md) or remove it")
         return None
     example = "{pool: backoffice, domains: [example.com], certificate: letsEncrypt}"
-    if not isinstance(value, dict):
-        found.problem("ingress", f"must be a mapping such as {example}")
-        return None
     before = len(found.problems)
-    for unknown in sorted(set(value) - INGRESS_KEYS):
-        found.problem(f"ingress.{unknown}", f"unknown key{did_you_mean(unknown, INGRESS_KEYS)}; swarm:ingress takes {', '.join(sorted(INGRESS_KEYS))}")
+    if not check_subkeys(value, "ingress", sorted(INGRESS_KEYS), found, not_mapping=f"must be a mapping such as {example}"):
+        return None
 
     label = INGRESS_LABEL[0]
     for declared in pools:

@@ -9,13 +9,13 @@ same thing about several services are printed once, naming them all.
 from __future__ import annotations
 
 import json
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from swarm.backups import bucket_cost, stored_gb_upper_bound
 from swarm.capacity import format_cpus, format_memory
+from swarm.diagnostics import Problem
 from swarm.preflight import Preflight
 
 FORMATS = ("text", "markdown", "json")
@@ -137,28 +137,24 @@ def error_plan(stack: str, errors: Sequence[str]) -> dict[str, Any]:
 
 # ---- grouping -----------------------------------------------------------------------------------
 
-# "stacks/prod.yaml: services.api.depends_on: ignored: ..." (a stack file warning about a service)
-_FILE_WARNING = re.compile(r"^(?P<file>[^:]+: )(?P<subject>services\.[^.: ]+)(?P<path>[^: ]*)(?P<rest>: .*)$", re.S)
-# "api: would run 0 of 1 replicas if staging-ml-1 failed: ..." (the capacity check about a service)
-_SERVICE_WARNING = re.compile(r"^(?P<file>)(?P<subject>[A-Za-z0-9._-]+)(?P<path>)(?P<rest>: .*)$", re.S)
-
-
-def group_warnings(warnings: Sequence[str]) -> list[str]:
-    """Warnings in order, those that differ only in the service they name merged into one."""
-    groups: dict[tuple[str, ...], list[str]] = {}
+def group_warnings(warnings: Sequence[Problem]) -> list[str]:
+    """Warnings in order, as text; those that differ only in the service they are about are
+    merged into one ("services.a.depends_on, services.b.depends_on: ignored: ...")."""
+    groups: dict[tuple, list[Problem]] = {}
     for warning in warnings:
-        match = _FILE_WARNING.match(warning) or _SERVICE_WARNING.match(warning)
-        if match is None:
-            groups.setdefault((warning,), [])
+        path, service = warning.path, warning.service
+        # The service's element: services.<name>... in a stack file, <name> alone for the capacity check.
+        at = 1 if path[:2] == ("services", service) else 0 if service is not None and path[:1] == (service,) else None
+        if at is None:
+            groups.setdefault((id(warning),), [warning])
             continue
-        key = (match["file"], match["path"], match["rest"])
-        groups.setdefault(key, []).append(match["subject"] + match["path"])
+        key = (warning.file, warning.path[:at], warning.path[at + 1 :], warning.message, warning.severity)
+        groups.setdefault(key, []).append(warning)
     merged = []
-    for key, subjects in groups.items():
-        if len(key) == 1:
-            merged.append(key[0])
-        else:
-            merged.append(f"{key[0]}{', '.join(subjects)}{key[2]}")
+    for members in groups.values():
+        first = members[0]
+        subjects = ", ".join(member.where for member in members)
+        merged.append(f"{first.file}: {subjects}: {first.message}" if first.file else f"{subjects}: {first.message}")
     return merged
 
 

@@ -21,6 +21,7 @@ from swarm.backups import DatabaseBackup, check_backups
 from swarm.capacity import CapacityReport, check_capacity
 from swarm.compose import load_stack
 from swarm.config import ClusterConfig, ConfigError
+from swarm.diagnostics import Problem
 from swarm.ingress import IngressPlan, plan_ingress
 from swarm.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
@@ -60,10 +61,10 @@ class Preflight:
     missing_values: tuple[MissingValue, ...]  # external secrets/configs with no value yet
     ingress: IngressPlan | None = None  # routes, DNS records and the proxy, when swarm:ingress is set
     databases: tuple[DatabaseBackup, ...] = ()  # what swarm:backups backs up
-    backup_warnings: tuple[str, ...] = ()
+    backup_warnings: tuple[Problem, ...] = ()
 
     @property
-    def warnings(self) -> tuple[str, ...]:
+    def warnings(self) -> tuple[Problem, ...]:
         """The config's and the stack file's warnings, then the capacity check's."""
         return (*self.config.warnings, *self.rollout.stack.warnings, *self.capacity.warnings, *self.backup_warnings)
 

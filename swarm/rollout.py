@@ -24,7 +24,8 @@ from pathlib import PurePosixPath
 
 from swarm.capacity import cluster_nodes, node_matches
 from swarm.compose import StackSpec
-from swarm.config import ClusterConfig, ConfigError, Problem
+from swarm.config import ClusterConfig, ConfigError
+from swarm.diagnostics import Problem, config_problem
 from swarm.model import Folder, service_name
 from swarm.scripts import ConvergeTarget
 from swarm.service_args import deployed_replicas
@@ -62,13 +63,13 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
     source = f"Pulumi.{config.stack}.yaml"
     stack_file = config.stack_file.name
     problems = [
-        Problem(f"swarm:images.{name}", f"{stack_file} has no service {name!r}; its services are {', '.join(stack.services)}")
+        config_problem(f"swarm:images.{name}", f"{stack_file} has no service {name!r}; its services are {', '.join(stack.services)}")
         for name in config.images
         if name not in stack.services
     ]
     bind_sources = {mount.source for spec in stack.services.values() for mount in spec.mounts if mount.type == "bind"}
     problems += [
-        Problem(f"swarm:bindMounts.{path}", f"no service of {stack_file} bind-mounts {path}; remove it or fix the path")
+        config_problem(f"swarm:bindMounts.{path}", f"no service of {stack_file} bind-mounts {path}; remove it or fix the path")
         for path in config.bind_mounts
         if path not in bind_sources
     ]
@@ -119,7 +120,7 @@ def _unpinned_volume_data(
                 f"nodes without that volume ({', '.join(others)})")
             pin = f"node.hostname == {holders[0]}" if holders else "node.hostname == <the node holding the volume>"
             problems.append(Problem(
-                f"{config.stack_file.name}: services.{key}",
+                config.stack_file.name, ("services", key),
                 f"bind-mounts {mount.source}, on a node's own block-storage volume, but its constraints match {where}: "
                 f"a task rescheduled there would start on other data; pin it to one node, e.g. add `{pin}` to its "
                 "placement constraints",

@@ -43,10 +43,8 @@ Deliberate differences from `docker stack deploy`, each reported clearly:
   (`swarm:secrets.NAME`, `swarm:configs.NAME`) instead of pre-existing swarm objects.
 """
 
-from swarm.compose.load import load_stack
-
 # Names other modules use (the model and the value parsers), importable from here as before.
-from swarm.compose.load import load_stack_file, parse_stack
+from swarm.compose.load import load_stack, load_stack_file, parse_stack
 from swarm.compose.model import (
     DEFAULT_NETWORK,
     NAME,
@@ -67,14 +65,19 @@ from swarm.compose.model import (
     UpdatePolicy,
     VolumeSpec,
 )
+from swarm.compose.values.command import split_command
 from swarm.compose.values.constraint import Constraint, parse_constraint
 from swarm.compose.values.cpus import parse_cpus
 from swarm.compose.values.duration import format_duration, parse_duration
 from swarm.compose.values.gostring import go_string
 from swarm.compose.values.port import Port, parse_port
 from swarm.compose.values.size import parse_memory
-from swarm.compose.values.command import split_command
-from swarm.compose.yamlfile import describe_yaml_error, display_path, read_stack_file, read_yaml
+from swarm.compose.yamlfile import (
+    describe_yaml_error,
+    display_path,
+    read_stack_file,
+    read_yaml,
+)
 from swarm.diagnostics import Problem, StackFileError
 
 __all__ = [

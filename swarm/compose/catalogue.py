@@ -56,7 +56,13 @@ from swarm.compose.values.constraint import parse_constraint
 from swarm.compose.values.cpus import parse_cpus
 from swarm.compose.values.size import parse_memory
 from swarm.compose.yamlfile import display_path, read_stack_file
-from swarm.diagnostics import Problem, StackFileError
+from swarm.diagnostics import (
+    Collector,
+    PathElement,
+    Problem,
+    StackFileError,
+    format_path,
+)
 from swarm.model import GPU_KIND, GPU_LABEL
 
 CATALOGUE_KEY = "x-model-catalogue"
@@ -68,13 +74,11 @@ _MEMORY_UNITS = (("G", 1024**3), ("M", 1024**2), ("K", 1024))
 # ---- field values, each checked and normalised (or a problem added) ------------------------------
 
 
-class _Problems:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.items: list[Problem] = []
+class _Problems(Collector):
+    """The catalogue's problems; a path is written as the catalogue shows it ("models[3].memory")."""
 
     def add(self, path: str, message: str) -> None:
-        self.items.append(Problem(self.source, path, message))
+        self.problem(path, message)
 
 
 def _text(value: Any, path: str, problems: _Problems) -> str | None:
@@ -338,7 +342,7 @@ def expand_catalogue(catalogue: Any, *, source: str, taken: Mapping[str, str] | 
         else:
             services[name] = model_service(model)
             index[name] = position
-    return Expansion(source, services, index, problems.items)
+    return Expansion(source, services, index, problems.problems)
 
 
 # ---- problems in generated services, pointed at their models -----------------------------------------------------------
@@ -348,7 +352,7 @@ def read_catalogue(
     reference: Any, stack_file: Path, hand_written: Collection[Any]
 ) -> tuple[Expansion | None, list[Problem]]:
     def problem(message: str) -> tuple[None, list[Problem]]:
-        return None, [Problem(display_path(stack_file), CATALOGUE_KEY, message)]
+        return None, [Problem(display_path(stack_file), (CATALOGUE_KEY,), message)]
 
     if not isinstance(reference, str) or not reference:
         return problem(f"must be the path of a model catalogue relative to this file, not {reference!r}")
@@ -365,58 +369,40 @@ def read_catalogue(
     return expansion, expansion.problems
 
 
-def _locate(path: str, expansion: Expansion) -> tuple[str, str] | None:
-    """(model, path inside its service) for a loader path inside a generated service."""
-    if not path.startswith("services."):
+def _locate(problem: Problem, expansion: Expansion) -> tuple[int, tuple[PathElement, ...]] | None:
+    """(model position, path inside its service) for a loader problem inside a generated service."""
+    if problem.service not in expansion.index or problem.path[:2] != ("services", problem.service):
         return None
-    rest = path.removeprefix("services.")
-    # Names may contain dots: try the longest name `rest` could start with first.
-    for end in [len(rest), *(i for i in range(len(rest) - 1, 0, -1) if rest[i] == ".")]:
-        if rest[:end] in expansion.index:
-            return rest[:end], rest[end + 1 :]
-    return None
+    return expansion.index[problem.service], problem.path[2:]
 
 
-def _grouped(found: list[tuple[str, int, str]]) -> list[tuple[str, str]]:
-    """(path, message) per distinct problem, once for all the models it occurs in: a bad default
-    is reported once, not once per model."""
-    models: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for inner, position, message in found:
-        models[(inner, message)].append(position)
+def _grouped(found: list[tuple[Problem, int, tuple[PathElement, ...]]]) -> list[Problem]:
+    """One problem per distinct loader problem, at the first model it occurs in, naming the
+    others: a bad default is reported once, not once per model."""
+    models: dict[tuple, list[int]] = defaultdict(list)
+    for problem, position, inner in found:
+        models[(inner, problem.message, problem.severity)].append(position)
     grouped = []
-    for (inner, message), positions in models.items():
-        where = f"in the generated service, {inner}: " if inner else "in the generated service: "
+    for (inner, message, severity), positions in models.items():
+        where = f"in the generated service, {format_path(inner)}: " if inner else "in the generated service: "
         also = positions[1:]
         suffix = ""
         if also:
             listed = ", ".join(f"models[{p}]" for p in also[:3])
             suffix = f" (also {listed}{f' and {len(also) - 3} more' if len(also) > 3 else ''})"
-        grouped.append((f"models[{positions[0]}]", where + message + suffix))
+        grouped.append((("models", positions[0]), where + message + suffix, severity))
     return grouped
 
 
 def attribute(problems: list[Problem], expansion: Expansion | None) -> list[Problem]:
-    """The loader's problems, those inside generated services pointed at their models."""
+    """The loader's problems (or warnings), those inside generated services pointed at their models."""
     if expansion is None:
         return problems
     kept, found = [], []
     for problem in problems:
-        located = _locate(problem.path, expansion)
+        located = _locate(problem, expansion)
         if located is None:
             kept.append(problem)
         else:
-            found.append((located[1], expansion.index[located[0]], problem.message))
-    return kept + [Problem(expansion.source, path, message) for path, message in _grouped(found)]
-
-
-def attribute_warnings(warnings: list[str], source: str, expansion: Expansion) -> list[str]:
-    """The loader's warnings ("<file>: <path>: <message>"), likewise pointed at the models."""
-    kept, found = [], []
-    for warning in warnings:
-        path, _, message = warning.removeprefix(f"{source}: ").partition(": ")
-        located = _locate(path, expansion) if warning.startswith(f"{source}: ") else None
-        if located is None:
-            kept.append(warning)
-        else:
-            found.append((located[1], expansion.index[located[0]], message))
-    return kept + [f"{expansion.source}: {path}: {message}" for path, message in _grouped(found)]
+            found.append((problem, *located))
+    return kept + [Problem(expansion.source, path, message, severity) for path, message, severity in _grouped(found)]

@@ -17,6 +17,7 @@ from swarm.compose.reader import (
     V38,
     V39,
     Reader,
+    Where,
     join,
     kind_of,
 )
@@ -58,7 +59,7 @@ class Deploy:
         return {item.name: getattr(self, item.name) for item in fields(self)}
 
 
-def read_deploy(r: Reader, value: Any, path: str) -> Deploy:
+def read_deploy(r: Reader, value: Any, path: Where) -> Deploy:
     deploy = r.mapping(value, path, _DEPLOY_KEYS, extensions=None)
     mode = "replicated"
     if "mode" in deploy:
@@ -79,12 +80,12 @@ def read_deploy(r: Reader, value: Any, path: str) -> Deploy:
             replicas = None
     constraints, preferences, max_replicas = read_placement(r, deploy.get("placement"), join(path, "placement"))
     if max_replicas is not None and mode == "global":
-        r.problem(join(path, "placement.max_replicas_per_node"), "applies to replicated services only")
+        r.problem(join(path, "placement", "max_replicas_per_node"), "applies to replicated services only")
     resources = r.mapping(
         deploy.get("resources"), join(path, "resources"), {"limits": V30, "reservations": V30}, extensions=None
     )
-    limits = read_resources(r, resources.get("limits"), join(path, "resources.limits"), reservations=False)
-    reservations = read_resources(r, resources.get("reservations"), join(path, "resources.reservations"), reservations=True)
+    limits = read_resources(r, resources.get("limits"), join(path, "resources", "limits"), reservations=False)
+    reservations = read_resources(r, resources.get("reservations"), join(path, "resources", "reservations"), reservations=True)
     check_reservations_within_limits(r, reservations, limits, join(path, "resources"))
     endpoint_mode = None
     if "endpoint_mode" in deploy and (text := r.string(deploy["endpoint_mode"], join(path, "endpoint_mode"))):
@@ -111,7 +112,7 @@ def read_deploy(r: Reader, value: Any, path: str) -> Deploy:
     )
 
 
-def read_placement(r: Reader, value: Any, path: str) -> tuple[tuple[Constraint, ...], tuple[str, ...], int | None]:
+def read_placement(r: Reader, value: Any, path: Where) -> tuple[tuple[Constraint, ...], tuple[str, ...], int | None]:
     raw = r.mapping(
         value, path, {"constraints": V30, "preferences": V33, "max_replicas_per_node": V38}, extensions=None
     )
@@ -143,7 +144,7 @@ def read_placement(r: Reader, value: Any, path: str) -> tuple[tuple[Constraint, 
     return tuple(constraints), tuple(spreads), max_replicas
 
 
-def read_resources(r: Reader, value: Any, path: str, *, reservations: bool) -> Resources:
+def read_resources(r: Reader, value: Any, path: Where, *, reservations: bool) -> Resources:
     keys = {"cpus": V30, "memory": V30, **({"generic_resources": V35} if reservations else {"pids": V39})}
     raw = r.mapping(value, path, keys, extensions=None)
     nano_cpus = memory = pids = 0
@@ -188,7 +189,7 @@ def read_resources(r: Reader, value: Any, path: str, *, reservations: bool) -> R
     return Resources(nano_cpus, memory, pids, generic)
 
 
-def check_reservations_within_limits(r: Reader, reservations: Resources, limits: Resources, path: str) -> None:
+def check_reservations_within_limits(r: Reader, reservations: Resources, limits: Resources, path: Where) -> None:
     """A reservation above its own limit: Docker refuses the task (the container could never get
     what the scheduler reserved for it), so it would only show up after deploy."""
     for name, reserved, limit in (
@@ -197,13 +198,13 @@ def check_reservations_within_limits(r: Reader, reservations: Resources, limits:
     ):
         if limit and reserved > limit:
             r.problem(
-                join(path, f"reservations.{name}"),
+                join(path, "reservations", name),
                 f"reserves more than its own limit (limits.{name}); Docker refuses such a task: "
                 f"raise limits.{name} or lower reservations.{name}",
             )
 
 
-def read_restart_policy(r: Reader, value: Any, path: str) -> RestartPolicy | None:
+def read_restart_policy(r: Reader, value: Any, path: Where) -> RestartPolicy | None:
     raw = r.mapping(value, path, dict.fromkeys(("condition", "delay", "max_attempts", "window"), V30), extensions=None)
     if not isinstance(value, dict):
         return None
@@ -217,7 +218,7 @@ def read_restart_policy(r: Reader, value: Any, path: str) -> RestartPolicy | Non
     )
 
 
-def read_legacy_restart(r: Reader, value: Any, path: str) -> RestartPolicy | None:
+def read_legacy_restart(r: Reader, value: Any, path: Where) -> RestartPolicy | None:
     """`restart:`, used by docker stack deploy only when there is no deploy.restart_policy."""
     text = r.string(value, path)
     if text is None:
@@ -238,7 +239,7 @@ def read_legacy_restart(r: Reader, value: Any, path: str) -> RestartPolicy | Non
     return None
 
 
-def read_update_policy(r: Reader, value: Any, path: str, failure_actions: tuple[str, ...]) -> UpdatePolicy | None:
+def read_update_policy(r: Reader, value: Any, path: Where, failure_actions: tuple[str, ...]) -> UpdatePolicy | None:
     raw = r.mapping(value, path, _UPDATE_KEYS, extensions=None)
     if not isinstance(value, dict):
         return None

@@ -11,7 +11,6 @@ from typing import Any
 from swarm.compose.catalogue import (
     CATALOGUE_KEY,
     attribute,
-    attribute_warnings,
     read_catalogue,
 )
 from swarm.compose.model import Declared, StackSpec
@@ -165,5 +164,5 @@ def load_stack(
     if problems:
         raise StackFileError(problems)
     if expansion:
-        spec = dataclasses.replace(spec, warnings=attribute_warnings(spec.warnings, source, expansion))
+        spec = dataclasses.replace(spec, warnings=attribute(spec.warnings, expansion))
     return spec

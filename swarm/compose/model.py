@@ -8,6 +8,7 @@ from pathlib import Path
 
 from swarm.compose.values.constraint import Constraint
 from swarm.compose.values.port import Port
+from swarm.diagnostics import Problem
 
 STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
 
@@ -192,7 +193,7 @@ class StackSpec:
     volumes: dict[str, VolumeSpec]
     secrets: dict[str, SecretSpec]
     configs: dict[str, ConfigSpec]
-    warnings: list[str]
+    warnings: list[Problem]  # severity warning; printed with str()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from swarm.compose.model import DEFAULT_NETWORK, NetworkAttachment, NetworkSpec
-from swarm.compose.reader import V30, V32, V35, V313, Reader, external_of, join, kind_of
+from swarm.compose.reader import (
+    V30,
+    V32,
+    V35,
+    V313,
+    Reader,
+    Where,
+    external_of,
+    join,
+    kind_of,
+)
 from swarm.suggest import did_you_mean
 
 
@@ -31,9 +41,9 @@ def read_networks(r: Reader, section: Any) -> dict[str, NetworkSpec]:
         subnets = []
         config = ipam.get("config")
         if config is not None and not isinstance(config, list):
-            r.problem(join(path, "ipam.config"), f"must be a list of {{subnet: CIDR}}, not {kind_of(config)}")
+            r.problem(join(path, "ipam", "config"), f"must be a list of {{subnet: CIDR}}, not {kind_of(config)}")
         for index, pool in enumerate(config or []):
-            pool_path = join(join(path, "ipam.config"), index)
+            pool_path = join(join(path, "ipam", "config"), index)
             pool = r.mapping(pool, pool_path, {"subnet": V30}, extensions=None)
             if "subnet" in pool and (subnet := r.string(pool["subnet"], join(pool_path, "subnet"))):
                 subnets.append(subnet)
@@ -45,16 +55,16 @@ def read_networks(r: Reader, section: Any) -> dict[str, NetworkSpec]:
             driver_opts=r.options(definition.get("driver_opts"), join(path, "driver_opts")),
             internal=bool(internal is not None and r.boolean(internal, join(path, "internal"))),
             labels=r.labels(definition.get("labels"), join(path, "labels")),
-            ipam_driver=r.string(ipam["driver"], join(path, "ipam.driver")) if "driver" in ipam else None,
+            ipam_driver=r.string(ipam["driver"], join(path, "ipam", "driver")) if "driver" in ipam else None,
             subnets=tuple(subnets),
         )
     return networks
 
 
-def read_attachments(r: Reader, value: Any, path: str, declared: dict[str, NetworkSpec]) -> tuple[NetworkAttachment, ...]:
+def read_attachments(r: Reader, value: Any, path: Where, declared: dict[str, NetworkSpec]) -> tuple[NetworkAttachment, ...]:
     if isinstance(value, list):
         names = r.strings(value, path)
-        entries: list[tuple[str, Any, str]] = [(name, None, join(path, index)) for index, name in enumerate(names)]
+        entries: list[tuple[str, Any, Where]] = [(name, None, join(path, index)) for index, name in enumerate(names)]
     elif isinstance(value, dict):
         entries = [(name, options, join(path, name)) for name, options in r.named_entries(value, path)]
     else:

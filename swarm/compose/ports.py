@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from swarm.compose.reader import V32, Reader, join, kind_of
+from swarm.compose.reader import V32, Reader, Where, join, kind_of
 from swarm.compose.values.port import PROTOCOLS, Port, parse_port
 
 
-def read_ports(r: Reader, value: Any, path: str) -> tuple[Port, ...]:
+def read_ports(r: Reader, value: Any, path: Where) -> tuple[Port, ...]:
     if not isinstance(value, list):
         r.problem(path, f"must be a list of ports, not {kind_of(value)}")
         return ()

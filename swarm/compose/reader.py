@@ -12,7 +12,7 @@ from swarm.compose.model import NAME, Declared
 from swarm.compose.values.duration import parse_duration
 from swarm.compose.values.gostring import go_string
 from swarm.compose.yamlfile import Timestamp
-from swarm.diagnostics import Problem
+from swarm.diagnostics import Collector, PathElement, Problem
 from swarm.suggest import did_you_mean
 
 Version = tuple[int, int]
@@ -36,10 +36,14 @@ PROVIDER = "not supported by the Docker provider this program deploys with (pulu
 _DOLLAR = re.compile(r"\$\$|\$")
 
 
-def join(path: str, key: str | int) -> str:
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
+Where = tuple[PathElement, ...]  # a path in the stack file: ("services", "api", "ports", 0)
+
+
+def join(path: Where | str, *keys: PathElement) -> Where:
+    """`path` with `keys` appended; a string `path` is one top-level key ("" for none)."""
+    if isinstance(path, str):
+        path = (path,) if path else ()
+    return (*path, *keys)
 
 
 def version_text(version: Version) -> str:
@@ -53,18 +57,19 @@ class Reader:
         self.stack = stack
         self.version: Version = DEFAULT_VERSION
         self.declared = Declared({}, {}, {}, {})  # the top-level objects, once read (services use them)
-        self.problems: list[Problem] = []
-        self.warnings: list[str] = []
+        self.found = Collector(source)
+        self.problems: list[Problem] = self.found.problems
+        self.warnings: list[Problem] = self.found.warnings
 
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(Problem(self.source, path, message))
+    def problem(self, path: Where | str, message: str) -> None:
+        self.found.problem(join(path), message)
 
-    def warn(self, path: str, message: str) -> None:
-        self.warnings.append(f"{self.source}: {path}: {message}")
+    def warn(self, path: Where | str, message: str) -> None:
+        self.found.warn(join(path), message)
 
     # -- structure
 
-    def mapping(self, value: Any, path: str, keys: dict[str, Version], extensions: Version | None = V37) -> dict:
+    def mapping(self, value: Any, path: Where, keys: dict[str, Version], extensions: Version | None = V37) -> dict:
         """`value` as a mapping whose unknown or too-new keys are reported; {} if not a mapping."""
         if value is None:
             return {}
@@ -84,7 +89,7 @@ class Reader:
                 self.problem(key_path, f"unknown key{hint}")
         return value
 
-    def require(self, version: Version, path: str, what: str) -> None:
+    def require(self, version: Version, path: Where, what: str) -> None:
         if self.version < version:
             self.problem(
                 path,
@@ -92,7 +97,7 @@ class Reader:
                 f"{version_text(self.version)}: raise `version` (at most 3.{LATEST_MINOR}) or remove it",
             )
 
-    def named_entries(self, value: Any, path: str) -> list[tuple[str, Any]]:
+    def named_entries(self, value: Any, path: Where) -> list[tuple[str, Any]]:
         """Entries of a section keyed by name (services, networks, ...), with names checked."""
         if value is None:
             return []
@@ -109,7 +114,7 @@ class Reader:
 
     # -- scalars
 
-    def string(self, value: Any, path: str) -> str | None:
+    def string(self, value: Any, path: Where) -> str | None:
         if isinstance(value, Timestamp):
             self.problem(path, f"Docker reads the unquoted {value} as a timestamp: quote it")
         elif isinstance(value, str):
@@ -118,13 +123,13 @@ class Reader:
             self.problem(path, f"must be a string, not {kind_of(value)}: quote it")
         return None
 
-    def boolean(self, value: Any, path: str) -> bool | None:
+    def boolean(self, value: Any, path: Where) -> bool | None:
         if isinstance(value, bool):
             return value
         self.problem(path, f"must be true or false, not {kind_of(value)}")
         return None
 
-    def integer(self, value: Any, path: str, minimum: int = 0, maximum: int = (1 << 63) - 1) -> int | None:
+    def integer(self, value: Any, path: Where, minimum: int = 0, maximum: int = (1 << 63) - 1) -> int | None:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -135,7 +140,7 @@ class Reader:
             return value
         return None
 
-    def number(self, value: Any, path: str, minimum: float = 0, maximum: float = math.inf) -> float | None:
+    def number(self, value: Any, path: Where, minimum: float = 0, maximum: float = math.inf) -> float | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             self.problem(path, f"must be a number, not {kind_of(value)}")
         elif not minimum <= value <= maximum:
@@ -144,14 +149,14 @@ class Reader:
             return value
         return None
 
-    def choice(self, value: Any, path: str, choices: tuple[str, ...]) -> str | None:
+    def choice(self, value: Any, path: Where, choices: tuple[str, ...]) -> str | None:
         text = self.string(value, path)
         if text is not None and text not in choices:
             self.problem(path, f"must be one of {', '.join(choices)}, not {text!r}")
             return None
         return text
 
-    def duration(self, value: Any, path: str) -> int | None:
+    def duration(self, value: Any, path: Where) -> int | None:
         text = self.string(value, path)
         if text is None:
             return None
@@ -165,7 +170,7 @@ class Reader:
             return None
         return nanoseconds
 
-    def scalar_text(self, value: Any, path: str) -> str | None:
+    def scalar_text(self, value: Any, path: Where) -> str | None:
         """A string or number used as a string (label and environment values, options)."""
         if isinstance(value, Timestamp):
             self.problem(path, f"Docker reads the unquoted {value} as a timestamp: quote it")
@@ -179,7 +184,7 @@ class Reader:
 
     # -- collections
 
-    def strings(self, value: Any, path: str, *, single: bool = False, unique: bool = True) -> tuple[str, ...]:
+    def strings(self, value: Any, path: Where, *, single: bool = False, unique: bool = True) -> tuple[str, ...]:
         """A list of strings; `single` also accepts one string, as Compose's string_or_list."""
         if single and isinstance(value, str):
             return (self.string(value, path) or "",)
@@ -191,14 +196,14 @@ class Reader:
             self.unique(value, path)
         return tuple(item for item in items if item is not None)
 
-    def unique(self, items: list, path: str) -> None:
+    def unique(self, items: list, path: Where) -> None:
         seen: list = []
         for index, item in enumerate(items):
             if item in seen:
                 self.problem(join(path, index), f"duplicates item {seen.index(item)}: each item must be unique")
             seen.append(item)
 
-    def dictionary(self, value: Any, path: str, separator: str = "=") -> dict[str, tuple[str | None, str]]:
+    def dictionary(self, value: Any, path: Where, separator: str = "=") -> dict[str, tuple[str | None, str]]:
         """A Compose list_or_dict: {"K": "V"} or ["K=V", "K"]; each key maps to its value (None
         when absent) and the path it came from."""
         result: dict[str, tuple[str | None, str]] = {}
@@ -223,11 +228,11 @@ class Reader:
             self.problem(path, f'must be a mapping or a list of "KEY{separator}VALUE" strings, not {kind_of(value)}')
         return result
 
-    def labels(self, value: Any, path: str) -> dict[str, str]:
+    def labels(self, value: Any, path: Where) -> dict[str, str]:
         """Labels, sysctls and the like: a key without a value has the empty value, as in Docker."""
         return {key: text or "" for key, (text, _) in self.dictionary(value, path).items()}
 
-    def options(self, value: Any, path: str) -> dict[str, str]:
+    def options(self, value: Any, path: Where) -> dict[str, str]:
         """Driver options: a mapping of names to strings or numbers."""
         if value is None:
             return {}
@@ -244,7 +249,7 @@ class Reader:
                 result[key] = text
         return result
 
-    def interpolate(self, value: Any, path: str) -> Any:
+    def interpolate(self, value: Any, path: Where) -> Any:
         """`value` with `$$` turned into `$`, as Docker does; any other `$` is reported."""
         if not _has_dollar(value):
             return value
@@ -290,7 +295,7 @@ def kind_of(value: Any) -> str:
     return type(value).__name__
 
 
-def external_of(r: Reader, definition: dict, path: str) -> tuple[bool, str | None]:
+def external_of(r: Reader, definition: dict, path: Where) -> tuple[bool, str | None]:
     """`external: true` or the deprecated `external: {name: N}`: (is external, name given)."""
     value = definition.get("external")
     if value is None:
@@ -299,6 +304,6 @@ def external_of(r: Reader, definition: dict, path: str) -> tuple[bool, str | Non
         r.mapping(value, join(path, "external"), {"name": V30}, extensions=None)
         name = value.get("name")
         if name is not None and definition.get("name") is not None:
-            r.problem(join(path, "external.name"), "conflicts with `name`: keep only `name`")
-        return True, None if name is None else r.string(name, join(path, "external.name"))
+            r.problem(join(path, "external", "name"), "conflicts with `name`: keep only `name`")
+        return True, None if name is None else r.string(name, join(path, "external", "name"))
     return bool(r.boolean(value, join(path, "external"))), None

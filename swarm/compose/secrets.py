@@ -12,6 +12,7 @@ from swarm.compose.reader import (
     V38,
     Reader,
     Version,
+    Where,
     external_of,
     join,
     kind_of,
@@ -41,7 +42,7 @@ def read_file_objects(r: Reader, section: str, raw: Any, provided: Collection[st
             if unsupported in definition:
                 r.problem(join(path, unsupported), "not supported: give the value with `file:` or `external: true`")
         if "name" in definition or external_name:
-            name_path = join(path, "name" if "name" in definition else "external.name")
+            name_path = join(path, *(("name",) if "name" in definition else ("external", "name")))
             r.warn(
                 name_path,
                 f"ignored: deployed names carry a content hash (<stack>_{key}_<hash>) so a new value rolls out safely",
@@ -76,7 +77,7 @@ def read_file_objects(r: Reader, section: str, raw: Any, provided: Collection[st
 
 
 def read_file_references(
-    r: Reader, value: Any, path: str, declared: dict[str, SecretSpec], what: str
+    r: Reader, value: Any, path: Where, declared: dict[str, SecretSpec], what: str
 ) -> tuple[FileReference, ...]:
     if not isinstance(value, list):
         r.problem(

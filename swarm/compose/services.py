@@ -29,6 +29,7 @@ from swarm.compose.reader import (
     V313,
     Reader,
     Version,
+    Where,
     join,
     kind_of,
 )
@@ -101,7 +102,7 @@ _HEALTHCHECK_KEYS = {
 }
 
 
-def read_command(r: Reader, value: Any, path: str) -> tuple[str, ...] | None:
+def read_command(r: Reader, value: Any, path: Where) -> tuple[str, ...] | None:
     if isinstance(value, str):
         try:
             words = split_command(value)
@@ -113,7 +114,7 @@ def read_command(r: Reader, value: Any, path: str) -> tuple[str, ...] | None:
     return tuple(words) or None
 
 
-def read_environment(r: Reader, raw: dict, path: str) -> dict[str, str]:
+def read_environment(r: Reader, raw: dict, path: Where) -> dict[str, str]:
     variables: dict[str, tuple[str | None, str]] = {}
     if "env_file" in raw:
         env_files_path = join(path, "env_file")
@@ -141,7 +142,7 @@ def read_environment(r: Reader, raw: dict, path: str) -> dict[str, str]:
     return environment
 
 
-def read_healthcheck(r: Reader, value: Any, path: str) -> Healthcheck | None:
+def read_healthcheck(r: Reader, value: Any, path: Where) -> Healthcheck | None:
     raw = r.mapping(value, path, _HEALTHCHECK_KEYS, extensions=None)
     if not isinstance(value, dict):
         return None
@@ -177,7 +178,7 @@ def read_healthcheck(r: Reader, value: Any, path: str) -> Healthcheck | None:
     )
 
 
-def read_ulimits(r: Reader, value: Any, path: str) -> dict[str, Ulimit]:
+def read_ulimits(r: Reader, value: Any, path: Where) -> dict[str, Ulimit]:
     if not isinstance(value, dict):
         r.problem(path, f"must be a mapping of limit names to a number or {{soft, hard}}, not {kind_of(value)}")
         return {}
@@ -201,7 +202,7 @@ def read_ulimits(r: Reader, value: Any, path: str) -> dict[str, Ulimit]:
     return ulimits
 
 
-def read_extra_hosts(r: Reader, value: Any, path: str) -> tuple[tuple[str, str], ...]:
+def read_extra_hosts(r: Reader, value: Any, path: Where) -> tuple[tuple[str, str], ...]:
     if isinstance(value, dict):  # Docker turns the mapping form into sorted "host:ip" entries
         entries = sorted(f"{host}:{ip}" for host, (ip, _) in r.dictionary(value, path).items())
         paths = [path] * len(entries)
@@ -218,7 +219,7 @@ def read_extra_hosts(r: Reader, value: Any, path: str) -> tuple[tuple[str, str],
     return tuple(hosts)
 
 
-def read_logging(r: Reader, value: Any, path: str) -> Logging | None:
+def read_logging(r: Reader, value: Any, path: Where) -> Logging | None:
     raw = r.mapping(value, path, {"driver": V30, "options": V30}, extensions=None)
     if not isinstance(value, dict):
         return None
@@ -227,21 +228,21 @@ def read_logging(r: Reader, value: Any, path: str) -> Logging | None:
 
 
 def _file_references(what: str) -> Callable[[Reader, Any, str], tuple[FileReference, ...]]:
-    def read(r: Reader, value: Any, path: str) -> tuple[FileReference, ...]:
+    def read(r: Reader, value: Any, path: Where) -> tuple[FileReference, ...]:
         return read_file_references(r, value, path, getattr(r.declared, f"{what}s"), what)
 
     return read
 
 
-def _volume_mounts(r: Reader, value: Any, path: str) -> list[Mount]:
+def _volume_mounts(r: Reader, value: Any, path: Where) -> list[Mount]:
     return read_mounts(r, value, path, r.declared.volumes)
 
 
-def _flag(r: Reader, value: Any, path: str) -> bool:
+def _flag(r: Reader, value: Any, path: Where) -> bool:
     return bool(r.boolean(value, path))
 
 
-def _string_or_list(r: Reader, value: Any, path: str) -> tuple[str, ...]:
+def _string_or_list(r: Reader, value: Any, path: Where) -> tuple[str, ...]:
     return r.strings(value, path, single=True)
 
 

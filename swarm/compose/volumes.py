@@ -12,6 +12,7 @@ from swarm.compose.reader import (
     V36,
     V310,
     Reader,
+    Where,
     external_of,
     join,
     kind_of,
@@ -53,7 +54,7 @@ def read_volumes(r: Reader, section: Any) -> dict[str, VolumeSpec]:
     return volumes
 
 
-def read_mounts(r: Reader, value: Any, path: str, volumes: dict[str, VolumeSpec]) -> list[Mount]:
+def read_mounts(r: Reader, value: Any, path: Where, volumes: dict[str, VolumeSpec]) -> list[Mount]:
     if not isinstance(value, list):
         r.problem(path, f"must be a list of volumes, not {kind_of(value)}")
         return []
@@ -134,7 +135,7 @@ def _short_volume(spec: str) -> dict[str, Any]:
     return fields
 
 
-def _mount(r: Reader, fields: dict, path: str, volumes: dict[str, VolumeSpec]) -> Mount | None:
+def _mount(r: Reader, fields: dict, path: Where, volumes: dict[str, VolumeSpec]) -> Mount | None:
     kind = r.choice(fields["type"], join(path, "type"), ("volume", "bind", "tmpfs", "npipe", "cluster"))
     if kind in ("npipe", "cluster"):
         r.problem(join(path, "type"), f"{kind} mounts are not supported: use volume, bind or tmpfs")
@@ -154,7 +155,7 @@ def _mount(r: Reader, fields: dict, path: str, volumes: dict[str, VolumeSpec]) -
     if kind == "bind":
         bind = r.mapping(fields.get("bind"), join(path, "bind"), {"propagation": V32}, extensions=None)
         propagation = (
-            r.choice(bind["propagation"], join(path, "bind.propagation"), _PROPAGATIONS)
+            r.choice(bind["propagation"], join(path, "bind", "propagation"), _PROPAGATIONS)
             if "propagation" in bind
             else None
         )
@@ -168,12 +169,12 @@ def _mount(r: Reader, fields: dict, path: str, volumes: dict[str, VolumeSpec]) -
         return Mount("bind", target, source, read_only, propagation=propagation)
     if kind == "tmpfs":
         tmpfs = r.mapping(fields.get("tmpfs"), join(path, "tmpfs"), {"size": V36}, extensions=None)
-        size = r.integer(tmpfs["size"], join(path, "tmpfs.size")) if "size" in tmpfs else None
+        size = r.integer(tmpfs["size"], join(path, "tmpfs", "size")) if "size" in tmpfs else None
         if source is not None:
             r.problem(join(path, "source"), "a tmpfs mount takes no source")
         return Mount("tmpfs", target, None, read_only, tmpfs_size=size)
     options = r.mapping(fields.get("volume"), join(path, "volume"), {"nocopy": V32}, extensions=None)
-    no_copy = bool("nocopy" in options and r.boolean(options["nocopy"], join(path, "volume.nocopy")))
+    no_copy = bool("nocopy" in options and r.boolean(options["nocopy"], join(path, "volume", "nocopy")))
     if source is not None and source not in volumes:
         hint = did_you_mean(source, volumes)
         r.problem(join(path, "source"), f"volume {source!r} is not declared under the top-level `volumes:`{hint}")
@@ -181,7 +182,7 @@ def _mount(r: Reader, fields: dict, path: str, volumes: dict[str, VolumeSpec]) -
     return Mount("volume", target, source, read_only, no_copy=no_copy, volume=volumes.get(source) if source else None)
 
 
-def read_tmpfs(r: Reader, value: Any, path: str) -> list[Mount]:
+def read_tmpfs(r: Reader, value: Any, path: Where) -> list[Mount]:
     mounts = []
     for index, target in enumerate(r.strings(value, path, single=True)):
         target_path = path if isinstance(value, str) else join(path, index)

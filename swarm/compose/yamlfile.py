@@ -176,6 +176,6 @@ def read_stack_file(path: Path) -> Any:
     try:
         return read_yaml(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise StackFileError([Problem(source, "", f"cannot be read: {error.strerror or error}")]) from None
+        raise StackFileError([Problem(source, (), f"cannot be read: {error.strerror or error}")]) from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise StackFileError([Problem(source, "", describe_yaml_error(error))]) from None
+        raise StackFileError([Problem(source, (), describe_yaml_error(error))]) from None

@@ -59,8 +59,8 @@ def test_a_database_that_may_run_on_a_worker_is_refused_because_its_backup_runs_
 
 def test_one_manager_is_warned_that_the_swarm_state_backup_stops_docker_there():
     checked = preflight(config(BACKUPS))
-    assert any("stops Docker on it for a few seconds" in warning for warning in checked.warnings)
-    assert not any("stops Docker" in w for w in preflight(config({**BACKUPS, "swarmState": False})).warnings)
+    assert any("stops Docker on it for a few seconds" in warning for warning in map(str, checked.warnings))
+    assert not any("stops Docker" in w for w in map(str, preflight(config({**BACKUPS, "swarmState": False})).warnings))
 
 
 def test_the_lifecycle_rule_outlives_the_kept_count_of_runs():

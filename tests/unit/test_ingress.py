@@ -198,7 +198,7 @@ def test_routes_are_read_from_services_and_the_top_level_longest_path_first():
         Route("api.example.com", "/v2", "api", 8000),  # trailing slash dropped
         Route("api.example.com", "/", "api", 8000),  # the only declared port: the default
     )
-    assert warnings == [
+    assert [str(warning) for warning in warnings] == [
         "s.yaml: services.api: routed by x-ingress but has no healthcheck: swarm sends it traffic as soon as a task "
         "starts and cannot roll back a release that does not answer; add one",
         "s.yaml: services.model: routed by x-ingress but has no healthcheck: swarm sends it traffic as soon as a task "
@@ -436,7 +436,7 @@ def test_plan_ingress_leaves_a_stack_without_swarm_ingress_unchanged_but_warns(t
                        external_secret_names={"db_name", "db_user", "db_password"})
     stack, plan = plan_ingress(config, spec)
     assert plan is None and stack.services.keys() == spec.services.keys()
-    assert any("2 routes are declared but swarm:ingress is not set" in warning for warning in stack.warnings)
+    assert any("2 routes are declared but swarm:ingress is not set" in warning for warning in map(str, stack.warnings))
 
 
 def test_an_uploaded_certificate_host_outside_the_domains_is_only_a_warning(tmp_path):
@@ -449,7 +449,7 @@ def test_an_uploaded_certificate_host_outside_the_domains_is_only_a_warning(tmp_
     stack, plan = plan_ingress(config, spec)
     assert plan.dns_records == (("example.com", "admin"), ("example.com", "api"))  # none for db.example.org
     assert "swarm:ingress.domains: db.example.org is in none of example.com: no DNS record is created for it; point it " \
-           "at the load balancer's address (stack output loadBalancerAddress) yourself" in stack.warnings
+           "at the load balancer's address (stack output loadBalancerAddress) yourself" in map(str, stack.warnings)
 
 
 def test_a_stack_of_its_own_names_cannot_clash_with_the_proxy(tmp_path):
@@ -469,7 +469,7 @@ def test_ingress_without_routes_is_a_warning(tmp_path):
     spec = parse_stack(yaml.safe_load(path.read_text()), source=str(path), base_dir=tmp_path, stack="t")
     stack, plan = plan_ingress(config, spec)
     assert plan.routes == () and PROXY_SERVICE in stack.services
-    assert f"{path}: swarm:ingress is set but no service has x-ingress: the proxy answers 404 to everything" in stack.warnings
+    assert f"{path}: swarm:ingress is set but no service has x-ingress: the proxy answers 404 to everything" in map(str, stack.warnings)
 
 
 # ---- a second `pulumi up` (the lifecycle engine: diffs against a kept state) -----------------------

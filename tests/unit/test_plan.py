@@ -15,6 +15,7 @@ from swarm import __main__ as cli
 from swarm.capacity import check_capacity
 from swarm.compose import load_stack_file
 from swarm.config import parse_config
+from swarm.diagnostics import WARNING, Problem, config_warning
 from swarm.plan import group_warnings
 from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config
 
@@ -79,12 +80,12 @@ def test_every_table_line_fits_a_100_column_terminal(capsys):
 
 def test_warnings_that_differ_only_in_the_service_are_printed_once():
     grouped = group_warnings([
-        "stacks/s.yaml: services.a.depends_on: ignored: x",
-        "stacks/s.yaml: services.b.depends_on: ignored: x",
-        "a: would run 0 of 1 replicas if n-1 failed: only node",
-        "b: would run 0 of 1 replicas if n-1 failed: only node",
-        "c: would run 1 of 2 replicas if n-1 failed: only node",
-        "swarm:nodePools: 2 managers",
+        Problem("stacks/s.yaml", ("services", "a", "depends_on"), "ignored: x", WARNING, "a"),
+        Problem("stacks/s.yaml", ("services", "b", "depends_on"), "ignored: x", WARNING, "b"),
+        Problem("", ("a",), "would run 0 of 1 replicas if n-1 failed: only node", WARNING, "a"),
+        Problem("", ("b",), "would run 0 of 1 replicas if n-1 failed: only node", WARNING, "b"),
+        Problem("", ("c",), "would run 1 of 2 replicas if n-1 failed: only node", WARNING, "c"),
+        config_warning("swarm:nodePools", "2 managers"),
     ])
     assert grouped == [
         "stacks/s.yaml: services.a.depends_on, services.b.depends_on: ignored: x",
@@ -160,7 +161,7 @@ def test_preview_runs_with_a_placeholder_for_a_secret_without_a_value():
 def test_a_database_on_a_volume_is_not_told_to_add_a_node():
     config = parse_config(stack_config("prod"), stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")
     report = check_capacity(config, load_stack_file(PROJECT_ROOT / "stacks" / "prod.yaml", stack="prod"))
-    (database,) = [w for w in report.warnings if w.startswith("database:")]
+    (database,) = [w for w in map(str, report.warnings) if w.startswith("database:")]
     assert "add a node" not in database
     assert "keeps its data on /mnt/postgresql/data, on the block-storage volume of pool manager" in database
 
@@ -172,10 +173,22 @@ def test_a_gpu_pool_shared_with_services_that_reserve_no_gpu_gets_a_cost_warning
                                   "labels": gpu_labels}
     config = parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")
     report = check_capacity(config, load_stack_file(PROJECT_ROOT / "stacks" / "prod.yaml", stack="prod"))
-    cost = [w for w in report.warnings if w.startswith("pool gpu ")]
+    cost = [w for w in map(str, report.warnings) if w.startswith("pool gpu ")]
     if not warned:
         assert cost == []
         return
     (warning,) = cost
     assert warning.startswith("pool gpu (gpu-h100x1-80gb, $2,278.08/month per node) may run 1 service that reserve")
     assert "(api)" in warning and "node.labels.gpu != true" in warning
+
+
+def test_warnings_about_services_with_dotted_names_are_grouped_by_the_whole_name(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("services:\n  api.v1: {image: a, depends_on: [db]}\n  api.v2: {image: a, depends_on: [db]}\n"
+                    "  db: {image: d, links: [api.v1]}\n")
+    spec = load_stack_file(path, stack="t")
+    assert group_warnings(spec.warnings) == [
+        f"{path}: services.api.v1.depends_on, services.api.v2.depends_on: ignored: swarm starts services in no "
+        "particular order: make each service retry its dependencies",
+        f"{path}: services.db.links: ignored: services on a shared network reach each other by service name",
+    ]

@@ -107,7 +107,7 @@ def test_a_scheduled_service_must_be_replicated_and_its_schedule_valid(tmp_path)
 
 def test_a_scheduled_service_that_would_restart_forever_is_warned_about(tmp_path):
     stack = load(tmp_path, STACK.replace("restart_policy: {condition: on-failure}", "restart_policy: {condition: any}"))
-    assert any("not restarted once it has succeeded" in warning for warning in stack.warnings)
+    assert any("not restarted once it has succeeded" in warning for warning in map(str, stack.warnings))
 
 
 def test_a_service_without_schedule_deploys_as_before(tmp_path):

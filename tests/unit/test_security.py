@@ -229,4 +229,4 @@ def test_ssh_open_to_the_whole_internet_is_warned_about():
     values = {"region": "fra1", "adminCidrs": ["0.0.0.0/0"], "stackFile": "stacks/prod.yaml",
               "nodePools": {"manager": {"role": "manager", "count": 1, "size": "s-2vcpu-4gb"}}}
     config = parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="test")
-    assert any("swarm:adminCidrs[0]" in warning and "whole internet" in warning for warning in config.warnings)
+    assert any("swarm:adminCidrs[0]" in warning and "whole internet" in warning for warning in map(str, config.warnings))

@@ -49,4 +49,4 @@ def load(tmp_path: Path, text: str, **kwargs) -> StackSpec:
 def problems(tmp_path: Path, text: str, **kwargs) -> dict[str, str]:
     with pytest.raises(StackFileError) as raised:
         load(tmp_path, text, **kwargs)
-    return {problem.path: problem.message for problem in raised.value.problems}
+    return {problem.where: problem.message for problem in raised.value.problems}

@@ -202,7 +202,7 @@ def test_the_checked_in_catalogues_fit_their_stacks():
     assert len(spec.services) == 3 + 6
     report = check_capacity(prod, spec)
     assert report.schedulable, report.failures
-    assert not [w for w in report.warnings if w.startswith("spacy-")]  # each model survives a lost worker
+    assert not [w for w in map(str, report.warnings) if w.startswith("spacy-")]  # each model survives a lost worker
 
 
 # ---- errors ---------------------------------------------------------------------------------------
@@ -298,6 +298,24 @@ def test_what_the_loader_finds_in_generated_services_points_at_the_models_once(t
         (f"{catalogue}: models[2]: in the generated service, deploy.mode: must be replicated or global, not "
         "'everywhere'"),
     ]
+
+
+def test_a_model_whose_name_has_dots_is_found_by_its_whole_name(tmp_path):
+    # "llm" and "llm.v2" are both models: a problem in "llm.v2" must not be pinned on "llm".
+    models = [{"name": "llm", "image": "a:1", "cpus": "0.1", "memory": "64M"},
+              {"name": "llm.v2", "image": "a:1", "cpus": "0.1", "memory": "64M",
+               "overrides": {"deploy": {"mode": "everywhere"}, "depends_on": ["llm"]}}]
+    path = write_stack(tmp_path, {"defaults": DEFAULTS, "models": models})
+    catalogue = tmp_path / "models.yaml"
+    assert raised(path) == [
+        f"{catalogue}: models[1]: in the generated service, deploy.mode: must be replicated or global, not 'everywhere'"
+    ]
+    models[1]["overrides"] = {"depends_on": ["llm"]}
+    spec = load_stack(write_stack(tmp_path, {"defaults": DEFAULTS, "models": models}), stack="prod")
+    (warning,) = [w for w in spec.warnings if w.file == str(catalogue)]
+    assert (warning.path, str(warning)) == (("models", 1), f"{catalogue}: models[1]: in the generated service, "
+                                            "depends_on: ignored: swarm starts services in no particular order: "
+                                            "make each service retry its dependencies")
 
 
 @pytest.mark.parametrize(("reference", "expected"), [

@@ -308,7 +308,7 @@ def test_loader_matches_docker_stack_config(path: Path):
         for field in expected:
             assert actual[field] == expected[field], f"services.{name}.{field}"
         for key in IGNORED_KEYS & service.keys():
-            assert any(f"services.{name}.{key}:" in warning for warning in spec.warnings), key
+            assert any(f"services.{name}.{key}:" in warning for warning in map(str, spec.warnings)), key
     assert_top_level(spec, printed)
 
 
@@ -352,7 +352,7 @@ def test_loader_rejects_what_docker_rejects(path: Path):
     with pytest.raises(StackFileError) as raised:
         load_stack_file(path, stack=STACK)
 
-    paths = [problem.path for problem in raised.value.problems]
+    paths = [problem.where for problem in raised.value.problems]
     assert expected_path in paths, str(raised.value)
     shown = str(path.relative_to(ROOT))  # files are named relative to the project
     assert all(problem.file == shown and problem.message for problem in raised.value.problems)

@@ -20,4 +20,4 @@ def test_networks_follow_docker_stack_deploy_naming(tmp_path: Path):
         "back": "test_back",
         "default": "test_default",
     }
-    assert any("networks.unused" in warning for warning in spec.warnings)
+    assert any("networks.unused" in warning for warning in map(str, spec.warnings))

@@ -17,7 +17,7 @@ def test_options_swarm_ignores_are_warnings_naming_file_and_path(tmp_path: Path)
         "  b:\n    image: y\n    ports: ['127.0.0.1:80:80']\n    volumes: ['/srv:/srv:z']\n",
     )
     file = str(tmp_path / "stack.yml")
-    assert {warning.split(": ")[1] for warning in spec.warnings} == {
+    assert {warning.where for warning in spec.warnings} == {
         "services.a.depends_on",
         "services.a.container_name",
         "services.a.build",
@@ -25,8 +25,8 @@ def test_options_swarm_ignores_are_warnings_naming_file_and_path(tmp_path: Path)
         "services.b.ports[0]",
         "services.b.volumes[0]",
     }
-    assert all(warning.startswith(file + ": ") for warning in spec.warnings)
-    assert any("does not stop swarm from restarting" in warning for warning in spec.warnings)
+    assert all(warning.file == file and str(warning).startswith(file + ": ") for warning in spec.warnings)
+    assert any("does not stop swarm from restarting" in warning for warning in map(str, spec.warnings))
 
 
 def test_forbidden_keys_are_problems(tmp_path: Path):

@@ -1,0 +1,43 @@
+"""One Problem for every validator, one error text, and paths kept whole."""
+
+from __future__ import annotations
+
+from swarm.diagnostics import WARNING, Collector, ConfigError, Problem, StackFileError, format_path
+
+
+def test_a_path_prints_as_the_file_shows_it():
+    assert format_path(("services", "api", "ports", 0)) == "services.api.ports[0]"
+    assert format_path(("models", 3, "memory")) == "models[3].memory"
+    assert format_path(()) == ""
+
+
+def test_a_problem_prints_file_path_and_message_and_leaves_out_what_it_lacks():
+    assert str(Problem("stack.yml", ("services", "api", "image"), "must be a string")) == (
+        "stack.yml: services.api.image: must be a string"
+    )
+    assert str(Problem("stack.yml", (), "is not valid YAML")) == "stack.yml: is not valid YAML"
+    assert str(Problem("", ("swarm:region",), "is required")) == "swarm:region: is required"
+    assert str(Problem("", (), "pool gpu costs more")) == "pool gpu costs more"
+
+
+def test_a_dotted_name_stays_one_element_of_the_path():
+    found = Collector("stack.yml")
+    found.warn(("services", "api.v2", "depends_on"), "ignored")
+    (warning,) = found.warnings
+    assert (warning.path, warning.service, warning.severity) == (("services", "api.v2", "depends_on"), "api.v2", WARNING)
+    config = Collector(namespace="swarm")
+    config.problem("nodePools.edge.labels.swarm.ingress", "is set by the program")
+    assert config.problems[0].path == ("swarm:nodePools.edge.labels.swarm.ingress",)
+    assert str(config.problems[0]) == "swarm:nodePools.edge.labels.swarm.ingress: is set by the program"
+
+
+def test_every_invalid_input_says_how_many_problems_and_that_nothing_was_deployed():
+    one = [Problem("s.yml", ("version",), "must be a string")]
+    two = [Problem("", ("swarm:region",), "is required"), Problem("", ("swarm:nodePools",), "is required")]
+    assert str(StackFileError(one)) == (
+        "1 problem in the stack file; nothing was deployed:\n  - s.yml: version: must be a string"
+    )
+    assert str(ConfigError("Pulumi.prod.yaml", two)) == (
+        "Pulumi.prod.yaml: 2 problems in the stack configuration; nothing was deployed:\n"
+        "  - swarm:region: is required\n  - swarm:nodePools: is required"
+    )
