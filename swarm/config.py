@@ -20,7 +20,6 @@ import pulumi
 import yaml
 
 from swarm.backups import Backups, parse_backups
-from swarm.compose.yamlfile import describe_yaml_error, display_path
 from swarm.config_keys import NAMESPACE, Collector, ConfigError, Problem, config_problem, known_key, unknown_keys
 from swarm.config_values import (
     DEFAULT_CONVERGE_TIMEOUT_SECONDS,
@@ -32,9 +31,10 @@ from swarm.config_values import (
     parse_registry,
     parse_secret_names,
 )
+from swarm.diagnostics import describe_yaml_error, display_path
 from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
-from swarm.renames import check_previous_pool_names, parse_previous_names
 from swarm.model import GPU_LABEL, SWARM_ADDRESS_POOL, Folder
+from swarm.renames import check_previous_pool_names, parse_previous_names
 from swarm.sizes import SIZES, DropletSize
 from swarm.suggest import did_you_mean
 

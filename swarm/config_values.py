@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from swarm.compose.values.duration import parse_duration
 from swarm.config_keys import Collector, known_key
-from swarm.registry import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, registry_server
 from swarm.model import Folder
+from swarm.registry import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, registry_server
+from swarm.values.duration import parse_duration
 
 REGISTRY_KEYS = {"server", "username", "digitalocean"}
 # A DigitalOcean Container Registry name: lowercase letters, digits and '-'.

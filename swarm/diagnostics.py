@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 PathElement = str | int
 ERROR = "error"
@@ -115,3 +116,29 @@ def config_problem(key: str, message: str) -> Problem:
 
 def config_warning(key: str, message: str) -> Problem:
     return Problem("", (key,), message, WARNING)
+
+
+# ---- how messages show files and their parse errors (config and stack files alike) ---------------
+
+
+def describe_yaml_error(error: Exception) -> str:
+    """A YAML parser error as one line: where (line and column, counted from 1) and the parser's
+    problem, without PyYAML's `in "<unicode string>"` or a traceback."""
+    if isinstance(error, UnicodeDecodeError):
+        return f"is not UTF-8 text (byte {error.start}: {error.reason})"
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or str(error).split("\n")[0]
+    context = getattr(error, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"is not valid YAML: {where}{problem}" + (f" ({context})" if context else "")
+
+
+def display_path(path: Path) -> str:
+    """`path` as messages show it: relative to the project (the folder holding Pulumi.yaml)
+    when it is inside one, else as given."""
+    path = Path(path)
+    absolute = path.absolute()
+    for folder in absolute.parents:
+        if (folder / "Pulumi.yaml").is_file():
+            return str(absolute.relative_to(folder))
+    return str(path)

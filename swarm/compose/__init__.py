@@ -8,7 +8,7 @@ The stages, each in its own module:
 - the sections: `services`, `deploy`, `ports`, `volumes`, `networks`, `secrets`;
 - `normalise`: what `docker stack deploy` derives once every service is read;
 - `load`: the stages in order. Values (durations, sizes, CPUs, ports, ...) are parsed in
-  `values/`, one file per type; the typed result is in `model`.
+  swarm/values/ (shared with the configuration), one file per type; the typed result is in `model`.
 
 A stack file is an ordinary Compose file as used with `docker stack deploy` (DESIGN.md,
 "Compose stack files"). Values mean exactly what Docker makes of them; `docker stack config -c`
@@ -65,13 +65,6 @@ from swarm.compose.model import (
     UpdatePolicy,
     VolumeSpec,
 )
-from swarm.compose.values.command import split_command
-from swarm.compose.values.constraint import Constraint, parse_constraint
-from swarm.compose.values.cpus import parse_cpus
-from swarm.compose.values.duration import format_duration, parse_duration
-from swarm.compose.values.gostring import go_string
-from swarm.compose.values.port import Port, parse_port
-from swarm.compose.values.size import parse_memory
 from swarm.compose.yamlfile import (
     describe_yaml_error,
     display_path,
@@ -79,6 +72,13 @@ from swarm.compose.yamlfile import (
     read_yaml,
 )
 from swarm.diagnostics import Problem, StackFileError
+from swarm.values.command import split_command
+from swarm.values.constraint import Constraint, parse_constraint
+from swarm.values.cpus import parse_cpus
+from swarm.values.duration import format_duration, parse_duration
+from swarm.values.gostring import go_string
+from swarm.values.port import Port, parse_port
+from swarm.values.size import parse_memory
 
 __all__ = [
     "ConfigSpec",

@@ -52,9 +52,6 @@ from pathlib import Path
 from typing import Any
 
 from swarm.compose.model import NAME
-from swarm.compose.values.constraint import parse_constraint
-from swarm.compose.values.cpus import parse_cpus
-from swarm.compose.values.size import parse_memory
 from swarm.compose.yamlfile import display_path, read_stack_file
 from swarm.diagnostics import (
     Collector,
@@ -64,6 +61,9 @@ from swarm.diagnostics import (
     format_path,
 )
 from swarm.model import GPU_KIND, GPU_LABEL
+from swarm.values.constraint import parse_constraint
+from swarm.values.cpus import parse_cpus
+from swarm.values.size import parse_memory
 
 CATALOGUE_KEY = "x-model-catalogue"
 DEFAULT_LIMIT_RATIO = 2
@@ -74,83 +74,80 @@ _MEMORY_UNITS = (("G", 1024**3), ("M", 1024**2), ("K", 1024))
 # ---- field values, each checked and normalised (or a problem added) ------------------------------
 
 
-class _Problems(Collector):
-    """The catalogue's problems; a path is written as the catalogue shows it ("models[3].memory")."""
-
-    def add(self, path: str, message: str) -> None:
-        self.problem(path, message)
+# Problems are collected with the path as the catalogue shows it ("models[3].memory"): one path
+# element, written by this module from model field names (a model's name is never in it).
 
 
-def _text(value: Any, path: str, problems: _Problems) -> str | None:
+def _text(value: Any, path: str, problems: Collector) -> str | None:
     if isinstance(value, str) and value:
         return value
-    problems.add(path, f"must be a non-empty string, not {value!r}")
+    problems.problem(path, f"must be a non-empty string, not {value!r}")
     return None
 
 
-def _count(value: Any, path: str, problems: _Problems) -> int | None:
+def _count(value: Any, path: str, problems: Collector) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    problems.add(path, f"must be a whole number >= 0, not {value!r}")
+    problems.problem(path, f"must be a whole number >= 0, not {value!r}")
     return None
 
 
-def _cpus(value: Any, path: str, problems: _Problems) -> int | None:
+def _cpus(value: Any, path: str, problems: Collector) -> int | None:
     """NanoCPUs; a number is accepted as well as Compose's string."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
     try:
         nano = parse_cpus(value) if isinstance(value, str) else None
     except ValueError as error:
-        problems.add(path, str(error))
+        problems.problem(path, str(error))
         return None
     if not nano:
-        problems.add(path, f"must be a CPU count above 0 like '0.5', not {value!r}")
+        problems.problem(path, f"must be a CPU count above 0 like '0.5', not {value!r}")
         return None
     return nano
 
 
-def _memory(value: Any, path: str, problems: _Problems) -> int | None:
+def _memory(value: Any, path: str, problems: Collector) -> int | None:
     try:
         size = parse_memory(value) if isinstance(value, str) else None
     except ValueError as error:
-        problems.add(path, str(error))
+        problems.problem(path, str(error))
         return None
     if not size:
-        problems.add(path, f"must be a size above 0 like 512M or 2G, not {value!r}")
+        problems.problem(path, f"must be a size above 0 like 512M or 2G, not {value!r}")
         return None
     return size
 
 
-def _ratio(value: Any, path: str, problems: _Problems) -> Fraction | None:
+def _ratio(value: Any, path: str, problems: Collector) -> Fraction | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
         return Fraction(value)
-    problems.add(path, f"must be a number >= 1 (limit = ratio x reservation), not {value!r}")
+    problems.problem(path, f"must be a number >= 1 (limit = ratio x reservation), not {value!r}")
     return None
 
 
-def _prefix(value: Any, path: str, problems: _Problems) -> str | None:
+def _prefix(value: Any, path: str, problems: Collector) -> str | None:
     if isinstance(value, str):  # may be empty: no prefix
         return value
-    problems.add(path, f"must be a string like registry.example.com/models/, not {value!r}")
+    problems.problem(path, f"must be a string like registry.example.com/models/, not {value!r}")
     return None
 
 
-def _mapping(value: Any, path: str, problems: _Problems) -> dict | None:
+def _mapping(value: Any, path: str, problems: Collector) -> dict | None:
     if isinstance(value, dict) and all(isinstance(key, str) for key in value):
         return value
-    problems.add(path, f"must be a mapping with string keys, not {value!r}")
+    problems.problem(path, f"must be a mapping with string keys, not {value!r}")
     return None
 
 
-def _names(value: Any, path: str, problems: _Problems) -> list[str] | None:
+def _names(value: Any, path: str, problems: Collector) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
         return value
-    problems.add(path, f"must be a list of names, not {value!r}")
+    problems.problem(path, f"must be a list of names, not {value!r}")
     return None
 
 
-def _constraints(value: Any, path: str, problems: _Problems) -> list[str] | None:
+def _constraints(value: Any, path: str, problems: Collector) -> list[str] | None:
     texts = _names(value, path, problems)
     if texts is None:
         return None
@@ -159,12 +156,12 @@ def _constraints(value: Any, path: str, problems: _Problems) -> list[str] | None
         try:
             parse_constraint(text)
         except ValueError as error:
-            problems.add(f"{path}[{index}]", str(error))
+            problems.problem(f"{path}[{index}]", str(error))
             valid = False
     return texts if valid else None
 
 
-def _limits(value: Any, path: str, problems: _Problems) -> dict[str, int] | None:
+def _limits(value: Any, path: str, problems: Collector) -> dict[str, int] | None:
     raw = _mapping(value, path, problems)
     if raw is None:
         return None
@@ -172,13 +169,13 @@ def _limits(value: Any, path: str, problems: _Problems) -> dict[str, int] | None
     for key, item in raw.items():
         read = {"cpus": _cpus, "memory": _memory}.get(key)
         if read is None:
-            problems.add(f"{path}.{key}", "unknown key; expected cpus or memory")
+            problems.problem(f"{path}.{key}", "unknown key; expected cpus or memory")
         else:
             limits[key] = read(item, f"{path}.{key}", problems)
     return limits if len(limits) == len(raw) and None not in limits.values() else None
 
 
-FIELDS: dict[str, Callable[[Any, str, _Problems], Any]] = {
+FIELDS: dict[str, Callable[[Any, str, Collector], Any]] = {
     "name": _text,
     "image": _text,
     "image_prefix": _prefix,
@@ -200,7 +197,7 @@ FIELDS: dict[str, Callable[[Any, str, _Problems], Any]] = {
 REQUIRED = ("name", "image", "cpus", "memory")
 
 
-def _fields(value: Any, path: str, problems: _Problems, *, allowed: Collection[str]) -> dict[str, Any] | None:
+def _fields(value: Any, path: str, problems: Collector, *, allowed: Collection[str]) -> dict[str, Any] | None:
     """The normalised fields of one entry (a model, or `defaults`); None when any is invalid."""
     raw = _mapping(value, path, problems)
     if raw is None:
@@ -208,7 +205,7 @@ def _fields(value: Any, path: str, problems: _Problems, *, allowed: Collection[s
     fields = {}
     for key, item in raw.items():
         if key not in allowed:
-            problems.add(f"{path}.{key}", f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+            problems.problem(f"{path}.{key}", f"unknown key; expected one of: {', '.join(sorted(allowed))}")
         else:
             fields[key] = FIELDS[key](item, f"{path}.{key}", problems)
     return fields if len(fields) == len(raw) and None not in fields.values() else None
@@ -301,15 +298,15 @@ def expand_catalogue(catalogue: Any, *, source: str, taken: Mapping[str, str] | 
     services to the file declaring them: a model may not reuse one. A model with a problem
     generates no service (its problems are enough; the loader would only repeat them)."""
     taken = taken or {}
-    problems = _Problems(source)
+    problems = Collector(source)
     document = _mapping(catalogue, "", problems) or {}
     for key in document.keys() - {"defaults", "models"}:
         if not key.startswith("x-"):  # x- keys hold YAML anchors shared by models
-            problems.add(key, "unknown key; expected defaults, models or x-<anything> (for YAML anchors)")
+            problems.problem(key, "unknown key; expected defaults, models or x-<anything> (for YAML anchors)")
     defaults = _fields(document.get("defaults", {}), "defaults", problems, allowed=FIELDS.keys() - {"name"})
     models = document.get("models")
     if not isinstance(models, list):
-        problems.add("models", f"must be a list of models (name, image, cpus, memory, ...), not {models!r}")
+        problems.problem("models", f"must be a list of models (name, image, cpus, memory, ...), not {models!r}")
         models = []
 
     services: dict[str, dict[str, Any]] = {}
@@ -329,16 +326,16 @@ def expand_catalogue(catalogue: Any, *, source: str, taken: Mapping[str, str] | 
             else:
                 clash = None
             if clash:
-                problems.add(f"{path}.name", clash)
+                problems.problem(f"{path}.name", clash)
                 fields = None
             seen.setdefault(name, position)
         if fields is None or defaults is None:
             continue
         model = deep_merge(defaults, fields)
         if missing := [key for key in REQUIRED if key not in model]:
-            problems.add(path, f"needs {', '.join(missing)} (here, or in `defaults` for all but name)")
+            problems.problem(path, f"needs {', '.join(missing)} (here, or in `defaults` for all but name)")
         elif reason := _below_reservation(model):
-            problems.add(path, f"{reason}: a limit must be at least the reservation")
+            problems.problem(path, f"{reason}: a limit must be at least the reservation")
         else:
             services[name] = model_service(model)
             index[name] = position

@@ -21,9 +21,9 @@ from swarm.compose.reader import (
     join,
     kind_of,
 )
-from swarm.compose.values.constraint import Constraint, parse_constraint
-from swarm.compose.values.cpus import parse_cpus
-from swarm.compose.values.size import parse_memory
+from swarm.values.constraint import Constraint, parse_constraint
+from swarm.values.cpus import parse_cpus
+from swarm.values.size import parse_memory
 
 _DEPLOY_KEYS = {
     **dict.fromkeys(("mode", "replicas", "labels", "update_config", "resources", "restart_policy", "placement"), V30),

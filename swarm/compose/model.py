@@ -6,9 +6,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from swarm.compose.values.constraint import Constraint
-from swarm.compose.values.port import Port
 from swarm.diagnostics import Problem
+from swarm.values.constraint import Constraint
+from swarm.values.port import Port
 
 STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
 

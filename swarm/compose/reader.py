@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from swarm.compose.model import NAME, Declared
-from swarm.compose.values.duration import parse_duration
-from swarm.compose.values.gostring import go_string
 from swarm.compose.yamlfile import Timestamp
 from swarm.diagnostics import Collector, PathElement, Problem
 from swarm.suggest import did_you_mean
+from swarm.values.duration import parse_duration
+from swarm.values.gostring import go_string
 
 Version = tuple[int, int]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from swarm.diagnostics import Problem, StackFileError
+from swarm.diagnostics import Problem, StackFileError, describe_yaml_error, display_path
 
 
 class Timestamp(str):
@@ -145,29 +145,6 @@ def read_yaml(text: str) -> Any:
     finally:
         composer.dispose()
     return None if node is None else _construct(node, {})
-
-
-def describe_yaml_error(error: Exception) -> str:
-    """A YAML parser error as one line: where (line and column, counted from 1) and the parser's
-    problem, without PyYAML's `in "<unicode string>"` or a traceback."""
-    if isinstance(error, UnicodeDecodeError):
-        return f"is not UTF-8 text (byte {error.start}: {error.reason})"
-    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    problem = getattr(error, "problem", None) or str(error).split("\n")[0]
-    context = getattr(error, "context", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return f"is not valid YAML: {where}{problem}" + (f" ({context})" if context else "")
-
-
-def display_path(path: Path) -> str:
-    """`path` as messages show it: relative to the project (the folder holding Pulumi.yaml)
-    when it is inside one, else as given."""
-    path = Path(path)
-    absolute = path.absolute()
-    for folder in absolute.parents:
-        if (folder / "Pulumi.yaml").is_file():
-            return str(absolute.relative_to(folder))
-    return str(path)
 
 
 def read_stack_file(path: Path) -> Any:

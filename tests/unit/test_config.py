@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import importlib
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +299,11 @@ def test_every_known_key_is_parsed_by_its_validator_and_documented_in_the_refere
     for key in KNOWN_KEYS.values():  # each validator exists where the table says
         module, function = key.validator.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), function)), key
+
+
+def test_the_configuration_imports_neither_the_node_scripts_nor_the_stack_file_loader():
+    # Shared names live in swarm/model.py, values in swarm/values/: reading the config is its own layer.
+    code = "import sys, swarm.config; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert not [name for name in loaded if name in ("swarm.scripts", "swarm.capacity") or name.startswith("swarm.compose")]
