@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from swarm.compose.model import Resources, RestartPolicy, UpdatePolicy
@@ -38,28 +37,8 @@ _UPDATE_KEYS = {
 }
 
 
-@dataclass(frozen=True)
-class Deploy:
-    """A service's `deploy:` section, read: each field is the ServiceSpec field of the same name."""
-
-    mode: str = "replicated"
-    replicas: int | None = 1
-    deploy_labels: dict[str, str] = field(default_factory=dict)
-    constraints: tuple[Constraint, ...] = ()
-    preferences: tuple[str, ...] = ()
-    max_replicas_per_node: int | None = None
-    limits: Resources = field(default_factory=Resources)
-    reservations: Resources = field(default_factory=Resources)
-    endpoint_mode: str | None = None
-    restart_policy: RestartPolicy | None = None
-    update_config: UpdatePolicy | None = None
-    rollback_config: UpdatePolicy | None = None
-
-    def fields(self) -> dict[str, Any]:
-        return {item.name: getattr(self, item.name) for item in fields(self)}
-
-
-def read_deploy(r: Reader, value: Any, path: Where) -> Deploy:
+def read_deploy(r: Reader, value: Any, path: Where) -> dict[str, Any]:
+    """The ServiceSpec fields a service's `deploy:` section gives, by field name."""
     deploy = r.mapping(value, path, _DEPLOY_KEYS, extensions=None)
     mode = "replicated"
     if "mode" in deploy:
@@ -92,7 +71,7 @@ def read_deploy(r: Reader, value: Any, path: Where) -> Deploy:
         endpoint_mode = text.lower()  # Docker lower-cases it
         if endpoint_mode not in ("vip", "dnsrr"):
             r.problem(join(path, "endpoint_mode"), f"must be vip or dnsrr, not {text!r}")
-    return Deploy(
+    return dict(
         mode=mode,
         replicas=replicas,
         constraints=constraints,

@@ -137,7 +137,7 @@ def load_stack(
     external_secret_names: Collection[str] | None = None,
     external_config_names: Collection[str] | None = None,
 ) -> StackSpec:
-    """`compose.load_stack_file`, with the models of the catalogue the stack file names under
+    """`load_stack_file`, with the models of the catalogue the stack file names under
     `x-model-catalogue` added to its services first. Raises StackFileError listing every problem
     of the stack file and of the catalogue."""
     document = read_stack_file(path)

@@ -227,7 +227,7 @@ def read_logging(r: Reader, value: Any, path: Where) -> Logging | None:
     return Logging(driver, r.options(raw.get("options"), join(path, "options")))
 
 
-def _file_references(what: str) -> Callable[[Reader, Any, str], tuple[FileReference, ...]]:
+def _file_references(what: str) -> Callable[[Reader, Any, Where], tuple[FileReference, ...]]:
     def read(r: Reader, value: Any, path: Where) -> tuple[FileReference, ...]:
         return read_file_references(r, value, path, getattr(r.declared, f"{what}s"), what)
 
@@ -246,7 +246,7 @@ def _string_or_list(r: Reader, value: Any, path: Where) -> tuple[str, ...]:
     return r.strings(value, path, single=True)
 
 
-Read = Callable[[Reader, Any, str], Any]
+Read = Callable[[Reader, Any, Where], Any]
 # A service key's reader and the value when the key is absent (a type is called for a fresh one),
 # in ServiceSpec's order; each becomes the ServiceSpec field of the same name.
 SERVICE_FIELDS: dict[str, tuple[Read, Any]] = {
@@ -290,7 +290,7 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         if key in raw:
             r.warn(join(path, key), f"ignored: {advice}")
 
-    def at(key: str) -> str:
+    def at(key: str) -> Where:
         return join(path, key)
 
     image = r.string(raw["image"], at("image")) if "image" in raw else None
@@ -298,7 +298,7 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         r.problem(path, "needs `image`: swarm runs images, it does not build them")
 
     deploy = read_deploy(r, raw.get("deploy"), at("deploy"))
-    restart_policy = deploy.restart_policy
+    restart_policy = deploy["restart_policy"]
     if "restart" in raw:
         if isinstance(raw.get("deploy"), dict) and "restart_policy" in raw["deploy"]:
             r.warn(at("restart"), "ignored because deploy.restart_policy is set")
@@ -306,7 +306,7 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
             restart_policy = read_legacy_restart(r, raw["restart"], at("restart"))
 
     ports = read_ports(r, raw["ports"], at("ports")) if "ports" in raw else ()
-    if deploy.endpoint_mode == "dnsrr" and any(port.mode == "ingress" and port.published for port in ports):
+    if deploy["endpoint_mode"] == "dnsrr" and any(port.mode == "ingress" and port.published for port in ports):
         r.problem(at("ports"), "ports published in ingress mode need endpoint_mode vip; publish them with mode: host")
     mounts = _volume_mounts(r, raw["volumes"], at("volumes")) if "volumes" in raw else []
     mounts += read_tmpfs(r, raw["tmpfs"], at("tmpfs")) if "tmpfs" in raw else []
@@ -314,7 +314,7 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         if raw.get(flag) is True:
             r.warn(at(flag), f"ignored: {PROVIDER}")
     schedule = read_service_schedule(
-        raw, deploy.mode, restart_policy.condition if restart_policy else None,
+        raw, deploy["mode"], restart_policy.condition if restart_policy else None,
         lambda key, message: r.problem(at(key), message), lambda key, message: r.warn(at(key), message),
     )
     environment = read_environment(r, raw, path)
@@ -331,6 +331,6 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         ports=ports,
         mounts=tuple(mounts),
         schedule=schedule,
-        **{**deploy.fields(), "restart_policy": restart_policy},
+        **{**deploy, "restart_policy": restart_policy},
         **fields,
     )
