@@ -109,25 +109,10 @@ def parse_stack(
     )
 
 
-def load_stack_file(
-    path: Path,
-    *,
-    stack: str,
-    external_secret_names: Collection[str] | None = None,
-    external_config_names: Collection[str] | None = None,
-) -> StackSpec:
-    """The stack described by the Compose file at `path` (see parse_stack). The model catalogue
-    a stack file may name is not expanded here: load_stack does that."""
-    source = display_path(path)
-    document = read_stack_file(path)
-    return parse_stack(
-        document,
-        source=source,
-        base_dir=path.parent,
-        stack=stack,
-        external_secret_names=external_secret_names,
-        external_config_names=external_config_names,
-    )
+def load_stack_file(path: Path, *, stack: str, **external_names: Collection[str] | None) -> StackSpec:
+    """The stack described by the Compose file at `path`, its model catalogue not expanded
+    (tools and tests of the loader alone); keywords as for load_stack."""
+    return load_stack(path, stack=stack, catalogue=False, **external_names)
 
 
 def load_stack(
@@ -136,15 +121,17 @@ def load_stack(
     stack: str,
     external_secret_names: Collection[str] | None = None,
     external_config_names: Collection[str] | None = None,
+    catalogue: bool = True,
 ) -> StackSpec:
-    """`load_stack_file`, with the models of the catalogue the stack file names under
-    `x-model-catalogue` added to its services first. Raises StackFileError listing every problem
-    of the stack file and of the catalogue."""
+    """The stack described by the Compose file at `path` (see parse_stack), with the models of
+    the catalogue it names under `x-model-catalogue` added to its services first (unless
+    `catalogue` is false). Raises StackFileError listing every problem of the stack file and of
+    the catalogue."""
     document = read_stack_file(path)
     source = display_path(path)
     problems: list[Problem] = []
     expansion = None
-    if isinstance(document, dict) and CATALOGUE_KEY in document:
+    if catalogue and isinstance(document, dict) and CATALOGUE_KEY in document:
         hand_written = document.get("services")
         if hand_written is None or isinstance(hand_written, dict):  # else the loader reports it
             expansion, problems = read_catalogue(document[CATALOGUE_KEY], path, hand_written or {})
