@@ -38,7 +38,8 @@ _UPDATE_KEYS = {
 
 
 def read_deploy(r: Reader, value: Any, path: Where) -> dict[str, Any]:
-    """The ServiceSpec fields a service's `deploy:` section gives, by field name."""
+    """The ServiceSpec fields that `deploy:` gives, by field name, but for its labels and update and
+    rollback policies (read with the service's other keys, see services.SERVICE_FIELDS)."""
     deploy = r.mapping(value, path, _DEPLOY_KEYS, extensions=None)
     mode = "replicated"
     if "mode" in deploy:
@@ -81,13 +82,6 @@ def read_deploy(r: Reader, value: Any, path: Where) -> dict[str, Any]:
         reservations=reservations,
         endpoint_mode=endpoint_mode,
         restart_policy=read_restart_policy(r, deploy.get("restart_policy"), join(path, "restart_policy")),
-        deploy_labels=r.labels(deploy.get("labels"), join(path, "labels")),
-        update_config=read_update_policy(
-            r, deploy.get("update_config"), join(path, "update_config"), ("continue", "pause", "rollback")
-        ),
-        rollback_config=read_update_policy(
-            r, deploy.get("rollback_config"), join(path, "rollback_config"), ("continue", "pause")
-        ),
     )
 
 
@@ -237,3 +231,11 @@ def read_update_policy(r: Reader, value: Any, path: Where, failure_actions: tupl
         max_failure_ratio=ratio,
         order=r.choice(raw["order"], join(path, "order"), ("start-first", "stop-first")) if "order" in raw else None,
     )
+
+
+def read_update_config(r: Reader, value: Any, path: Where) -> UpdatePolicy | None:
+    return read_update_policy(r, value, path, ("continue", "pause", "rollback"))
+
+
+def read_rollback_config(r: Reader, value: Any, path: Where) -> UpdatePolicy | None:
+    return read_update_policy(r, value, path, ("continue", "pause"))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from swarm.compose.deploy import read_deploy, read_legacy_restart
+from swarm.compose.deploy import read_deploy, read_legacy_restart, read_rollback_config, read_update_config
 from swarm.compose.model import (
+    DEFAULT_NETWORK,
     FileReference,
     Healthcheck,
     Logging,
     Mount,
+    NetworkAttachment,
     ServiceSpec,
     Ulimit,
 )
@@ -246,35 +248,55 @@ def _string_or_list(r: Reader, value: Any, path: Where) -> tuple[str, ...]:
     return r.strings(value, path, single=True)
 
 
+def _networks(r: Reader, value: Any, path: Where) -> tuple[NetworkAttachment, ...]:
+    return read_attachments(r, value, path, r.declared.networks)
+
+
 Read = Callable[[Reader, Any, Where], Any]
-# A service key's reader and the value when the key is absent (a type is called for a fresh one),
-# in ServiceSpec's order; each becomes the ServiceSpec field of the same name.
-SERVICE_FIELDS: dict[str, tuple[Read, Any]] = {
-    "entrypoint": (read_command, None),
-    "command": (read_command, None),
-    "labels": (Reader.labels, dict),
-    "secrets": (_file_references("secret"), ()),
-    "configs": (_file_references("config"), ()),
-    "healthcheck": (read_healthcheck, None),
-    "stop_grace_period": (Reader.duration, None),
-    "stop_signal": (Reader.string, None),
-    "user": (Reader.string, None),
-    "working_dir": (Reader.string, None),
-    "hostname": (Reader.string, None),
-    "init": (Reader.boolean, None),
-    "tty": (_flag, False),
-    "stdin_open": (_flag, False),
-    "read_only": (_flag, False),
-    "cap_add": (Reader.strings, ()),
-    "cap_drop": (Reader.strings, ()),
-    "sysctls": (Reader.labels, dict),
-    "ulimits": (read_ulimits, dict),
-    "extra_hosts": (read_extra_hosts, ()),
-    "dns": (_string_or_list, ()),
-    "dns_search": (_string_or_list, ()),
-    "logging": (read_logging, None),
-    "isolation": (Reader.string, None),
+# ServiceSpec field -> where its value is in the service (its key, a key path into `deploy`, or ()
+# for the whole service), its reader, and its value when that is absent (a type is called for a
+# fresh one). In ServiceSpec's order, which is the order problems are reported in.
+SERVICE_FIELDS: dict[str, tuple[str | tuple[str, ...], Read, Any]] = {
+    "entrypoint": ("entrypoint", read_command, None),
+    "command": ("command", read_command, None),
+    "environment": ((), read_environment, dict),  # environment and env_file
+    "labels": ("labels", Reader.labels, dict),
+    "deploy_labels": (("deploy", "labels"), Reader.labels, dict),
+    "secrets": ("secrets", _file_references("secret"), ()),
+    "configs": ("configs", _file_references("config"), ()),
+    "networks": ("networks", _networks, (NetworkAttachment(DEFAULT_NETWORK),)),
+    "healthcheck": ("healthcheck", read_healthcheck, None),
+    "update_config": (("deploy", "update_config"), read_update_config, None),
+    "rollback_config": (("deploy", "rollback_config"), read_rollback_config, None),
+    "stop_grace_period": ("stop_grace_period", Reader.duration, None),
+    "stop_signal": ("stop_signal", Reader.string, None),
+    "user": ("user", Reader.string, None),
+    "working_dir": ("working_dir", Reader.string, None),
+    "hostname": ("hostname", Reader.string, None),
+    "init": ("init", Reader.boolean, None),
+    "tty": ("tty", _flag, False),
+    "stdin_open": ("stdin_open", _flag, False),
+    "read_only": ("read_only", _flag, False),
+    "cap_add": ("cap_add", Reader.strings, ()),
+    "cap_drop": ("cap_drop", Reader.strings, ()),
+    "sysctls": ("sysctls", Reader.labels, dict),
+    "ulimits": ("ulimits", read_ulimits, dict),
+    "extra_hosts": ("extra_hosts", read_extra_hosts, ()),
+    "dns": ("dns", _string_or_list, ()),
+    "dns_search": ("dns_search", _string_or_list, ()),
+    "logging": ("logging", read_logging, None),
+    "isolation": ("isolation", Reader.string, None),
 }
+
+
+def _read_field(r: Reader, raw: dict, path: Where, where: str | tuple[str, ...], read: Read, default: Any) -> Any:
+    keys = (where,) if isinstance(where, str) else where
+    value = raw
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            return default() if isinstance(default, type) else default
+        value = value[key]
+    return read(r, value, join(path, *keys))
 
 
 def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
@@ -317,17 +339,10 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         raw, deploy["mode"], restart_policy.condition if restart_policy else None,
         lambda key, message: r.problem(at(key), message), lambda key, message: r.warn(at(key), message),
     )
-    environment = read_environment(r, raw, path)
-    networks = read_attachments(r, raw.get("networks"), at("networks"), r.declared.networks)
-    fields = {
-        key: read(r, raw[key], at(key)) if key in raw else (default() if isinstance(default, type) else default)
-        for key, (read, default) in SERVICE_FIELDS.items()
-    }
+    fields = {field: _read_field(r, raw, path, *how) for field, how in SERVICE_FIELDS.items()}
     return ServiceSpec(
         name=name,
         image=image or "",
-        environment=environment,
-        networks=networks,
         ports=ports,
         mounts=tuple(mounts),
         schedule=schedule,
