@@ -160,36 +160,48 @@ printf '{"worker":"%s","manager":"%s"}\\n' "$worker" "$manager"
 """
 
 
-def join_script(advertise_addr: str, manager_addr: str, manager_wait_seconds: int = 30) -> str:
+def join_script(advertise_addr: str, manager_addr: str, manager_addrs: Sequence[str] = (),
+                manager_wait_seconds: int = 30) -> str:
     """Join the swarm whose manager listens on `manager_addr`, with the token read from stdin.
 
-    Only an `active` node that knows that manager counts as joined, and is left alone. A
-    manager that joined the swarm a moment ago (the successor of a replaced first manager)
-    reaches the other nodes' manager lists within seconds: the script waits up to
-    `manager_wait_seconds` for it before deciding that the node is in another swarm. A node in
-    another swarm (a lone manager replaced), or stuck `pending` or in `error` (a join that never
-    completed, whichever manager it names), leaves and joins again. Prints the node ID.
+    Only an `active` node that knows that manager counts as joined, and is left alone. A node
+    that does not know it yet, but knows another of today's managers (`manager_addrs`, every
+    manager's VPC address), is in the right swarm: that manager joined it a moment ago (the
+    successor of a replaced first manager) and reaches the node's manager list within seconds,
+    so the script waits up to `manager_wait_seconds` for it. A node that knows none of today's
+    managers is in another swarm, or in one whose manager moved (a lone manager replaced and
+    restored on its successor): it leaves and joins again at once, as does a node stuck
+    `pending` or in `error` (a join that never completed, whichever manager it names). Prints
+    the node ID.
     """
     addr = shlex.quote(advertise_addr)
     manager = shlex.quote(f"{manager_addr}:{SWARM_PORT}")
+    current = " ".join(shlex.quote(f"{a}:{SWARM_PORT}") for a in sorted({manager_addr, *manager_addrs}))
     return _HEADER + f"""\
 manager={manager}
 IFS= read -r token || {{ echo "no join token on stdin" >&2; exit 1; }}
 state=$({_LOCAL_STATE})
 case "$state" in
   active)
+    known=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
+    ours=""
+    set -- {current}  # today's managers
+    for address in "$@"; do
+      case "$known" in *" $address "*) ours=1 ;; esac
+    done
     deadline=$(( $(date +%s) + {int(manager_wait_seconds)} ))
-    until case " $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')" in
+    until case "$known" in
             *" $manager "*) true ;;
             *) false ;;
           esac; do
-      if [ "$(date +%s)" -ge "$deadline" ]; then
+      if [ -z "$ours" ] || [ "$(date +%s)" -ge "$deadline" ]; then
         echo "$(hostname): in a swarm that does not know the manager $manager: leaving it to join that one" >&2
         docker swarm leave --force >/dev/null
         state=inactive
         break
       fi
       sleep 1
+      known=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
     done
     ;;
   pending | error)
