@@ -70,7 +70,7 @@ def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
        successor joins the two that kept quorum, and the old node is retired afterwards. A swarm
        found but refusing every join fails the script: initialising would split it.
     2. with `state_dir` (on the manager's block-storage volume), restores the swarm state its
-       predecessor kept there (backup_swarm_state_script), as Docker's admin guide recovers a
+       predecessor kept there (handover_script), as Docker's admin guide recovers a
        manager: the state copied back while Docker is stopped, then `swarm init
        --force-new-cluster`. The kept state names the old droplet's address, which is rewritten
        to this one's first, else the restored manager cannot listen. Services, secrets,
@@ -158,36 +158,48 @@ printf '{"worker":"%s","manager":"%s"}\\n' "$worker" "$manager"
 """
 
 
-def join_script(advertise_addr: str, manager_addr: str, manager_wait_seconds: int = 30) -> str:
+def join_script(advertise_addr: str, manager_addr: str, manager_addrs: Sequence[str] = (),
+                manager_wait_seconds: int = 30) -> str:
     """Join the swarm whose manager listens on `manager_addr`, with the token read from stdin.
 
-    Only an `active` node that knows that manager counts as joined, and is left alone. A
-    manager that joined the swarm a moment ago (the successor of a replaced first manager)
-    reaches the other nodes' manager lists within seconds: the script waits up to
-    `manager_wait_seconds` for it before deciding that the node is in another swarm. A node in
-    another swarm (a lone manager replaced), or stuck `pending` or in `error` (a join that never
-    completed, whichever manager it names), leaves and joins again. Prints the node ID.
+    Only an `active` node that knows that manager counts as joined, and is left alone. A node
+    that does not know it yet, but knows another of today's managers (`manager_addrs`, every
+    manager's VPC address), is in the right swarm: that manager joined it a moment ago (the
+    successor of a replaced first manager) and reaches the node's manager list within seconds,
+    so the script waits up to `manager_wait_seconds` for it. A node that knows none of today's
+    managers is in another swarm, or in one whose manager moved (a lone manager replaced and
+    restored on its successor): it leaves and joins again at once, as does a node stuck
+    `pending` or in `error` (a join that never completed, whichever manager it names). Prints
+    the node ID.
     """
     addr = shlex.quote(advertise_addr)
     manager = shlex.quote(f"{manager_addr}:{SWARM_PORT}")
+    current = " ".join(shlex.quote(f"{a}:{SWARM_PORT}") for a in sorted({manager_addr, *manager_addrs}))
     return _HEADER + f"""\
 manager={manager}
 IFS= read -r token || {{ echo "no join token on stdin" >&2; exit 1; }}
 state=$({_LOCAL_STATE})
 case "$state" in
   active)
+    known=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
+    ours=""
+    set -- {current}  # today's managers
+    for address in "$@"; do
+      case "$known" in *" $address "*) ours=1 ;; esac
+    done
     deadline=$(( $(date +%s) + {int(manager_wait_seconds)} ))
-    until case " $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')" in
+    until case "$known" in
             *" $manager "*) true ;;
             *) false ;;
           esac; do
-      if [ "$(date +%s)" -ge "$deadline" ]; then
+      if [ -z "$ours" ] || [ "$(date +%s)" -ge "$deadline" ]; then
         echo "$(hostname): in a swarm that does not know the manager $manager: leaving it to join that one" >&2
         docker swarm leave --force >/dev/null
         state=inactive
         break
       fi
       sleep 1
+      known=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
     done
     ;;
   pending | error)
@@ -408,9 +420,11 @@ fi
 """
 
 
-def keep_swarm_state_script(state_dir: str, mount_path: str) -> str:
-    """The create of a lone manager's swarm-state command: check that the folder where its
-    state will be kept (when its droplet is replaced) is on the mounted volume."""
+def keep_swarm_state_script(state_dir: str | None, mount_path: str | None) -> str:
+    """The create of the first manager's handover command: with a volume, check that the folder
+    where a lone manager's state is kept (when its droplet is replaced) is on the mounted volume."""
+    if state_dir is None or mount_path is None:
+        return _HEADER + 'echo "$(hostname) hands over to the other managers (demoted) before its droplet goes"\n'
     return _HEADER + f"""\
 if ! mountpoint -q {shlex.quote(mount_path)}; then
   echo "$(hostname): {mount_path} is not mounted: the swarm state could not be kept across a replacement" >&2
@@ -422,23 +436,21 @@ echo "swarm state kept in {state_dir} when this droplet is replaced"
 """
 
 
-def backup_swarm_state_script(state_dir: str) -> str:
-    """Run on the only manager before its droplet goes (its swarm-state command's delete): copy
-    its swarm state to the block-storage volume, which outlives the droplet, the way Docker's
-    admin guide backs a manager up: Docker stopped, /var/lib/docker/swarm copied whole, Docker
-    started again. With several managers the others hold the state: nothing to keep."""
-    backup = shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")
-    return _HEADER + f"""\
-if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
-  echo "$(hostname) is not a swarm manager: no swarm state to keep"
-  exit 0
-fi
-managers=$(docker info --format '{{{{.Swarm.Managers}}}}')
-if [ "$managers" -gt 1 ]; then
-  echo "$(hostname) is one of $managers managers: they keep the swarm state"
-  exit 0
-fi
-backup={backup}
+def handover_script(state_dir: str | None, demote_wait_seconds: int = 60) -> str:
+    """Run on the first manager before its droplet goes (its handover command's delete).
+
+    - One of several managers: it demotes itself, so that leadership moves to another manager
+      while it is still up. Removing a leader's droplet instead leaves the swarm without a
+      leader until an election (measured on the sandbox: about 20 s with no manager answering,
+      every sample of the lifecycle report lost). Its successor then joins the managers left,
+      and its old node is retired.
+    - The only manager, with `state_dir` on its block-storage volume: it copies its swarm state
+      there, which outlives the droplet, the way Docker's admin guide backs a manager up: Docker
+      stopped, /var/lib/docker/swarm copied whole, Docker started again. Its successor restores
+      it (init_script).
+    """
+    keep = "" if state_dir is None else f"""\
+backup={shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")}
 umask 077
 mkdir -p "$(dirname "$backup")"
 systemctl stop docker
@@ -448,3 +460,25 @@ mv "$backup.tmp" "$backup"
 sync
 echo "kept the swarm state of $(hostname) in $backup ($(wc -c <"$backup") bytes)"
 """
+    lone = keep or 'echo "$(hostname) is the only manager and has no volume: its swarm state goes with it"\n'
+    return _HEADER + f"""\
+if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
+  echo "$(hostname) is not a swarm manager: nothing to hand over"
+  exit 0
+fi
+managers=$(docker info --format '{{{{.Swarm.Managers}}}}')
+if [ "$managers" -gt 1 ]; then
+  docker node demote "$(docker info --format '{{{{.Swarm.NodeID}}}}')" >/dev/null
+  deadline=$(( $(date +%s) + {int(demote_wait_seconds)} ))
+  until [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" = false ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "$(hostname) is still a manager {int(demote_wait_seconds)}s after its demotion; see docker node ls" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  echo "$(hostname) handed over to the other $((managers - 1)) managers (demoted)"
+  exit 0
+fi
+{lone}"""
+

@@ -112,19 +112,35 @@ def test_a_joined_node_waits_for_a_new_manager_to_reach_its_list_rather_than_lea
         "local": "active", "id": "w0rk3r",
         "managers_seen": [["10.110.0.3:2377"], ["10.110.0.3:2377"], ["10.110.0.3:2377", "10.110.0.2:2377"]],
     })
-    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", manager_wait_seconds=20), env, stdin="SWMTKN-1-x\n")
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=20), env,
+                 stdin="SWMTKN-1-x\n")
     assert result.returncode == 0, result.stderr
     assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
 
 
-def test_a_node_in_another_swarm_leaves_once_the_wait_is_over(tmp_path):
+def test_a_node_that_knows_none_of_todays_managers_leaves_at_once_to_rejoin(tmp_path):
+    # A lone manager restored on a successor: the node's only manager address is dead.
     env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
                        {"local": "active", "managers": ["10.9.9.9:2377"], "id": "w0rk3r"})
-    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", manager_wait_seconds=1), env, stdin="SWMTKN-1-x\n")
+    started = time.monotonic()
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=30), env,
+                 stdin="SWMTKN-1-x\n")
     assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 10  # no waiting for a manager it will never hear of
     commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
     assert commands.index("swarm leave") < commands.index("swarm join")
     assert "does not know the manager 10.110.0.2:2377" in result.stderr
+
+
+def test_a_node_of_todays_swarm_leaves_only_when_the_new_manager_never_shows(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "managers": ["10.110.0.3:2377"], "id": "w0rk3r"})
+    started = time.monotonic()
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=2), env,
+                 stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 2
+    assert "swarm leave" in [" ".join(call[:2]) for call in node_calls(tmp_path)]
 
 
 @pytest.mark.parametrize(("local", "control", "printed"), [
@@ -138,6 +154,16 @@ def test_the_manager_probe_hands_over_a_token_only_from_a_manager(tmp_path, loca
     result = run(scripts.manager_probe_script(), env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == printed
+
+
+def test_one_of_several_managers_demotes_itself_before_its_droplet_goes(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "control": True, "managers_count": 3, "id": "m1old"})
+    result = run(scripts.handover_script("/mnt/db/.swarm-state"), env)
+    assert result.returncode == 0, result.stderr
+    assert ["node", "demote", "m1old"] in node_calls(tmp_path)
+    assert "handed over to the other 2 managers (demoted)" in result.stdout
+    assert not (tmp_path / "mnt").exists()  # no backup: the other managers hold the state
 
 
 @pytest.mark.parametrize("empty", ["worker", "manager"])
