@@ -81,7 +81,9 @@ def registry_auth_header(inputs: dict, provider_inputs: dict | None = None) -> s
         image = inputs["taskSpec"]["containerSpec"]["image"]
         prefix, slash, _ = image.partition("/")
         entries = {}
-        for entry in (provider_inputs or {}).get("registryAuth") or []:
+        configured = (provider_inputs or {}).get("registryAuth") or []
+        # Provider inputs reach the engine JSON-encoded (as tests/unit/test_release.py reads them).
+        for entry in json.loads(configured) if isinstance(configured, str) else configured:
             _take(entry, {"address", "username", "password"}, "registryAuth")
             address = entry["address"] if "://" in entry["address"] else f"https://{entry['address']}"
             entries[address.split("://", 1)[1].split("/", 1)[0]] = {
