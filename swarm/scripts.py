@@ -12,6 +12,8 @@ import re
 import shlex
 from typing import Mapping, NamedTuple, Sequence
 
+from swarm import node_scripts
+
 # Overlay networks get /24s from this pool. Docker's default (10.0.0.0/8) overlaps every
 # 10.x VPC; this narrower pool only collides with a VPC inside 10.0.0.0/16, which the config
 # refuses.
@@ -39,26 +41,7 @@ def wait_ready_script(timeout_seconds: int = 900) -> str:
     when done with recoverable errors (a deprecation, a transient apt warning): both leave a
     usable node, so only Docker's answer decides. Hosts without cloud-init skip that step.
     """
-    return _HEADER + f"""\
-if command -v cloud-init >/dev/null 2>&1; then
-  status=0
-  cloud-init status --wait >/dev/null || status=$?
-  if [ "$status" -eq 1 ]; then
-    cloud-init status --long >&2
-    echo "cloud-init failed on $(hostname); see /var/log/cloud-init-output.log" >&2
-    exit 1
-  fi
-fi
-deadline=$(( $(date +%s) + {int(timeout_seconds)} ))
-until docker info >/dev/null 2>&1; do
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "Docker did not answer on $(hostname) within {int(timeout_seconds)}s" >&2
-    exit 1
-  fi
-  sleep 2
-done
-docker version --format '{{{{.Server.Version}}}}'
-"""
+    return node_scripts.render("wait_ready", TIMEOUT=int(timeout_seconds))
 
 
 def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
@@ -168,30 +151,12 @@ def node_settings_script(node_id: str, role: str, labels: Mapping[str, str]) -> 
     label from the config removes it from the node. Every key and value is quoted, also keys
     added by hand with blanks or shell characters in them. Prints the node's labels as JSON.
     """
-    node = shlex.quote(node_id)
-    wanted = "".join(f"{key}\n" for key in sorted(labels))
-    adds = " ".join(f"--label-add {shlex.quote(f'{key}={value}')}" for key, value in sorted(labels.items()))
-    return _HEADER + f"""\
-node={node}
-# The declared label keys, one a line.
-wanted={shlex.quote(wanted)}
-current_role=$(docker node inspect --format '{{{{.Spec.Role}}}}' "$node")
-if [ "$current_role" != {shlex.quote(role)} ]; then
-  docker node {"promote" if role == "manager" else "demote"} "$node" >/dev/null
-fi
-keys=$(docker node inspect --format '{{{{range $k, $v := .Spec.Labels}}}}{{{{println $k}}}}{{{{end}}}}' "$node")
-# The positional parameters collect one quoted `--label-rm KEY` per undeclared key.
-set --
-while IFS= read -r key; do
-  if [ -n "$key" ] && ! printf '%s' "$wanted" | grep -qxF -e "$key"; then
-    set -- "$@" --label-rm "$key"
-  fi
-done <<EOF
-$keys
-EOF
-docker node update "$@" {adds} "$node" >/dev/null
-docker node inspect --format '{{{{json .Spec.Labels}}}}' "$node"
-"""
+    for key, value in labels.items():
+        if "=" in key or "\n" in key or "\n" in value:
+            raise ValueError(f"{key!r}: {value!r}: label keys hold no '=' and no newline, values no newline")
+    return node_scripts.render(
+        "settings", NODE=node_id, ROLE=role, LABELS="".join(f"{key}={labels[key]}\n" for key in sorted(labels))
+    )
 
 
 class Folder(NamedTuple):
@@ -212,14 +177,10 @@ def prepare_folders_script(folders: Sequence[Folder]) -> str:
     """
     lines = []
     for folder in folders:
-        path = shlex.quote(folder.path)
-        lines.append(f"[ -e {path} ] || mkdir -p {path}")
-        if folder.owner:
-            lines.append(f"chown {shlex.quote(folder.owner)} {path}")
-        if folder.mode:
-            lines.append(f"chmod {shlex.quote(folder.mode)} {path}")
-        lines.append(f"stat -c '%U:%G %a %n' {path}")
-    return _HEADER + "\n".join(lines) + "\n"
+        if "\n" in folder.path or any(" " in value or "\n" in value for value in (folder.owner or "", folder.mode or "")):
+            raise ValueError(f"{folder}: a folder's path holds no newline, its owner and mode no blank")
+        lines.append(f"{folder.owner or '-'} {folder.mode or '-'} {folder.path}\n")
+    return node_scripts.render("folders", FOLDERS="".join(lines))
 
 
 class ConvergeTarget(NamedTuple):
@@ -243,81 +204,9 @@ def converge_script(targets: Sequence[ConvergeTarget], timeout_seconds: int, dig
         if not _SAFE_WORD.match(name):
             raise ValueError(f"{name!r}: service and node names are letters, digits, '.', '_' and '-'")
     lines = "\n".join(" ".join((target.service, str(target.tasks), *target.nodes)) for target in targets)
-    return _HEADER + f"""\
-# services: {digest}
-# One line per service: its name, the running tasks it needs and, if global, its nodes.
-targets={shlex.quote(lines)}
-timeout={int(timeout_seconds)}
-started=$(date +%s)
-deadline=$(( started + timeout ))
-
-# why NAME TASKS [NODE...]: prints why service NAME has not converged, nothing once it has;
-# fails when waiting cannot help.
-why() {{
-  name=$1 tasks=$2
-  shift 2
-  update=$(docker service inspect --format '{{{{if .UpdateStatus}}}}{{{{.UpdateStatus.State}}}}{{{{end}}}}' "$name")
-  case "$update" in
-    updating | rollback_started)
-      echo "update in progress"
-      return 0
-      ;;
-    paused | rollback_paused | rollback_completed)
-      echo "update $update: $(docker service inspect --format '{{{{.UpdateStatus.Message}}}}' "$name")"
-      return 1
-      ;;
-  esac
-  nodes=$(docker service ps "$name" --filter desired-state=running --format '{{{{.CurrentState}}}}|{{{{.Node}}}}' |
-    sed -n 's/^Running[^|]*|//p')
-  if [ "$#" -gt 0 ]; then
-    missing=""
-    for node in "$@"; do
-      printf '%s\\n' "$nodes" | grep -qxF "$node" || missing="$missing $node"
-    done
-    if [ -n "$missing" ]; then echo "no running task on$missing"; fi
-  else
-    running=$(printf '%s' "$nodes" | grep -c . || true)
-    if [ "$running" -ne "$tasks" ]; then echo "$running of $tasks tasks running"; fi
-  fi
-}}
-
-stable_since=""
-while :; do
-  report="" hopeless=""
-  while read -r name tasks nodes; do
-    # shellcheck disable=SC2086 # $nodes: node names, which contain no blanks
-    reason=$(why "$name" "$tasks" $nodes </dev/null) || hopeless=1
-    if [ -n "$reason" ]; then
-      report="$report$name: $reason
-"
-    fi
-  done <<EOF
-$targets
-EOF
-  now=$(date +%s)
-  if [ -z "$report" ]; then
-    stable_since=${{stable_since:-$now}}
-    if [ $(( now - stable_since )) -ge {STABLE_SECONDS} ]; then
-      break
-    fi
-  elif [ -n "$hopeless" ] || [ "$now" -ge "$deadline" ]; then
-    echo "not every service converged after $(( now - started ))s (swarm:convergeTimeout: ${{timeout}}s):" >&2
-    printf '%s' "$report" | while IFS= read -r line; do
-      echo "  $line"
-      # Docker quotes each task's error, and prints "" for a task without one.
-      docker service ps "${{line%%:*}}" --no-trunc --format '{{{{.Error}}}}' </dev/null |
-        sed 's/^"\\(.*\\)"$/\\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
-    done >&2
-    exit 1
-  else
-    stable_since=""
-  fi
-  sleep 2
-done
-printf '%s\\n' "$targets" | while read -r name tasks nodes; do
-  echo "$name: $tasks of $tasks tasks running"
-done
-"""
+    return node_scripts.render(
+        "converge", DIGEST=digest, TARGETS=lines, TIMEOUT=int(timeout_seconds), STABLE=STABLE_SECONDS
+    )
 
 
 # The swarm state a lone manager keeps on its volume while its droplet is replaced.
@@ -368,15 +257,7 @@ fi
 def keep_swarm_state_script(state_dir: str, mount_path: str) -> str:
     """The create of a lone manager's swarm-state command: check that the folder where its
     state will be kept (when its droplet is replaced) is on the mounted volume."""
-    return _HEADER + f"""\
-if ! mountpoint -q {shlex.quote(mount_path)}; then
-  echo "$(hostname): {mount_path} is not mounted: the swarm state could not be kept across a replacement" >&2
-  exit 1
-fi
-mkdir -p {shlex.quote(state_dir)}
-chmod 0700 {shlex.quote(state_dir)}
-echo "swarm state kept in {state_dir} when this droplet is replaced"
-"""
+    return node_scripts.render("keep_swarm_state", STATE_DIR=state_dir, MOUNT_PATH=mount_path)
 
 
 def backup_swarm_state_script(state_dir: str) -> str:
@@ -384,24 +265,4 @@ def backup_swarm_state_script(state_dir: str) -> str:
     its swarm state to the block-storage volume, which outlives the droplet, the way Docker's
     admin guide backs a manager up: Docker stopped, /var/lib/docker/swarm copied whole, Docker
     started again. With several managers the others hold the state: nothing to keep."""
-    backup = shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")
-    return _HEADER + f"""\
-if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
-  echo "$(hostname) is not a swarm manager: no swarm state to keep"
-  exit 0
-fi
-managers=$(docker info --format '{{{{.Swarm.Managers}}}}')
-if [ "$managers" -gt 1 ]; then
-  echo "$(hostname) is one of $managers managers: they keep the swarm state"
-  exit 0
-fi
-backup={backup}
-umask 077
-mkdir -p "$(dirname "$backup")"
-systemctl stop docker
-trap 'systemctl start docker' EXIT
-tar -C /var/lib/docker -czf "$backup.tmp" swarm
-mv "$backup.tmp" "$backup"
-sync
-echo "kept the swarm state of $(hostname) in $backup ($(wc -c <"$backup") bytes)"
-"""
+    return node_scripts.render("backup_swarm_state", BACKUP=f"{state_dir}/{SWARM_STATE_BACKUP}")
