@@ -101,6 +101,22 @@ def _assignment(key: str, value: str) -> str:
     return f"{literal}{key}={quoted}\n"
 
 
+# One assignment as _assignment writes it: a name, then shlex.quote's output (bare safe characters,
+# or single-quoted pieces joined by "'"), up to the end of its line.
+_ASSIGNED = re.compile(r"""(# shellcheck disable=SC2016 .*\n)?([A-Z][A-Z0-9_]*)=((?:'[^']*'|"'"|[^\s'"])*)\n""")
+
+
+def inputs_of(rendered: str) -> dict[str, str]:
+    """The input values a rendered script was given (its assignments, which follow `set -eu`):
+    what a plan or a test reads back."""
+    values = {}
+    position = len(_HEADER + _STRICT)
+    while match := _ASSIGNED.match(rendered, position):
+        values[match[2]] = shlex.split(match[3])[0] if match[3] else ""
+        position = match.end()
+    return values
+
+
 def names() -> list[str]:
     """Every node script and fragment in the package, for the shellcheck test."""
     return sorted(p.stem for p in _DIRECTORY.glob("*.sh"))

@@ -84,3 +84,9 @@ def test_a_value_with_dollars_or_backquotes_stays_literal_and_passes_shellcheck(
     assignments = text[: text.index("# The create")]  # the file's first comment follows them
     shown = subprocess.run(["sh", "-c", assignments + 'printf %s "$STATE_DIR"'], capture_output=True, text=True, cwd=tmp_path)
     assert shown.stdout == value and not (tmp_path / "pwned").exists()
+
+
+def test_the_inputs_a_rendered_script_was_given_read_back_as_given():
+    values = {"NODE": "n'1; rm -rf /", "POOL": "ml", "TIMEOUT": "5", "UNPLACEABLE": "1", "LOCK_WAIT": "",
+              "LOCK_DIR": "/run/$x `y`\nz"}
+    assert node_scripts.inputs_of(node_scripts.render("retire", **values)) == values

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from swarm import scripts
+from swarm import node_scripts, scripts
 from swarm.registry import credentials_from_docker_config, image_registry, pulls_from
 from tests.pulumi_program import (
     FAKE_REGISTRY_TOKEN,
@@ -169,7 +169,8 @@ def test_docker_config_credentials_are_read_without_leaking_them():
 
 
 def folder_paths(command) -> list[str]:
-    return re.findall(r"^\[ -e (\S+) \]", command.plain("create"), flags=re.MULTILINE)
+    # FOLDERS: one "OWNER MODE PATH" a line
+    return [line.split(" ", 2)[2] for line in node_scripts.inputs_of(command.plain("create"))["FOLDERS"].splitlines()]
 
 
 def test_folders_are_prepared_on_exactly_the_nodes_where_their_service_may_run(private):
@@ -233,17 +234,17 @@ def test_the_manager_waits_for_every_service_after_all_of_them_are_created(priva
             scripts.ConvergeTarget("prod_agent", 4, ("prod-backoffice-1", "prod-ml-1", "prod-ml-2", "prod-ml-3")),
         ],
         240,
-        digest=re.search(r"^# services: (\w+)$", script, re.MULTILINE)[1],
+        digest=node_scripts.inputs_of(script)["DIGEST"],
     )
     assert script == targets
-    assert "timeout=240" in script  # swarm:convergeTimeout 4m
+    assert node_scripts.inputs_of(script)["TIMEOUT"] == "240"  # swarm:convergeTimeout 4m
     assert converge.options["customTimeouts"].create == converge.options["customTimeouts"].update == "360s"
     assert converge.plain("triggers") is None  # an update re-runs it; nothing replaces it
 
 
 def test_the_default_convergence_timeout_is_ten_minutes(stack_file):
     run = run_program("prod", config_for(stack_file))
-    assert "timeout=600" in run.named("prod-converge").plain("create")
+    assert node_scripts.inputs_of(run.named("prod-converge").plain("create"))["TIMEOUT"] == "600"
 
 
 def test_the_convergence_check_runs_again_exactly_when_a_service_changes(stack_file, private):
