@@ -46,7 +46,7 @@ from swarm.service_args import update_order
 from swarm.sizes import GIB
 from swarm.suggest import close_matches
 
-GPU_KIND = "GPU"  # the generic resource kind GPU nodes advertise (DESIGN.md, "Swarm GPU")
+GPU_KIND = "GPU"  # the generic resource kind GPU nodes advertise (swarm/cloudinit.py, docs/gpus-and-catalogue.md)
 NANO = 1_000_000_000
 MIB = 1024**2
 # What every droplet reports to swarm (the Ubuntu images are all x86_64 Linux).

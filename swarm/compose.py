@@ -1,7 +1,7 @@
 """Compose stack files, loaded into typed, validated, normalised service specs.
 
-A stack file is an ordinary Compose file as used with `docker stack deploy` (DESIGN.md,
-"Compose stack files"). Values mean exactly what Docker makes of them; `docker stack config -c`
+A stack file is an ordinary Compose file as used with `docker stack deploy`
+(docs/stack-files.md). Values mean exactly what Docker makes of them; `docker stack config -c`
 is the reference and the differential tests compare against it field by field:
 
 - YAML is read the way Docker's parser (yaml.v3) reads it: only `true`/`false` are booleans
