@@ -27,6 +27,7 @@ def retire_script(
     unplaceable_seconds: int = UNPLACEABLE_SECONDS,
     lock_wait_seconds: int = LOCK_WAIT_SECONDS,
     lock_dir: str = RETIRE_LOCK_DIR,
+    max_unavailable: int = 1,
 ) -> str:
     """Run on a manager: drain node `node_id` of pool `pool`, wait until its tasks run elsewhere,
     then remove it from the swarm. Without `docker node rm` a replaced or removed droplet would
@@ -43,15 +44,18 @@ def retire_script(
       the script fails *before* `docker node rm`, naming each short service and its tasks'
       errors. A node that is Down (its droplet is gone) is removed anyway: keeping it brings
       none of its tasks back; the services left short are printed as a warning.
-    - One at a time per pool: Pulumi deletes independent resources in parallel and has no
-      "one at a time" option, so the script takes a lock on the manager (an atomic `mkdir`, the
-      holder written inside) for the whole retirement. A lock whose holder process is gone, or
-      older than the longest a retirement can take, is stale and taken over.
+    - At most `max_unavailable` at a time per pool (the pool's `maxUnavailable`, 1 by default):
+      Pulumi deletes independent resources in parallel and has no "N at a time" option, so the
+      script takes one of the pool's slots on the manager (an atomic `mkdir`, the holder
+      written inside) for the whole retirement. A slot whose holder process is gone, or older
+      than the longest a retirement can take, is stale and taken over.
     """
     if not _SAFE_WORD.match(pool):
         raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
+    if int(max_unavailable) < 1:
+        raise ValueError(f"max_unavailable must be at least 1, not {max_unavailable}")
     return node_scripts.render(
-        "retire", NODE=node_id, POOL=pool, TIMEOUT=int(timeout_seconds), UNPLACEABLE=int(unplaceable_seconds),
+        "retire", NODE=node_id, POOL=pool, MAX_UNAVAILABLE=int(max_unavailable), TIMEOUT=int(timeout_seconds), UNPLACEABLE=int(unplaceable_seconds),
         LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir,
     )
 

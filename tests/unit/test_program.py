@@ -277,17 +277,43 @@ def test_graph_depth_does_not_grow_with_node_count(prod):
     assert max(big.depth(r) for r in commands(big, "-settings")) == depth
 
 
-def test_settings_retire_every_node_but_the_first_manager(prod):
+def test_settings_retire_every_node_the_first_manager_too(prod):
+    # The first manager's old node is retired by its successor, at the reserved IP, once the
+    # successor has joined the managers that kept the swarm.
     for setting in commands(prod, "-settings"):
         node = setting.name.removesuffix("-settings")
         node_id = f"node-id-of-{node}" if node != "prod-manager-1" else "node-id-of-prod"
         assert setting.plain("connection")["host"] == MANAGER_ADDRESS  # run on the manager
         assert setting.plain("triggers") == [node_id]  # a new node ID replaces the command
-        if node == "prod-manager-1":
-            assert setting.plain("delete") is None
-        else:
-            pool = node.split("-")[1]
-            assert setting.plain("delete") == day2_scripts.retire_script(node_id, pool, 600)
+        pool = node.split("-")[1]
+        assert setting.plain("delete") == day2_scripts.retire_script(node_id, pool, 600)
+
+
+def test_a_pools_max_unavailable_reaches_its_retirements():
+    config = stack_config("prod")
+    config["nodePools"]["ml"]["maxUnavailable"] = 2
+    program = run_program("prod", config)
+    retire = {r.name: r.plain("delete") for r in commands(program, "-settings")}
+    assert retire["prod-ml-1-settings"] == day2_scripts.retire_script("node-id-of-prod-ml-1", "ml", 600, max_unavailable=2)
+    assert retire["prod-backoffice-1-settings"] == day2_scripts.retire_script("node-id-of-prod-backoffice-1", "backoffice", 600)
+
+
+def test_the_first_manager_asks_the_other_managers_for_their_swarm_before_init():
+    config = stack_config("prod")
+    config["nodePools"]["control"] = {"role": "manager", "count": 2, "size": "s-2vcpu-4gb"}
+    program = run_program("prod", config)
+    assert program.error is None
+    probes = commands(program, "-probe")
+    assert sorted(p.name for p in probes) == ["prod-control-1-probe", "prod-control-2-probe"]
+    (init,) = commands(program, "-init")
+    for probe in probes:
+        assert probe.plain("create") == scripts.manager_probe_script()
+        assert "stdout" in probe.options["additionalSecretOutputs"] and probe.plain("logging") == "none"
+        assert program.depends_on(init, probe)  # its answer is init's stdin
+    assert is_secret(init.inputs["stdin"])  # manager join tokens, encrypted in state
+    # a lone manager has no one to ask: nothing to read on stdin
+    (lone_init,) = commands(run_program("prod", stack_config("prod")), "-init")
+    assert lone_init.plain("stdin") is None
 
 
 def test_label_changes_rerun_settings_without_replacing_anything(prod):
