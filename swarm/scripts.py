@@ -1,15 +1,15 @@
 """Shell scripts run on the nodes by the program's remote commands.
 
-Each function returns a complete POSIX sh script. Every script is idempotent: running it again
-on a node that is already in the wanted state changes nothing and succeeds. Values are
-substituted with shlex.quote; secrets (join tokens) never appear here: they arrive on stdin.
-The sandbox test suite runs these very functions' output against real dockerd hosts.
+Each function renders one of the files in swarm/node_scripts/ (see its docstring): a complete
+POSIX sh script with its inputs assigned, quoted, at the top. Every script is idempotent:
+running it again on a node that is already in the wanted state changes nothing and succeeds.
+Secrets (join tokens) never appear here: they arrive on stdin. The sandbox test suite runs
+these very functions' output against real dockerd hosts.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Mapping, NamedTuple, Sequence
 
 from swarm import node_scripts
@@ -20,18 +20,12 @@ from swarm import node_scripts
 SWARM_ADDRESS_POOL = "10.0.0.0/16"
 SWARM_PORT = 2377
 
-_HEADER = "#!/bin/sh\nset -eu\n"
-HEADER = _HEADER  # for swarm/day2_scripts.py
-
 # A service counts as converged once its tasks have run for this long without a change, as
 # `docker service create` verifies a new service before it returns.
 STABLE_SECONDS = 5
 # Service and node names, safe as words of a shell script.
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SAFE_WORD = _SAFE_WORD  # for swarm/day2_scripts.py
-
-# Prints this node's swarm state; an unreachable daemon fails the script.
-_LOCAL_STATE = "docker info --format '{{.Swarm.LocalNodeState}}'"
 
 
 def wait_ready_script(timeout_seconds: int = 900) -> str:
@@ -67,46 +61,10 @@ def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
     init that never completed) or `locked` is neither taken for a working manager nor reset: it
     may hold swarm state, so the script stops and says what to look at.
     """
-    addr = shlex.quote(advertise_addr)
-    restore = "" if state_dir is None else _restore_block(advertise_addr, state_dir)
-    return _HEADER + f"""\
-state=$({_LOCAL_STATE})
-if [ "$state" = inactive ]; then
-  found=""
-  while read -r peer token; do
-    [ -n "$token" ] || continue
-    found="$found $peer"
-    if docker swarm join --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} --token "$token" "$peer:{SWARM_PORT}" >/dev/null; then
-      echo "$(hostname): joined the swarm the manager at $peer holds" >&2
-      state=$({_LOCAL_STATE})
-      break
-    fi
-    # A join that failed half-way leaves the node pending: clear it before the next manager.
-    if [ "$({_LOCAL_STATE})" != inactive ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
-  done
-  if [ "$state" = inactive ] && [ -n "$found" ]; then
-    echo "$(hostname): the managers at$found hold a swarm that refused this node; not initialising another (see docker info there)" >&2
-    exit 1
-  fi
-fi
-{restore}case "$state" in
-  inactive)
-    docker swarm init --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} \\
-      --default-addr-pool {SWARM_ADDRESS_POOL} --default-addr-pool-mask-length 24 >/dev/null
-    ;;
-  active)
-    if [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
-      echo "$(hostname) is in a swarm but not as a manager; it cannot init this one" >&2
-      exit 1
-    fi
-    ;;
-  *)
-    echo "$(hostname): swarm state '$state' is not a working manager (pending or error: a join or init that did not complete; locked: run docker swarm unlock); see docker info" >&2
-    exit 1
-    ;;
-esac
-docker info --format '{{{{.Swarm.NodeID}}}}'
-"""
+    backup = "" if state_dir is None else f"{state_dir}/{SWARM_STATE_BACKUP}"
+    return node_scripts.render(
+        "init", ADDR=advertise_addr, PORT=SWARM_PORT, ADDRESS_POOL=SWARM_ADDRESS_POOL, STATE_BACKUP=backup
+    )
 
 
 def manager_probe_script() -> str:
@@ -114,16 +72,7 @@ def manager_probe_script() -> str:
     a manager of a swarm that has a leader, nothing otherwise. The first manager's init reads
     these lines to join an existing swarm rather than start one. Its output must be marked
     secret and not logged."""
-    return _HEADER + """\
-if [ "$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}')" != "active true" ]; then
-  exit 0
-fi
-# A manager cut off from the others has no leader: its token would be refused.
-if ! docker node ls -q >/dev/null 2>&1; then
-  exit 0
-fi
-printf '%s %s\\n' "$(docker info --format '{{.Swarm.NodeAddr}}')" "$(docker swarm join-token -q manager)"
-"""
+    return node_scripts.render("manager_probe")
 
 
 def join_tokens_script() -> str:
@@ -132,15 +81,7 @@ def join_tokens_script() -> str:
     An empty token (a manager that lost its swarm) fails here, rather than as a baffling join
     error on every node.
     """
-    return _HEADER + """\
-worker=$(docker swarm join-token -q worker)
-manager=$(docker swarm join-token -q manager)
-if [ -z "$worker" ] || [ -z "$manager" ]; then
-  echo "$(hostname): docker swarm join-token returned an empty token; is this node still a swarm manager?" >&2
-  exit 1
-fi
-printf '{"worker":"%s","manager":"%s"}\\n' "$worker" "$manager"
-"""
+    return node_scripts.render("join_tokens")
 
 
 def join_script(advertise_addr: str, manager_addr: str, manager_wait_seconds: int = 30) -> str:
@@ -153,48 +94,10 @@ def join_script(advertise_addr: str, manager_addr: str, manager_wait_seconds: in
     another swarm (a lone manager replaced), or stuck `pending` or in `error` (a join that never
     completed, whichever manager it names), leaves and joins again. Prints the node ID.
     """
-    addr = shlex.quote(advertise_addr)
-    manager = shlex.quote(f"{manager_addr}:{SWARM_PORT}")
-    return _HEADER + f"""\
-manager={manager}
-IFS= read -r token || {{ echo "no join token on stdin" >&2; exit 1; }}
-state=$({_LOCAL_STATE})
-case "$state" in
-  active)
-    deadline=$(( $(date +%s) + {int(manager_wait_seconds)} ))
-    until case " $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')" in
-            *" $manager "*) true ;;
-            *) false ;;
-          esac; do
-      if [ "$(date +%s)" -ge "$deadline" ]; then
-        echo "$(hostname): in a swarm that does not know the manager $manager: leaving it to join that one" >&2
-        docker swarm leave --force >/dev/null
-        state=inactive
-        break
-      fi
-      sleep 1
-    done
-    ;;
-  pending | error)
-    docker swarm leave --force >/dev/null
-    state=inactive
-    ;;
-  inactive) ;;
-  *)
-    echo "$(hostname): unexpected swarm state '$state' (locked: run docker swarm unlock)" >&2
-    exit 1
-    ;;
-esac
-if [ "$state" = inactive ]; then
-  docker swarm join --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} --token "$token" "$manager" >/dev/null
-fi
-state=$({_LOCAL_STATE})
-if [ "$state" != active ]; then
-  echo "$(hostname): swarm state '$state' after joining $manager, not active" >&2
-  exit 1
-fi
-docker info --format '{{{{.Swarm.NodeID}}}}'
-"""
+    return node_scripts.render(
+        "join", ADDR=advertise_addr, PORT=SWARM_PORT, MANAGER=f"{manager_addr}:{SWARM_PORT}",
+        MANAGER_WAIT=int(manager_wait_seconds),
+    )
 
 
 def node_settings_script(node_id: str, role: str, labels: Mapping[str, str]) -> str:
@@ -269,42 +172,6 @@ SWARM_STATE_BACKUP = "swarm-state.tar.gz"
 def swarm_state_dir(mount_path: str) -> str:
     """Where a manager keeps its swarm state on its block-storage volume."""
     return f"{mount_path.rstrip('/')}/.swarm-state"
-
-
-def _restore_block(advertise_addr: str, state_dir: str) -> str:
-    backup = shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")
-    addr = shlex.quote(advertise_addr)
-    # Messages go to stderr: the script's stdout is the node ID.
-    return f"""\
-backup={backup}
-if [ "$state" = inactive ] && [ -f "$backup" ]; then
-  echo "$(hostname): restoring the swarm state kept in $backup" >&2
-  systemctl stop docker
-  rm -rf /var/lib/docker/swarm
-  tar -C /var/lib/docker -xzf "$backup"
-  new={addr}
-  old=$(sed -n 's/.*"LocalAddr":"\\([^"]*\\)".*/\\1/p' /var/lib/docker/swarm/docker-state.json)
-  if [ -n "$old" ]; then
-    sed -i "s/$(printf '%s' "$old" | sed 's/[.]/[.]/g')/$new/g" /var/lib/docker/swarm/docker-state.json
-  fi
-  systemctl start docker
-  docker swarm init --force-new-cluster --advertise-addr "$new" --listen-addr "$new:{SWARM_PORT}" >/dev/null
-  # Tasks the daemon tried to start while the cluster was being re-formed keep failing ("cannot
-  # create a swarm scoped network when swarm is not active"): a restart starts them cleanly.
-  systemctl restart docker
-  tries=0
-  until [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}' 2>/dev/null)" = true ]; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 60 ]; then
-      echo "$(hostname): the restored manager did not come back within 60s; see docker info" >&2
-      exit 1
-    fi
-    sleep 1
-  done
-  mv "$backup" "$backup.restored-$(date -u +%Y%m%dT%H%M%SZ)"
-  state=$({_LOCAL_STATE})
-fi
-"""
 
 
 def keep_swarm_state_script(state_dir: str, mount_path: str) -> str:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from swarm import day2_scripts, scripts
+from swarm import day2_scripts, node_scripts, scripts
 
 ALL_SCRIPTS = {
     "wait_ready": scripts.wait_ready_script(),
@@ -57,15 +57,17 @@ def test_scripts_fail_fast(name):
 def test_join_reads_the_token_from_stdin():
     script = scripts.join_script("10.110.0.5", "10.110.0.2")
     assert "IFS= read -r token" in script
-    assert '--token "$token"' in script
-    assert "--advertise-addr 10.110.0.5 --listen-addr 10.110.0.5:2377" in script
-    assert "manager=10.110.0.2:2377" in script
+    assert 'swarm_join "$ADDR" "$PORT" "$token" "$MANAGER"' in script
+    assert '--advertise-addr "$1" --listen-addr "$1:$2" --token "$3" "$4"' in script  # swarm_join
+    inputs = node_scripts.inputs_of(script)
+    assert (inputs["ADDR"], inputs["PORT"], inputs["MANAGER"]) == ("10.110.0.5", "2377", "10.110.0.2:2377")
 
 
 def test_init_uses_an_address_pool_clear_of_the_vpc():
     script = scripts.init_script("10.110.0.2")
-    assert "--advertise-addr 10.110.0.2" in script
-    assert f"--default-addr-pool {scripts.SWARM_ADDRESS_POOL}" in script
+    assert node_scripts.inputs_of(script)["ADDR"] == "10.110.0.2"
+    assert node_scripts.inputs_of(script)["ADDRESS_POOL"] == scripts.SWARM_ADDRESS_POOL
+    assert '--default-addr-pool "$ADDRESS_POOL"' in script
 
 
 def test_values_are_shell_quoted():
