@@ -9,7 +9,6 @@ from __future__ import annotations
 from swarm import node_scripts
 from swarm.scripts import SAFE_WORD as _SAFE_WORD
 
-
 # Retirement: how long a drained node's tasks may take to run elsewhere, how long they may sit
 # `pending` with an error (no node can take them) before retirement gives up, and how long a
 # retirement waits for the one before it in the same pool.

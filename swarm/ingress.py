@@ -168,7 +168,7 @@ def _route(entry: Any, path: str, service: str | None, services: Mapping, spec: 
 
     keys = ROUTE_KEYS | ({"service"} if service_given else set())
     if not isinstance(entry, dict):
-        problem("", f"must be a mapping such as {{host: api.example.com, path: /, port: 8000}}")
+        problem("", "must be a mapping such as {host: api.example.com, path: /, port: 8000}")
         return None
     before = len(problems)
     for unknown in sorted(set(entry) - keys, key=str):

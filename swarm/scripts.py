@@ -10,7 +10,8 @@ these very functions' output against real dockerd hosts.
 from __future__ import annotations
 
 import re
-from typing import Mapping, NamedTuple, Sequence
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from swarm import node_scripts
 

@@ -37,7 +37,6 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from swarm.schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL
 from swarm.compose import (
     STACK_NAMESPACE_LABEL,
     ConfigSpec,
@@ -49,6 +48,7 @@ from swarm.compose import (
     format_duration,
     go_string,
 )
+from swarm.schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL
 
 IMAGE_LABEL = "com.docker.stack.image"
 MAX_OBJECT_NAME = 64  # swarm's limit for secret and config names

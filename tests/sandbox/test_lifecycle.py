@@ -16,16 +16,16 @@ import time
 import pytest
 
 from tests.sandbox.harness import Sandbox
-from tests.sandbox.lifecycle_cloud import swarm_snapshot
 from tests.sandbox.lifecycle import (
     SCENARIOS,
-    run_scenario,
     Lifecycle,
     base_config,
     lifecycle_stack_file,
     load_images,
     node_names,
+    run_scenario,
 )
+from tests.sandbox.lifecycle_cloud import swarm_snapshot
 
 PREFIX, SUBNET = "swlc", "10.233.91.0/24"
 SCENARIO = {scenario.name.split(" (")[0]: scenario for scenario in SCENARIOS}

@@ -22,7 +22,7 @@ from swarm.capacity import check_capacity
 from swarm.catalogue import compose_cpus, compose_memory, expand_catalogue, load_stack
 from swarm.compose import StackFileError, load_stack_file, parse_cpus, parse_memory
 from swarm.config import load_stack_config_file
-from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config, reference_stack_text
+from tests.pulumi_program import PROJECT_ROOT, reference_stack_text, run_program, stack_config
 
 PROD_STACK = reference_stack_text()  # the tests name their own catalogues
 ML = ["node.role == worker", "node.labels.type == machine-learning"]

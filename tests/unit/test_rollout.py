@@ -8,7 +8,6 @@ from swarm import node_scripts, scripts
 from tests.pulumi_program import fake_addresses, fake_droplet_id, run_program, stack_config, unwrap
 from tests.unit.release_stack import commands, config_for, services
 
-
 # ---- bind-mount folders ---------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from components.workloads import ssh_options, write_key_file, write_known_hosts
 from swarm import node_scripts, scripts
-from tests.pulumi_program import TEST_SECRET_PREFIX, MANAGER_ADDRESS, is_secret, run_program, stack_config, unwrap
+from tests.pulumi_program import MANAGER_ADDRESS, TEST_SECRET_PREFIX, is_secret, run_program, stack_config, unwrap
 from tests.unit.release_stack import PRIVATE, config_for
 
 SERVICE = "docker:index/service:Service"
@@ -29,7 +29,7 @@ def test_the_reference_services_are_deployed_with_stack_names(prod):
     models = ["prod_spacy-de-lg", "prod_spacy-en-lg", "prod_spacy-en-md", "prod_spacy-en-sm", "prod_spacy-en-trf",
               "prod_spacy-xx-ner"]  # from stacks/models/prod.yaml
     assert sorted(deployed) == ["prod_api", "prod_backoffice", "prod_database", *models]
-    for name, service in deployed.items():
+    for service in deployed.values():
         labels = {label["label"]: label["value"] for label in service.plain("labels")}
         assert labels["com.docker.stack.namespace"] == "prod"
         container_labels = {label["label"]: label["value"] for label in service.plain("taskSpec")["containerSpec"]["labels"]}
