@@ -25,7 +25,9 @@ defines shell functions. A script that calls them names it on a `# uses:` line:
 and render() puts the fragment's body (everything after its own `set -eu` line) after the
 assignments and the script's own comments, before its first command, so the script that reaches the node is still one self-contained file. Shellcheck
 reads fragments as they are, like scripts; a fragment has no inputs (its functions take
-arguments) and is not rendered on its own.
+arguments) and is not rendered on its own. A part of a script that only some nodes need is not
+spliced in either: it is guarded by an input that may be empty (init.sh's STATE_BACKUP, empty for
+a manager without a volume), so every node's script is the same file.
 
 A script that is the same everywhere (no inputs) renders to its file's text unchanged, when the
 file has `set -eu` as its second line (gpu_setup.sh, carried byte for byte in the user data).
