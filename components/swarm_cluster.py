@@ -15,8 +15,9 @@ in parallel.
             found (the first of three managers replaced); else, on a successor of a lone manager
             with a volume, restores the swarm state kept there; else `swarm init`, which only a
             cluster's first `up` does.
-- swarm-state: (a lone manager with a volume) its delete keeps the swarm state on the volume
-            before the droplet is replaced, so that services, secrets and networks survive.
+- swarm-state: (the first manager) its delete hands over before the droplet goes: one of several
+            managers demotes itself (leadership moves while it is up); a lone manager with a
+            volume keeps its swarm state there, so that services, secrets and networks survive.
 - tokens:   both join tokens as a secret output; never logged, handed to joins on stdin.
 - join:     joins the node on its VPC address. It has no delete: see below.
 - settings: at the manager's reserved IP, sets the node's role and labels by node ID; deleting it
@@ -137,19 +138,20 @@ class SwarmCluster(pulumi.ComponentResource):
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[id(first)]]),
         )
-        if volume and state_dir:
-            # Replaced with its droplet, and deleted before it (the droplet of a node with a volume
-            # is deleted before its successor is created): a lone manager keeps its swarm state on
-            # the volume on its way out, and init restores it on the successor.
-            remote.Command(
-                f"{name}-{_short(first)}-swarm-state",
-                connection=manager_connection,
-                create=scripts.keep_swarm_state_script(state_dir, volume.mount_path),
-                delete=scripts.backup_swarm_state_script(state_dir),
-                triggers=[first.droplet_id],
-                add_previous_output_in_env=False,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
-            )
+        # Replaced with its droplet and deleted before it (dependents first; before the successor
+        # too when the volume makes the droplet delete-before-replace): one of several managers
+        # demotes itself, so that leadership moves while it is still up; a lone manager keeps its
+        # swarm state on its volume, and init restores it on the successor. The name predates
+        # the demotion: kept, so that existing stacks update the command rather than run its delete.
+        remote.Command(
+            f"{name}-{_short(first)}-swarm-state",
+            connection=manager_connection,
+            create=scripts.keep_swarm_state_script(state_dir, volume.mount_path if volume else None),
+            delete=scripts.handover_script(state_dir),
+            triggers=[first.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
+        )
         tokens_command = remote.Command(
             f"{name}-join-tokens",
             connection=manager_connection,

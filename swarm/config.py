@@ -261,7 +261,7 @@ def _parse_pools(value: Any, stack: str, found: Collector) -> list[Pool]:
         )
     first = next((pool for pool in pools if pool.role == "manager" and pool.count > 0), None)
     if managers == 1 and first is not None and first.volume is None:
-        # Its swarm state is kept on its volume across a replacement (scripts.backup_swarm_state_script).
+        # Its swarm state is kept on its volume across a replacement (scripts.handover_script).
         found.warnings.append(
             f"{NAMESPACE}:nodePools.{first.name}: a lone manager without a volume: replacing its droplet (a new "
             "image, user data or SSH key) starts a new, empty swarm and every service, secret and network is "

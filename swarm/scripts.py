@@ -50,7 +50,7 @@ def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
        successor joins the two that kept quorum, and the old node is retired afterwards. A swarm
        found but refusing every join fails the script: initialising would split it.
     2. with `state_dir` (on the manager's block-storage volume), restores the swarm state its
-       predecessor kept there (backup_swarm_state_script), as Docker's admin guide recovers a
+       predecessor kept there (handover_script), as Docker's admin guide recovers a
        manager: the state copied back while Docker is stopped, then `swarm init
        --force-new-cluster`. The kept state names the old droplet's address, which is rewritten
        to this one's first, else the restored manager cannot listen. Services, secrets,
@@ -175,15 +175,26 @@ def swarm_state_dir(mount_path: str) -> str:
     return f"{mount_path.rstrip('/')}/.swarm-state"
 
 
-def keep_swarm_state_script(state_dir: str, mount_path: str) -> str:
-    """The create of a lone manager's swarm-state command: check that the folder where its
-    state will be kept (when its droplet is replaced) is on the mounted volume."""
+def keep_swarm_state_script(state_dir: str | None, mount_path: str | None) -> str:
+    """The create of the first manager's handover command: with a volume, check that the folder
+    where a lone manager's state is kept (when its droplet is replaced) is on the mounted volume."""
+    if state_dir is None or mount_path is None:
+        state_dir = mount_path = ""
     return node_scripts.render("keep_swarm_state", STATE_DIR=state_dir, MOUNT_PATH=mount_path)
 
 
-def backup_swarm_state_script(state_dir: str) -> str:
-    """Run on the only manager before its droplet goes (its swarm-state command's delete): copy
-    its swarm state to the block-storage volume, which outlives the droplet, the way Docker's
-    admin guide backs a manager up: Docker stopped, /var/lib/docker/swarm copied whole, Docker
-    started again. With several managers the others hold the state: nothing to keep."""
-    return node_scripts.render("backup_swarm_state", BACKUP=f"{state_dir}/{SWARM_STATE_BACKUP}")
+def handover_script(state_dir: str | None, demote_wait_seconds: int = 60) -> str:
+    """Run on the first manager before its droplet goes (its handover command's delete).
+
+    - One of several managers: it demotes itself, so that leadership moves to another manager
+      while it is still up. Removing a leader's droplet instead leaves the swarm without a
+      leader until an election (measured on the sandbox: about 20 s with no manager answering,
+      every sample of the lifecycle report lost). Its successor then joins the managers left,
+      and its old node is retired.
+    - The only manager, with `state_dir` on its block-storage volume: it copies its swarm state
+      there, which outlives the droplet, the way Docker's admin guide backs a manager up: Docker
+      stopped, /var/lib/docker/swarm copied whole, Docker started again. Its successor restores
+      it (init_script).
+    """
+    backup = "" if state_dir is None else f"{state_dir}/{SWARM_STATE_BACKUP}"
+    return node_scripts.render("handover", BACKUP=backup, DEMOTE_WAIT=int(demote_wait_seconds))

@@ -32,6 +32,8 @@ def main(argv: list[str]) -> int:
             seen = state.get("managers_seen")
             managers = seen.pop(0) if seen and len(seen) > 1 else seen[0] if seen else state.get("managers", [])
             print("".join(f"{addr} " for addr in managers))
+        elif "Swarm.Managers" in fmt:
+            print(state.get("managers_count", 1))
         elif "NodeAddr" in fmt:
             print(state.get("addr", "10.110.0.9"))
         elif "ControlAvailable" in fmt:
@@ -58,6 +60,8 @@ def main(argv: list[str]) -> int:
             print("".join(f"{key}\n" for key in state.get("labels", [])))
         else:
             print("{}")
+    elif argv[:2] == ["node", "demote"] and argv[2] == state.get("id"):
+        state["control"] = False  # this node itself
     elif argv[:2] in (["node", "update"], ["node", "promote"], ["node", "demote"]):
         pass
     elif argv[:2] == ["node", "ls"]:

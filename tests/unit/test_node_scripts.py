@@ -140,6 +140,16 @@ def test_the_manager_probe_hands_over_a_token_only_from_a_manager(tmp_path, loca
     assert result.stdout == printed
 
 
+def test_one_of_several_managers_demotes_itself_before_its_droplet_goes(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "control": True, "managers_count": 3, "id": "m1old"})
+    result = run(scripts.handover_script("/mnt/db/.swarm-state"), env)
+    assert result.returncode == 0, result.stderr
+    assert ["node", "demote", "m1old"] in node_calls(tmp_path)
+    assert "handed over to the other 2 managers (demoted)" in result.stdout
+    assert not (tmp_path / "mnt").exists()  # no backup: the other managers hold the state
+
+
 @pytest.mark.parametrize("empty", ["worker", "manager"])
 def test_join_tokens_fail_when_a_token_is_empty(tmp_path, empty):
     tokens = {"worker": "SWMTKN-1-w", "manager": "SWMTKN-1-m", empty: ""}

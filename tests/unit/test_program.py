@@ -202,7 +202,7 @@ def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(
     (state,) = commands(prod, "-swarm-state")
     (init,) = commands(prod, "-init")
     assert state.plain("connection")["host"] == MANAGER_ADDRESS
-    assert state.plain("delete") == scripts.backup_swarm_state_script("/mnt/postgresql/.swarm-state")
+    assert state.plain("delete") == scripts.handover_script("/mnt/postgresql/.swarm-state")
     # Replaced with the droplet (which, holding a volume, is deleted before its successor is
     # created): the engine deletes it, so the backup runs, before the droplet goes.
     droplet = prod.named("prod-manager-1")
@@ -211,13 +211,15 @@ def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(
     assert prod.depends_on(state, init)
 
 
-def test_a_lone_manager_without_a_volume_is_warned_about(tmp_path):
+def test_a_lone_manager_without_a_volume_has_no_state_to_hand_over(tmp_path):
     config = stack_config("staging")
     del config["nodePools"]["manager"]["volume"]
     run = run_program("staging", config)
     assert run.error is None
-    assert not commands(run, "-swarm-state")
-    assert "-swarm-state" not in "".join(r.plain("create") or "" for r in run.registrations if r.name.endswith("-init"))
+    # Nothing to keep its state on: its handover keeps nothing, and its successor cannot restore.
+    (handover,) = commands(run, "-swarm-state")
+    assert handover.plain("delete") == scripts.handover_script(None)
+    assert ".swarm-state" not in commands(run, "-init")[0].plain("create")
 
 
 def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):

@@ -210,8 +210,9 @@ def test_the_convergence_check_runs_again_exactly_when_a_service_changes(release
     config = config_for(release_stack_file, **PRIVATE)
     again = run_program("prod", config)
     assert again.named("prod-converge").plain("create") == release.named("prod-converge").plain("create")
-    rotated = run_program("prod", {**config, "registryPassword": "rotated"})  # credentials are not the spec
-    assert rotated.named("prod-converge").plain("create") == release.named("prod-converge").plain("create")
+    # New credentials update the services that pull with them (their label): checked again too.
+    rotated = run_program("prod", {**config, "registryPassword": "rotated"})
+    assert rotated.named("prod-converge").plain("create") != release.named("prod-converge").plain("create")
     released = run_program("prod", {**config, "images": {"backoffice": "registry.example.com:5000/nlp/backoffice:1.0.1"}})
     assert released.named("prod-converge").plain("create") != release.named("prod-converge").plain("create")
 
