@@ -85,18 +85,23 @@ def join_tokens_script() -> str:
     return node_scripts.render("join_tokens")
 
 
-def join_script(advertise_addr: str, manager_addr: str, manager_wait_seconds: int = 30) -> str:
+def join_script(advertise_addr: str, manager_addr: str, manager_addrs: Sequence[str] = (),
+                manager_wait_seconds: int = 30) -> str:
     """Join the swarm whose manager listens on `manager_addr`, with the token read from stdin.
 
-    Only an `active` node that knows that manager counts as joined, and is left alone. A
-    manager that joined the swarm a moment ago (the successor of a replaced first manager)
-    reaches the other nodes' manager lists within seconds: the script waits up to
-    `manager_wait_seconds` for it before deciding that the node is in another swarm. A node in
-    another swarm (a lone manager replaced), or stuck `pending` or in `error` (a join that never
-    completed, whichever manager it names), leaves and joins again. Prints the node ID.
+    Only an `active` node that knows that manager counts as joined, and is left alone. A node
+    that does not know it yet, but knows another of today's managers (`manager_addrs`, every
+    manager's VPC address), is in the right swarm: that manager joined it a moment ago (the
+    successor of a replaced first manager) and reaches the node's manager list within seconds,
+    so the script waits up to `manager_wait_seconds` for it. A node that knows none of today's
+    managers is in another swarm, or in one whose manager moved (a lone manager replaced and
+    restored on its successor): it leaves and joins again at once, as does a node stuck
+    `pending` or in `error` (a join that never completed, whichever manager it names). Prints
+    the node ID.
     """
+    managers = " ".join(f"{address}:{SWARM_PORT}" for address in sorted({manager_addr, *manager_addrs}))
     return node_scripts.render(
-        "join", ADDR=advertise_addr, PORT=SWARM_PORT, MANAGER=f"{manager_addr}:{SWARM_PORT}",
+        "join", ADDR=advertise_addr, PORT=SWARM_PORT, MANAGER=f"{manager_addr}:{SWARM_PORT}", MANAGERS=managers,
         MANAGER_WAIT=int(manager_wait_seconds),
     )
 

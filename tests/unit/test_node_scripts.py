@@ -112,19 +112,35 @@ def test_a_joined_node_waits_for_a_new_manager_to_reach_its_list_rather_than_lea
         "local": "active", "id": "w0rk3r",
         "managers_seen": [["10.110.0.3:2377"], ["10.110.0.3:2377"], ["10.110.0.3:2377", "10.110.0.2:2377"]],
     })
-    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", manager_wait_seconds=20), env, stdin="SWMTKN-1-x\n")
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=20), env,
+                 stdin="SWMTKN-1-x\n")
     assert result.returncode == 0, result.stderr
     assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
 
 
-def test_a_node_in_another_swarm_leaves_once_the_wait_is_over(tmp_path):
+def test_a_node_that_knows_none_of_todays_managers_leaves_at_once_to_rejoin(tmp_path):
+    # A lone manager restored on a successor: the node's only manager address is dead.
     env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
                        {"local": "active", "managers": ["10.9.9.9:2377"], "id": "w0rk3r"})
-    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", manager_wait_seconds=1), env, stdin="SWMTKN-1-x\n")
+    started = time.monotonic()
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=30), env,
+                 stdin="SWMTKN-1-x\n")
     assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 10  # no waiting for a manager it will never hear of
     commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
     assert commands.index("swarm leave") < commands.index("swarm join")
     assert "does not know the manager 10.110.0.2:2377" in result.stderr
+
+
+def test_a_node_of_todays_swarm_leaves_only_when_the_new_manager_never_shows(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "managers": ["10.110.0.3:2377"], "id": "w0rk3r"})
+    started = time.monotonic()
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=2), env,
+                 stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 2
+    assert "swarm leave" in [" ".join(call[:2]) for call in node_calls(tmp_path)]
 
 
 @pytest.mark.parametrize(("local", "control", "printed"), [
