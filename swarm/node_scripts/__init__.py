@@ -23,14 +23,21 @@ defines shell functions. A script that calls them names it on a `# uses:` line:
     set -eu
 
 and render() puts the fragment's body (everything after its own `set -eu` line) after the
-assignments and the script's own comments, before its first command, so the script that reaches the node is still one self-contained file. Shellcheck
-reads fragments as they are, like scripts; a fragment has no inputs (its functions take
-arguments) and is not rendered on its own. A part of a script that only some nodes need is not
+assignments and the script's own comments, before its first command, so the script that reaches
+the node is still one self-contained file (init.sh and join.sh share _swarm.sh; retire.sh and
+converge.sh share _task_errors.sh). Shellcheck reads fragments as they are, like scripts; a
+fragment has no inputs (its functions take arguments) and is not rendered on its own. A part of a script that only some nodes need is not
 spliced in either: it is guarded by an input that may be empty (init.sh's STATE_BACKUP, empty for
 a manager without a volume), so every node's script is the same file.
 
 A script that is the same everywhere (no inputs) renders to its file's text unchanged, when the
 file has `set -eu` as its second line (gpu_setup.sh, carried byte for byte in the user data).
+
+A value holding `$` or a backquote gets a shellcheck directive (SC2016) on its assignment alone:
+single-quoted, it is meant literally. `inputs_of(text)` reads a rendered script's inputs back.
+
+Changing a file changes the rendered text, and so re-runs its remote command on the next `up`
+(an update runs `create` again): say what that does in docs/day-2-operations.md, "Upgrade notes".
 
 Secrets never go through here: they reach scripts on stdin.
 """
