@@ -62,10 +62,11 @@ def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
     init that never completed) or `locked` is neither taken for a working manager nor reset: it
     may hold swarm state, so the script stops and says what to look at.
     """
-    backup = "" if state_dir is None else f"{state_dir}/{SWARM_STATE_BACKUP}"
-    return node_scripts.render(
-        "init", ADDR=advertise_addr, PORT=SWARM_PORT, ADDRESS_POOL=SWARM_ADDRESS_POOL, STATE_BACKUP=backup
-    )
+    # Without a volume: no kept state, no list of managers, nothing to refuse over.
+    kept = {"STATE_DIR": "", "STATE_BACKUP": "", "ROSTER": ""} if state_dir is None else {
+        "STATE_DIR": state_dir, "STATE_BACKUP": f"{state_dir}/{SWARM_STATE_BACKUP}", "ROSTER": f"{state_dir}/{MANAGERS_FILE}",
+    }
+    return node_scripts.render("init", ADDR=advertise_addr, PORT=SWARM_PORT, ADDRESS_POOL=SWARM_ADDRESS_POOL, **kept)
 
 
 def manager_probe_script() -> str:
@@ -173,6 +174,9 @@ def converge_script(targets: Sequence[ConvergeTarget], timeout_seconds: int, dig
 
 # The swarm state a lone manager keeps on its volume while its droplet is replaced.
 SWARM_STATE_BACKUP = "swarm-state.tar.gz"
+# The other managers (`<address> <manager join token>` lines) a first manager of several leaves on
+# its volume before its droplet goes, for its successor to join when no probe finds them.
+MANAGERS_FILE = "managers"
 
 
 def swarm_state_dir(mount_path: str) -> str:
@@ -195,11 +199,15 @@ def handover_script(state_dir: str | None, demote_wait_seconds: int = 60) -> str
       while it is still up. Removing a leader's droplet instead leaves the swarm without a
       leader until an election (measured on the sandbox: about 20 s with no manager answering,
       every sample of the lifecycle report lost). Its successor then joins the managers left,
-      and its old node is retired.
+      and its old node is retired. With `state_dir`, it first writes the other managers'
+      addresses and the manager join token there (MANAGERS_FILE, mode 0600): when every manager
+      is replaced in one `up`, the probes find only new, empty droplets, and the successor
+      joins the old managers, which live until the end of the run, from this list instead.
     - The only manager, with `state_dir` on its block-storage volume: it copies its swarm state
       there, which outlives the droplet, the way Docker's admin guide backs a manager up: Docker
       stopped, /var/lib/docker/swarm copied whole, Docker started again. Its successor restores
       it (init_script).
     """
     backup = "" if state_dir is None else f"{state_dir}/{SWARM_STATE_BACKUP}"
-    return node_scripts.render("handover", BACKUP=backup, DEMOTE_WAIT=int(demote_wait_seconds))
+    roster = "" if state_dir is None else f"{state_dir}/{MANAGERS_FILE}"
+    return node_scripts.render("handover", BACKUP=backup, ROSTER=roster, DEMOTE_WAIT=int(demote_wait_seconds))

@@ -3,13 +3,16 @@
 # See swarm.scripts.init_script: join the swarm the other managers hold, else restore the state
 # a predecessor kept on the volume, else initialise a new swarm.
 # stdin: one line `<address> <manager join token>` per other manager in a swarm (manager_probe.sh).
-# STATE_BACKUP: where a predecessor kept its swarm state on the volume; empty without a volume.
-# inputs: ADDR PORT ADDRESS_POOL STATE_BACKUP
+# STATE_DIR: the folder on the volume where a predecessor kept its swarm state (STATE_BACKUP)
+# or, one of several managers, the others it left (ROSTER: lines as on stdin). All three are
+# empty without a volume.
+# inputs: ADDR PORT ADDRESS_POOL STATE_DIR STATE_BACKUP ROSTER
 # uses: _swarm
 set -eu
 state=$(local_state)
 if [ "$state" = inactive ]; then
   found=""
+  # The probes' answers first, then the managers the predecessor listed on the volume.
   while read -r peer token; do
     [ -n "$token" ] || continue
     found="$found $peer"
@@ -20,7 +23,9 @@ if [ "$state" = inactive ]; then
     fi
     # A join that failed half-way leaves the node pending: clear it before the next manager.
     if [ "$(local_state)" != inactive ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
-  done
+  done <<PEERS
+$(cat; if [ -n "$ROSTER" ] && [ -f "$ROSTER" ]; then cat "$ROSTER"; fi)
+PEERS
   if [ "$state" = inactive ] && [ -n "$found" ]; then
     echo "$(hostname): the managers at$found hold a swarm that refused this node; not initialising another (see docker info there)" >&2
     exit 1
@@ -54,6 +59,10 @@ if [ "$state" = inactive ] && [ -n "$STATE_BACKUP" ] && [ -f "$STATE_BACKUP" ]; 
   mv "$STATE_BACKUP" "$STATE_BACKUP.restored-$(date -u +%Y%m%dT%H%M%SZ)"
   state=$(local_state)
 fi
+if [ "$state" = inactive ] && [ -n "$STATE_DIR" ] && [ -d "$STATE_DIR" ]; then
+  echo "$(hostname): $STATE_DIR on this volume belonged to a manager of a swarm, but no manager holds it any more and no kept state is there: not initialising a new, empty swarm over it. Restore the swarm state (docs/day-2-operations.md), or remove $STATE_DIR to start afresh" >&2
+  exit 1
+fi
 case "$state" in
   inactive)
     docker swarm init --advertise-addr "$ADDR" --listen-addr "$ADDR:$PORT" \
@@ -70,4 +79,5 @@ case "$state" in
     exit 1
     ;;
 esac
+if [ -n "$ROSTER" ] && [ -f "$ROSTER" ]; then rm -f "$ROSTER"; fi
 docker info --format '{{.Swarm.NodeID}}'

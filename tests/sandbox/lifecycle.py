@@ -160,6 +160,8 @@ SCENARIOS = (
     Scenario("three managers, prod-control-1 replaced", baseline=_with_two_more_managers, replace=("prod-control-1",)),
     Scenario("three managers, the first (prod-manager-1) replaced", baseline=_with_two_more_managers,
              replace=("prod-manager-1",)),
+    Scenario("three managers, every manager's image changed", baseline=_with_two_more_managers,
+             change=lambda c: _pool(_pool(c, "manager", image="ubuntu-22-04-x64"), "control", image="ubuntu-22-04-x64")),
 )
 
 

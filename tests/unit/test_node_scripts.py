@@ -159,11 +159,48 @@ def test_the_manager_probe_hands_over_a_token_only_from_a_manager(tmp_path, loca
 def test_one_of_several_managers_demotes_itself_before_its_droplet_goes(tmp_path):
     env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
                        {"local": "active", "control": True, "managers_count": 3, "id": "m1old"})
-    result = run(scripts.handover_script("/mnt/db/.swarm-state"), env)
+    result = run(scripts.handover_script(None), env)
     assert result.returncode == 0, result.stderr
     assert ["node", "demote", "m1old"] in node_calls(tmp_path)
     assert "handed over to the other 2 managers (demoted)" in result.stdout
-    assert not (tmp_path / "mnt").exists()  # no backup: the other managers hold the state
+    assert not [call for call in node_calls(tmp_path) if "stop" in call]  # no backup: the others hold the state
+
+
+def test_a_first_manager_of_several_lists_the_others_on_its_volume_before_demoting(tmp_path):
+    state_dir = tmp_path / "mnt" / ".swarm-state"
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {
+        "local": "active", "control": True, "managers_count": 3, "id": "m1old", "tokens": {"manager": "SWMTKN-1-m"},
+        "other_managers": {"c1": "10.110.0.3:2377", "c2": "10.110.0.4:2377"},
+    })
+    result = run(scripts.handover_script(str(state_dir)), env)
+    assert result.returncode == 0, result.stderr
+    roster = state_dir / scripts.MANAGERS_FILE
+    assert roster.read_text() == "10.110.0.3 SWMTKN-1-m\n10.110.0.4 SWMTKN-1-m\n"
+    assert oct(roster.stat().st_mode & 0o777) == "0o600"
+    calls = node_calls(tmp_path)
+    assert calls.index(["swarm", "join-token", "-q", "manager"]) < calls.index(["node", "demote", "m1old"])
+
+
+def test_every_manager_replaced_the_successor_joins_the_old_managers_listed_on_the_volume(tmp_path):
+    state_dir = tmp_path / ".swarm-state"
+    state_dir.mkdir()
+    (state_dir / scripts.MANAGERS_FILE).write_text("10.110.0.3 SWMTKN-1-m\n")
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "control": True, "id": "m1new"})
+    result = run(scripts.init_script("10.110.0.2", str(state_dir)), env, stdin="\n\n")  # the probes: new, empty droplets
+    assert result.returncode == 0, result.stderr
+    assert [call for call in node_calls(tmp_path) if call[0] == "swarm"][0][-1] == "10.110.0.3:2377"
+    assert not (state_dir / scripts.MANAGERS_FILE).exists()  # used once, then removed
+    assert result.stdout.strip() == "m1new"
+
+
+def test_init_never_starts_an_empty_swarm_over_a_volume_that_held_one(tmp_path):
+    state_dir = tmp_path / ".swarm-state"
+    state_dir.mkdir()  # made by the swarm-state command after the first init; nothing kept, nobody answers
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive"})
+    result = run(scripts.init_script("10.110.0.2", str(state_dir)), env, stdin="")
+    assert result.returncode == 1
+    assert "not initialising a new, empty swarm over it" in result.stderr
+    assert "swarm init" not in [" ".join(call[:2]) for call in node_calls(tmp_path)]
 
 
 @pytest.mark.parametrize("empty", ["worker", "manager"])
