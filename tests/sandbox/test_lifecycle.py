@@ -174,16 +174,20 @@ def test_replacing_the_lone_manager_keeps_the_swarm_its_services_secrets_and_dat
 
 def test_replacing_any_of_three_managers_keeps_quorum_and_every_task(life, sandbox_workdir):
     """On a cluster of its own, three managers: prod-control-1's droplet replaced (`--replace`),
-    then the first manager's (prod-manager-1, which holds the database's volume). Its successor
+    then the first manager's (prod-manager-1, which holds the database's volume): its successor
     joins the two managers that kept the swarm (the old one demoted itself before its droplet
-    went, so leadership moved while it was up), and its old node is retired."""
+    went, so leadership moved while it was up), and its old node is retired. Last, a new image
+    for both manager pools replaces all three in one `up`: the first one's successor joins the
+    old managers it listed on its volume, and the old ones retire one at a time."""
     three = Lifecycle(life.sandbox, sandbox_workdir / "lifecycle-tests", life.stack_file)
     try:
         scenarios = [SCENARIO["three managers, prod-control-1 replaced"],
-                     SCENARIO["three managers, the first (prod-manager-1) replaced"]]
+                     SCENARIO["three managers, the first (prod-manager-1) replaced"],
+                     SCENARIO["three managers, every manager's image changed"]]
         first = three.up(scenarios[0].baseline(base_config(life.stack_file)))
         assert first.error is None, first.error
-        for scenario, replaced in zip(scenarios, (["prod-control-1"], ["prod-manager-1"])):
+        every = ["prod-control-1", "prod-control-2", "prod-manager-1"]
+        for scenario, replaced in zip(scenarios, (["prod-control-1"], ["prod-manager-1"], every)):
             outcome = three.change(scenario)
             assert outcome.held, (scenario.name, outcome.problems)
             assert outcome.replaced == replaced
