@@ -100,7 +100,7 @@ def open_access(do: DigitalOcean, stack: str, label: str, address: str, *, max_a
                 timeout: float, poll_seconds: float) -> str:
     cidr = source_cidr(address)
     name = firewall_prefix(stack) + label
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     for firewall in do.firewalls(firewall_prefix(stack)):
         created = datetime.datetime.fromisoformat(firewall["created_at"].replace("Z", "+00:00"))
         if firewall["name"] == name or now - created > datetime.timedelta(hours=max_age_hours):

@@ -43,7 +43,7 @@ POSTGRES_IMAGE = re.compile(r"(^|/)postgres(:|@|$)")
 # Where the scheduler lives on the manager (created by components/backups.py).
 JOBS_DIR = "/var/lib/swarm-jobs"
 # A four-week February: the span over which a schedule's mean interval is measured.
-_EPOCH = dt.datetime(2026, 2, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

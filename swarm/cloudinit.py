@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import yaml
 
+from swarm import node_scripts
 from swarm.config import Node
 from swarm.day2_scripts import VOLUME_DEVICE_PREFIX
 
@@ -103,39 +104,11 @@ NVIDIA_RUNTIME_CONFIG = "/etc/nvidia-container-runtime/config.toml"
 # - every GPU advertised as a generic resource `GPU=<uuid>`, read from the hardware at boot;
 # - `swarm-resource` in the runtime's config, so a task sees only the GPUs swarm assigned to it
 #   (through DOCKER_RESOURCE_GPU) instead of every GPU of the node.
-GPU_SETUP_SCRIPT = """\
-#!/bin/sh
-set -eu
-keyring=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg
-curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | gpg --batch --yes --dearmor -o "$keyring"
-curl -fsSL https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list |
-  sed "s#deb https://#deb [signed-by=$keyring] https://#g" > /etc/apt/sources.list.d/nvidia-container-toolkit.list
-apt-get update -q
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q nvidia-container-toolkit
-
-uuids=$(nvidia-smi --query-gpu=uuid --format=csv,noheader)
-if [ -z "$uuids" ]; then
-  echo "no GPU visible to nvidia-smi on $(hostname)" >&2
-  exit 1
-fi
-resources=$(printf '%s\\n' "$uuids" | sed 's/.*/"GPU=&"/' | paste -sd, -)
-cat > /etc/docker/daemon.json <<EOF
-{
-  "log-driver": "LOG_DRIVER",
-  "log-opts": {"max-size": "MAX_SIZE", "max-file": "MAX_FILE"},
-  "default-runtime": "nvidia",
-  "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}},
-  "node-generic-resources": [$resources]
-}
-EOF
-
-config=RUNTIME_CONFIG
-sed -i '/^#* *swarm-resource *=/d' "$config"
-sed -i '1i swarm-resource = "DOCKER_RESOURCE_GPU"' "$config"
-systemctl restart docker
-""".replace("LOG_DRIVER", DAEMON_CONFIG["log-driver"]).replace(
-    "MAX_SIZE", DAEMON_CONFIG["log-opts"]["max-size"]
-).replace("MAX_FILE", DAEMON_CONFIG["log-opts"]["max-file"]).replace("RUNTIME_CONFIG", NVIDIA_RUNTIME_CONFIG)
+# The script is carried byte for byte in the user data, where a changed byte replaces every GPU
+# droplet: swarm/node_scripts/gpu_setup.sh has no inputs and no comments (these are its
+# comments), and writes DAEMON_CONFIG's log options and NVIDIA_RUNTIME_CONFIG out in full
+# (tests/unit/test_cloudinit.py checks that they agree).
+GPU_SETUP_SCRIPT = node_scripts.render("gpu_setup")
 
 
 def volume_name(node: Node) -> str:

@@ -1,6 +1,6 @@
 """The stack configuration: read once, validated once, turned into typed values.
 
-Keys live under the `swarm:` namespace (see DESIGN.md, "Configuration contract"). The same
+Keys live under the `swarm:` namespace (docs/configuration.md lists them all). The same
 parser serves the Pulumi program (values from `pulumi.Config`) and offline tools (values read
 from `Pulumi.<stack>.yaml`), so both reject the same mistakes with the same words.
 
@@ -45,7 +45,8 @@ ROLES = ("manager", "worker")
 # Ports the program opens itself (SSH for admins, swarm's own ports inside the cluster).
 RESERVED_PORTS = {22, 2377, 7946, 4789}
 
-# Swarm refuses a placement constraint on a label key outside this set (DESIGN.md, pitfalls).
+# Swarm stores any label key but refuses a placement constraint on one outside this set (`key
+# 'node.labels.bad key!' is invalid`).
 LABEL_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
 # Stricter than swarm's own value pattern: no blanks, so the value is safe in scripts and
 # unambiguous in `node.labels.k == v`.

@@ -1,16 +1,13 @@
 """Node scripts for day 2, where data and running tasks are at stake: retiring a node from the
 swarm (run on a manager) and mounting a node's block-storage volume (run on the node). Same rules
-as swarm/scripts.py: complete POSIX sh scripts, idempotent, values quoted with shlex.quote.
+as swarm/scripts.py: complete POSIX sh scripts in swarm/node_scripts/, idempotent, values quoted by
+node_scripts.render.
 """
 
 from __future__ import annotations
 
-import shlex
-
 from swarm import node_scripts
-from swarm.scripts import HEADER as _HEADER
 from swarm.scripts import SAFE_WORD as _SAFE_WORD
-
 
 # Retirement: how long a drained node's tasks may take to run elsewhere, how long they may sit
 # `pending` with an error (no node can take them) before retirement gives up, and how long a
@@ -81,62 +78,4 @@ def mount_volume_script(device: str, mount_path: str) -> str:
     Idempotent, and safe to re-run on a node whose volume holds data. A changed `mount_path`
     moves the fstab line; the old path stays mounted until the next reboot (services may use it).
     """
-    return _HEADER + f"""\
-device={shlex.quote(device)}
-mount_path={shlex.quote(mount_path)}
-for _ in $(seq 1 60); do
-  [ -b "$device" ] && break
-  sleep 2
-done
-if [ ! -b "$device" ]; then
-  echo "volume $device did not appear within 120s; is it attached to $(hostname)?" >&2
-  exit 1
-fi
-read_bytes=$(dd if="$device" bs=65536 count={PROBE_BYTES // 65536} iflag=direct 2>/dev/null | wc -c)
-if [ "$read_bytes" -ne {PROBE_BYTES} ]; then
-  echo "volume $device cannot be read (its first {PROBE_BYTES} bytes gave $read_bytes): not formatted, not mounted; see dmesg, then run pulumi up again" >&2
-  exit 1
-fi
-# value KEY: one field of the probe's report (TYPE, USAGE, UUID).
-value() {{ printf '%s\n' "$probed" | sed -n "s/^$1=//p"; }}
-probe=0
-probed=$(blkid -p -o export "$device") || probe=$?
-case "$probe" in
-  0) ;;
-  2)
-    echo "volume $device is readable and carries no signature: formatting it (ext4)"
-    mkfs.ext4 -q "$device"
-    probed=$(blkid -p -o export "$device")
-    ;;
-  *)
-    echo "blkid -p $device exited $probe (4: usage error, 8: ambivalent probe, several signatures): not formatted, not mounted; inspect it with wipefs -n $device" >&2
-    exit 1
-    ;;
-esac
-fs_type=$(value TYPE)
-uuid=$(value UUID)
-if [ "$(value USAGE)" != filesystem ] || [ -z "$uuid" ]; then
-  echo "volume $device carries a signature that is not a mountable filesystem ($(printf '%s' "$probed" | tr '\n' ' ')): not formatted, not mounted" >&2
-  exit 1
-fi
-mkdir -p "$mount_path"
-line="UUID=$uuid $mount_path $fs_type defaults,nofail,discard,noatime 0 2"
-if ! grep -qxF -e "$line" /etc/fstab; then
-  # Another line for this volume (an earlier mount path) goes. Rewritten in place, not renamed.
-  kept=$(mktemp)
-  grep -v -e "^UUID=$uuid " /etc/fstab >"$kept" || true
-  echo "$line" >>"$kept"
-  cat "$kept" >/etc/fstab
-  rm -f "$kept"
-fi
-if mountpoint -q "$mount_path"; then
-  mounted=$(findmnt -n -o UUID --mountpoint "$mount_path" || true)
-  if [ "$mounted" != "$uuid" ]; then
-    echo "$mount_path is already a mount point of another filesystem (UUID '$mounted'), not of volume $device ($uuid)" >&2
-    exit 1
-  fi
-else
-  mount "$mount_path"
-fi
-echo "volume $device ($fs_type, UUID $uuid) mounted at $mount_path"
-"""
+    return node_scripts.render("mount_volume", DEVICE=device, MOUNT_PATH=mount_path, PROBE_BYTES=PROBE_BYTES)

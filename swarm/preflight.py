@@ -26,7 +26,6 @@ from swarm.ingress import IngressPlan, plan_ingress
 from swarm.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
 
-
 # What a preview shows for a value that is still missing (a preview creates nothing).
 PLACEHOLDER = "(needs a value before up)"
 

@@ -50,6 +50,7 @@ from swarm.compose import (
     format_duration,
     go_string,
 )
+from swarm.schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL
 
 IMAGE_LABEL = "com.docker.stack.image"
 MAX_OBJECT_NAME = 64  # swarm's limit for secret and config names

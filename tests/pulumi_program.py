@@ -14,10 +14,11 @@ import hashlib
 import json
 import runpy
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
@@ -141,7 +142,7 @@ class FakeCloud(pulumi.runtime.Mocks):
         raise AssertionError(f"the program must make no provider calls (data sources hit the API): {args.token}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def fake_key_pair(resource_name: str) -> tuple[str, str]:
     """A real ED25519 key pair per resource name, as tls.PrivateKey gives it (OpenSSH private key,
     public key line with a newline): sshd can load it, and it stays the same for every run of the

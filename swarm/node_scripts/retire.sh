@@ -1,6 +1,7 @@
 #!/bin/sh
 # Retire a node from the swarm; run on a manager. See swarm.day2_scripts.retire_script.
 # inputs: NODE POOL MAX_UNAVAILABLE TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR
+# uses: _task_errors
 set -eu
 if ! docker node inspect "$NODE" >/dev/null 2>&1; then
   echo "node $NODE is not in the swarm: nothing to retire"
@@ -109,9 +110,7 @@ EOF
     # the scheduler places the pending task again and its error is gone.
     details=$(printf '%s' "$report" | while read -r service line; do
       echo "  $line"
-      # Docker quotes each task's error, and prints "" for a task without one.
-      docker service ps --no-trunc --filter desired-state=running --format '{{.Error}}' "$service" </dev/null |
-        sed 's/^"\(.*\)"$/\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
+      task_errors --filter desired-state=running "$service"
     done)
     if [ "$state" = down ]; then
       echo "warning: $hostname ($NODE) is down (its droplet is gone?): removing it although its tasks do not all run elsewhere:" >&2

@@ -10,7 +10,7 @@ the sandbox, and image pulls fail at once so swarm uses the locally loaded image
 Everything a sandbox creates is named after its `prefix` and removed by `Sandbox.close()`,
 also on exceptions, SIGTERM/SIGHUP and interpreter exit; leftovers of a crashed run with the
 same prefix are removed when the next sandbox with that prefix starts. Needs root. See
-tests/sandbox/README.md and "Local swarm sandbox" in the design notes.
+tests/sandbox/README.md.
 """
 
 from __future__ import annotations

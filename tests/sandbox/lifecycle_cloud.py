@@ -34,7 +34,6 @@ import threading
 import time
 from pathlib import Path
 
-
 from tests.lifecycle.engine import Engine, Provider, StepContext
 from tests.pulumi_program import FakeCloud, unwrap
 from tests.sandbox import engine_api

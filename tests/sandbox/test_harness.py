@@ -15,7 +15,12 @@ import pytest
 
 from tests.sandbox.conftest import REFERENCE_HOSTS
 from tests.sandbox.harness import (
-    DEFAULT_IMAGE, Host, Sandbox, leftovers, pids_in_namespace, wait_for,
+    DEFAULT_IMAGE,
+    Host,
+    Sandbox,
+    leftovers,
+    pids_in_namespace,
+    wait_for,
 )
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,7 +16,6 @@ import time
 import pytest
 
 from tests.sandbox.harness import Sandbox
-from tests.sandbox.lifecycle_cloud import swarm_snapshot
 from tests.sandbox.lifecycle import (
     SCENARIOS,
     Lifecycle,
@@ -25,6 +24,7 @@ from tests.sandbox.lifecycle import (
     load_images,
     node_names,
 )
+from tests.sandbox.lifecycle_cloud import swarm_snapshot
 
 PREFIX, SUBNET = "swlc", "10.233.91.0/24"
 SCENARIO = {scenario.name.split(" (")[0]: scenario for scenario in SCENARIOS}

@@ -4,10 +4,12 @@ clear message, before anything runs, when a tool some selected tests call is not
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
 from tests.pulumi_program import ProgramRun, run_program, stack_config
+from tests.unit import release_stack
 
 
 def _run(stack: str) -> ProgramRun:
@@ -24,6 +26,22 @@ def prod() -> ProgramRun:
 @pytest.fixture(scope="session")
 def staging() -> ProgramRun:
     return _run("staging")
+
+
+@pytest.fixture(scope="session")
+def release_stack_file(tmp_path_factory) -> Path:
+    """The release tests' stack file (tests/unit/release_stack.py)."""
+    path = tmp_path_factory.mktemp("stack") / "release.yaml"
+    path.write_text(release_stack.STACK)
+    return path
+
+
+@pytest.fixture(scope="session")
+def release(release_stack_file) -> ProgramRun:
+    """The program run on the release stack with its private registry (release_stack.PRIVATE)."""
+    run = run_program("prod", release_stack.config_for(release_stack_file, **release_stack.PRIVATE))
+    assert run.error is None, run.error
+    return run
 
 
 # Where each tool a unit test calls comes from (tests mark themselves `@pytest.mark.tools(...)`).

@@ -12,7 +12,7 @@ from swarm.backups import Backups, bucket_cost, jobs_document
 from swarm.config import ConfigError, parse_config
 from swarm.jobs_scripts import install_script, status_script
 from swarm.preflight import preflight
-from tests.pulumi_program import PROJECT_ROOT, is_secret, run_program, stack_config, unwrap
+from tests.pulumi_program import PROJECT_ROOT, is_secret, run_program, stack_config
 
 BACKUPS = {"bucket": "acme-prod-backups", "keep": 14}
 

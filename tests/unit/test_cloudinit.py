@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 
@@ -166,3 +167,18 @@ def test_gpu_pool_user_data_sets_up_gpus_for_swarm(tmp_path):
 
 def test_cpu_pools_carry_no_gpu_setup():
     assert all("swarm-setup-gpus" not in render_cloud_init(node) for node in NODES)
+
+
+def test_the_gpu_setup_writes_dockers_log_options_and_the_runtime_config_the_program_declares():
+    script = cloudinit.GPU_SETUP_SCRIPT
+    daemon = script.split("cat > /etc/docker/daemon.json <<EOF\n")[1].split("\nEOF\n")[0]
+    written = json.loads(daemon.replace("[$resources]", "[]"))
+    assert {key: written[key] for key in DAEMON_CONFIG} == DAEMON_CONFIG
+    assert f"config={cloudinit.NVIDIA_RUNTIME_CONFIG}\n" in script
+
+
+def test_the_gpu_setup_script_is_unchanged_since_gpu_droplets_were_created_with_it():
+    # It is carried in the user data: a changed byte replaces every GPU droplet on the next up.
+    # Change it only on purpose, with an upgrade note (docs/day-2-operations.md), then here.
+    digest = hashlib.sha256(cloudinit.GPU_SETUP_SCRIPT.encode()).hexdigest()
+    assert digest == "e7ff0de18cfce035e2b057a69e5d35cbfd00ae5ca0a362d16322d6dec6e04467"

@@ -18,7 +18,14 @@ from swarm.compose import StackFileError, parse_stack
 from swarm.config import ConfigError, parse_config
 from swarm.ingress import HEALTH_PATH, PROXY_SERVICE, ROUTES_NETWORK, Route, plan_ingress, proxy_config, read_routes
 from tests.lifecycle.engine import Engine, Provider
-from tests.pulumi_program import FAKE_LOAD_BALANCER_IP, FakeCloud, is_secret, reference_stack_text, run_program, stack_config
+from tests.pulumi_program import (
+    FAKE_LOAD_BALANCER_IP,
+    FakeCloud,
+    is_secret,
+    reference_stack_text,
+    run_program,
+    stack_config,
+)
 
 LB = "digitalocean:index/loadBalancer:LoadBalancer"
 CERTIFICATE = "digitalocean:index/certificate:Certificate"

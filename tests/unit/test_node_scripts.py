@@ -234,6 +234,27 @@ def test_settings_quote_every_label_key_and_value(tmp_path):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.parametrize("role, was, change", [("worker", "manager", "demote"), ("manager", "worker", "promote")])
+def test_settings_give_the_declared_role_and_keep_exactly_the_declared_labels(tmp_path, role, was, change):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "role": was, "labels": ["disk", "added-by-hand"]})
+    script = scripts.node_settings_script("n0d3", role, {"type": "cheap", "disk": "ssd"})
+    result = run(script, env)
+    assert result.returncode == 0, result.stderr
+    calls = node_calls(tmp_path)
+    assert ["node", change, "n0d3"] in calls
+    (update,) = [call for call in calls if call[:2] == ["node", "update"]]
+    # the undeclared label goes; the declared ones are set, in key order
+    assert update == ["node", "update", "--label-rm", "added-by-hand",
+                      "--label-add", "disk=ssd", "--label-add", "type=cheap", "n0d3"]
+
+
+def test_settings_leave_a_node_with_its_declared_role_in_it(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "active", "role": "worker"})
+    assert run(scripts.node_settings_script("n0d3", "worker", {}), env).returncode == 0
+    assert not [call for call in node_calls(tmp_path) if call[1:2] in (["promote"], ["demote"])]
+
+
 # ---- retirement -------------------------------------------------------------------------------
 
 def task(task_id, node, state="running", desired="running", service="s-api", err=""):

@@ -7,7 +7,7 @@ import copy
 import pulumi
 import pytest
 
-from swarm import day2_scripts, scripts
+from swarm import day2_scripts, node_scripts, scripts
 from swarm.cloudinit import HostKey, render_cloud_init
 from tests.pulumi_program import (
     MANAGER_ADDRESS,
@@ -117,7 +117,7 @@ def test_changing_the_mount_path_only_changes_the_mount_command():
     # the mount, and the manager's swarm-state commands that keep their files on the volume (all
     # re-run in place); no droplet, no volume
     assert sorted(changed) == ["prod-init", "prod-manager-1-swarm-state", "prod-manager-1-volume"]
-    assert "mount_path=/srv/postgresql" in moved.named("prod-manager-1-volume").plain("create")
+    assert node_scripts.inputs_of(moved.named("prod-manager-1-volume").plain("create"))["MOUNT_PATH"] == "/srv/postgresql"
 
 
 def test_a_volume_can_be_left_unprotected_explicitly():
@@ -182,12 +182,12 @@ def test_ssh_is_open_only_to_admin_cidrs_and_no_port_without_asking():
 def test_reference_layout_gives_one_init_four_joins_and_the_reference_labels(prod):
     assert len(commands(prod, "-init")) == 1
     assert len(commands(prod, "-join")) == 4
-    settings = {r.name: r.plain("create") for r in commands(prod, "-settings")}
-    assert len(settings) == 5
-    assert "--label-add type=database" in settings["prod-manager-1-settings"]
-    assert "--label-add type=cheap" in settings["prod-backoffice-1-settings"]
+    labels = {r.name: node_scripts.inputs_of(r.plain("create"))["LABELS"] for r in commands(prod, "-settings")}
+    assert len(labels) == 5
+    assert "type=database" in labels["prod-manager-1-settings"].splitlines()
+    assert "type=cheap" in labels["prod-backoffice-1-settings"].splitlines()
     for index in (1, 2, 3):
-        assert "--label-add type=machine-learning" in settings[f"prod-ml-{index}-settings"]
+        assert "type=machine-learning" in labels[f"prod-ml-{index}-settings"].splitlines()
 
 
 def test_init_runs_on_the_first_manager_advertising_its_private_address(prod):
@@ -327,7 +327,7 @@ def test_label_changes_rerun_settings_without_replacing_anything(prod):
     changed = {name for name in before if unwrap(before[name].inputs) != unwrap(after[name].inputs)}
     # ... and the convergence check runs again after the node change.
     assert changed == {"prod-ml-1-settings", "prod-ml-2-settings", "prod-ml-3-settings", "prod-converge"}
-    assert "--label-add tier=gpu-less" in after["prod-ml-1-settings"].plain("create")
+    assert "tier=gpu-less" in node_scripts.inputs_of(after["prod-ml-1-settings"].plain("create"))["LABELS"].splitlines()
 
 
 def test_ready_commands_wait_for_boot_with_unlimited_dials_bounded_by_a_timeout(prod):

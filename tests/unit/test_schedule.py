@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from swarm.compose import StackFileError, load_stack_file
+from swarm.rollout import Rollout
 from swarm.schedule import ScheduleError, parse_schedule
 from swarm.service_args import service_args
-from swarm.rollout import Rollout
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def at(text: str) -> dt.datetime:

@@ -1,4 +1,5 @@
-"""The stack file deployed by the real program (under mocks): networks, secrets, services."""
+"""The stack file deployed by the real program (under mocks): networks, secrets, services, and
+the convergence check that waits for them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import stat
 import pytest
 
 from components.workloads import ssh_options, write_key_file, write_known_hosts
-from tests.pulumi_program import TEST_SECRET_PREFIX, MANAGER_ADDRESS, is_secret, run_program, stack_config, unwrap
+from swarm import node_scripts, scripts
+from tests.pulumi_program import MANAGER_ADDRESS, TEST_SECRET_PREFIX, is_secret, run_program, stack_config, unwrap
+from tests.unit.release_stack import PRIVATE, config_for
 
 SERVICE = "docker:index/service:Service"
 SECRET = "docker:index/secret:Secret"
@@ -26,7 +29,7 @@ def test_the_reference_services_are_deployed_with_stack_names(prod):
     models = ["prod_spacy-de-lg", "prod_spacy-en-lg", "prod_spacy-en-md", "prod_spacy-en-sm", "prod_spacy-en-trf",
               "prod_spacy-xx-ner"]  # from stacks/models/prod.yaml
     assert sorted(deployed) == ["prod_api", "prod_backoffice", "prod_database", *models]
-    for name, service in deployed.items():
+    for service in deployed.values():
         labels = {label["label"]: label["value"] for label in service.plain("labels")}
         assert labels["com.docker.stack.namespace"] == "prod"
         container_labels = {label["label"]: label["value"] for label in service.plain("taskSpec")["containerSpec"]["labels"]}
@@ -170,3 +173,59 @@ def test_external_secret_without_a_value_registers_nothing():
     run = run_program("prod", config)
     assert "db_password" in str(run.error) and "swarm:secrets" in str(run.error)
     assert run.registrations == []
+
+
+# ---- convergence (the release stack, tests/unit/release_stack.py) ------------------------------
+
+
+def test_the_manager_waits_for_every_service_after_all_of_them_are_created(release):
+    converge = release.named("prod-converge")
+    assert converge.plain("connection")["host"] == MANAGER_ADDRESS  # the reserved IP
+    for service in release.of_type(SERVICE):
+        assert release.depends_on(converge, service)
+    script = converge.plain("create")
+    targets = scripts.converge_script(
+        [
+            scripts.ConvergeTarget("prod_database", 1),
+            scripts.ConvergeTarget("prod_api", 3),
+            scripts.ConvergeTarget("prod_backoffice", 1),
+            # global: one task on every worker
+            scripts.ConvergeTarget("prod_agent", 4, ("prod-backoffice-1", "prod-ml-1", "prod-ml-2", "prod-ml-3")),
+        ],
+        240,
+        digest=node_scripts.inputs_of(script)["DIGEST"],
+    )
+    assert script == targets
+    assert node_scripts.inputs_of(script)["TIMEOUT"] == "240"  # swarm:convergeTimeout 4m
+    assert converge.options["customTimeouts"].create == converge.options["customTimeouts"].update == "360s"
+    assert converge.plain("triggers") is None  # an update re-runs it; nothing replaces it
+
+
+def test_the_default_convergence_timeout_is_ten_minutes(release_stack_file):
+    run = run_program("prod", config_for(release_stack_file))
+    assert node_scripts.inputs_of(run.named("prod-converge").plain("create"))["TIMEOUT"] == "600"
+
+
+def test_the_convergence_check_runs_again_exactly_when_a_service_changes(release_stack_file, release):
+    config = config_for(release_stack_file, **PRIVATE)
+    again = run_program("prod", config)
+    assert again.named("prod-converge").plain("create") == release.named("prod-converge").plain("create")
+    # New credentials update the services that pull with them (their label): checked again too.
+    rotated = run_program("prod", {**config, "registryPassword": "rotated"})
+    assert rotated.named("prod-converge").plain("create") != release.named("prod-converge").plain("create")
+    released = run_program("prod", {**config, "images": {"backoffice": "registry.example.com:5000/nlp/backoffice:1.0.1"}})
+    assert released.named("prod-converge").plain("create") != release.named("prod-converge").plain("create")
+
+
+def test_the_convergence_check_runs_again_when_a_node_changes(release_stack_file, release):
+    config = config_for(release_stack_file, **PRIVATE)
+    before = release.named("prod-converge").plain("create")
+
+    def with_ml(**changes):
+        return {**config, "nodePools": {**config["nodePools"], "ml": {**config["nodePools"]["ml"], **changes}}}
+
+    for changed in (with_ml(size="m-8vcpu-64gb"), with_ml(labels={"type": "machine-learning", "zone": "a"}),
+                    with_ml(count=2)):
+        run = run_program("prod", changed)
+        assert run.error is None, run.error
+        assert run.named("prod-converge").plain("create") != before

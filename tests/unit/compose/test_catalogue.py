@@ -17,6 +17,7 @@ import pulumi
 import pytest
 import yaml
 
+from swarm import node_scripts
 from swarm.capacity import check_capacity
 from swarm.compose import StackFileError, load_stack, load_stack_file, parse_cpus, parse_memory
 from swarm.compose.catalogue import compose_cpus, compose_memory, expand_catalogue
@@ -432,8 +433,8 @@ def test_a_gpu_pool_gets_gpu_droplets_set_up_for_swarm_and_labelled(two_hundred)
         assert droplet.plain("image") == "gpu-h100x1-base"
         assert "/usr/local/sbin/swarm-setup-gpus" in droplet.plain("userData")
         settings = two_hundred.named(f"{name}-settings").plain("create")
-        assert "--label-add gpu=true --label-add type=machine-learning" in settings
+        assert node_scripts.inputs_of(settings)["LABELS"] == "gpu=true\ntype=machine-learning\n"
     assert droplets["prod-ml-1"].plain("image") == "ubuntu-24-04-x64"
     assert "swarm-setup-gpus" not in droplets["prod-ml-1"].plain("userData")
     settings = two_hundred.named("prod-ml-1-settings").plain("create")
-    assert "gpu=true" not in settings and "--label-add type=machine-learning" in settings
+    assert node_scripts.inputs_of(settings)["LABELS"] == "type=machine-learning\n"
