@@ -50,11 +50,47 @@ def retire_script(
       holder written inside) for the whole retirement. A lock whose holder process is gone, or
       older than the longest a retirement can take, is stale and taken over.
     """
+    return _take_out("retire", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir)
+
+
+# Docker reports the labels of a node's running daemon (daemon.json `labels`) in `docker info` and,
+# to managers, in `docker node inspect` (.Description.Engine.Labels): this one names the daemon
+# settings the program applied (swarm/node_access.py).
+DAEMON_LABEL_KEY = "swarm.daemon-settings"
+
+
+def daemon_rollout_script(
+    node_id: str,
+    pool: str,
+    label: str,
+    timeout_seconds: int = RETIRE_TIMEOUT_SECONDS,
+    unplaceable_seconds: int = UNPLACEABLE_SECONDS,
+    lock_wait_seconds: int = LOCK_WAIT_SECONDS,
+    lock_dir: str = RETIRE_LOCK_DIR,
+) -> str:
+    """Run on a manager: make way for node `node_id` to restart Docker with the daemon settings
+    labelled `label` ("" for the settings cloud-init wrote), one node per pool at a time.
+
+    Nothing happens when the node's running Docker already reports `label`. Otherwise, under the
+    pool's retirement lock (a restart and a retirement never overlap in a pool): drain the node and
+    wait until its tasks run elsewhere, as retirement does (a task no other node can take, such as
+    a database pinned to this node, is waited for `unplaceable_seconds` and then let stop); then
+    wait until the node is Ready again reporting `label` (its own command, swarm/node_scripts/
+    daemon.sh, restarts Docker once no task runs there) and give it its availability back. If the
+    tasks do not move or the node does not come back within `timeout_seconds`, its availability
+    is restored and the script fails.
+    """
+    return _take_out("restart", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir,
+                     label)
+
+
+def _take_out(mode: str, node_id: str, pool: str, timeout_seconds: int, unplaceable_seconds: int,
+              lock_wait_seconds: int, lock_dir: str, label: str = "") -> str:
     if not _SAFE_WORD.match(pool):
         raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
     return node_scripts.render(
         "retire", NODE=node_id, POOL=pool, TIMEOUT=int(timeout_seconds), UNPLACEABLE=int(unplaceable_seconds),
-        LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir,
+        LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir, MODE=mode, LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label,
     )
 
 

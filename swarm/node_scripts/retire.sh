@@ -1,9 +1,21 @@
 #!/bin/sh
-# Retire a node from the swarm; run on a manager. See swarm.day2_scripts.retire_script.
-# inputs: NODE POOL TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR
+# Take a node out of its pool's service; run on a manager. MODE retire: drain it, wait until its
+# tasks run elsewhere, remove it (swarm.day2_scripts.retire_script). MODE restart: the same drain
+# and wait, then wait until the node's Docker is back with the daemon settings labelled LABEL
+# (its own daemon command restarts it) and give it its availability back
+# (swarm.day2_scripts.daemon_rollout_script).
+# inputs: NODE POOL TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR MODE LABEL_KEY LABEL
 set -eu
 if ! docker node inspect "$NODE" >/dev/null 2>&1; then
-  echo "node $NODE is not in the swarm: nothing to retire"
+  echo "node $NODE is not in the swarm: nothing to $MODE"
+  exit 0
+fi
+# The label of the daemon settings the node's running Docker loaded ("" for none).
+engine_label() {
+  docker node inspect --format "{{index .Description.Engine.Labels \"$LABEL_KEY\"}}" "$NODE" 2>/dev/null || echo "?"
+}
+if [ "$MODE" = restart ] && [ "$(engine_label)" = "$LABEL" ]; then
+  echo "node $NODE runs the current daemon settings: nothing to restart"
   exit 0
 fi
 
@@ -32,6 +44,10 @@ done
 echo "$NODE $$ $(date +%s)" >"$lock/owner"
 trap 'rm -rf "$lock"' EXIT
 trap 'exit 1' HUP INT TERM
+if [ "$MODE" = restart ] && [ "$(engine_label)" = "$LABEL" ]; then
+  echo "node $NODE restarted with the current daemon settings meanwhile: nothing to drain"
+  exit 0
+fi
 
 hostname=$(docker node inspect --format '{{.Description.Hostname}}' "$NODE")
 availability=$(docker node inspect --format '{{.Spec.Availability}}' "$NODE")
@@ -52,7 +68,8 @@ docker node update --availability drain "$NODE" >/dev/null
 # short ID REPLICAS: prints "RUNNING STUCK": tasks running on other nodes, and whether every
 # missing task is pending with an error (no node can take it).
 short() {
-  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$1")
+  # No answer (a manager's Docker restarting for its daemon settings) counts as none running yet.
+  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$1" 2>/dev/null) || { echo "0 0"; return; }
   if [ -z "$ids" ]; then echo "0 0"; return; fi
   # shellcheck disable=SC2086 # $ids: task IDs, one word each
   # State first: a pending task has no node ID, an empty last field.
@@ -85,6 +102,12 @@ EOF
     break
   fi
   if [ -n "$stuck" ]; then stuck_since=${stuck_since:-$now}; else stuck_since=""; fi
+  if [ "$MODE" = restart ] && [ -n "$stuck_since" ] && [ $(( now - stuck_since )) -ge "$UNPLACEABLE" ]; then
+    # A task no other node can take (a service pinned here) cannot be kept running through a
+    # restart of this node's Docker: it stops for as long as the restart takes.
+    printf 'tasks that no other node can take stop while %s restarts Docker:\n%s' "$hostname" "$report" >&2
+    break
+  fi
   if [ $(( now - started )) -ge "$TIMEOUT" ] || { [ -n "$stuck_since" ] && [ $(( now - stuck_since )) -ge "$UNPLACEABLE" ]; }; then
     state=$(docker node inspect --format '{{.Status.State}}' "$NODE")
     # The tasks' errors first, while the node is still drained: once its availability is back
@@ -95,20 +118,37 @@ EOF
       docker service ps --no-trunc --filter desired-state=running --format '{{.Error}}' "$service" </dev/null |
         sed 's/^"\(.*\)"$/\1/' | awk 'NF && !seen[$0]++' | head -n 3 | sed 's/^/    task error: /'
     done)
-    if [ "$state" = down ]; then
+    if [ "$state" = down ] && [ "$MODE" = retire ]; then
       echo "warning: $hostname ($NODE) is down (its droplet is gone?): removing it although its tasks do not all run elsewhere:" >&2
     else
       docker node update --availability "$availability" "$NODE" >/dev/null
-      echo "cannot retire $hostname ($NODE): its tasks do not all run on other nodes after $(( now - started ))s; it stays in the swarm (availability back to $availability):" >&2
+      echo "cannot $MODE $hostname ($NODE): its tasks do not all run on other nodes after $(( now - started ))s; it stays in the swarm (availability back to $availability):" >&2
     fi
     printf '%s\n' "$details" >&2
-    if [ "$state" != down ]; then
+    if [ "$state" != down ] || [ "$MODE" != retire ]; then
       exit 1
     fi
     break
   fi
   sleep 1
 done
+if [ "$MODE" = restart ]; then
+  # Drained: the node's daemon command restarts Docker now. Back means Ready with the new label
+  # (while a manager's own Docker restarts, these commands fail: keep asking).
+  deadline=$(( $(date +%s) + TIMEOUT ))
+  until [ "$(docker node inspect --format '{{.Status.State}}' "$NODE" 2>/dev/null || true)" = ready ] &&
+    [ "$(engine_label)" = "$LABEL" ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      docker node update --availability "$availability" "$NODE" >/dev/null 2>&1 || true
+      echo "$hostname ($NODE) did not come back with the new daemon settings within ${TIMEOUT}s (availability back to $availability); see its daemon command's output" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  docker node update --availability "$availability" "$NODE" >/dev/null
+  echo "restarted Docker on $hostname ($NODE) with the new daemon settings after $(( $(date +%s) - started ))s"
+  exit 0
+fi
 if [ "$(docker node inspect --format '{{.Spec.Role}}' "$NODE")" = manager ]; then
   docker node demote "$NODE" >/dev/null
 fi

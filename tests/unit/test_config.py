@@ -296,3 +296,20 @@ def test_every_known_key_is_parsed_by_its_validator_and_documented_in_the_refere
     for key in KNOWN_KEYS.values():  # each validator exists where the table says
         module, function = key.validator.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), function)), key
+
+
+def test_operator_keys_are_parsed_in_order_and_every_bad_one_is_reported_with_its_index():
+    alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAlice alice@laptop"
+    assert parse(prod(sshAuthorizedKeys=[alice + "\n"]), "prod").authorized_keys == (alice,)
+    assert parse(prod(), "prod").authorized_keys == ()
+    found = problems(prod(sshAuthorizedKeys=[
+        alice, "not a key", "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz", alice.replace("laptop", "desk"), 7]))
+    assert "OpenSSH public key" in found["swarm:sshAuthorizedKeys[1]"]
+    assert ".pub" in found["swarm:sshAuthorizedKeys[2]"]
+    assert "sshAuthorizedKeys[0]" in found["swarm:sshAuthorizedKeys[3]"]
+    assert "swarm:sshAuthorizedKeys[4]" in found
+    assert "list" in problems(prod(sshAuthorizedKeys=alice))["swarm:sshAuthorizedKeys"]
+
+
+def test_a_misspelt_operator_keys_key_is_refused_with_the_right_name():
+    assert "swarm:sshAuthorizedKeys" in problems(prod(sshAuthorisedKeys=[]))["swarm:sshAuthorisedKeys"]

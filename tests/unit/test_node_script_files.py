@@ -31,13 +31,12 @@ def test_each_script_file_declares_its_inputs(name):
 
 
 def test_rendering_quotes_values_and_puts_strict_mode_first():
-    text = node_scripts.render("retire", NODE="n'1; rm -rf /", POOL="ml", TIMEOUT=5, UNPLACEABLE=1,
-                               LOCK_WAIT=2, LOCK_DIR="/run/with space")
+    text = node_scripts.render("authorized-keys", NODE="n'1; rm -rf /", KEYS="ssh-ed25519 AAAA with space")
     assert text.startswith("#!/bin/sh\nset -eu\nNODE='n'\"'\"'1; rm -rf /'\n")
-    assert "LOCK_DIR='/run/with space'\n" in text
+    assert "KEYS='ssh-ed25519 AAAA with space'\n" in text
     assert text.count("set -eu") == 1
 
 
 def test_rendering_refuses_a_missing_or_unknown_input():
-    with pytest.raises(TypeError, match=r"missing \['LOCK_DIR'\], unknown \['LOCKDIR'\]"):
-        node_scripts.render("retire", NODE="n", POOL="ml", TIMEOUT=5, UNPLACEABLE=1, LOCK_WAIT=2, LOCKDIR="/x")
+    with pytest.raises(TypeError, match=r"missing \['KEYS'\], unknown \['KEY'\]"):
+        node_scripts.render("authorized-keys", NODE="n", KEY="ssh-ed25519 AAAA")
