@@ -31,7 +31,7 @@ def test_each_script_file_declares_its_inputs(name):
 
 
 def test_rendering_quotes_values_and_puts_strict_mode_first():
-    text = node_scripts.render("authorized-keys", NODE="n'1; rm -rf /", KEYS="ssh-ed25519 AAAA with space")
+    text = node_scripts.render("authorized-keys", NODE="n'1; rm -rf /", KEYS="ssh-ed25519 AAAA with space", DIR="/r")
     assert text.startswith("#!/bin/sh\nset -eu\nNODE='n'\"'\"'1; rm -rf /'\n")
     assert "KEYS='ssh-ed25519 AAAA with space'\n" in text
     assert text.count("set -eu") == 1
@@ -39,4 +39,4 @@ def test_rendering_quotes_values_and_puts_strict_mode_first():
 
 def test_rendering_refuses_a_missing_or_unknown_input():
     with pytest.raises(TypeError, match=r"missing \['KEYS'\], unknown \['KEY'\]"):
-        node_scripts.render("authorized-keys", NODE="n", KEY="ssh-ed25519 AAAA")
+        node_scripts.render("authorized-keys", NODE="n", KEY="ssh-ed25519 AAAA", DIR="/r")
