@@ -18,6 +18,9 @@ from swarm.scripts import SAFE_WORD as _SAFE_WORD
 RETIRE_TIMEOUT_SECONDS = 600
 UNPLACEABLE_SECONDS = 60
 LOCK_WAIT_SECONDS = 3600
+# A daemon restart lets a task that no other node can take (a database pinned to its volume) stop
+# after this long: it cannot be kept running through the restart of its node's Docker.
+RESTART_UNPLACEABLE_SECONDS = 10
 # Per-pool locks live on the manager's /run: a tmpfs, so a reboot clears them.
 RETIRE_LOCK_DIR = "/run/swarm-retire"
 
@@ -64,7 +67,7 @@ def daemon_rollout_script(
     pool: str,
     label: str,
     timeout_seconds: int = RETIRE_TIMEOUT_SECONDS,
-    unplaceable_seconds: int = UNPLACEABLE_SECONDS,
+    unplaceable_seconds: int = RESTART_UNPLACEABLE_SECONDS,
     lock_wait_seconds: int = LOCK_WAIT_SECONDS,
     lock_dir: str = RETIRE_LOCK_DIR,
 ) -> str:

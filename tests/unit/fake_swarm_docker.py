@@ -4,7 +4,7 @@ $FAKE/swarm.json, with every call appended to $FAKE/calls (a timestamp, then the
 
 Tasks change over time after a node is drained: `phases` lists, per drained node, the task sets
 that hold from `at` seconds after its drain on (the last one whose `at` has passed). Before any
-drain, `tasks` holds. Only what swarm.day2_scripts.retire_script asks is answered.
+drain, `tasks` holds. Only what swarm.day2_scripts.retire_script and daemon_rollout_script ask is answered.
 """
 
 from __future__ import annotations
@@ -34,6 +34,14 @@ def main(argv: list[str]) -> int:
         if node is None:
             print(f"Error: No such node: {words[2]}", file=sys.stderr)
             return 1
+        if fmt.startswith("{{index .Description.Engine.Labels"):
+            # The daemon-settings label: `engine_label`, or `restarted_label` once the node has
+            # been drained for `restart_after` seconds (its own command restarted Docker).
+            drained = swarm.get("drained_at", {}).get(words[2])
+            restarted = drained is not None and time.time() - drained >= node.get("restart_after", 0)
+            print(node.get("restarted_label", "") if restarted and "restarted_label" in node
+                  else node.get("engine_label", ""))
+            return 0
         field = {"{{.Description.Hostname}}": "hostname", "{{.Spec.Availability}}": "availability",
                  "{{.Status.State}}": "state", "{{.Spec.Role}}": "role"}.get(fmt)
         print(node[field] if field else json.dumps(node))

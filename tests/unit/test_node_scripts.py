@@ -191,6 +191,51 @@ def test_a_down_node_is_removed_even_when_its_tasks_cannot_move(tmp_path):
     assert "node rm --force n2" in [call for _, call in swarm_calls(tmp_path)]
 
 
+def test_a_daemon_restart_drains_the_node_waits_for_its_new_settings_and_makes_it_active_again(tmp_path):
+    moving = [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"), task("t3", "n3")]
+    node_list = nodes()
+    node_list["n2"].update(restarted_label="d1g35t", restart_after=2)
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": node_list, "services": SERVICES, "tasks": BEFORE,
+        "phases": {"n2": [{"at": 0, "tasks": [*moving, task("t4", "n4", "starting")]},
+                          {"at": 1, "tasks": [*moving, task("t4", "n4")]}]},
+    })
+    script = day2_scripts.daemon_rollout_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(tmp_path / "locks"))
+    result = run(script, env)
+    assert result.returncode == 0, result.stderr
+    calls = swarm_calls(tmp_path)
+    drained = first(calls, "node update --availability drain n2")
+    assert first(calls, "node update --availability active n2") - drained >= 2  # back with the new label
+    assert not [call for _, call in calls if call.startswith(("node rm", "node demote"))]
+    assert "restarted Docker on prod-ml-2 (n2)" in result.stdout
+    assert not list((tmp_path / "locks").iterdir())  # the pool's lock is released
+
+
+def test_a_node_already_running_the_daemon_settings_is_not_drained(tmp_path):
+    node_list = nodes()
+    node_list["n2"]["engine_label"] = "d1g35t"
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json",
+                       {"nodes": node_list, "services": SERVICES, "tasks": BEFORE})
+    result = run(day2_scripts.daemon_rollout_script("n2", "ml", "d1g35t", 30, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert not [call for _, call in swarm_calls(tmp_path) if call.startswith("node update")]
+
+
+def test_a_daemon_restart_lets_a_task_pinned_to_the_node_stop_instead_of_failing(tmp_path):
+    # The database cannot run anywhere else: after unplaceable_seconds the restart goes ahead.
+    after = [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"), task("t3", "n3"),
+             task("t4", "", "pending", err="no suitable node (scheduling constraints not satisfied on 3 nodes)")]
+    node_list = nodes()
+    node_list["n2"].update(restarted_label="d1g35t", restart_after=3)
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": node_list, "services": SERVICES, "tasks": BEFORE, "phases": {"n2": [{"at": 0, "tasks": after}]},
+    })
+    result = run(day2_scripts.daemon_rollout_script("n2", "ml", "d1g35t", 30, 1, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert "tasks that no other node can take stop while prod-ml-2 restarts Docker" in result.stderr
+    assert "node update --availability active n2" in [call for _, call in swarm_calls(tmp_path)]
+
+
 def test_a_node_no_longer_in_the_swarm_is_nothing_to_retire(tmp_path):
     env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": {}, "services": {}, "tasks": []})
     result, _ = retire(tmp_path, env)
