@@ -4,13 +4,15 @@
 The changes run in sequence on the same cluster, each from the state the previous one left, so
 the suite boots prod once (and once more for three managers). Replacing the lone manager keeps
 the swarm but restarts tasks, and its test asserts only what holds. The scenarios that do not
-hold yet (every node's user data or the SSH key changed, the first of three managers replaced)
+hold yet (every node's user data or the program's key pair changed, the first of three managers
+replaced)
 are shown by `scripts/lifecycle_report.py`, not asserted here as if they were right.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -25,6 +27,7 @@ from tests.sandbox.lifecycle import (
     lifecycle_stack_file,
     load_images,
     node_names,
+    Scenario,
 )
 
 PREFIX, SUBNET = "swlc", "10.233.91.0/24"
@@ -78,7 +81,8 @@ def test_adding_a_worker_creates_its_droplet_and_joins_it_without_touching_the_o
     outcome = life.change(SCENARIO["worker added"])
     assert outcome.held, outcome.problems
     assert changed(outcome, "create") == {
-        "prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings"}
+        "prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings",
+        "prod-ml-4-access", "prod-ml-4-daemon", "prod-ml-4-daemon-rollout"}
     assert changed(outcome, "update") == {"prod-converge"}, "the convergence check runs again after a node change"
     assert changed(outcome, "replace") == changed(outcome, "delete") == set()
     node = nodes(life)["prod-ml-4"]
@@ -90,7 +94,8 @@ def test_removing_a_worker_retires_its_node_then_destroys_its_droplet(life):
     outcome = life.change(_count("ml", 3))
     assert outcome.held, outcome.problems
     deletes = [step.name for step in outcome.result.steps if step.op == "delete"]
-    assert set(deletes) == {"prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings"}
+    assert set(deletes) == {"prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings",
+                            "prod-ml-4-access", "prod-ml-4-daemon", "prod-ml-4-daemon-rollout"}
     assert changed(outcome, "update") == {"prod-converge"}
     # The retire script (the settings command's delete, with the old node ID) runs on the
     # manager before the node leaves, and the droplet goes last.
@@ -114,6 +119,22 @@ def test_changing_a_label_updates_the_nodes_settings_in_place_and_replaces_no_dr
     assert changed(outcome, "replace") == changed(outcome, "create") == changed(outcome, "delete") == set()
     for i in (1, 2, 3):
         assert nodes(life)[f"prod-ml-{i}"]["labels"] == {"type": "machine-learning", "zone": "a"}
+
+
+def test_adding_an_operator_key_authorizes_it_on_every_node_in_place(life, tmp_path):
+    key = tmp_path / "operator"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "operator", "-f", str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().strip()
+    scenario = Scenario("operator key added", lambda c: {**c, "sshAuthorizedKeys": [*c.get("sshAuthorizedKeys", []), public]})
+    outcome = life.change(scenario)
+    assert outcome.held, outcome.problems
+    assert changed(outcome, "update") == {f"{name}-access" for name in node_names(life.config)}
+    assert changed(outcome, "replace") == changed(outcome, "create") == changed(outcome, "delete") == set()
+    for host in [h for h in life.cloud.droplets.values() if h.name in node_names(life.config)]:
+        login = subprocess.run(["ssh", "-F", "/dev/null", "-i", str(key), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                                f"root@{host.ip}", "hostname"], capture_output=True, text=True, timeout=30)
+        assert login.stdout.strip() == host.name, login.stderr
 
 
 def test_rotating_a_secret_creates_the_new_one_updates_its_service_and_deletes_the_old_one(life):
