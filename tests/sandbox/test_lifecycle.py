@@ -194,6 +194,27 @@ def test_replacing_the_lone_manager_keeps_the_swarm_its_services_secrets_and_dat
     assert current["prod-manager-1"]["labels"] == {"type": "database"}
 
 
+def test_new_daemon_settings_restart_docker_node_by_node_in_place_keeping_the_replicas(life):
+    """Last on this cluster: the settings hold only during this `up` (a program upgrade), and a
+    later `up` would roll them back."""
+    from swarm import node_access
+
+    outcome = life.change(SCENARIO["daemon settings changed"])
+    assert outcome.held, outcome.problems
+    assert changed(outcome, "replace") == changed(outcome, "create") == changed(outcome, "delete") == set()
+    assert changed(outcome, "update") == {f"{name}-{command}" for name in node_names(life.config)
+                                          for command in ("daemon", "daemon-rollout")}
+    with SCENARIO["daemon settings changed"].upgrade():
+        label, settings = node_access.daemon_label(), node_access.daemon_config()
+    for host in [h for h in life.cloud.droplets.values() if h.name in node_names(life.config)]:
+        written = json.loads(host.exec("cat /etc/docker/daemon.json").stdout)
+        assert written["log-opts"] == settings["log-opts"] == {"max-size": "20m", "max-file": "6"}
+        assert "storage-driver" in written, "keys the program does not own stay"
+        running = host.exec("docker info --format '{{json .Labels}}'").stdout
+        assert f"swarm.daemon-settings={label}" in running, f"{host.name}'s Docker runs the new settings"
+    assert all(node["state"] == "ready" for node in nodes(life).values())
+
+
 def test_replacing_one_of_three_managers_keeps_quorum_and_every_task(life, sandbox_workdir):
     """On a cluster of its own: three managers, prod-control-1's droplet replaced (`--replace`)."""
     outcome = run_scenario(life.sandbox, sandbox_workdir / "lifecycle-tests", life.stack_file,
