@@ -7,7 +7,7 @@ again on a successor droplet):
 - daemon:         on the node: daemon.json merged with the program's settings; Docker restarted
                   only when they changed, once the node runs no task.
 - daemon-rollout: on the manager: when the node's Docker does not run the current settings, drains
-                  it (one node per pool at a time, under the pool's retirement lock), waits until
+                  it (at most the pool's maxUnavailable at a time, in its retirement slots), waits until
                   its tasks run elsewhere and until it is back with them, then makes it available.
 """
 
@@ -72,8 +72,9 @@ class NodeConfig(pulumi.ComponentResource):
                 f"{short}-daemon-rollout",
                 connection=args.manager_connection,
                 create=swarm_node.node_id.apply(
-                    lambda node_id, pool=node.pool.name: day2_scripts.daemon_rollout_script(
-                        node_id, pool, node_access.daemon_label(), args.drain_timeout_seconds)
+                    lambda node_id, pool=node.pool: day2_scripts.daemon_rollout_script(
+                        node_id, pool.name, node_access.daemon_label(), args.drain_timeout_seconds,
+                        max_unavailable=pool.max_unavailable)
                 ),
                 add_previous_output_in_env=False,
                 opts=child,

@@ -9,14 +9,19 @@ in parallel.
 - volume:   on a node with a block-storage volume, mounts it (formats it only when provably
             blank), before the node joins or inits, so nothing can use the mount path before it
             is mounted. A changed script or mount path re-runs it in place, replacing no droplet.
-- init:     `swarm init` on the first manager, advertising its VPC address; on a successor of a
-            lone manager with a volume, the swarm state kept there is restored instead.
-- swarm-state: (a lone manager with a volume) its delete keeps the swarm state on the volume
-            before the droplet is replaced, so that services, secrets and networks survive.
+- probe:    on every other manager, before init: its address and manager join token when it
+            holds a swarm (secret, not logged). Re-run whenever the first manager's droplet changes.
+- init:     brings the first manager in, advertising its VPC address: joins the swarm a probe
+            found (the first of three managers replaced); else, on a successor of a lone manager
+            with a volume, restores the swarm state kept there; else `swarm init`, which only a
+            cluster's first `up` does.
+- swarm-state: (the first manager) its delete hands over before the droplet goes: one of several
+            managers demotes itself (leadership moves while it is up); a lone manager with a
+            volume keeps its swarm state there, so that services, secrets and networks survive.
 - tokens:   both join tokens as a secret output; never logged, handed to joins on stdin.
 - join:     joins the node on its VPC address. It has no delete: see below.
-- settings: on the first manager, sets the node's role and labels by node ID; deleting it
-            retires the node (drain, wait until its tasks run elsewhere, remove it from
+- settings: at the manager's reserved IP, sets the node's role and labels by node ID; deleting it
+            retires the node, the first manager's own old node too (drain, wait until its tasks run elsewhere, remove it from
             `docker node ls`; one node per pool at a time). It is replaced whenever the node ID
             changes, so a replaced droplet's old node is always retired.
 - folders:  on a node where a service with bind mounts may run, creates the bind sources
@@ -102,30 +107,51 @@ class SwarmCluster(pulumi.ComponentResource):
         manager_connection = remote.ConnectionArgs(host=manager_host, user=args.ssh_user,
                                                    private_key=args.ssh_private_key, host_key=first.host_key)
 
-        first_ready = self._prepared(first)  # its volume mounted: init may restore swarm state from it
+        prepared = {id(machine): self._prepared(machine) for machine in args.machines}
         volume = first.node.pool.volume
         state_dir = scripts.swarm_state_dir(volume.mount_path) if volume else None
+        # The other managers, asked just before init whether they hold a swarm: a successor of the
+        # first manager joins theirs instead of starting one. Re-asked whenever the first
+        # manager's droplet changes.
+        probes = [
+            remote.Command(
+                f"{name}-{_short(machine)}-probe",
+                connection=self._connection(machine),
+                create=scripts.manager_probe_script(),
+                triggers=[first.droplet_id],
+                logging=remote.Logging.NONE,  # a manager join token
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[id(machine)]],
+                                            additional_secret_outputs=["stdout"]),
+            )
+            for machine in args.machines
+            if machine.node.role == "manager" and machine is not first
+        ]
         init = remote.Command(
             f"{name}-init",
             connection=manager_connection,
             create=first.private_ip.apply(lambda ip: scripts.init_script(ip, state_dir)),
+            # `<address> <token>` lines; secret on the program side too, so it is encrypted in state.
+            stdin=pulumi.Output.secret(pulumi.Output.all(*(probe.stdout for probe in probes)).apply("".join))
+            if probes else None,
             triggers=[first.droplet_id],
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[first_ready]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[id(first)]]),
         )
-        if volume and state_dir:
-            # Replaced with its droplet, and deleted before it (the droplet of a node with a volume
-            # is deleted before its successor is created): a lone manager keeps its swarm state on
-            # the volume on its way out, and init restores it on the successor.
-            remote.Command(
-                f"{name}-{_short(first)}-swarm-state",
-                connection=manager_connection,
-                create=scripts.keep_swarm_state_script(state_dir, volume.mount_path),
-                delete=scripts.backup_swarm_state_script(state_dir),
-                triggers=[first.droplet_id],
-                add_previous_output_in_env=False,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
-            )
+        # Replaced with its droplet and deleted before it (dependents first; before the successor
+        # too when the volume makes the droplet delete-before-replace): one of several managers
+        # demotes itself, so that leadership moves while it is still up; a lone manager keeps its
+        # swarm state on its volume, and init restores it on the successor. The name predates
+        # the demotion: kept, so that existing stacks update the command rather than run its delete.
+        remote.Command(
+            f"{name}-{_short(first)}-swarm-state",
+            connection=manager_connection,
+            create=scripts.keep_swarm_state_script(state_dir, volume.mount_path if volume else None),
+            delete=scripts.handover_script(state_dir),
+            triggers=[first.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
+        )
         tokens_command = remote.Command(
             f"{name}-join-tokens",
             connection=manager_connection,
@@ -146,8 +172,8 @@ class SwarmCluster(pulumi.ComponentResource):
             if machine is first:
                 node_id = init.stdout.apply(str.strip)
             else:
-                node_id = self._join(machine, first, tokens)
-            settings = self._settings(machine, node_id, retire=machine is not first, connection=manager_connection)
+                node_id = self._join(machine, first, tokens, prepared[id(machine)])
+            settings = self._settings(machine, node_id, connection=manager_connection)
             settings_commands.append(settings)
             self.nodes.append(SwarmNode(machine, node_id))
             if args.folders.get(machine.node.name):
@@ -232,8 +258,8 @@ class SwarmCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
         )
 
-    def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict]) -> pulumi.Output[str]:
-        prepared = self._prepared(machine)
+    def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict],
+              prepared: remote.Command) -> pulumi.Output[str]:
         role = machine.node.role
         join = remote.Command(
             f"{self._name}-{_short(machine)}-join",
@@ -250,18 +276,19 @@ class SwarmCluster(pulumi.ComponentResource):
         )
         return join.stdout.apply(str.strip)
 
-    def _settings(
-        self, machine: Machine, node_id: pulumi.Output[str], *, retire: bool, connection: remote.ConnectionArgs
-    ) -> remote.Command:
+    def _settings(self, machine: Machine, node_id: pulumi.Output[str], *, connection: remote.ConnectionArgs) -> remote.Command:
         node = machine.node
         return remote.Command(
             f"{self._name}-{_short(machine)}-settings",
             connection=connection,
             create=node_id.apply(lambda nid: scripts.node_settings_script(nid, node.role, node.pool.labels)),
-            # The first manager cannot remove itself; every other node is drained and removed.
+            # Every node, the first manager's too, is drained and removed when it goes: the delete
+            # runs at the reserved IP, on the first manager's successor by then (the retire
+            # script will not remove the manager it runs on).
             delete=node_id.apply(
-                lambda nid: day2_scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds)
-            ) if retire else None,
+                lambda nid: day2_scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds,
+                                                       max_unavailable=node.pool.max_unavailable)
+            ),
             triggers=[node_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self),

@@ -26,7 +26,7 @@ from components.registry import RegistryAuth
 from swarm import scripts
 from swarm.compose import StackSpec
 from swarm.config import DEFAULT_CONVERGE_TIMEOUT_SECONDS
-from swarm.registry import pulls_from
+from swarm.registry import CREDENTIALS_LABEL, credentials_label, provider_auth_addresses, pulls_from
 from swarm.service_args import config_args, network_args, secret_args, service_args
 
 # The engine's own limit for the converge command: its script gives up first, with its report.
@@ -75,6 +75,11 @@ class Workloads(pulumi.ComponentResource):
             # Preview needs no daemon (no data sources): it runs where SSH is closed, as in a pull
             # request's preview (docs/security.md). `up` reaches the daemon at its first resource.
             disable_docker_daemon_check=True,
+            # The registry's credentials live with the provider, which sends them with every create
+            # and update of a service whose image is there (`--with-registry-auth`). On a service
+            # (`auth`) they would be ForceNew: rotating them would replace every such service, and
+            # the replacement collides with the service's own name.
+            registry_auth=_provider_registry_auth(spec, args.registry),
             opts=pulumi.ResourceOptions(parent=self),
         )
         on_swarm = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=args.swarm_ready)
@@ -121,10 +126,11 @@ class Workloads(pulumi.ComponentResource):
                 secret_ids={k: (s.id, s.name) for k, s in secrets.items()},
                 config_ids={k: (c.id, c.name) for k, c in configs.items()},
             )
+            if args.registry is not None and pulls_from(service.image, args.registry.server):
+                inputs[key]["labels"] = _with_credentials_label(inputs[key]["labels"], name_key, args.registry)
             self.services[key] = docker.Service(
                 f"{name}-{key}",
                 **inputs[key],
-                auth=_auth(service.image, args.registry),
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=provider,
@@ -181,14 +187,28 @@ class Workloads(pulumi.ComponentResource):
         )
 
 
-def _auth(image: str, registry: RegistryAuth | None) -> pulumi.Output[dict] | None:
-    """`docker stack deploy --with-registry-auth` for one service: the registry's credentials,
-    as a secret, when its image lives there; no credentials for any other image."""
-    if registry is None or not pulls_from(image, registry.server):
+def _provider_registry_auth(spec: StackSpec, registry: RegistryAuth | None) -> list[docker.ProviderRegistryAuthArgs] | None:
+    """The provider's `registry_auth` entries: the credentials, secret, under every address by
+    which the provider looks up one of the stack's images on the registry (swarm.registry)."""
+    if registry is None:
         return None
-    return pulumi.Output.secret(
-        {"server_address": registry.server, "username": registry.username, "password": registry.password}
+    images = [service.image for service in spec.services.values()]
+    addresses = provider_auth_addresses(images, registry.server)
+    password = pulumi.Output.secret(registry.password)
+    return [docker.ProviderRegistryAuthArgs(address=address, username=registry.username, password=password)
+            for address in addresses] or None
+
+
+def _with_credentials_label(labels: list[dict], name_key: pulumi.Output[bytes], registry: RegistryAuth) -> pulumi.Output:
+    """The service's labels plus a keyed hash of the registry credentials: new credentials update
+    the service in place, and the provider sends them with that update. No task restarts: the
+    service's labels are not its tasks'."""
+    value = pulumi.Output.all(name_key, registry.username, registry.password).apply(
+        lambda v: credentials_label(v[0], registry.server, v[1], v[2])
     )
+    return pulumi.Output.unsecret(value.apply(
+        lambda digest: sorted([*labels, {"label": CREDENTIALS_LABEL, "value": digest}], key=lambda item: item["label"])
+    ))
 
 
 def _digest(inputs: Mapping[str, object]) -> str:

@@ -60,7 +60,7 @@ MOUNT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 PORT_SPEC = re.compile(r"^(?P<first>[0-9]{1,5})(-(?P<last>[0-9]{1,5}))?(/(?P<protocol>tcp|udp))?$")
 SSH_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$")
 
-POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume", "previousNames"}
+POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume", "previousNames", "maxUnavailable"}
 VOLUME_KEYS = {"sizeGb", "mountPath", "protect"}
 MAX_VOLUME_GB = 16 * 1024
 
@@ -86,6 +86,9 @@ class Pool:
     # Names this pool had before (`previousNames`): its resources are aliased to them, so a
     # renamed pool keeps its volumes (and its droplets are replaced, not created beside them).
     previous_names: tuple[str, ...] = ()
+    # How many of the pool's nodes a rolling change may take out of service at once: nodes
+    # being retired (drained, waiting for their tasks to run elsewhere, removed) at one time.
+    max_unavailable: int = 1
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,7 @@ def _parse_pools(value: Any, stack: str, found: Collector) -> list[Pool]:
         )
     first = next((pool for pool in pools if pool.role == "manager" and pool.count > 0), None)
     if managers == 1 and first is not None and first.volume is None:
-        # Its swarm state is kept on its volume across a replacement (scripts.backup_swarm_state_script).
+        # Its swarm state is kept on its volume across a replacement (scripts.handover_script).
         found.warnings.append(
             f"{NAMESPACE}:nodePools.{first.name}: a lone manager without a volume: replacing its droplet (a new "
             "image, user data or SSH key) starts a new, empty swarm and every service, secret and network is "
@@ -312,9 +315,24 @@ def _parse_pool(name: str, spec: Any, stack: str, found: Collector) -> Pool | No
     volume = _parse_volume(spec.get("volume"), f"{key}.volume", found)
     previous_names = parse_previous_names(spec.get("previousNames"), f"{key}.previousNames", name, "pool", DNS_LABEL,
                                           found.problem)
+    max_unavailable = _parse_max_unavailable(spec.get("maxUnavailable", 1), role, count, f"{key}.maxUnavailable", found)
     if len(found.problems) > before:
         return None
-    return Pool(name, role, int(count), size, image, labels, gpu, volume, previous_names)
+    return Pool(name, role, int(count), size, image, labels, gpu, volume, previous_names, max_unavailable)
+
+
+def _parse_max_unavailable(value: Any, role: Any, count: Any, key: str, found: Collector) -> int:
+    """`maxUnavailable`: nodes of the pool a rolling change (a new size, image or user data, a
+    scale-down) takes out of service at once, each drained and retired only once its tasks run
+    elsewhere. More is faster and needs room for more moved tasks on the other nodes."""
+    if not _is_int(value) or value < 1:
+        found.problem(key, f"{value!r} is not a node count; use a whole number >= 1 (default 1)")
+        return 1
+    if role == "manager" and value > 1:
+        found.problem(key, "managers leave one at a time, so that the others keep quorum; remove maxUnavailable")
+    elif _is_int(count) and count >= 1 and value > count:
+        found.problem(key, f"{int(value)} is more than the pool's {int(count)} nodes; use at most {int(count)}")
+    return int(value)
 
 
 def _parse_size(slug: Any, gpu: bool, key: str, found: Collector) -> DropletSize | None:

@@ -32,6 +32,7 @@ def retire_script(
     unplaceable_seconds: int = UNPLACEABLE_SECONDS,
     lock_wait_seconds: int = LOCK_WAIT_SECONDS,
     lock_dir: str = RETIRE_LOCK_DIR,
+    max_unavailable: int = 1,
 ) -> str:
     """Run on a manager: drain node `node_id` of pool `pool`, wait until its tasks run elsewhere,
     then remove it from the swarm. Without `docker node rm` a replaced or removed droplet would
@@ -48,12 +49,14 @@ def retire_script(
       the script fails *before* `docker node rm`, naming each short service and its tasks'
       errors. A node that is Down (its droplet is gone) is removed anyway: keeping it brings
       none of its tasks back; the services left short are printed as a warning.
-    - One at a time per pool: Pulumi deletes independent resources in parallel and has no
-      "one at a time" option, so the script takes a lock on the manager (an atomic `mkdir`, the
-      holder written inside) for the whole retirement. A lock whose holder process is gone, or
-      older than the longest a retirement can take, is stale and taken over.
+    - At most `max_unavailable` at a time per pool (the pool's `maxUnavailable`, 1 by default):
+      Pulumi deletes independent resources in parallel and has no "N at a time" option, so the
+      script takes one of the pool's slots on the manager (an atomic `mkdir`, the holder
+      written inside) for the whole retirement. A slot whose holder process is gone, or older
+      than the longest a retirement can take, is stale and taken over.
     """
-    return _take_out("retire", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir)
+    return _take_out("retire", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir,
+                     max_unavailable)
 
 
 # Docker reports the labels of a node's running daemon (daemon.json `labels`) in `docker info` and,
@@ -70,12 +73,15 @@ def daemon_rollout_script(
     unplaceable_seconds: int = RESTART_UNPLACEABLE_SECONDS,
     lock_wait_seconds: int = LOCK_WAIT_SECONDS,
     lock_dir: str = RETIRE_LOCK_DIR,
+    max_unavailable: int = 1,
 ) -> str:
     """Run on a manager: make way for node `node_id` to restart Docker with the daemon settings
-    labelled `label` ("" for the settings cloud-init wrote), one node per pool at a time.
+    labelled `label` ("" for the settings cloud-init wrote), at most `max_unavailable` nodes of the
+    pool at a time (the pool's `maxUnavailable`).
 
-    Nothing happens when the node's running Docker already reports `label`. Otherwise, under the
-    pool's retirement lock (a restart and a retirement never overlap in a pool): drain the node and
+    Nothing happens when the node's running Docker already reports `label`. Otherwise, holding one
+    of the pool's retirement slots (restarts and retirements together never take more than
+    `max_unavailable` nodes of a pool out): drain the node and
     wait until its tasks run elsewhere, as retirement does (a task no other node can take, such as
     a database pinned to this node, is waited for `unplaceable_seconds` and then let stop); then
     wait until the node is Ready again reporting `label` (its own command, swarm/node_scripts/
@@ -84,16 +90,19 @@ def daemon_rollout_script(
     is restored and the script fails.
     """
     return _take_out("restart", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir,
-                     label)
+                     max_unavailable, label)
 
 
 def _take_out(mode: str, node_id: str, pool: str, timeout_seconds: int, unplaceable_seconds: int,
-              lock_wait_seconds: int, lock_dir: str, label: str = "") -> str:
+              lock_wait_seconds: int, lock_dir: str, max_unavailable: int, label: str = "") -> str:
     if not _SAFE_WORD.match(pool):
         raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
+    if int(max_unavailable) < 1:
+        raise ValueError(f"max_unavailable must be at least 1, not {max_unavailable}")
     return node_scripts.render(
-        "retire", NODE=node_id, POOL=pool, TIMEOUT=int(timeout_seconds), UNPLACEABLE=int(unplaceable_seconds),
-        LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir, MODE=mode, LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label,
+        "retire", NODE=node_id, POOL=pool, MAX_UNAVAILABLE=int(max_unavailable), TIMEOUT=int(timeout_seconds),
+        UNPLACEABLE=int(unplaceable_seconds), LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir, MODE=mode,
+        LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label,
     )
 
 

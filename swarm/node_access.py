@@ -11,7 +11,7 @@ by cloud-init would replace every droplet. Both are therefore applied by remote 
   DigitalOcean at creation) are left as they are.
 - daemon settings: DAEMON_SETTINGS, merged over /etc/docker/daemon.json (keys the program does not
   own, such as a GPU node's runtime and generic resources, stay), Docker restarted only when the
-  file changed, one node per pool at a time: a manager drains the node and waits until its tasks
+  file changed, one node per pool at a time (the pool's `maxUnavailable`): a manager drains the node and waits until its tasks
   run elsewhere, the node restarts Docker once it runs no task, the manager gives it its
   availability back (swarm/node_scripts/daemon.sh and retire.sh's restart mode).
 
@@ -40,7 +40,7 @@ DAEMON_KEYS_PATH = "/etc/docker/swarm-daemon-keys"
 
 # The Docker daemon settings of every node. Log rotation keeps chatty model servers from filling
 # the disk. Never `live-restore`: swarm mode refuses it. Changing this restarts Docker on every
-# node, drained first, one node per pool at a time; it replaces no droplet.
+# node, drained first, one node per pool at a time (`maxUnavailable`); it replaces no droplet.
 DAEMON_SETTINGS: dict[str, Any] = copy.deepcopy(FIRST_BOOT_DAEMON_CONFIG)
 
 

@@ -1,17 +1,21 @@
 """Image references and registry credentials, as Docker reads them.
 
 `docker stack deploy --with-registry-auth` sends the deployer's credentials for an image's
-registry with the service, so every node pulls with them. The program does the same per
-service: a service gets credentials when its image lives on the configured registry, decided
-here by the image's registry host, exactly as Docker derives it from the reference.
+registry with the service, so every node pulls with them. The program does the same: the
+Docker provider holds the registry's credentials and sends them with every service whose image
+lives on the configured registry, decided here by the image's registry host, exactly as Docker
+derives it from the reference.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
+from collections.abc import Iterable
 
 DOCKER_HUB = "docker.io"
 DIGITALOCEAN_REGISTRY = "registry.digitalocean.com"
@@ -64,3 +68,32 @@ def credentials_from_docker_config(text: str, server: str) -> tuple[str, str]:
     if not colon or not username or not password:
         raise ValueError(f"the Docker credentials for {server} lack a username or password")
     return username, password
+
+
+# On every service pulling from the registry: a keyed hash of its credentials. New credentials
+# change it, and so update each such service in place, which is when the Docker provider sends
+# the new credentials along (a service's `auth` would replace it: it is ForceNew).
+CREDENTIALS_LABEL = "swarm.registry-credentials"
+
+
+def provider_auth_addresses(images: Iterable[str], server: str) -> list[str]:
+    """The Docker provider's `registry_auth` addresses under which it finds the credentials for
+    each image pulled from `server`.
+
+    kreuzwerker's provider (pulumi-docker's engine) looks a service's credentials up by the text
+    before the image's first '/' (internal/provider/resource_docker_service_funcs.go,
+    `fromRegistryAuth`) and files each `registry_auth` entry under its address's host
+    (provider.go, `convertToHostname`). For `registry.example.com/nlp/api` that is the registry
+    host; for a Docker Hub image written `acme/api` it is `acme`. So: one address per prefix. An
+    image without a '/' (`postgres:13`) gets no credentials from the provider, whatever its
+    registry: a private one always has a path.
+    """
+    return sorted({image.partition("/")[0] for image in images if pulls_from(image, server) and "/" in image})
+
+
+def credentials_label(name_key: bytes, server: str, username: str, password: str) -> str:
+    """CREDENTIALS_LABEL's value: 12 hex of HMAC-SHA256 under the stack's naming key, which says
+    nothing about the credentials without the key."""
+    if len(name_key) < 16:
+        raise ValueError("the naming key must be at least 16 random bytes")
+    return hmac.new(name_key, "\n".join((server, username, password)).encode(), hashlib.sha256).hexdigest()[:12]

@@ -62,18 +62,25 @@ docker version --format '{{{{.Server.Version}}}}'
 
 
 def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
-    """`swarm init` on the first manager, advertising its VPC address. Prints the node ID.
+    """Bring the first manager into the swarm, advertising its VPC address. Prints the node ID.
 
-    With `state_dir` (on the manager's block-storage volume): a node that is in no swarm but
-    finds the swarm state its predecessor kept there (backup_swarm_state_script) restores it
-    instead, as Docker's admin guide recovers a manager: the state copied back while Docker is
-    stopped, then `swarm init --force-new-cluster`. The kept state names the old droplet's
-    address, which is rewritten to this one's first, else the restored manager cannot listen.
-    Services, secrets, configs, networks and node labels come back with their IDs; the workers
-    rejoin (their join command sees the new manager address). A swarm is initialised afresh
-    only when no kept state is found.
+    A swarm is initialised only when no existing swarm can be found, never as a side effect of a
+    replacement. In order, an `inactive` node:
+    1. joins the swarm the other managers hold, when any does: stdin carries one line
+       `<address> <manager join token>` per manager that is in a swarm (manager_probe_script,
+       run on each of them just before). This is the first of three managers replaced: its
+       successor joins the two that kept quorum, and the old node is retired afterwards. A swarm
+       found but refusing every join fails the script: initialising would split it.
+    2. with `state_dir` (on the manager's block-storage volume), restores the swarm state its
+       predecessor kept there (handover_script), as Docker's admin guide recovers a
+       manager: the state copied back while Docker is stopped, then `swarm init
+       --force-new-cluster`. The kept state names the old droplet's address, which is rewritten
+       to this one's first, else the restored manager cannot listen. Services, secrets,
+       configs, networks and node labels come back with their IDs; the workers rejoin (their
+       join command sees the new manager address).
+    3. otherwise initialises a new swarm: the cluster's first `up`.
 
-    Only an `inactive` node is initialised. A node that is `pending` or in `error` (a join or an
+    Only an `inactive` node is brought in. A node that is `pending` or in `error` (a join or an
     init that never completed) or `locked` is neither taken for a working manager nor reset: it
     may hold swarm state, so the script stops and says what to look at.
     """
@@ -81,6 +88,24 @@ def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
     restore = "" if state_dir is None else _restore_block(advertise_addr, state_dir)
     return _HEADER + f"""\
 state=$({_LOCAL_STATE})
+if [ "$state" = inactive ]; then
+  found=""
+  while read -r peer token; do
+    [ -n "$token" ] || continue
+    found="$found $peer"
+    if docker swarm join --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} --token "$token" "$peer:{SWARM_PORT}" >/dev/null; then
+      echo "$(hostname): joined the swarm the manager at $peer holds" >&2
+      state=$({_LOCAL_STATE})
+      break
+    fi
+    # A join that failed half-way leaves the node pending: clear it before the next manager.
+    if [ "$({_LOCAL_STATE})" != inactive ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
+  done
+  if [ "$state" = inactive ] && [ -n "$found" ]; then
+    echo "$(hostname): the managers at$found hold a swarm that refused this node; not initialising another (see docker info there)" >&2
+    exit 1
+  fi
+fi
 {restore}case "$state" in
   inactive)
     docker swarm init --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} \\
@@ -101,6 +126,23 @@ docker info --format '{{{{.Swarm.NodeID}}}}'
 """
 
 
+def manager_probe_script() -> str:
+    """Run on a manager other than the first: print `<address> <manager join token>` when it is
+    a manager of a swarm that has a leader, nothing otherwise. The first manager's init reads
+    these lines to join an existing swarm rather than start one. Its output must be marked
+    secret and not logged."""
+    return _HEADER + """\
+if [ "$(docker info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}')" != "active true" ]; then
+  exit 0
+fi
+# A manager cut off from the others has no leader: its token would be refused.
+if ! docker node ls -q >/dev/null 2>&1; then
+  exit 0
+fi
+printf '%s %s\\n' "$(docker info --format '{{.Swarm.NodeAddr}}')" "$(docker swarm join-token -q manager)"
+"""
+
+
 def join_tokens_script() -> str:
     """Print both join tokens as JSON. Its output must be marked secret and not logged.
 
@@ -118,11 +160,14 @@ printf '{"worker":"%s","manager":"%s"}\\n' "$worker" "$manager"
 """
 
 
-def join_script(advertise_addr: str, manager_addr: str) -> str:
+def join_script(advertise_addr: str, manager_addr: str, manager_wait_seconds: int = 30) -> str:
     """Join the swarm whose manager listens on `manager_addr`, with the token read from stdin.
 
-    Only an `active` node that knows that manager counts as joined, and is left alone. A node in
-    another swarm (its manager was replaced), or stuck `pending` or in `error` (a join that never
+    Only an `active` node that knows that manager counts as joined, and is left alone. A
+    manager that joined the swarm a moment ago (the successor of a replaced first manager)
+    reaches the other nodes' manager lists within seconds: the script waits up to
+    `manager_wait_seconds` for it before deciding that the node is in another swarm. A node in
+    another swarm (a lone manager replaced), or stuck `pending` or in `error` (a join that never
     completed, whichever manager it names), leaves and joins again. Prints the node ID.
     """
     addr = shlex.quote(advertise_addr)
@@ -133,11 +178,19 @@ IFS= read -r token || {{ echo "no join token on stdin" >&2; exit 1; }}
 state=$({_LOCAL_STATE})
 case "$state" in
   active)
-    managers=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
-    case "$managers" in
-      *" $manager "*) ;;
-      *) docker swarm leave --force >/dev/null; state=inactive ;;
-    esac
+    deadline=$(( $(date +%s) + {int(manager_wait_seconds)} ))
+    until case " $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')" in
+            *" $manager "*) true ;;
+            *) false ;;
+          esac; do
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "$(hostname): in a swarm that does not know the manager $manager: leaving it to join that one" >&2
+        docker swarm leave --force >/dev/null
+        state=inactive
+        break
+      fi
+      sleep 1
+    done
     ;;
   pending | error)
     docker swarm leave --force >/dev/null
@@ -365,9 +418,11 @@ fi
 """
 
 
-def keep_swarm_state_script(state_dir: str, mount_path: str) -> str:
-    """The create of a lone manager's swarm-state command: check that the folder where its
-    state will be kept (when its droplet is replaced) is on the mounted volume."""
+def keep_swarm_state_script(state_dir: str | None, mount_path: str | None) -> str:
+    """The create of the first manager's handover command: with a volume, check that the folder
+    where a lone manager's state is kept (when its droplet is replaced) is on the mounted volume."""
+    if state_dir is None or mount_path is None:
+        return _HEADER + 'echo "$(hostname) hands over to the other managers (demoted) before its droplet goes"\n'
     return _HEADER + f"""\
 if ! mountpoint -q {shlex.quote(mount_path)}; then
   echo "$(hostname): {mount_path} is not mounted: the swarm state could not be kept across a replacement" >&2
@@ -379,23 +434,21 @@ echo "swarm state kept in {state_dir} when this droplet is replaced"
 """
 
 
-def backup_swarm_state_script(state_dir: str) -> str:
-    """Run on the only manager before its droplet goes (its swarm-state command's delete): copy
-    its swarm state to the block-storage volume, which outlives the droplet, the way Docker's
-    admin guide backs a manager up: Docker stopped, /var/lib/docker/swarm copied whole, Docker
-    started again. With several managers the others hold the state: nothing to keep."""
-    backup = shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")
-    return _HEADER + f"""\
-if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
-  echo "$(hostname) is not a swarm manager: no swarm state to keep"
-  exit 0
-fi
-managers=$(docker info --format '{{{{.Swarm.Managers}}}}')
-if [ "$managers" -gt 1 ]; then
-  echo "$(hostname) is one of $managers managers: they keep the swarm state"
-  exit 0
-fi
-backup={backup}
+def handover_script(state_dir: str | None, demote_wait_seconds: int = 60) -> str:
+    """Run on the first manager before its droplet goes (its handover command's delete).
+
+    - One of several managers: it demotes itself, so that leadership moves to another manager
+      while it is still up. Removing a leader's droplet instead leaves the swarm without a
+      leader until an election (measured on the sandbox: about 20 s with no manager answering,
+      every sample of the lifecycle report lost). Its successor then joins the managers left,
+      and its old node is retired.
+    - The only manager, with `state_dir` on its block-storage volume: it copies its swarm state
+      there, which outlives the droplet, the way Docker's admin guide backs a manager up: Docker
+      stopped, /var/lib/docker/swarm copied whole, Docker started again. Its successor restores
+      it (init_script).
+    """
+    keep = "" if state_dir is None else f"""\
+backup={shlex.quote(f"{state_dir}/{SWARM_STATE_BACKUP}")}
 umask 077
 mkdir -p "$(dirname "$backup")"
 systemctl stop docker
@@ -405,3 +458,25 @@ mv "$backup.tmp" "$backup"
 sync
 echo "kept the swarm state of $(hostname) in $backup ($(wc -c <"$backup") bytes)"
 """
+    lone = keep or 'echo "$(hostname) is the only manager and has no volume: its swarm state goes with it"\n'
+    return _HEADER + f"""\
+if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
+  echo "$(hostname) is not a swarm manager: nothing to hand over"
+  exit 0
+fi
+managers=$(docker info --format '{{{{.Swarm.Managers}}}}')
+if [ "$managers" -gt 1 ]; then
+  docker node demote "$(docker info --format '{{{{.Swarm.NodeID}}}}')" >/dev/null
+  deadline=$(( $(date +%s) + {int(demote_wait_seconds)} ))
+  until [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" = false ]; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "$(hostname) is still a manager {int(demote_wait_seconds)}s after its demotion; see docker node ls" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+  echo "$(hostname) handed over to the other $((managers - 1)) managers (demoted)"
+  exit 0
+fi
+{lone}"""
+

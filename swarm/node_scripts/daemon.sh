@@ -35,8 +35,8 @@ if [ "$changed" = no ] && [ "$running" = "$LABEL" ]; then
   exit 0
 fi
 if [ "$running" != "$LABEL" ]; then
-  # The manager drains this node first (its daemon-rollout command, one node per pool at a time,
-  # under the retirement lock): Docker restarts only once no swarm task runs here any more.
+  # The manager drains this node first (its daemon-rollout command, in one of the pool's
+  # retirement slots): Docker restarts only once no swarm task runs here any more.
   deadline=$(( $(date +%s) + DRAIN_WAIT ))
   while [ -n "$(docker ps -q --filter label=com.docker.swarm.task.id)" ]; do
     if [ "$(date +%s)" -ge "$deadline" ]; then

@@ -4,7 +4,7 @@
 # and wait, then wait until the node's Docker is back with the daemon settings labelled LABEL
 # (its own daemon command restarts it) and give it its availability back
 # (swarm.day2_scripts.daemon_rollout_script).
-# inputs: NODE POOL TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR MODE LABEL_KEY LABEL
+# inputs: NODE POOL MAX_UNAVAILABLE TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR MODE LABEL_KEY LABEL
 set -eu
 if ! docker node inspect "$NODE" >/dev/null 2>&1; then
   echo "node $NODE is not in the swarm: nothing to $MODE"
@@ -18,25 +18,43 @@ if [ "$MODE" = restart ] && [ "$(engine_label)" = "$LABEL" ]; then
   echo "node $NODE runs the current daemon settings: nothing to restart"
   exit 0
 fi
+if [ "$MODE" = retire ] && [ "$NODE" = "$(docker info --format '{{.Swarm.NodeID}}')" ]; then
+  # The manager this runs on (at the reserved IP): removing itself would leave nobody to ask.
+  echo "node $NODE is the manager this runs on: it stays in the swarm" >&2
+  exit 0
+fi
 
-lock="$LOCK_DIR/$POOL.lock"
+# MAX_UNAVAILABLE slots per pool, each an atomic `mkdir` with its holder written inside.
 mkdir -p "$LOCK_DIR"
 lock_deadline=$(( $(date +%s) + LOCK_WAIT ))
-until mkdir "$lock" 2>/dev/null; do
-  owner=$(cat "$lock/owner" 2>/dev/null || true)
-  since=${owner##* }
-  case "$since" in '' | *[!0-9]*) since=$(stat -c %Y "$lock" 2>/dev/null || date +%s) ;; esac
-  pid=$(printf '%s' "$owner" | cut -d' ' -f2)
-  if { [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; } || [ $(( $(date +%s) - since )) -gt $(( TIMEOUT + 120 )) ]; then
-    # Stale: its holder died or overran. Take it over only if nobody did in the meantime.
-    if [ "$(cat "$lock/owner" 2>/dev/null || true)" = "$owner" ]; then
-      echo "taking over a stale retirement lock ($owner)" >&2
-      rm -rf "$lock"
+lock=""
+while [ -z "$lock" ]; do
+  holders=""
+  slot=1
+  while [ "$slot" -le "$MAX_UNAVAILABLE" ]; do
+    candidate="$LOCK_DIR/$POOL.lock.$slot"
+    slot=$((slot + 1))
+    if mkdir "$candidate" 2>/dev/null; then
+      lock=$candidate
+      break
     fi
-    continue
-  fi
+    owner=$(cat "$candidate/owner" 2>/dev/null || true)
+    since=${owner##* }
+    case "$since" in '' | *[!0-9]*) since=$(stat -c %Y "$candidate" 2>/dev/null || date +%s) ;; esac
+    pid=$(printf '%s' "$owner" | cut -d' ' -f2)
+    if { [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; } || [ $(( $(date +%s) - since )) -gt $(( TIMEOUT + 120 )) ]; then
+      # Stale: its holder died or overran. Take it over only if nobody did in the meantime.
+      if [ "$(cat "$candidate/owner" 2>/dev/null || true)" = "$owner" ]; then
+        echo "taking over a stale retirement lock ($owner)" >&2
+        rm -rf "$candidate"
+      fi
+      continue
+    fi
+    holders="$holders ($owner)"
+  done
+  [ -z "$lock" ] || break
   if [ "$(date +%s)" -ge "$lock_deadline" ]; then
-    echo "another retirement in this pool still holds $lock ($owner); try again" >&2
+    echo "$MAX_UNAVAILABLE retirement(s) in pool $POOL still hold its slots in $LOCK_DIR:$holders; try again" >&2
     exit 1
   fi
   sleep 2

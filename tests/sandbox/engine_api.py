@@ -66,14 +66,27 @@ def object_request(inputs: dict) -> dict:
     return {"Name": inputs["name"], "Data": inputs["data"], "Labels": _labels(inputs.get("labels"))}
 
 
-def registry_auth_header(inputs: dict) -> str | None:
-    """A service's `auth` as the provider sends it: not in the spec but in the X-Registry-Auth
-    header of the create/update request (what `--with-registry-auth` does), base64url JSON."""
+def registry_auth_header(inputs: dict, provider_inputs: dict | None = None) -> str:
+    """The X-Registry-Auth header the provider sends with a service's create or update (what
+    `--with-registry-auth` does), base64url JSON, as kreuzwerker's `retrieveAndMarshalAuth`
+    builds it (internal/provider/resource_docker_service_funcs.go): the service's own `auth`
+    when it has one; else the provider's `registry_auth` entry filed under the text before the
+    image's first '/' (`fromRegistryAuth`); else an empty configuration, `{}`, sent all the same."""
     auth = inputs.get("auth")
-    if not auth:
-        return None
-    _take(auth, {"serverAddress", "username", "password"}, "auth")
-    credentials = {"username": auth.get("username"), "password": auth.get("password"), "serveraddress": auth["serverAddress"]}
+    if auth:
+        _take(auth, {"serverAddress", "username", "password"}, "auth")
+        credentials = {"username": auth.get("username"), "password": auth.get("password"),
+                       "serveraddress": auth["serverAddress"]}
+    else:
+        image = inputs["taskSpec"]["containerSpec"]["image"]
+        prefix, slash, _ = image.partition("/")
+        entries = {}
+        for entry in (provider_inputs or {}).get("registryAuth") or []:
+            _take(entry, {"address", "username", "password"}, "registryAuth")
+            address = entry["address"] if "://" in entry["address"] else f"https://{entry['address']}"
+            entries[address.split("://", 1)[1].split("/", 1)[0]] = {
+                "username": entry.get("username"), "password": entry.get("password"), "serveraddress": address}
+        credentials = entries.get(prefix, {}) if slash else {}
     return base64.urlsafe_b64encode(json.dumps(credentials).encode()).decode()
 
 

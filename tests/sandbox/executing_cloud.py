@@ -54,6 +54,7 @@ class SandboxCloud(FakeCloud):
         self.docker_hosts: dict[str, Host] = {}  # docker provider id -> the manager it reaches
         self.docker_state: dict[tuple[str, str], tuple[str, str]] = {}  # (type, name) -> (inputs, id)
         self.docker_known_hosts: dict[str, Path] = {}  # docker provider id -> its known_hosts file
+        self.docker_provider_inputs: dict[str, dict] = {}  # docker provider id -> its inputs (registry auth)
         self.host_keys: dict[Host, str] = {}  # host -> the private host key its "droplet" installed
         self._lock = threading.Lock()
         self.droplet_hosts: dict[str, Host] = {}  # droplet id -> host
@@ -81,6 +82,7 @@ class SandboxCloud(FakeCloud):
             inputs = unwrap(args.inputs)
             self.docker_hosts[provider_id] = self.host_at(inputs["host"].split("@", 1)[1])
             self.docker_known_hosts[provider_id] = provider_known_hosts(inputs["sshOpts"])
+            self.docker_provider_inputs[provider_id] = inputs
             return [provider_id, args.inputs]
         if args.typ in ENGINE_CREATE:
             return self._create_docker_object(args)
@@ -96,7 +98,8 @@ class SandboxCloud(FakeCloud):
             raise NotImplementedError(f"{args.name}: changing a Docker object other than a service is not emulated")
         provider_id = args.provider.rsplit("::", 1)[1]
         manager, known_hosts = self.docker_hosts[provider_id], self.docker_known_hosts[provider_id]
-        auth = engine_api.registry_auth_header(inputs) if args.typ == SERVICE else None
+        auth = (engine_api.registry_auth_header(inputs, self.docker_provider_inputs[provider_id])
+                if args.typ == SERVICE else None)
         headers = [f"X-Registry-Auth: {auth}"] if auth else []
         if known:  # the service's spec changed: update it in place, at the version Docker has
             object_id = known[1]

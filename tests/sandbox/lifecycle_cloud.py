@@ -324,7 +324,8 @@ class DockerObjectProvider(Provider):
     def create(self, step: StepContext) -> tuple[str, dict]:
         inputs = unwrap(step.inputs)
         endpoint, build, _ = self.PATHS[step.type]
-        auth = engine_api.registry_auth_header(inputs) if step.type.endswith(":Service") else None
+        auth = (engine_api.registry_auth_header(inputs, unwrap(step.provider_inputs()))
+                if step.type.endswith(":Service") else None)
         created = engine_api.request(step.name, self._manager(step), endpoint, build(inputs),
                                      [f"X-Registry-Auth: {auth}"] if auth else [], known_hosts=self._known_hosts(step))
         return created.get("ID") or created["Id"], dict(step.inputs)
@@ -336,7 +337,7 @@ class DockerObjectProvider(Provider):
         known_hosts = self._known_hosts(step)
         version = engine_api.request(step.name, manager, f"/services/{step.old.id}",
                                      known_hosts=known_hosts)["Version"]["Index"]
-        auth = engine_api.registry_auth_header(inputs)
+        auth = engine_api.registry_auth_header(inputs, unwrap(step.provider_inputs()))
         engine_api.request(step.name, manager, f"/services/{step.old.id}/update?version={version}",
                            engine_api.service_spec(inputs), [f"X-Registry-Auth: {auth}"] if auth else [],
                            known_hosts=known_hosts)

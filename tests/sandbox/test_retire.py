@@ -90,7 +90,7 @@ def test_retirement_returns_once_the_moved_task_runs_healthy_elsewhere(swarm, ti
     assert seconds >= HEALTHY_AFTER - 1  # the old script returned in about 2 s, task still starting
     assert f"retired ret-app-3 ({retired})" in result.stdout
     assert retired not in node_ids(manager)
-    assert manager.ssh(f"test ! -e {day2_scripts.RETIRE_LOCK_DIR}/app.lock", check=False).returncode == 0
+    assert manager.ssh(f"test ! -e {day2_scripts.RETIRE_LOCK_DIR}/app.lock.1", check=False).returncode == 0
 
 
 def test_a_task_that_cannot_run_elsewhere_stops_retirement_before_removal(swarm):

@@ -2,7 +2,8 @@
 """A stand-in `docker` CLI for the join, init, join-tokens and settings scripts: one node's swarm
 state in $FAKE/node.json; every call appended to $FAKE/calls.jsonl as its argument list.
 
-`swarm join` leaves the node in `join_result` (default active), `swarm leave` makes it inactive.
+`swarm join` leaves the node in `join_result` (default active) and fails when `join_fails`,
+`swarm leave` makes it inactive.
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ def main(argv: list[str]) -> int:
     command = " ".join(argv)
     if argv[:1] == ["info"]:
         fmt = argv[argv.index("--format") + 1]
-        if "LocalNodeState" in fmt:
+        if "LocalNodeState" in fmt and "ControlAvailable" in fmt:
+            print(state["local"], str(state.get("control", False)).lower())
+        elif "LocalNodeState" in fmt:
             print(state["local"])
         elif "RemoteManagers" in fmt:
-            print("".join(f"{addr} " for addr in state.get("managers", [])))
+            # `managers_seen`: the lists successive calls see (a manager that joined a moment ago)
+            seen = state.get("managers_seen")
+            managers = seen.pop(0) if seen and len(seen) > 1 else seen[0] if seen else state.get("managers", [])
+            print("".join(f"{addr} " for addr in managers))
+        elif "Swarm.Managers" in fmt:
+            print(state.get("managers_count", 1))
+        elif "NodeAddr" in fmt:
+            print(state.get("addr", "10.110.0.9"))
         elif "ControlAvailable" in fmt:
             print(str(state.get("control", False)).lower())
         else:
@@ -36,6 +46,10 @@ def main(argv: list[str]) -> int:
         print(state["tokens"][argv[-1]])
     elif command.startswith("swarm join"):
         state["local"] = state.get("join_result", "active")
+        if state.get("join_fails"):
+            print("Error response from daemon: could not join", file=sys.stderr)
+            (FAKE / "node.json").write_text(json.dumps(state))
+            return 1
     elif command.startswith("swarm init"):
         state["local"] = "active"
     elif argv[:2] == ["node", "inspect"]:
@@ -46,8 +60,12 @@ def main(argv: list[str]) -> int:
             print("".join(f"{key}\n" for key in state.get("labels", [])))
         else:
             print("{}")
+    elif argv[:2] == ["node", "demote"] and argv[2] == state.get("id"):
+        state["control"] = False  # this node itself
     elif argv[:2] in (["node", "update"], ["node", "promote"], ["node", "demote"]):
         pass
+    elif argv[:2] == ["node", "ls"]:
+        print(state.get("id", "n0d3"))
     else:
         print(f"fake docker: unexpected call {argv}", file=sys.stderr)
         return 2

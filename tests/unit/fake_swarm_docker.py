@@ -29,6 +29,9 @@ def main(argv: list[str]) -> int:
     tasks = current_tasks(swarm)
     fmt = options.get("--format", "")
 
+    if words[:1] == ["info"]:  # {{.Swarm.NodeID}}: the manager the script runs on
+        print(swarm.get("self", "m4n4g3r"))
+        return 0
     if words[:2] == ["node", "inspect"]:
         node = nodes.get(words[2])
         if node is None:

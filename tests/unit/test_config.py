@@ -230,6 +230,20 @@ def test_volumes_are_protected_unless_the_pool_opts_out_explicitly():
     assert "must be true" in problems(values)["swarm:nodePools.manager.volume.protect"]
 
 
+def test_a_pool_retires_one_node_at_a_time_unless_max_unavailable_says_more():
+    assert {pool.name: pool.max_unavailable for pool in parse(prod()).pools} == {"manager": 1, "backoffice": 1, "ml": 1}
+    values = prod()
+    values["nodePools"]["ml"]["maxUnavailable"] = 2
+    assert {pool.name: pool.max_unavailable for pool in parse(values).pools}["ml"] == 2
+    values["nodePools"]["ml"]["maxUnavailable"] = 4
+    values["nodePools"]["backoffice"]["maxUnavailable"] = 0
+    values["nodePools"]["manager"]["maxUnavailable"] = 2
+    found = problems(values)
+    assert "more than the pool's 3 nodes; use at most 3" in found["swarm:nodePools.ml.maxUnavailable"]
+    assert "use a whole number >= 1" in found["swarm:nodePools.backoffice.maxUnavailable"]
+    assert "managers leave one at a time" in found["swarm:nodePools.manager.maxUnavailable"]
+
+
 def test_earlier_pool_and_stack_names_become_aliases():
     values = prod(previousStackNames=["production"])
     pools = values["nodePools"]

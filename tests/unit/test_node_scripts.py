@@ -78,6 +78,78 @@ def test_init_does_not_take_a_stuck_node_for_a_manager_nor_reset_it(tmp_path, st
     assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
 
 
+def test_the_first_managers_successor_joins_the_swarm_the_other_managers_hold(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "control": True, "id": "m1new"})
+    peers = "\n10.110.0.3 SWMTKN-1-manager\n"  # one manager empty-handed (not in a swarm), one holding it
+    result = run(scripts.init_script("10.110.0.2", "/mnt/db/.swarm-state"), env, stdin=peers)
+    assert result.returncode == 0, result.stderr
+    swarm_calls = [call for call in node_calls(tmp_path) if call[0] == "swarm"]
+    assert swarm_calls == [["swarm", "join", "--advertise-addr", "10.110.0.2", "--listen-addr", "10.110.0.2:2377",
+                            "--token", "SWMTKN-1-manager", "10.110.0.3:2377"]]
+    assert result.stdout.strip() == "m1new"
+
+
+def test_init_never_starts_a_second_swarm_beside_one_that_refuses_the_join(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "join_result": "pending",
+                                                                          "join_fails": True})
+    result = run(scripts.init_script("10.110.0.2"), env, stdin="10.110.0.3 SWMTKN-1-a\n10.110.0.4 SWMTKN-1-b\n")
+    assert result.returncode == 1
+    assert "the managers at 10.110.0.3 10.110.0.4 hold a swarm that refused this node; not initialising" in result.stderr
+    commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
+    assert "swarm init" not in commands
+    assert commands.count("swarm leave") == 2  # each half-done join cleared before the next
+
+
+def test_init_starts_a_swarm_when_no_manager_holds_one(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive"})
+    result = run(scripts.init_script("10.110.0.2"), env, stdin="")
+    assert result.returncode == 0, result.stderr
+    assert [" ".join(call[:2]) for call in node_calls(tmp_path) if call[0] == "swarm"] == ["swarm init"]
+
+
+def test_a_joined_node_waits_for_a_new_manager_to_reach_its_list_rather_than_leave(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {
+        "local": "active", "id": "w0rk3r",
+        "managers_seen": [["10.110.0.3:2377"], ["10.110.0.3:2377"], ["10.110.0.3:2377", "10.110.0.2:2377"]],
+    })
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", manager_wait_seconds=20), env, stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
+
+
+def test_a_node_in_another_swarm_leaves_once_the_wait_is_over(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "managers": ["10.9.9.9:2377"], "id": "w0rk3r"})
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", manager_wait_seconds=1), env, stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
+    assert commands.index("swarm leave") < commands.index("swarm join")
+    assert "does not know the manager 10.110.0.2:2377" in result.stderr
+
+
+@pytest.mark.parametrize(("local", "control", "printed"), [
+    ("active", True, "10.110.0.9 SWMTKN-1-m\n"),
+    ("active", False, ""),  # a worker has no manager token to give
+    ("inactive", False, ""),
+])
+def test_the_manager_probe_hands_over_a_token_only_from_a_manager(tmp_path, local, control, printed):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": local, "control": control, "tokens": {"manager": "SWMTKN-1-m"}})
+    result = run(scripts.manager_probe_script(), env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed
+
+
+def test_one_of_several_managers_demotes_itself_before_its_droplet_goes(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "control": True, "managers_count": 3, "id": "m1old"})
+    result = run(scripts.handover_script("/mnt/db/.swarm-state"), env)
+    assert result.returncode == 0, result.stderr
+    assert ["node", "demote", "m1old"] in node_calls(tmp_path)
+    assert "handed over to the other 2 managers (demoted)" in result.stdout
+    assert not (tmp_path / "mnt").exists()  # no backup: the other managers hold the state
+
+
 @pytest.mark.parametrize("empty", ["worker", "manager"])
 def test_join_tokens_fail_when_a_token_is_empty(tmp_path, empty):
     tokens = {"worker": "SWMTKN-1-w", "manager": "SWMTKN-1-m", empty: ""}
@@ -243,33 +315,45 @@ def test_a_node_no_longer_in_the_swarm_is_nothing_to_retire(tmp_path):
     assert [call for _, call in swarm_calls(tmp_path)] == ["node inspect n2"]
 
 
-def test_nodes_of_a_pool_retire_one_at_a_time(tmp_path):
-    # n2 and n3 are removed in parallel (Pulumi deletes in parallel); each one's task takes 1.5 s
-    # to run elsewhere. The second drain must come after the first removal.
+def retire_in_parallel(tmp_path, retired: tuple[str, ...], *, together: bool = False, **options) -> list[tuple[float, float]]:
+    """Retire `retired` at once (Pulumi deletes in parallel), each one's task taking 1.5 s to run
+    elsewhere (`together`: both tasks move after either drain); the (drain, removal) time
+    windows, in order."""
     def moved(gone):
         kept = [t for t in BEFORE if t["node"] not in gone and t["service"] == "s-api"]
         return [*kept, *(task(f"m{node}", "n1") for node in gone)]
     env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
         "nodes": nodes(), "services": SERVICES, "tasks": BEFORE,
-        "phases": {"n2": [{"at": 1.5, "tasks": moved({"n2"})}], "n3": [{"at": 1.5, "tasks": moved({"n2", "n3"})}]},
+        "phases": {"n2": [{"at": 1.5, "tasks": moved({"n2", "n3"} if together else {"n2"})}],
+                   "n3": [{"at": 1.5, "tasks": moved({"n2", "n3"})}]},
     })
     results = {}
-    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, retire(tmp_path, env, node=n)[0]))
-               for n in ("n2", "n3")]
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, retire(tmp_path, env, node=n, **options)[0]))
+               for n in retired]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert all(r.returncode == 0 for r in results.values()), {n: r.stderr for n, r in results.items()}
     calls = swarm_calls(tmp_path)
-    windows = sorted((first(calls, f"node update --availability drain {n}"), first(calls, f"node rm --force {n}"))
-                     for n in ("n2", "n3"))
-    assert windows[0][1] <= windows[1][0]
-    assert not (tmp_path / "locks" / "ml.lock").exists()  # released
+    return sorted((first(calls, f"node update --availability drain {n}"), first(calls, f"node rm --force {n}"))
+                  for n in retired)
+
+
+def test_nodes_of_a_pool_retire_one_at_a_time(tmp_path):
+    windows = retire_in_parallel(tmp_path, ("n2", "n3"))
+    assert windows[0][1] <= windows[1][0]  # the second drain after the first removal
+    assert not list((tmp_path / "locks").iterdir())  # released
+
+
+def test_a_pool_with_max_unavailable_two_retires_two_nodes_at_once(tmp_path):
+    windows = retire_in_parallel(tmp_path, ("n2", "n3"), together=True, max_unavailable=2)
+    assert windows[1][0] < windows[0][1]  # the second drain before the first removal
+    assert not list((tmp_path / "locks").iterdir())
 
 
 def test_a_stale_lock_is_taken_over(tmp_path):
-    lock = tmp_path / "locks" / "ml.lock"
+    lock = tmp_path / "locks" / "ml.lock.1"
     lock.mkdir(parents=True)
     dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
     (lock / "owner").write_text(f"n9 {dead} {int(time.time())}\n")

@@ -202,7 +202,7 @@ def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(
     (state,) = commands(prod, "-swarm-state")
     (init,) = commands(prod, "-init")
     assert state.plain("connection")["host"] == MANAGER_ADDRESS
-    assert state.plain("delete") == scripts.backup_swarm_state_script("/mnt/postgresql/.swarm-state")
+    assert state.plain("delete") == scripts.handover_script("/mnt/postgresql/.swarm-state")
     # Replaced with the droplet (which, holding a volume, is deleted before its successor is
     # created): the engine deletes it, so the backup runs, before the droplet goes.
     droplet = prod.named("prod-manager-1")
@@ -211,13 +211,15 @@ def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(
     assert prod.depends_on(state, init)
 
 
-def test_a_lone_manager_without_a_volume_is_warned_about(tmp_path):
+def test_a_lone_manager_without_a_volume_has_no_state_to_hand_over(tmp_path):
     config = stack_config("staging")
     del config["nodePools"]["manager"]["volume"]
     run = run_program("staging", config)
     assert run.error is None
-    assert not commands(run, "-swarm-state")
-    assert "-swarm-state" not in "".join(r.plain("create") or "" for r in run.registrations if r.name.endswith("-init"))
+    # Nothing to keep its state on: its handover keeps nothing, and its successor cannot restore.
+    (handover,) = commands(run, "-swarm-state")
+    assert handover.plain("delete") == scripts.handover_script(None)
+    assert ".swarm-state" not in commands(run, "-init")[0].plain("create")
 
 
 def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
@@ -277,17 +279,43 @@ def test_graph_depth_does_not_grow_with_node_count(prod):
     assert max(big.depth(r) for r in commands(big, "-settings")) == depth
 
 
-def test_settings_retire_every_node_but_the_first_manager(prod):
+def test_settings_retire_every_node_the_first_manager_too(prod):
+    # The first manager's old node is retired by its successor, at the reserved IP, once the
+    # successor has joined the managers that kept the swarm.
     for setting in commands(prod, "-settings"):
         node = setting.name.removesuffix("-settings")
         node_id = f"node-id-of-{node}" if node != "prod-manager-1" else "node-id-of-prod"
         assert setting.plain("connection")["host"] == MANAGER_ADDRESS  # run on the manager
         assert setting.plain("triggers") == [node_id]  # a new node ID replaces the command
-        if node == "prod-manager-1":
-            assert setting.plain("delete") is None
-        else:
-            pool = node.split("-")[1]
-            assert setting.plain("delete") == day2_scripts.retire_script(node_id, pool, 600)
+        pool = node.split("-")[1]
+        assert setting.plain("delete") == day2_scripts.retire_script(node_id, pool, 600)
+
+
+def test_a_pools_max_unavailable_reaches_its_retirements():
+    config = stack_config("prod")
+    config["nodePools"]["ml"]["maxUnavailable"] = 2
+    program = run_program("prod", config)
+    retire = {r.name: r.plain("delete") for r in commands(program, "-settings")}
+    assert retire["prod-ml-1-settings"] == day2_scripts.retire_script("node-id-of-prod-ml-1", "ml", 600, max_unavailable=2)
+    assert retire["prod-backoffice-1-settings"] == day2_scripts.retire_script("node-id-of-prod-backoffice-1", "backoffice", 600)
+
+
+def test_the_first_manager_asks_the_other_managers_for_their_swarm_before_init():
+    config = stack_config("prod")
+    config["nodePools"]["control"] = {"role": "manager", "count": 2, "size": "s-2vcpu-4gb"}
+    program = run_program("prod", config)
+    assert program.error is None
+    probes = commands(program, "-probe")
+    assert sorted(p.name for p in probes) == ["prod-control-1-probe", "prod-control-2-probe"]
+    (init,) = commands(program, "-init")
+    for probe in probes:
+        assert probe.plain("create") == scripts.manager_probe_script()
+        assert "stdout" in probe.options["additionalSecretOutputs"] and probe.plain("logging") == "none"
+        assert program.depends_on(init, probe)  # its answer is init's stdin
+    assert is_secret(init.inputs["stdin"])  # manager join tokens, encrypted in state
+    # a lone manager has no one to ask: nothing to read on stdin
+    (lone_init,) = commands(run_program("prod", stack_config("prod")), "-init")
+    assert lone_init.plain("stdin") is None
 
 
 def test_label_changes_rerun_settings_without_replacing_anything(prod):

@@ -3,12 +3,19 @@ the convergence check and image overrides from CI (issue 7)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from swarm import scripts
-from swarm.registry import credentials_from_docker_config, image_registry, pulls_from
+from swarm.registry import (
+    CREDENTIALS_LABEL,
+    credentials_from_docker_config,
+    image_registry,
+    provider_auth_addresses,
+    pulls_from,
+)
 from tests.pulumi_program import (
     FAKE_REGISTRY_TOKEN,
     MANAGER_ADDRESS,
@@ -21,6 +28,7 @@ from tests.pulumi_program import (
 )
 
 SERVICE = "docker:index/service:Service"
+PROVIDER = "pulumi:providers:docker"
 COMMAND = "command:remote:Command"
 DOCR_CREDENTIALS = "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials"
 PASSWORD = "pw-7f3a-registry"
@@ -96,20 +104,47 @@ def commands(run, suffix):
 # ---- registry ---------------------------------------------------------------------------------
 
 
-def test_only_services_whose_image_is_on_the_registry_pull_with_its_credentials(private):
-    deployed = services(private)
-    assert {key for key, service in deployed.items() if service.inputs.get("auth")} == {"api"}
-    assert unwrap(deployed["api"].inputs["auth"]) == {
-        "serverAddress": "registry.example.com", "username": "deploy", "password": PASSWORD,
-    }
+def provider(run):
+    (registration,) = run.of_type(PROVIDER)
+    return registration
+
+
+def registry_auth(run):
+    """The provider's `registryAuth`: provider inputs reach the engine JSON-encoded."""
+    value = provider(run).plain("registryAuth")
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def credentials_labels(run) -> dict[str, str]:
+    return {key: label["value"] for key, service in services(run).items()
+            for label in service.plain("labels") if label["label"] == CREDENTIALS_LABEL}
+
+
+def test_the_provider_holds_the_registry_credentials_and_sends_them_with_its_services_only(private):
+    # The provider looks credentials up by the text before an image's first '/'.
+    assert registry_auth(private) == [
+        {"address": "registry.example.com", "username": "deploy", "password": PASSWORD},
+    ]
+    assert not any(service.inputs.get("auth") for service in private.of_type(SERVICE))  # ForceNew there
+    assert credentials_labels(private).keys() == {"api"}  # registry.example.com:5000 is another registry
 
 
 def test_registry_credentials_are_secret_and_nowhere_else(private):
-    assert is_secret(services(private)["api"].inputs["auth"])
+    assert is_secret(provider(private).inputs["registryAuth"])
     for registration in private.registrations:
-        inputs = {key: value for key, value in registration.inputs.items() if key != "auth"}
+        inputs = {key: value for key, value in registration.inputs.items() if key != "registryAuth"}
         assert PASSWORD not in repr(unwrap(inputs)), registration.name
     assert PASSWORD not in repr(private.exports)
+
+
+def test_rotated_registry_credentials_update_the_services_that_use_them_in_place(stack_file, private):
+    rotated = run_program("prod", config_for(stack_file, **{**PRIVATE, "registryPassword": "pw-rotated"}))
+    assert rotated.error is None, rotated.error
+    before, after = services(private), services(rotated)
+    assert credentials_labels(rotated)["api"] != credentials_labels(private)["api"]
+    changed = {key for key in before["api"].inputs if unwrap(before["api"].inputs[key]) != unwrap(after["api"].inputs[key])}
+    assert changed == {"labels"}  # an in-place update (tests/lifecycle/rules.py): no replacement
+    assert all(unwrap(before[k].inputs) == unwrap(after[k].inputs) for k in before if k != "api")
 
 
 def test_a_digitalocean_registry_gets_read_only_credentials_obtained_by_the_program(stack_file):
@@ -120,20 +155,29 @@ def test_a_digitalocean_registry_gets_read_only_credentials_obtained_by_the_prog
     assert run.error is None, run.error
     (credentials,) = run.of_type(DOCR_CREDENTIALS)
     assert credentials.plain("registryName") == "acme" and credentials.plain("write") is False
-    api = services(run)["api"]
-    assert services(run).keys() - {"api"} == {k for k, s in services(run).items() if not s.inputs.get("auth")}
-    assert is_secret(api.inputs["auth"])
-    assert unwrap(api.inputs["auth"]) == {
-        "serverAddress": "registry.digitalocean.com", "username": FAKE_REGISTRY_TOKEN, "password": FAKE_REGISTRY_TOKEN,
-    }
+    assert registry_auth(run) == [
+        {"address": "registry.digitalocean.com", "username": FAKE_REGISTRY_TOKEN, "password": FAKE_REGISTRY_TOKEN},
+    ]
+    assert credentials_labels(run).keys() == {"api"}
     assert FAKE_REGISTRY_TOKEN not in repr(run.exports)
 
 
 def test_without_a_registry_no_service_gets_credentials(stack_file):
     run = run_program("prod", config_for(stack_file))
     assert run.error is None, run.error
-    assert not any(service.inputs.get("auth") for service in run.of_type(SERVICE))
+    assert registry_auth(run) is None
+    assert not credentials_labels(run)
     assert not run.of_type(DOCR_CREDENTIALS)
+
+
+@pytest.mark.parametrize(("images", "server", "addresses"), [
+    (["registry.example.com/nlp/api:1", "registry.example.com:5000/x"], "registry.example.com", ["registry.example.com"]),
+    # Docker Hub images written short are looked up by their namespace; an image without a '/'
+    # cannot get credentials from the provider at all.
+    (["acme/api:1", "docker.io/acme/worker", "postgres:13"], "docker.io", ["acme", "docker.io"]),
+])
+def test_the_provider_finds_credentials_for_every_image_on_the_registry(images, server, addresses):
+    assert provider_auth_addresses(images, server) == addresses
 
 
 @pytest.mark.parametrize("image, registry", [
@@ -250,8 +294,9 @@ def test_the_convergence_check_runs_again_exactly_when_a_service_changes(stack_f
     config = config_for(stack_file, **PRIVATE)
     again = run_program("prod", config)
     assert again.named("prod-converge").plain("create") == private.named("prod-converge").plain("create")
-    rotated = run_program("prod", {**config, "registryPassword": "rotated"})  # credentials are not the spec
-    assert rotated.named("prod-converge").plain("create") == private.named("prod-converge").plain("create")
+    # New credentials update the services that pull with them (their label): checked again too.
+    rotated = run_program("prod", {**config, "registryPassword": "rotated"})
+    assert rotated.named("prod-converge").plain("create") != private.named("prod-converge").plain("create")
     released = run_program("prod", {**config, "images": {"backoffice": "registry.example.com:5000/nlp/backoffice:1.0.1"}})
     assert released.named("prod-converge").plain("create") != private.named("prod-converge").plain("create")
 

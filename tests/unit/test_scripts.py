@@ -14,6 +14,11 @@ from swarm import day2_scripts, scripts
 ALL_SCRIPTS = {
     "wait_ready": scripts.wait_ready_script(),
     "init": scripts.init_script("10.110.0.2"),
+    "init_with_kept_state": scripts.init_script("10.110.0.2", "/mnt/db/.swarm-state"),
+    "manager_probe": scripts.manager_probe_script(),
+    "handover_lone_with_volume": scripts.handover_script("/mnt/db/.swarm-state"),
+    "handover_without_volume": scripts.handover_script(None),
+    "keep_swarm_state": scripts.keep_swarm_state_script("/mnt/db/.swarm-state", "/mnt/db"),
     "join_tokens": scripts.join_tokens_script(),
     "join": scripts.join_script("10.110.0.5", "10.110.0.2"),
     "settings_labels": scripts.node_settings_script("n0d3", "worker", {"type": "machine-learning", "zone.a": "x:1"}),
