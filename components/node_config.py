@@ -7,8 +7,8 @@ again on a successor droplet):
 - daemon:         on the node: daemon.json merged with the program's settings; Docker restarted
                   only when they changed, once the node runs no task.
 - daemon-rollout: on the manager: when the node's Docker does not run the current settings, drains
-                  it (at most the pool's maxUnavailable at a time, in its retirement slots), waits until
-                  its tasks run elsewhere and until it is back with them, then makes it available.
+                  it (at most the pool's maxUnavailable at a time, in its retirement slots), waits
+                  until its tasks run elsewhere and it is back with them, then makes it available.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class NodeConfig(pulumi.ComponentResource):
             daemon = remote.Command(
                 f"{short}-daemon",
                 connection=connection,
-                create=swarm_node.node_id.apply(lambda node_id: node_access.daemon_script(node_id, drain_wait)),
+                create=swarm_node.node_id.apply(lambda node_id, wait=drain_wait: node_access.daemon_script(node_id, wait)),
                 add_previous_output_in_env=False,
                 opts=child,
             )

@@ -215,3 +215,12 @@ def test_authorized_keys_are_replaced_whole_and_left_alone_when_current(tmp_path
     second = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
     assert "is current" in second.stdout
     assert sorted(p.name for p in ssh.iterdir()) == ["authorized_keys"]  # no temporary file left
+
+
+def test_a_node_waits_for_its_drain_as_long_as_its_own_pools_drains_can_take():
+    run = run_program("prod", {**copy.deepcopy(stack_config("prod")), "convergeTimeout": "100s"})
+    assert run.error is None, run.error
+    waits = {name: next(line for line in run.named(f"prod-{name}-daemon").plain("create").splitlines()
+                        if line.startswith("DRAIN_WAIT="))
+             for name in ("manager-1", "backoffice-1", "ml-3")}
+    assert waits == {"manager-1": "DRAIN_WAIT=220", "backoffice-1": "DRAIN_WAIT=220", "ml-3": "DRAIN_WAIT=660"}
