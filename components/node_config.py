@@ -6,7 +6,8 @@ again on a successor droplet):
 - access:         on the node: root's authorized_keys = the program's key + swarm:sshAuthorizedKeys.
 - daemon:         on the node: daemon.json merged with the program's settings; Docker restarted
                   only when they changed, once the node runs no task.
-- daemon-rollout: on the manager: when the node's Docker does not run the current settings, drains
+- daemon-rollout: on the manager (managers' nodes first, then the workers' pools side by side):
+                  when the node's Docker does not run the current settings, drains
                   it (at most the pool's maxUnavailable at a time, in its retirement slots), waits
                   until its tasks run elsewhere and it is back with them, then makes it available.
 """
@@ -44,8 +45,14 @@ class NodeConfig(pulumi.ComponentResource):
         super().__init__("swarm:index:NodeConfig", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         pool_sizes = Counter(node.machine.node.pool.name for node in args.nodes)
+        managers = sum(node.machine.node.role == "manager" for node in args.nodes)
         self.commands = []
-        for swarm_node in args.nodes:
+        # Managers restart first, then the workers' pools, each in its own slots: a manager's Docker
+        # restarting stops the control plane, and a worker drained meanwhile would have its tasks
+        # moved while no manager schedules them.
+        manager_rollouts: list[remote.Command] = []
+        ordered = sorted(args.nodes, key=lambda n: n.machine.node.role != "manager")
+        for swarm_node in ordered:
             machine, node = swarm_node.machine, swarm_node.machine.node
             short = f"{name}-{node.pool.name}-{node.index}"
             connection = remote.ConnectionArgs(host=machine.public_ip, user=args.ssh_user,
@@ -59,8 +66,10 @@ class NodeConfig(pulumi.ComponentResource):
                 add_previous_output_in_env=False,
                 opts=child,
             )
-            # The node waits for its drain at most as long as the drains before it in its pool take.
-            drain_wait = pool_sizes[node.pool.name] * (args.drain_timeout_seconds + RESTART_SECONDS)
+            # The node waits for its drain at most as long as the drains before it take: its pool's,
+            # after the managers'.
+            ahead = pool_sizes[node.pool.name] + (0 if node.role == "manager" else managers)
+            drain_wait = ahead * (args.drain_timeout_seconds + RESTART_SECONDS)
             daemon = remote.Command(
                 f"{short}-daemon",
                 connection=connection,
@@ -77,7 +86,9 @@ class NodeConfig(pulumi.ComponentResource):
                         max_unavailable=pool.max_unavailable)
                 ),
                 add_previous_output_in_env=False,
-                opts=child,
+                opts=child if node.role == "manager" else pulumi.ResourceOptions(parent=self, depends_on=manager_rollouts),
             )
+            if node.role == "manager":
+                manager_rollouts.append(rollout)
             self.commands += [access, daemon, rollout]
         self.register_outputs({})

@@ -79,7 +79,7 @@ def test_a_second_up_without_changes_runs_nothing_and_keeps_everything(life):
 
 def test_adding_a_worker_creates_its_droplet_and_joins_it_without_touching_the_others(life):
     outcome = life.change(SCENARIO["worker added"])
-    assert outcome.held, outcome.problems
+    assert outcome.held, (outcome.problems, str(outcome.result.error))
     assert changed(outcome, "create") == {
         "prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings",
         "prod-ml-4-access", "prod-ml-4-daemon", "prod-ml-4-daemon-rollout"}
@@ -200,7 +200,7 @@ def test_new_daemon_settings_restart_docker_node_by_node_in_place_keeping_the_re
     from swarm import node_access
 
     outcome = life.change(SCENARIO["daemon settings changed"])
-    assert outcome.held, outcome.problems
+    assert outcome.held, (outcome.problems, str(outcome.result.error))
     assert changed(outcome, "replace") == changed(outcome, "create") == changed(outcome, "delete") == set()
     assert changed(outcome, "update") == {f"{name}-{command}" for name in node_names(life.config)
                                           for command in ("daemon", "daemon-rollout")}

@@ -217,10 +217,20 @@ def test_authorized_keys_are_replaced_whole_and_left_alone_when_current(tmp_path
     assert sorted(p.name for p in ssh.iterdir()) == ["authorized_keys"]  # no temporary file left
 
 
-def test_a_node_waits_for_its_drain_as_long_as_its_own_pools_drains_can_take():
+def test_a_node_waits_for_its_drain_as_long_as_the_drains_before_it_can_take():
     run = run_program("prod", {**copy.deepcopy(stack_config("prod")), "convergeTimeout": "100s"})
     assert run.error is None, run.error
     waits = {name: next(line for line in run.named(f"prod-{name}-daemon").plain("create").splitlines()
                         if line.startswith("DRAIN_WAIT="))
              for name in ("manager-1", "backoffice-1", "ml-3")}
-    assert waits == {"manager-1": "DRAIN_WAIT=220", "backoffice-1": "DRAIN_WAIT=220", "ml-3": "DRAIN_WAIT=660"}
+    # The managers' nodes restart first: a worker also waits for theirs.
+    assert waits == {"manager-1": "DRAIN_WAIT=220", "backoffice-1": "DRAIN_WAIT=440", "ml-3": "DRAIN_WAIT=880"}
+
+
+def test_the_workers_rollouts_wait_for_the_managers():
+    run = run_program("prod", copy.deepcopy(stack_config("prod")))
+    assert run.error is None, run.error
+    manager = run.named("prod-manager-1-daemon-rollout")
+    for name in ("backoffice-1", "ml-1", "ml-2", "ml-3"):
+        assert run.depends_on(run.named(f"prod-{name}-daemon-rollout"), manager)
+    assert not run.depends_on(run.named("prod-ml-2-daemon-rollout"), run.named("prod-ml-1-daemon-rollout"))
