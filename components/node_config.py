@@ -14,7 +14,6 @@ again on a successor droplet):
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import pulumi
@@ -44,8 +43,6 @@ class NodeConfig(pulumi.ComponentResource):
     def __init__(self, name: str, args: NodeConfigArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("swarm:index:NodeConfig", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        pool_sizes = Counter(node.machine.node.pool.name for node in args.nodes)
-        managers = sum(node.machine.node.role == "manager" for node in args.nodes)
         self.commands = []
         # Managers restart first, then the workers' pools, each in its own slots: a manager's Docker
         # restarting stops the control plane, and a worker drained meanwhile would have its tasks
@@ -66,14 +63,14 @@ class NodeConfig(pulumi.ComponentResource):
                 add_previous_output_in_env=False,
                 opts=child,
             )
-            # The node waits for its drain at most as long as the drains before it take: its pool's,
-            # after the managers'.
-            ahead = pool_sizes[node.pool.name] + (0 if node.role == "manager" else managers)
-            drain_wait = ahead * (args.drain_timeout_seconds + RESTART_SECONDS)
+            # The node waits for its drain as long as the manager's command may wait for its slot and
+            # then drain it. Not derived from the pool's size: a scale-up would re-run every node's
+            # command for nothing.
+            drain_wait = day2_scripts.LOCK_WAIT_SECONDS + args.drain_timeout_seconds + RESTART_SECONDS
             daemon = remote.Command(
                 f"{short}-daemon",
                 connection=connection,
-                create=swarm_node.node_id.apply(lambda node_id, wait=drain_wait: node_access.daemon_script(node_id, wait)),
+                create=swarm_node.node_id.apply(lambda node_id: node_access.daemon_script(node_id, drain_wait)),
                 add_previous_output_in_env=False,
                 opts=child,
             )

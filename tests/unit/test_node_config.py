@@ -217,14 +217,13 @@ def test_authorized_keys_are_replaced_whole_and_left_alone_when_current(tmp_path
     assert sorted(p.name for p in ssh.iterdir()) == ["authorized_keys"]  # no temporary file left
 
 
-def test_a_node_waits_for_its_drain_as_long_as_the_drains_before_it_can_take():
-    run = run_program("prod", {**copy.deepcopy(stack_config("prod")), "convergeTimeout": "100s"})
-    assert run.error is None, run.error
-    waits = {name: next(line for line in run.named(f"prod-{name}-daemon").plain("create").splitlines()
-                        if line.startswith("DRAIN_WAIT="))
-             for name in ("manager-1", "backoffice-1", "ml-3")}
-    # The managers' nodes restart first: a worker also waits for theirs.
-    assert waits == {"manager-1": "DRAIN_WAIT=220", "backoffice-1": "DRAIN_WAIT=440", "ml-3": "DRAIN_WAIT=880"}
+def test_adding_a_worker_changes_no_other_nodes_commands():
+    engine, config = deployed()
+    more = copy.deepcopy(config)
+    more["nodePools"]["ml"]["count"] = 4
+    result = up(engine, more)
+    assert changed(result)["create"] >= {"prod-ml-4-access", "prod-ml-4-daemon", "prod-ml-4-daemon-rollout"}
+    assert not {name for name in changed(result)["update"] if name.endswith(("-access", "-daemon", "-daemon-rollout"))}
 
 
 def test_the_workers_rollouts_wait_for_the_managers():
