@@ -81,6 +81,20 @@ for service in $(if [ -n "$tasks" ]; then docker inspect --type task --format '{
 "
   fi
 done
+if [ "$MODE" = restart ]; then
+  # Tasks pile up on the nodes that stayed available while others restarted: draining a node that
+  # holds two tasks of a service would stop both at once. Spread them first: a forced rolling
+  # update (the service's own update_config, one task at a time) places each new task on the node
+  # with the fewest of the service's tasks.
+  printf '%s' "$services" | while read -r service replicas name; do
+    [ -n "$service" ] || continue
+    here=$(docker service ps -q --filter desired-state=running --filter "node=$NODE" "$service" 2>/dev/null | grep -c . || true)
+    if [ "$replicas" -ge 2 ] && [ "$here" -ge 2 ]; then
+      echo "$name has $here tasks on $hostname: spreading them before it is drained" >&2
+      docker service update --force --detach=false --quiet "$service" >/dev/null </dev/null || true
+    fi
+  done
+fi
 docker node update --availability drain "$NODE" >/dev/null
 
 # short ID REPLICAS: prints "RUNNING STUCK": tasks running on other nodes, and whether every

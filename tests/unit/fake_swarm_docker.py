@@ -83,8 +83,17 @@ def main(argv: list[str]) -> int:
         else:
             print(service["name"])
         return 0
+    if words[:2] == ["service", "update"]:  # --force: the service's tasks spread again
+        spread = swarm.get("spread", {}).get(words[2])
+        if spread:
+            swarm["tasks"] = spread
+            (FAKE / "swarm.json").write_text(json.dumps(swarm))
+        return 0
     if words[:2] == ["service", "ps"]:
         running = [t for t in tasks if t["service"] == words[2] and t["desired"] == "running"]
+        node_filters = [argv[i + 1][5:] for i in range(len(argv) - 1) if argv[i] == "--filter" and argv[i + 1].startswith("node=")]
+        if node_filters:
+            running = [t for t in running if t["node"] in node_filters]
         if "-q" in argv:
             print("\n".join(t["id"] for t in running))
         else:  # --format {{.Error}}

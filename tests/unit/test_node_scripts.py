@@ -283,6 +283,23 @@ def test_a_daemon_restart_drains_the_node_waits_for_its_new_settings_and_makes_i
     assert not list((tmp_path / "locks").iterdir())  # the pool's lock is released
 
 
+def test_a_daemon_restart_spreads_a_service_with_two_tasks_on_the_node_before_draining_it(tmp_path):
+    piled = [task("t1", "n1"), task("t2", "n2"), task("t3", "n2")]  # n3 restarted earlier, now empty
+    spread = [task("t1", "n1"), task("t2", "n2"), task("t3", "n3")]
+    node_list = nodes()
+    node_list["n2"].update(restarted_label="d1g35t", restart_after=1)
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": node_list, "services": SERVICES, "tasks": piled, "spread": {"s-api": spread},
+        "phases": {"n2": [{"at": 0, "tasks": [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"),
+                                               task("t3", "n3"), task("t4", "n1")]}]},
+    })
+    result = run(day2_scripts.daemon_rollout_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert "prod_api has 2 tasks on prod-ml-2: spreading them before it is drained" in result.stderr
+    calls = swarm_calls(tmp_path)
+    assert first(calls, "service update --force --detach=false --quiet s-api") < first(calls, "node update --availability drain n2")
+
+
 def test_a_node_already_running_the_daemon_settings_is_not_drained(tmp_path):
     node_list = nodes()
     node_list["n2"]["engine_label"] = "d1g35t"
