@@ -37,8 +37,10 @@ fi
 if [ "$running" != "$LABEL" ]; then
   # The manager drains this node first (its daemon-rollout command, in one of the pool's
   # retirement slots): Docker restarts only once no swarm task runs here any more.
+  # This node's tasks, by its node ID: containers of an earlier membership (a node that left a
+  # replaced manager's swarm and joined again) are not the drain's to stop.
   deadline=$(( $(date +%s) + DRAIN_WAIT ))
-  while [ -n "$(docker ps -q --filter label=com.docker.swarm.task.id)" ]; do
+  while [ -n "$(docker ps -q --filter "label=com.docker.swarm.node.id=$NODE")" ]; do
     if [ "$(date +%s)" -ge "$deadline" ]; then
       echo "$(hostname) still runs swarm tasks after ${DRAIN_WAIT}s (not drained): daemon settings not applied" >&2
       exit 1

@@ -176,7 +176,7 @@ def test_new_settings_keep_a_gpu_nodes_runtime_and_restart_docker_once_the_node_
     assert written == {**{k: v for k, v in gpu.items() if k not in DAEMON_CONFIG}, **settings,
                        "labels": [f"swarm.daemon-settings={label}"]}
     log = calls(node)
-    assert [c for c in log if c.startswith("ps")] == ["ps -q --filter label=com.docker.swarm.task.id"] * 3
+    assert [c for c in log if c.startswith("ps")] == ["ps -q --filter label=com.docker.swarm.node.id=n0de"] * 3
     assert log.index("systemctl restart docker") > max(i for i, c in enumerate(log) if c.startswith("ps"))
     assert (node["dir"] / "keys").read_text().split() == ["labels", "log-driver", "log-opts"]
     # Run again: nothing to do.
