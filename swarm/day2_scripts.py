@@ -65,7 +65,7 @@ def retire_script(
 DAEMON_LABEL_KEY = "swarm.daemon-settings"
 
 
-def daemon_rollout_script(
+def daemon_drain_script(
     node_id: str,
     pool: str,
     label: str,
@@ -79,15 +79,15 @@ def daemon_rollout_script(
     labelled `label` ("" for the settings cloud-init wrote), at most `max_unavailable` nodes of the
     pool at a time (the pool's `maxUnavailable`).
 
-    Nothing happens when the node's running Docker already reports `label`. Otherwise, holding one
+    Nothing happens when the node's running Docker already reports `label`. Otherwise, taking one
     of the pool's retirement slots (restarts and retirements together never take more than
-    `max_unavailable` nodes of a pool out): drain the node and
+    `max_unavailable` nodes of a pool out): spread any service with two or more tasks on the node
+    (a forced rolling update), drain the node and
     wait until its tasks run elsewhere, as retirement does (a task no other node can take, such as
-    a database pinned to this node, is waited for `unplaceable_seconds` and then let stop); then
-    wait until the node is Ready again reporting `label` (its own command, swarm/node_scripts/
-    daemon.sh, restarts Docker once no task runs there) and give it its availability back. If the
-    tasks do not move or the node does not come back within `timeout_seconds`, its availability
-    is restored and the script fails.
+    a database pinned to this node, is waited for `unplaceable_seconds` and then let stop), and
+    keep the slot: the node's own command (swarm/node_scripts/daemon.sh) restarts Docker next, and
+    daemon_return_script gives the node back. If the tasks do not move within `timeout_seconds`,
+    the node's availability is restored and the script fails.
     """
     return _take_out("restart", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir,
                      max_unavailable, label)
@@ -104,6 +104,18 @@ def _take_out(mode: str, node_id: str, pool: str, timeout_seconds: int, unplacea
         UNPLACEABLE=int(unplaceable_seconds), LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir, MODE=mode,
         LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label,
     )
+
+
+def daemon_return_script(node_id: str, pool: str, label: str, timeout_seconds: int = RETIRE_TIMEOUT_SECONDS,
+                         lock_dir: str = RETIRE_LOCK_DIR) -> str:
+    """Run on a manager, after the node's daemon command: when daemon_drain_script drained node
+    `node_id` (it holds a slot of `pool` for it), wait until the node is Ready and its Docker
+    reports `label`, give it its availability back and free the slot. A node that was not drained
+    is left as it is. After `timeout_seconds` the script fails and the node stays drained."""
+    if not _SAFE_WORD.match(pool):
+        raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
+    return node_scripts.render("daemon-return", NODE=node_id, POOL=pool, LOCK_DIR=lock_dir,
+                               LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label, TIMEOUT=int(timeout_seconds))
 
 
 # Where DigitalOcean exposes a droplet's attached volume, by the volume's name.

@@ -11,9 +11,9 @@ by cloud-init would replace every droplet. Both are therefore applied by remote 
   DigitalOcean at creation) are left as they are.
 - daemon settings: DAEMON_SETTINGS, merged over /etc/docker/daemon.json (keys the program does not
   own, such as a GPU node's runtime and generic resources, stay), Docker restarted only when the
-  file changed, one node per pool at a time (the pool's `maxUnavailable`): a manager drains the node and waits until its tasks
-  run elsewhere, the node restarts Docker once it runs no task, the manager gives it its
-  availability back (swarm/node_scripts/daemon.sh and retire.sh's restart mode).
+  file changed, one node per pool at a time (the pool's `maxUnavailable`): a manager drains the
+  node and waits until its tasks run elsewhere (retire.sh's restart mode), then the node restarts
+  Docker (daemon.sh), then the manager gives it its availability back (daemon-return.sh).
 
 The user data keeps writing cloud-init's first daemon.json (swarm.cloudinit.DAEMON_CONFIG), byte
 for byte as before: changing it would replace every droplet of an existing cluster. Change
@@ -30,7 +30,7 @@ from typing import Any
 
 from swarm import node_scripts
 from swarm.cloudinit import DAEMON_CONFIG as FIRST_BOOT_DAEMON_CONFIG
-from swarm.day2_scripts import DAEMON_LABEL_KEY, LOCK_WAIT_SECONDS, RETIRE_TIMEOUT_SECONDS
+from swarm.day2_scripts import DAEMON_LABEL_KEY
 
 ROOT_SSH_DIR = "/root/.ssh"  # the program's commands log in as root
 DAEMON_CONFIG_PATH = "/etc/docker/daemon.json"
@@ -65,16 +65,16 @@ def daemon_config(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return {**settings, "labels": [f"{DAEMON_LABEL_KEY}={label}"]} if label else dict(settings)
 
 
-def daemon_script(node_id: str, drain_wait_seconds: int = LOCK_WAIT_SECONDS + RETIRE_TIMEOUT_SECONDS,
-                  settings: Mapping[str, Any] | None = None, config_path: str = DAEMON_CONFIG_PATH,
+def daemon_script(node_id: str, settings: Mapping[str, Any] | None = None, config_path: str = DAEMON_CONFIG_PATH,
                   keys_path: str = DAEMON_KEYS_PATH) -> str:
-    """Run on the node: apply the daemon settings (see the module's docstring). Idempotent: with
-    the settings in place and loaded, it changes nothing and restarts nothing."""
+    """Run on the node, after the manager drained it (swarm.day2_scripts.daemon_drain_script):
+    apply the daemon settings (see the module's docstring). Idempotent: with the settings in place
+    and loaded, it changes nothing and restarts nothing."""
     config = daemon_config(settings)
     return node_scripts.render(
         "daemon", NODE=node_id, SETTINGS=json.dumps(config, sort_keys=True), KEYS=" ".join(sorted(config)),
         FIRST_BOOT_KEYS=" ".join(sorted(FIRST_BOOT_DAEMON_CONFIG)), LABEL_KEY=DAEMON_LABEL_KEY,
-        LABEL=daemon_label(settings), DRAIN_WAIT=int(drain_wait_seconds), CONFIG=config_path, KEYS_FILE=keys_path,
+        LABEL=daemon_label(settings), CONFIG=config_path, KEYS_FILE=keys_path,
     )
 
 

@@ -1,6 +1,7 @@
 #!/bin/sh
-# Docker daemon settings on this node; run on the node. See swarm.node_access.daemon_script.
-# inputs: NODE SETTINGS KEYS FIRST_BOOT_KEYS LABEL_KEY LABEL DRAIN_WAIT CONFIG KEYS_FILE
+# Docker daemon settings on this node; run on the node, after the manager drained it when its
+# Docker runs other settings (daemon-drain). See swarm.node_access.daemon_script.
+# inputs: NODE SETTINGS KEYS FIRST_BOOT_KEYS LABEL_KEY LABEL CONFIG KEYS_FILE
 set -eu
 # The keys of daemon.json the program owns: those it wrote last time, else what cloud-init wrote.
 managed=$(cat "$KEYS_FILE" 2>/dev/null || printf '%s' "$FIRST_BOOT_KEYS")
@@ -34,20 +35,8 @@ if [ "$changed" = no ] && [ "$running" = "$LABEL" ]; then
   echo "daemon settings of $(hostname) (node $NODE) are current"
   exit 0
 fi
-if [ "$running" != "$LABEL" ]; then
-  # The manager drains this node first (its daemon-rollout command, in one of the pool's
-  # retirement slots): Docker restarts only once no swarm task runs here any more.
-  # This node's tasks, by its node ID: containers of an earlier membership (a node that left a
-  # replaced manager's swarm and joined again) are not the drain's to stop.
-  deadline=$(( $(date +%s) + DRAIN_WAIT ))
-  while [ -n "$(docker ps -q --filter "label=com.docker.swarm.node.id=$NODE")" ]; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "$(hostname) still runs swarm tasks after ${DRAIN_WAIT}s (not drained): daemon settings not applied" >&2
-      exit 1
-    fi
-    sleep 2
-  done
-else
+if [ "$running" = "$LABEL" ]; then
+  # Not drained (the manager's command drains only a node whose Docker runs other settings).
   echo "warning: $CONFIG on $(hostname) was changed by hand; restoring the program's settings" >&2
 fi
 chmod 0644 "$next"

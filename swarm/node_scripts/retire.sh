@@ -1,9 +1,8 @@
 #!/bin/sh
 # Take a node out of its pool's service; run on a manager. MODE retire: drain it, wait until its
-# tasks run elsewhere, remove it (swarm.day2_scripts.retire_script). MODE restart: the same drain
-# and wait, then wait until the node's Docker is back with the daemon settings labelled LABEL
-# (its own daemon command restarts it) and give it its availability back
-# (swarm.day2_scripts.daemon_rollout_script).
+# tasks run elsewhere, remove it (swarm.day2_scripts.retire_script). MODE restart: unless its
+# Docker already runs the daemon settings labelled LABEL, the same drain and wait, then keep the
+# pool's slot for daemon-return.sh (swarm.day2_scripts.daemon_drain_script).
 # inputs: NODE POOL MAX_UNAVAILABLE TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR MODE LABEL_KEY LABEL
 set -eu
 if ! docker node inspect "$NODE" >/dev/null 2>&1; then
@@ -165,20 +164,15 @@ EOF
   sleep 1
 done
 if [ "$MODE" = restart ]; then
-  # Drained: the node's daemon command restarts Docker now. Back means Ready with the new label
-  # (while a manager's own Docker restarts, these commands fail: keep asking).
-  deadline=$(( $(date +%s) + TIMEOUT ))
-  until [ "$(docker node inspect --format '{{.Status.State}}' "$NODE" 2>/dev/null || true)" = ready ] &&
-    [ "$(engine_label)" = "$LABEL" ]; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      docker node update --availability "$availability" "$NODE" >/dev/null 2>&1 || true
-      echo "$hostname ($NODE) did not come back with the new daemon settings within ${TIMEOUT}s (availability back to $availability); see its daemon command's output" >&2
-      exit 1
-    fi
-    sleep 1
-  done
-  docker node update --availability "$availability" "$NODE" >/dev/null
-  echo "restarted Docker on $hostname ($NODE) with the new daemon settings after $(( $(date +%s) - started ))s"
+  # Drained. The node's daemon command restarts Docker next, then daemon-return.sh waits until it
+  # is back with the new settings, gives it its availability back and frees the slot. Until then
+  # a placeholder process holds the slot; should daemon-return never run, the placeholder ends
+  # and the slot is stale after TIMEOUT + 120 s (the node stays drained: `up` failed, said why).
+  printf '%s\n' "$availability" >"$lock/availability"
+  setsid sleep $(( TIMEOUT + 120 )) </dev/null >/dev/null 2>&1 &
+  echo "$NODE $! $(date +%s)" >"$lock/owner"
+  trap - EXIT
+  echo "drained $hostname ($NODE) for its Docker restart after $(( $(date +%s) - started ))s"
   exit 0
 fi
 if [ "$(docker node inspect --format '{{.Spec.Role}}' "$NODE")" = manager ]; then

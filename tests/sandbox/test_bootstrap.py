@@ -88,8 +88,8 @@ def test_every_script_ran_once_per_node_in_graph_order(first_run):
     expected += [f"{host}-{step}" for host in workers for step in ("join", "settings")]
     # the database's bind-mount folder on the only node it may run on; then the convergence check
     expected += ["prod-manager-1-folders", "prod-converge"]
-    # each node's daemon rollout, on the manager: nothing to restart on a node booted as it is
-    expected += [f"{host}-daemon-rollout" for host in REFERENCE_HOSTS]
+    # each node's daemon drain and return, on the manager: nothing to do on a node booted as it is
+    expected += [f"{host}-daemon-{step}" for host in REFERENCE_HOSTS for step in ("drain", "return")]
     assert sorted(names) == sorted(expected)
     assert cloud.skipped == ["prod-manager-1-volume"]  # block storage: see test_volume_mount.py
     # Authorized keys and daemon.json of the tests' shared hosts are the harness's (executing_cloud.py).
@@ -100,7 +100,7 @@ def test_every_script_ran_once_per_node_in_graph_order(first_run):
         assert position[f"{host}-ready"] < position[f"{host}-join"] < position[f"{host}-settings"]
         assert position["prod-join-tokens"] < position[f"{host}-join"]
     assert position["prod-manager-1-settings"] < position["prod-manager-1-folders"]
-    assert [name for name in names if not name.endswith("-daemon-rollout")][-1] == "prod-converge"
+    assert [name for name in names if "-daemon-" not in name][-1] == "prod-converge"
 
 
 def test_join_tokens_never_reach_a_command_line(sandbox_five, first_run):

@@ -82,7 +82,7 @@ def test_adding_a_worker_creates_its_droplet_and_joins_it_without_touching_the_o
     assert outcome.held, (outcome.problems, str(outcome.result.error))
     assert changed(outcome, "create") == {
         "prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings",
-        "prod-ml-4-access", "prod-ml-4-daemon", "prod-ml-4-daemon-rollout"}
+        "prod-ml-4-access", "prod-ml-4-daemon-drain", "prod-ml-4-daemon", "prod-ml-4-daemon-return"}
     assert changed(outcome, "update") == {"prod-converge"}, "the convergence check runs again after a node change"
     assert changed(outcome, "replace") == changed(outcome, "delete") == set()
     node = nodes(life)["prod-ml-4"]
@@ -95,7 +95,7 @@ def test_removing_a_worker_retires_its_node_then_destroys_its_droplet(life):
     assert outcome.held, outcome.problems
     deletes = [step.name for step in outcome.result.steps if step.op == "delete"]
     assert set(deletes) == {"prod-ml-4-host-key", "prod-ml-4", "prod-ml-4-ready", "prod-ml-4-join", "prod-ml-4-settings",
-                            "prod-ml-4-access", "prod-ml-4-daemon", "prod-ml-4-daemon-rollout"}
+                            "prod-ml-4-access", "prod-ml-4-daemon-drain", "prod-ml-4-daemon", "prod-ml-4-daemon-return"}
     assert changed(outcome, "update") == {"prod-converge"}
     # The retire script (the settings command's delete, with the old node ID) runs on the
     # manager before the node leaves, and the droplet goes last.
@@ -203,7 +203,7 @@ def test_new_daemon_settings_restart_docker_node_by_node_in_place_keeping_the_re
     assert outcome.held, (outcome.problems, str(outcome.result.error))
     assert changed(outcome, "replace") == changed(outcome, "create") == changed(outcome, "delete") == set()
     assert changed(outcome, "update") == {f"{name}-{command}" for name in node_names(life.config)
-                                          for command in ("daemon", "daemon-rollout")}
+                                          for command in ("daemon-drain", "daemon", "daemon-return")}
     with SCENARIO["daemon settings changed"].upgrade():
         label, settings = node_access.daemon_label(), node_access.daemon_config()
     for host in [h for h in life.cloud.droplets.values() if h.name in node_names(life.config)]:
