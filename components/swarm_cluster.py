@@ -260,12 +260,13 @@ class SwarmCluster(pulumi.ComponentResource):
 
     def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict],
               prepared: remote.Command) -> pulumi.Output[str]:
+        managers = [m for m in self._args.machines if m.node.role == "manager"]
         role = machine.node.role
         join = remote.Command(
             f"{self._name}-{_short(machine)}-join",
             connection=self._connection(machine),
-            create=pulumi.Output.all(machine.private_ip, first.private_ip).apply(
-                lambda addresses: scripts.join_script(*addresses)
+            create=pulumi.Output.all(machine.private_ip, first.private_ip, *(m.private_ip for m in managers)).apply(
+                lambda addresses: scripts.join_script(addresses[0], addresses[1], addresses[2:])
             ),
             # The token travels on stdin: it is in no command line, and stdin is kept in state
             # as a secret because the tokens output is one.

@@ -72,7 +72,7 @@ def main() -> int:
 
 
 COLUMNS = ("scenario", "engine: created/updated/replaced/deleted", "replaced", "swarm", "services", "secrets",
-           "data", "longest node down", "lowest running (of replicas)", "wall", "held")
+           "data", "longest node down", "lowest running (of replicas)", "samples without a leader", "wall", "held")
 
 
 def header() -> str:
@@ -92,6 +92,7 @@ def row(outcome) -> str:
         yes[outcome.data_survived],
         f"{seconds:.1f}s ({node})" if seconds else "0s",
         running,
+        str(outcome.leaderless_samples),
         f"{outcome.seconds:.1f}s",
         "yes" if outcome.held else "NO",
     ))

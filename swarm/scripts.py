@@ -86,10 +86,18 @@ def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
     """
     addr = shlex.quote(advertise_addr)
     restore = "" if state_dir is None else _restore_block(advertise_addr, state_dir)
+    roster = shlex.quote(f"{state_dir}/{MANAGERS_FILE}") if state_dir else "/dev/null"
+    refuse = "" if state_dir is None else f"""\
+if [ "$state" = inactive ] && [ -d {shlex.quote(state_dir)} ]; then
+  echo "$(hostname): {state_dir} on this volume belonged to a manager of a swarm, but no manager holds it any more and no kept state is there: not initialising a new, empty swarm over it. Restore the swarm state (docs/day-2-operations.md), or remove {state_dir} to start afresh" >&2
+  exit 1
+fi
+"""
     return _HEADER + f"""\
 state=$({_LOCAL_STATE})
 if [ "$state" = inactive ]; then
   found=""
+  # The probes' answers first, then the managers the predecessor listed on the volume.
   while read -r peer token; do
     [ -n "$token" ] || continue
     found="$found $peer"
@@ -100,13 +108,15 @@ if [ "$state" = inactive ]; then
     fi
     # A join that failed half-way leaves the node pending: clear it before the next manager.
     if [ "$({_LOCAL_STATE})" != inactive ]; then docker swarm leave --force >/dev/null 2>&1 || true; fi
-  done
+  done <<PEERS
+$(cat; if [ -f {roster} ]; then cat {roster}; fi)
+PEERS
   if [ "$state" = inactive ] && [ -n "$found" ]; then
     echo "$(hostname): the managers at$found hold a swarm that refused this node; not initialising another (see docker info there)" >&2
     exit 1
   fi
 fi
-{restore}case "$state" in
+{restore}{refuse}case "$state" in
   inactive)
     docker swarm init --advertise-addr {addr} --listen-addr {addr}:{SWARM_PORT} \\
       --default-addr-pool {SWARM_ADDRESS_POOL} --default-addr-pool-mask-length 24 >/dev/null
@@ -122,6 +132,7 @@ fi
     exit 1
     ;;
 esac
+if [ -f {roster} ]; then rm -f {roster}; fi
 docker info --format '{{{{.Swarm.NodeID}}}}'
 """
 
@@ -160,36 +171,48 @@ printf '{"worker":"%s","manager":"%s"}\\n' "$worker" "$manager"
 """
 
 
-def join_script(advertise_addr: str, manager_addr: str, manager_wait_seconds: int = 30) -> str:
+def join_script(advertise_addr: str, manager_addr: str, manager_addrs: Sequence[str] = (),
+                manager_wait_seconds: int = 30) -> str:
     """Join the swarm whose manager listens on `manager_addr`, with the token read from stdin.
 
-    Only an `active` node that knows that manager counts as joined, and is left alone. A
-    manager that joined the swarm a moment ago (the successor of a replaced first manager)
-    reaches the other nodes' manager lists within seconds: the script waits up to
-    `manager_wait_seconds` for it before deciding that the node is in another swarm. A node in
-    another swarm (a lone manager replaced), or stuck `pending` or in `error` (a join that never
-    completed, whichever manager it names), leaves and joins again. Prints the node ID.
+    Only an `active` node that knows that manager counts as joined, and is left alone. A node
+    that does not know it yet, but knows another of today's managers (`manager_addrs`, every
+    manager's VPC address), is in the right swarm: that manager joined it a moment ago (the
+    successor of a replaced first manager) and reaches the node's manager list within seconds,
+    so the script waits up to `manager_wait_seconds` for it. A node that knows none of today's
+    managers is in another swarm, or in one whose manager moved (a lone manager replaced and
+    restored on its successor): it leaves and joins again at once, as does a node stuck
+    `pending` or in `error` (a join that never completed, whichever manager it names). Prints
+    the node ID.
     """
     addr = shlex.quote(advertise_addr)
     manager = shlex.quote(f"{manager_addr}:{SWARM_PORT}")
+    current = " ".join(shlex.quote(f"{a}:{SWARM_PORT}") for a in sorted({manager_addr, *manager_addrs}))
     return _HEADER + f"""\
 manager={manager}
 IFS= read -r token || {{ echo "no join token on stdin" >&2; exit 1; }}
 state=$({_LOCAL_STATE})
 case "$state" in
   active)
+    known=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
+    ours=""
+    set -- {current}  # today's managers
+    for address in "$@"; do
+      case "$known" in *" $address "*) ours=1 ;; esac
+    done
     deadline=$(( $(date +%s) + {int(manager_wait_seconds)} ))
-    until case " $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')" in
+    until case "$known" in
             *" $manager "*) true ;;
             *) false ;;
           esac; do
-      if [ "$(date +%s)" -ge "$deadline" ]; then
+      if [ -z "$ours" ] || [ "$(date +%s)" -ge "$deadline" ]; then
         echo "$(hostname): in a swarm that does not know the manager $manager: leaving it to join that one" >&2
         docker swarm leave --force >/dev/null
         state=inactive
         break
       fi
       sleep 1
+      known=" $(docker info --format '{{{{range .Swarm.RemoteManagers}}}}{{{{.Addr}}}} {{{{end}}}}')"
     done
     ;;
   pending | error)
@@ -375,6 +398,9 @@ done
 
 # The swarm state a lone manager keeps on its volume while its droplet is replaced.
 SWARM_STATE_BACKUP = "swarm-state.tar.gz"
+# The other managers (`<address> <manager join token>` lines) a first manager of several leaves on
+# its volume before its droplet goes, for its successor to join when no probe finds them.
+MANAGERS_FILE = "managers"
 
 
 def swarm_state_dir(mount_path: str) -> str:
@@ -441,7 +467,10 @@ def handover_script(state_dir: str | None, demote_wait_seconds: int = 60) -> str
       while it is still up. Removing a leader's droplet instead leaves the swarm without a
       leader until an election (measured on the sandbox: about 20 s with no manager answering,
       every sample of the lifecycle report lost). Its successor then joins the managers left,
-      and its old node is retired.
+      and its old node is retired. With `state_dir`, it first writes the other managers'
+      addresses and the manager join token there (MANAGERS_FILE, mode 0600): when every manager
+      is replaced in one `up`, the probes find only new, empty droplets, and the successor
+      joins the old managers, which live until the end of the run, from this list instead.
     - The only manager, with `state_dir` on its block-storage volume: it copies its swarm state
       there, which outlives the droplet, the way Docker's admin guide backs a manager up: Docker
       stopped, /var/lib/docker/swarm copied whole, Docker started again. Its successor restores
@@ -459,6 +488,21 @@ sync
 echo "kept the swarm state of $(hostname) in $backup ($(wc -c <"$backup") bytes)"
 """
     lone = keep or 'echo "$(hostname) is the only manager and has no volume: its swarm state goes with it"\n'
+    roster = "" if state_dir is None else f"""\
+  roster={shlex.quote(f"{state_dir}/{MANAGERS_FILE}")}
+  self=$(docker info --format '{{{{.Swarm.NodeID}}}}')
+  token=$(docker swarm join-token -q manager)
+  (
+    umask 077
+    mkdir -p "$(dirname "$roster")"
+    for id in $(docker node ls -q --filter role=manager); do
+      [ "$id" != "$self" ] || continue
+      address=$(docker node inspect --format '{{{{.ManagerStatus.Addr}}}}' "$id")
+      printf '%s %s\\n' "${{address%:*}}" "$token"
+    done >"$roster.tmp"
+    mv "$roster.tmp" "$roster"
+  )
+"""
     return _HEADER + f"""\
 if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" != true ]; then
   echo "$(hostname) is not a swarm manager: nothing to hand over"
@@ -466,7 +510,7 @@ if [ "$({_LOCAL_STATE})" != active ] || [ "$(docker info --format '{{{{.Swarm.Co
 fi
 managers=$(docker info --format '{{{{.Swarm.Managers}}}}')
 if [ "$managers" -gt 1 ]; then
-  docker node demote "$(docker info --format '{{{{.Swarm.NodeID}}}}')" >/dev/null
+{roster}  docker node demote "$(docker info --format '{{{{.Swarm.NodeID}}}}')" >/dev/null
   deadline=$(( $(date +%s) + {int(demote_wait_seconds)} ))
   until [ "$(docker info --format '{{{{.Swarm.ControlAvailable}}}}')" = false ]; do
     if [ "$(date +%s)" -ge "$deadline" ]; then

@@ -187,6 +187,8 @@ SCENARIOS = (
     Scenario("three managers, prod-control-1 replaced", baseline=_with_two_more_managers, replace=("prod-control-1",)),
     Scenario("three managers, the first (prod-manager-1) replaced", baseline=_with_two_more_managers,
              replace=("prod-manager-1",)),
+    Scenario("three managers, every manager's image changed", baseline=_with_two_more_managers,
+             change=lambda c: _pool(_pool(c, "manager", image="ubuntu-22-04-x64"), "control", image="ubuntu-22-04-x64")),
 )
 
 
@@ -296,7 +298,8 @@ class Outcome:
     @property
     def held(self) -> bool:
         return (self.result.error is None and self.swarm_survived and self.services_survived
-                and self.secrets_survived and self.data_survived and self.replicas_held)
+                and self.secrets_survived and self.data_survived and self.replicas_held
+                and self.leaderless_samples == 0)
 
 
 class Lifecycle:
@@ -390,6 +393,8 @@ class Lifecycle:
             if n >= 2 and low < n - 1:
                 problems.append(f"{service} fell to {low} of {n} running tasks")
         leaderless = sum(not sample.quorum for sample in samples)
+        if leaderless:
+            problems.append(f"{leaderless} samples found no manager with a leader elected")
         if result.error is not None:
             problems.append("up failed: " + _first_line(str(result.error)))
         droplets = sorted({s.name for s in result.steps if s.op == "replace" and s.type.endswith(":Droplet")})

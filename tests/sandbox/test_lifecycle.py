@@ -4,9 +4,8 @@
 The changes run in sequence on the same cluster, each from the state the previous one left, so
 the suite boots prod once (and once more for three managers). Replacing the lone manager keeps
 the swarm but restarts tasks, and its test asserts only what holds. The scenarios that do not
-hold yet (every node's user data or the program's key pair changed, the first of three managers
-replaced)
-are shown by `scripts/lifecycle_report.py`, not asserted here as if they were right.
+hold yet (every node's user data or the program's key pair changed) are shown by
+`scripts/lifecycle_report.py`, not asserted here as if they were right.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from tests.sandbox.harness import Sandbox
 from tests.sandbox.lifecycle_cloud import swarm_snapshot
 from tests.sandbox.lifecycle import (
     SCENARIOS,
-    run_scenario,
     Lifecycle,
     base_config,
     lifecycle_stack_file,
@@ -196,11 +194,16 @@ def test_replacing_the_lone_manager_keeps_the_swarm_its_services_secrets_and_dat
 
 def test_new_daemon_settings_restart_docker_node_by_node_in_place_keeping_the_replicas(life):
     """Last on this cluster: the settings hold only during this `up` (a program upgrade), and a
-    later `up` would roll them back."""
+    later `up` would roll them back. The lone manager's own Docker restart leaves the swarm
+    without a leader for a few seconds (its workers' tasks keep running), so this asserts what
+    holds rather than `held`."""
     from swarm import node_access
 
     outcome = life.change(SCENARIO["daemon settings changed"])
-    assert outcome.held, (outcome.problems, str(outcome.result.error))
+    assert outcome.result.error is None, outcome.result.error
+    assert outcome.swarm_survived and outcome.services_survived, outcome.problems
+    assert outcome.secrets_survived and outcome.data_survived, outcome.problems
+    assert outcome.replicas_held, outcome.min_running
     assert changed(outcome, "replace") == changed(outcome, "create") == changed(outcome, "delete") == set()
     assert changed(outcome, "update") == {f"{name}-{command}" for name in node_names(life.config)
                                           for command in ("daemon-drain", "daemon", "daemon-return")}
@@ -215,10 +218,30 @@ def test_new_daemon_settings_restart_docker_node_by_node_in_place_keeping_the_re
     assert all(node["state"] == "ready" for node in nodes(life).values())
 
 
-def test_replacing_one_of_three_managers_keeps_quorum_and_every_task(life, sandbox_workdir):
-    """On a cluster of its own: three managers, prod-control-1's droplet replaced (`--replace`)."""
-    outcome = run_scenario(life.sandbox, sandbox_workdir / "lifecycle-tests", life.stack_file,
-                           SCENARIO["three managers, prod-control-1 replaced"])
-    assert outcome.held, outcome.problems
-    assert outcome.replaced == ["prod-control-1"]
-    assert outcome.leaderless_samples == 0, "a manager answered with a leader in every sample"
+def test_replacing_any_of_three_managers_keeps_quorum_and_every_task(life, sandbox_workdir):
+    """On a cluster of its own, three managers: prod-control-1's droplet replaced (`--replace`),
+    then the first manager's (prod-manager-1, which holds the database's volume): its successor
+    joins the two managers that kept the swarm (the old one demoted itself before its droplet
+    went, so leadership moved while it was up), and its old node is retired. Last, a new image
+    for both manager pools replaces all three in one `up`: the first one's successor joins the
+    old managers it listed on its volume, and the old ones retire one at a time."""
+    three = Lifecycle(life.sandbox, sandbox_workdir / "lifecycle-tests", life.stack_file)
+    try:
+        scenarios = [SCENARIO["three managers, prod-control-1 replaced"],
+                     SCENARIO["three managers, the first (prod-manager-1) replaced"],
+                     SCENARIO["three managers, every manager's image changed"]]
+        first = three.up(scenarios[0].baseline(base_config(life.stack_file)))
+        assert first.error is None, first.error
+        every = ["prod-control-1", "prod-control-2", "prod-manager-1"]
+        for scenario, replaced in zip(scenarios, (["prod-control-1"], ["prod-manager-1"], every)):
+            outcome = three.change(scenario)
+            assert outcome.held, (scenario.name, outcome.problems)
+            assert outcome.replaced == replaced
+            assert outcome.leaderless_samples == 0, f"{scenario.name}: a sample found no leader"
+        manager = next(h for h in three.cloud.droplets.values() if h.name == "prod-control-1")
+        listed = manager.docker("node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.ManagerStatus}}").stdout.split("\n")
+        managers = sorted(line for line in listed if line.endswith(("Leader", "Reachable")))
+        assert [line.split()[0] for line in managers] == ["prod-control-1", "prod-control-2", "prod-manager-1"]
+        assert sorted(line.split()[0] for line in listed if line) == sorted(node_names(three.config)), "old nodes retired"
+    finally:
+        three.close()

@@ -54,7 +54,9 @@ def main(argv: list[str]) -> int:
         state["local"] = "active"
     elif argv[:2] == ["node", "inspect"]:
         fmt = argv[argv.index("--format") + 1]
-        if "Spec.Role" in fmt:
+        if "ManagerStatus.Addr" in fmt:
+            print(state["other_managers"][argv[-1]])
+        elif "Spec.Role" in fmt:
             print(state.get("role", "worker"))
         elif "range" in fmt:
             print("".join(f"{key}\n" for key in state.get("labels", [])))
@@ -64,8 +66,8 @@ def main(argv: list[str]) -> int:
         state["control"] = False  # this node itself
     elif argv[:2] in (["node", "update"], ["node", "promote"], ["node", "demote"]):
         pass
-    elif argv[:2] == ["node", "ls"]:
-        print(state.get("id", "n0d3"))
+    elif argv[:2] == ["node", "ls"]:  # -q [--filter role=manager]: this node, then the other managers
+        print("\n".join([state.get("id", "n0d3"), *state.get("other_managers", {})]))
     else:
         print(f"fake docker: unexpected call {argv}", file=sys.stderr)
         return 2

@@ -112,19 +112,35 @@ def test_a_joined_node_waits_for_a_new_manager_to_reach_its_list_rather_than_lea
         "local": "active", "id": "w0rk3r",
         "managers_seen": [["10.110.0.3:2377"], ["10.110.0.3:2377"], ["10.110.0.3:2377", "10.110.0.2:2377"]],
     })
-    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", manager_wait_seconds=20), env, stdin="SWMTKN-1-x\n")
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=20), env,
+                 stdin="SWMTKN-1-x\n")
     assert result.returncode == 0, result.stderr
     assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
 
 
-def test_a_node_in_another_swarm_leaves_once_the_wait_is_over(tmp_path):
+def test_a_node_that_knows_none_of_todays_managers_leaves_at_once_to_rejoin(tmp_path):
+    # A lone manager restored on a successor: the node's only manager address is dead.
     env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
                        {"local": "active", "managers": ["10.9.9.9:2377"], "id": "w0rk3r"})
-    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", manager_wait_seconds=1), env, stdin="SWMTKN-1-x\n")
+    started = time.monotonic()
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=30), env,
+                 stdin="SWMTKN-1-x\n")
     assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 10  # no waiting for a manager it will never hear of
     commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
     assert commands.index("swarm leave") < commands.index("swarm join")
     assert "does not know the manager 10.110.0.2:2377" in result.stderr
+
+
+def test_a_node_of_todays_swarm_leaves_only_when_the_new_manager_never_shows(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "managers": ["10.110.0.3:2377"], "id": "w0rk3r"})
+    started = time.monotonic()
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=2), env,
+                 stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started >= 2
+    assert "swarm leave" in [" ".join(call[:2]) for call in node_calls(tmp_path)]
 
 
 @pytest.mark.parametrize(("local", "control", "printed"), [
@@ -143,11 +159,48 @@ def test_the_manager_probe_hands_over_a_token_only_from_a_manager(tmp_path, loca
 def test_one_of_several_managers_demotes_itself_before_its_droplet_goes(tmp_path):
     env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
                        {"local": "active", "control": True, "managers_count": 3, "id": "m1old"})
-    result = run(scripts.handover_script("/mnt/db/.swarm-state"), env)
+    result = run(scripts.handover_script(None), env)
     assert result.returncode == 0, result.stderr
     assert ["node", "demote", "m1old"] in node_calls(tmp_path)
     assert "handed over to the other 2 managers (demoted)" in result.stdout
-    assert not (tmp_path / "mnt").exists()  # no backup: the other managers hold the state
+    assert not [call for call in node_calls(tmp_path) if "stop" in call]  # no backup: the others hold the state
+
+
+def test_a_first_manager_of_several_lists_the_others_on_its_volume_before_demoting(tmp_path):
+    state_dir = tmp_path / "mnt" / ".swarm-state"
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {
+        "local": "active", "control": True, "managers_count": 3, "id": "m1old", "tokens": {"manager": "SWMTKN-1-m"},
+        "other_managers": {"c1": "10.110.0.3:2377", "c2": "10.110.0.4:2377"},
+    })
+    result = run(scripts.handover_script(str(state_dir)), env)
+    assert result.returncode == 0, result.stderr
+    roster = state_dir / scripts.MANAGERS_FILE
+    assert roster.read_text() == "10.110.0.3 SWMTKN-1-m\n10.110.0.4 SWMTKN-1-m\n"
+    assert oct(roster.stat().st_mode & 0o777) == "0o600"
+    calls = node_calls(tmp_path)
+    assert calls.index(["swarm", "join-token", "-q", "manager"]) < calls.index(["node", "demote", "m1old"])
+
+
+def test_every_manager_replaced_the_successor_joins_the_old_managers_listed_on_the_volume(tmp_path):
+    state_dir = tmp_path / ".swarm-state"
+    state_dir.mkdir()
+    (state_dir / scripts.MANAGERS_FILE).write_text("10.110.0.3 SWMTKN-1-m\n")
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "control": True, "id": "m1new"})
+    result = run(scripts.init_script("10.110.0.2", str(state_dir)), env, stdin="\n\n")  # the probes: new, empty droplets
+    assert result.returncode == 0, result.stderr
+    assert [call for call in node_calls(tmp_path) if call[0] == "swarm"][0][-1] == "10.110.0.3:2377"
+    assert not (state_dir / scripts.MANAGERS_FILE).exists()  # used once, then removed
+    assert result.stdout.strip() == "m1new"
+
+
+def test_init_never_starts_an_empty_swarm_over_a_volume_that_held_one(tmp_path):
+    state_dir = tmp_path / ".swarm-state"
+    state_dir.mkdir()  # made by the swarm-state command after the first init; nothing kept, nobody answers
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive"})
+    result = run(scripts.init_script("10.110.0.2", str(state_dir)), env, stdin="")
+    assert result.returncode == 1
+    assert "not initialising a new, empty swarm over it" in result.stderr
+    assert "swarm init" not in [" ".join(call[:2]) for call in node_calls(tmp_path)]
 
 
 @pytest.mark.parametrize("empty", ["worker", "manager"])
