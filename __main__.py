@@ -11,6 +11,7 @@ import pulumi
 from components.backups import BackupsArgs, BackupsComponent, Scheduler, SchedulerArgs
 from components.ingress import Ingress, IngressArgs
 from components.network import Network, NetworkArgs
+from components.node_config import NodeConfig, NodeConfigArgs
 from components.node_pool import NodePool, NodePoolArgs
 from components.registry import registry_auth
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
@@ -105,6 +106,21 @@ cluster = SwarmCluster(
         region=config.region,
         folders=rollout.folders,
         retire_timeout_seconds=config.converge_timeout_seconds,
+    ),
+    opts=stack_renamed,
+)
+
+# Root's authorized keys and Docker's daemon settings on every node, kept in sync in place: a
+# change to either replaces no droplet (swarm/node_access.py).
+NodeConfig(
+    config.stack,
+    NodeConfigArgs(
+        nodes=cluster.nodes,
+        ssh_private_key=network.ssh_private_key,
+        program_public_key=network.ssh_public_key,
+        operator_keys=config.authorized_keys,
+        manager_connection=cluster.manager_connection,
+        drain_timeout_seconds=config.converge_timeout_seconds,
     ),
     opts=stack_renamed,
 )

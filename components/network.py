@@ -32,6 +32,7 @@ class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     tags: dict[str, pulumi.Output[str]]  # tag name -> the Tag's name output (orders droplets after tags)
     ssh_key_id: pulumi.Output[str]
+    ssh_public_key: pulumi.Output[str]  # the program's key, "ssh-ed25519 AAAA...", as the nodes trust it
     ssh_private_key: pulumi.Output[str]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
@@ -90,5 +91,6 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.tags = {tag_name: tag.name for tag_name, tag in zip([args.cluster_tag, *args.role_tags], [cluster_tag, *role_tags])}
         self.ssh_key_id = ssh_key.id
+        self.ssh_public_key = pulumi.Output.from_input(public_key).apply(str.strip)
         self.ssh_private_key = private_key
         self.register_outputs({"vpcId": self.vpc_id, "sshKeyId": self.ssh_key_id})

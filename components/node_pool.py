@@ -101,6 +101,10 @@ class NodePool(pulumi.ComponentResource):
                 region=args.region,
                 size=pool.size.slug,
                 vpc_uuid=args.vpc_id,
+                # The program's key (ForceNew: switching it replaces the droplet). Not ignored: Pulumi
+                # creates a replacement with an ignored input's old value (pulumi/pulumi#2657), and a
+                # droplet replaced after a switch would boot with a key the program no longer has.
+                # Operators' keys are added in place instead (components/node_config.py).
                 ssh_keys=[args.ssh_key_id],
                 tags=args.tags,
                 user_data=pulumi.Output.secret(user_data),  # it carries the host's private key

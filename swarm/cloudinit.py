@@ -76,8 +76,11 @@ class HostKey:
     public_openssh: str  # "ssh-ed25519 AAAA...": what connections pin
 
 
-# Log rotation keeps chatty model servers from filling the disk. No live-restore: it is
-# incompatible with swarm mode.
+# The daemon.json a node boots with. FROZEN: it is part of the user data, and a change here would
+# replace every droplet of an existing cluster (user_data is ForceNew). The daemon settings a node
+# runs with are swarm.node_access.DAEMON_SETTINGS, applied in place by a remote command that owns
+# these keys from the first `up` on; change them there. (Log rotation keeps chatty model servers
+# from filling the disk. No live-restore: it is incompatible with swarm mode.)
 DAEMON_CONFIG = {
     "log-driver": "json-file",
     "log-opts": {"max-size": "20m", "max-file": "5"},

@@ -119,6 +119,9 @@ class ClusterConfig:
     public_ports: tuple[PublicPort, ...] = ()
     vpc_ip_range: str | None = None
     ssh_public_key: str | None = None
+    # swarm:sshAuthorizedKeys: operators' public keys, installed beside the program's own on every
+    # node by a remote command (components/node_access.py); changing them replaces no droplet.
+    authorized_keys: tuple[str, ...] = ()
     # Names set under swarm:secrets; None when they cannot be read (offline, one encrypted blob).
     secret_names: frozenset[str] | None = frozenset()
     # Values of Compose configs declared `external: true` (not secret: they are plain files).
@@ -191,6 +194,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     public_ports = _parse_public_ports(values.get("publicPorts"), found)
     vpc_ip_range = _parse_vpc_ip_range(values.get("vpcIpRange"), found)
     ssh_public_key = _parse_ssh_keys(values.get("sshPublicKey"), values.get("sshPrivateKey"), found)
+    authorized_keys = _parse_authorized_keys(values.get("sshAuthorizedKeys"), found)
     stack_file = _parse_stack_file(values.get("stackFile"), stack, project_root, found)
     secret_names = parse_secret_names(values.get("secrets"), found)
     configs = parse_configs(values.get("configs"), found)
@@ -217,6 +221,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         public_ports=tuple(public_ports),
         vpc_ip_range=vpc_ip_range,
         ssh_public_key=ssh_public_key,
+        authorized_keys=authorized_keys,
         secret_names=secret_names,
         configs=configs,
         registry=registry,
@@ -486,6 +491,37 @@ def _parse_ssh_keys(public_key: Any, private_key_set: Any, found: Collector) -> 
         found.problem("sshPublicKey", "is not an OpenSSH public key line ('ssh-ed25519 AAAA... comment')")
         return None
     return public_key.strip()
+
+
+@known_key("sshAuthorizedKeys", type="list of string", default="`[]`",
+           doc="operators' OpenSSH public keys (`ssh-ed25519 AAAA... alice`), authorized for root on every node "
+               "beside the program's own key; adding or removing one rewrites `authorized_keys` in place and "
+               "replaces no droplet (docs/day-2-operations.md, \"SSH keys\")")
+def _parse_authorized_keys(value: Any, found: Collector) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        found.problem("sshAuthorizedKeys", "must be a list of OpenSSH public key lines, e.g. "
+                      "`pulumi config set --path 'swarm:sshAuthorizedKeys[0]' \"$(cat ~/.ssh/id_ed25519.pub)\"`")
+        return ()
+    keys: list[str] = []
+    seen: dict[str, int] = {}
+    for index, line in enumerate(value):
+        key = f"sshAuthorizedKeys[{index}]"
+        text = line.strip() if isinstance(line, str) else line
+        if not isinstance(text, str) or "\n" in text or not SSH_PUBLIC_KEY.match(text):
+            hint = "; that is a private key: give its .pub file instead" if isinstance(text, str) and "PRIVATE KEY" in text else ""
+            found.problem(key, f"is not one OpenSSH public key line ('ssh-ed25519 AAAA... comment'){hint}")
+            continue
+        # Options before the key type (`from="..." ssh-ed25519 ...`) are refused by the pattern: the
+        # line is written to authorized_keys as it is, and the program's own key must stay usable.
+        blob = text.split()[1]
+        if blob in seen:
+            found.problem(key, f"the same key as sshAuthorizedKeys[{seen[blob]}]; list each key once")
+            continue
+        seen[blob] = index
+        keys.append(text)
+    return tuple(keys)
 
 
 @known_key("stackFile", type="string", default="`stacks/<stack>.yaml`",

@@ -15,6 +15,9 @@ from swarm.scripts import SAFE_WORD as _SAFE_WORD
 RETIRE_TIMEOUT_SECONDS = 600
 UNPLACEABLE_SECONDS = 60
 LOCK_WAIT_SECONDS = 3600
+# A daemon restart lets a task that no other node can take (a database pinned to its volume) stop
+# after this long: it cannot be kept running through the restart of its node's Docker.
+RESTART_UNPLACEABLE_SECONDS = 10
 # Per-pool locks live on the manager's /run: a tmpfs, so a reboot clears them.
 RETIRE_LOCK_DIR = "/run/swarm-retire"
 
@@ -49,14 +52,67 @@ def retire_script(
       written inside) for the whole retirement. A slot whose holder process is gone, or older
       than the longest a retirement can take, is stale and taken over.
     """
+    return _take_out("retire", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir,
+                     max_unavailable)
+
+
+# Docker reports the labels of a node's running daemon (daemon.json `labels`) in `docker info` and,
+# to managers, in `docker node inspect` (.Description.Engine.Labels): this one names the daemon
+# settings the program applied (swarm/node_access.py).
+DAEMON_LABEL_KEY = "swarm.daemon-settings"
+
+
+def daemon_drain_script(
+    node_id: str,
+    pool: str,
+    label: str,
+    timeout_seconds: int = RETIRE_TIMEOUT_SECONDS,
+    unplaceable_seconds: int = RESTART_UNPLACEABLE_SECONDS,
+    lock_wait_seconds: int = LOCK_WAIT_SECONDS,
+    lock_dir: str = RETIRE_LOCK_DIR,
+    max_unavailable: int = 1,
+) -> str:
+    """Run on a manager: make way for node `node_id` to restart Docker with the daemon settings
+    labelled `label` ("" for the settings cloud-init wrote), at most `max_unavailable` nodes of the
+    pool at a time (the pool's `maxUnavailable`).
+
+    Nothing happens when the node's running Docker already reports `label`. Otherwise, taking one
+    of the pool's retirement slots (restarts and retirements together never take more than
+    `max_unavailable` nodes of a pool out): spread any service with two or more tasks on the node
+    (a forced rolling update), drain the node and
+    wait until its tasks run elsewhere, as retirement does (a task no other node can take, such as
+    a database pinned to this node, is waited for `unplaceable_seconds` and then let stop), and
+    keep the slot: the node's own command (swarm/node_scripts/daemon.sh) restarts Docker next, and
+    daemon_return_script gives the node back. If the tasks do not move within `timeout_seconds`,
+    the node's availability is restored and the script fails.
+    """
+    return _take_out("restart", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir,
+                     max_unavailable, label)
+
+
+def _take_out(mode: str, node_id: str, pool: str, timeout_seconds: int, unplaceable_seconds: int,
+              lock_wait_seconds: int, lock_dir: str, max_unavailable: int, label: str = "") -> str:
     if not _SAFE_WORD.match(pool):
         raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
     if int(max_unavailable) < 1:
         raise ValueError(f"max_unavailable must be at least 1, not {max_unavailable}")
     return node_scripts.render(
-        "retire", NODE=node_id, POOL=pool, MAX_UNAVAILABLE=int(max_unavailable), TIMEOUT=int(timeout_seconds), UNPLACEABLE=int(unplaceable_seconds),
-        LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir,
+        "retire", NODE=node_id, POOL=pool, MAX_UNAVAILABLE=int(max_unavailable), TIMEOUT=int(timeout_seconds),
+        UNPLACEABLE=int(unplaceable_seconds), LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir, MODE=mode,
+        LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label,
     )
+
+
+def daemon_return_script(node_id: str, pool: str, label: str, timeout_seconds: int = RETIRE_TIMEOUT_SECONDS,
+                         lock_dir: str = RETIRE_LOCK_DIR) -> str:
+    """Run on a manager, after the node's daemon command: when daemon_drain_script drained node
+    `node_id` (it holds a slot of `pool` for it), wait until the node is Ready and its Docker
+    reports `label`, give it its availability back and free the slot. A node that was not drained
+    is left as it is. After `timeout_seconds` the script fails and the node stays drained."""
+    if not _SAFE_WORD.match(pool):
+        raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
+    return node_scripts.render("daemon-return", NODE=node_id, POOL=pool, LOCK_DIR=lock_dir,
+                               LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label, TIMEOUT=int(timeout_seconds))
 
 
 # Where DigitalOcean exposes a droplet's attached volume, by the volume's name.

@@ -1,13 +1,24 @@
 #!/bin/sh
-# Retire a node from the swarm; run on a manager. See swarm.day2_scripts.retire_script.
-# inputs: NODE POOL MAX_UNAVAILABLE TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR
+# Take a node out of its pool's service; run on a manager. MODE retire: drain it, wait until its
+# tasks run elsewhere, remove it (swarm.day2_scripts.retire_script). MODE restart: unless its
+# Docker already runs the daemon settings labelled LABEL, the same drain and wait, then keep the
+# pool's slot for daemon-return.sh (swarm.day2_scripts.daemon_drain_script).
+# inputs: NODE POOL MAX_UNAVAILABLE TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR MODE LABEL_KEY LABEL
 # uses: _task_errors
 set -eu
 if ! docker node inspect "$NODE" >/dev/null 2>&1; then
-  echo "node $NODE is not in the swarm: nothing to retire"
+  echo "node $NODE is not in the swarm: nothing to $MODE"
   exit 0
 fi
-if [ "$NODE" = "$(docker info --format '{{.Swarm.NodeID}}')" ]; then
+# The label of the daemon settings the node's running Docker loaded ("" for none).
+engine_label() {
+  docker node inspect --format "{{index .Description.Engine.Labels \"$LABEL_KEY\"}}" "$NODE" 2>/dev/null || echo "?"
+}
+if [ "$MODE" = restart ] && [ "$(engine_label)" = "$LABEL" ]; then
+  echo "node $NODE runs the current daemon settings: nothing to restart"
+  exit 0
+fi
+if [ "$MODE" = retire ] && [ "$NODE" = "$(docker info --format '{{.Swarm.NodeID}}')" ]; then
   # The manager this runs on (at the reserved IP): removing itself would leave nobody to ask.
   echo "node $NODE is the manager this runs on: it stays in the swarm" >&2
   exit 0
@@ -51,6 +62,10 @@ done
 echo "$NODE $$ $(date +%s)" >"$lock/owner"
 trap 'rm -rf "$lock"' EXIT
 trap 'exit 1' HUP INT TERM
+if [ "$MODE" = restart ] && [ "$(engine_label)" = "$LABEL" ]; then
+  echo "node $NODE restarted with the current daemon settings meanwhile: nothing to drain"
+  exit 0
+fi
 
 hostname=$(docker node inspect --format '{{.Description.Hostname}}' "$NODE")
 availability=$(docker node inspect --format '{{.Spec.Availability}}' "$NODE")
@@ -66,12 +81,27 @@ for service in $(if [ -n "$tasks" ]; then docker inspect --type task --format '{
 "
   fi
 done
+if [ "$MODE" = restart ]; then
+  # Tasks pile up on the nodes that stayed available while others restarted: draining a node that
+  # holds two tasks of a service would stop both at once. Spread them first: a forced rolling
+  # update (the service's own update_config, one task at a time) places each new task on the node
+  # with the fewest of the service's tasks.
+  printf '%s' "$services" | while read -r service replicas name; do
+    [ -n "$service" ] || continue
+    here=$(docker service ps -q --filter desired-state=running --filter "node=$NODE" "$service" 2>/dev/null | grep -c . || true)
+    if [ "$replicas" -ge 2 ] && [ "$here" -ge 2 ]; then
+      echo "$name has $here tasks on $hostname: spreading them before it is drained" >&2
+      docker service update --force --detach=false --quiet "$service" >/dev/null </dev/null || true
+    fi
+  done
+fi
 docker node update --availability drain "$NODE" >/dev/null
 
 # short ID REPLICAS: prints "RUNNING STUCK": tasks running on other nodes, and whether every
 # missing task is pending with an error (no node can take it).
 short() {
-  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$1")
+  # No answer (a manager's Docker restarting for its daemon settings) counts as none running yet.
+  ids=$(docker service ps -q --no-trunc --filter desired-state=running "$1" 2>/dev/null) || { echo "0 0"; return; }
   if [ -z "$ids" ]; then echo "0 0"; return; fi
   # shellcheck disable=SC2086 # $ids: task IDs, one word each
   # State first: a pending task has no node ID, an empty last field.
@@ -104,6 +134,12 @@ EOF
     break
   fi
   if [ -n "$stuck" ]; then stuck_since=${stuck_since:-$now}; else stuck_since=""; fi
+  if [ "$MODE" = restart ] && [ -n "$stuck_since" ] && [ $(( now - stuck_since )) -ge "$UNPLACEABLE" ]; then
+    # A task no other node can take (a service pinned here) cannot be kept running through a
+    # restart of this node's Docker: it stops for as long as the restart takes.
+    printf 'tasks that no other node can take stop while %s restarts Docker:\n%s' "$hostname" "$report" >&2
+    break
+  fi
   if [ $(( now - started )) -ge "$TIMEOUT" ] || { [ -n "$stuck_since" ] && [ $(( now - stuck_since )) -ge "$UNPLACEABLE" ]; }; then
     state=$(docker node inspect --format '{{.Status.State}}' "$NODE")
     # The tasks' errors first, while the node is still drained: once its availability is back
@@ -112,20 +148,32 @@ EOF
       echo "  $line"
       task_errors --filter desired-state=running "$service"
     done)
-    if [ "$state" = down ]; then
+    if [ "$state" = down ] && [ "$MODE" = retire ]; then
       echo "warning: $hostname ($NODE) is down (its droplet is gone?): removing it although its tasks do not all run elsewhere:" >&2
     else
       docker node update --availability "$availability" "$NODE" >/dev/null
-      echo "cannot retire $hostname ($NODE): its tasks do not all run on other nodes after $(( now - started ))s; it stays in the swarm (availability back to $availability):" >&2
+      echo "cannot $MODE $hostname ($NODE): its tasks do not all run on other nodes after $(( now - started ))s; it stays in the swarm (availability back to $availability):" >&2
     fi
     printf '%s\n' "$details" >&2
-    if [ "$state" != down ]; then
+    if [ "$state" != down ] || [ "$MODE" != retire ]; then
       exit 1
     fi
     break
   fi
   sleep 1
 done
+if [ "$MODE" = restart ]; then
+  # Drained. The node's daemon command restarts Docker next, then daemon-return.sh waits until it
+  # is back with the new settings, gives it its availability back and frees the slot. Until then
+  # a placeholder process holds the slot; should daemon-return never run, the placeholder ends
+  # and the slot is stale after TIMEOUT + 120 s (the node stays drained: `up` failed, said why).
+  printf '%s\n' "$availability" >"$lock/availability"
+  setsid sleep $(( TIMEOUT + 120 )) </dev/null >/dev/null 2>&1 &
+  echo "$NODE $! $(date +%s)" >"$lock/owner"
+  trap - EXIT
+  echo "drained $hostname ($NODE) for its Docker restart after $(( $(date +%s) - started ))s"
+  exit 0
+fi
 if [ "$(docker node inspect --format '{{.Spec.Role}}' "$NODE")" = manager ]; then
   docker node demote "$NODE" >/dev/null
 fi

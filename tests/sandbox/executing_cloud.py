@@ -50,6 +50,7 @@ class SandboxCloud(FakeCloud):
         self.sandbox = sandbox
         self.executed: list[tuple[str, str, float]] = []  # (command name, host, seconds)
         self.skipped: list[str] = []  # commands not run on the sandbox (volume mounts)
+        self.node_config_skipped: list[str] = []  # authorized keys and daemon settings, see _run_command
         self.docker_hosts: dict[str, Host] = {}  # docker provider id -> the manager it reaches
         self.docker_state: dict[tuple[str, str], tuple[str, str]] = {}  # (type, name) -> (inputs, id)
         self.docker_known_hosts: dict[str, Path] = {}  # docker provider id -> its known_hosts file
@@ -119,6 +120,14 @@ class SandboxCloud(FakeCloud):
             # engine's droplets do (tests/sandbox/lifecycle_cloud.py).
             return [f"{args.name}-id", {**args.inputs, "stdout": "", "stderr": ""}]
         inputs = unwrap(args.inputs)
+        if args.name.endswith(("-access", "-daemon")):
+            # Shared hosts are booted by the tests, not from the user data: their daemon.json is
+            # the harness's and the harness logs in with its own key. Rewriting either would
+            # restart Docker under the other commands and lock the harness out; the lifecycle
+            # engine's droplets boot from the user data and run both (tests/sandbox/lifecycle.py).
+            with self._lock:
+                self.node_config_skipped.append(args.name)
+            return [f"{args.name}-id", {**args.inputs, "stdout": "", "stderr": ""}]
         if args.name.endswith("-volume"):
             # No block storage here: sandbox hosts share the machine's /dev and /etc/fstab, so the
             # mount script must not run on them. test_volume_mount.py runs it on loop devices.
@@ -161,6 +170,13 @@ def pinned_ssh(host: Host, what: str, connection: dict, script: str, stdin: str 
     # Pinned for the address `ssh` dials: the host's own (a reserved IP is routed to it here).
     return host.ssh(script, stdin=stdin, check=False, timeout=timeout,
                     known_hosts=pinned_known_hosts(host.sandbox, host.ip, host_key))
+
+
+def user_data_daemon_json(user_data: str) -> dict:
+    """The /etc/docker/daemon.json a droplet's user data writes (cloud-init `write_files`)."""
+    files = yaml.safe_load(user_data)["write_files"]
+    (content,) = [f["content"] for f in files if f["path"] == "/etc/docker/daemon.json"]
+    return json.loads(content)
 
 
 def user_data_host_key(user_data: str) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 from tests.lifecycle.engine import Engine, Provider, StepContext
 from tests.pulumi_program import FakeCloud, unwrap
 from tests.sandbox import engine_api
-from tests.sandbox.executing_cloud import pinned_ssh, provider_known_hosts, user_data_host_key
+from tests.sandbox.executing_cloud import pinned_ssh, provider_known_hosts, user_data_daemon_json, user_data_host_key
 from tests.sandbox.harness import Host, Sandbox, _which, install_host_key
 
 # A real droplet's dial retries give up after about 11 s (pulumi/pulumi-command#1238); a
@@ -115,7 +115,9 @@ class DropletProvider(Provider):
         name = inputs["name"]
         with self.cloud.lock:
             taken = name in self.cloud.sandbox.hosts
-        host = self.cloud.sandbox.add_host(name, key=f"{name}.{number}" if taken else name)
+        # cloud-init's daemon.json (over the harness's own settings), as the droplet boots with it.
+        host = self.cloud.sandbox.add_host(name, daemon_json=user_data_daemon_json(inputs["userData"]),
+                                           key=f"{name}.{number}" if taken else name)
         with self.cloud.lock:
             self.cloud.droplets[droplet_id] = host
         try:

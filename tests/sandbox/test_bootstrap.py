@@ -88,15 +88,19 @@ def test_every_script_ran_once_per_node_in_graph_order(first_run):
     expected += [f"{host}-{step}" for host in workers for step in ("join", "settings")]
     # the database's bind-mount folder on the only node it may run on; then the convergence check
     expected += ["prod-manager-1-folders", "prod-converge"]
+    # each node's daemon drain and return, on the manager: nothing to do on a node booted as it is
+    expected += [f"{host}-daemon-{step}" for host in REFERENCE_HOSTS for step in ("drain", "return")]
     assert sorted(names) == sorted(expected)
     assert cloud.skipped == ["prod-manager-1-volume"]  # block storage: see test_volume_mount.py
+    # Authorized keys and daemon.json of the tests' shared hosts are the harness's (executing_cloud.py).
+    assert sorted(cloud.node_config_skipped) == sorted(f"{h}-{c}" for h in REFERENCE_HOSTS for c in ("access", "daemon"))
     position = {name: index for index, name in enumerate(names)}
     assert position["prod-init"] < position["prod-join-tokens"]
     for host in workers:
         assert position[f"{host}-ready"] < position[f"{host}-join"] < position[f"{host}-settings"]
         assert position["prod-join-tokens"] < position[f"{host}-join"]
     assert position["prod-manager-1-settings"] < position["prod-manager-1-folders"]
-    assert names[-1] == "prod-converge"
+    assert [name for name in names if "-daemon-" not in name][-1] == "prod-converge"
 
 
 def test_join_tokens_never_reach_a_command_line(sandbox_five, first_run):

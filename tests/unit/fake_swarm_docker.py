@@ -4,7 +4,7 @@ $FAKE/swarm.json, with every call appended to $FAKE/calls (a timestamp, then the
 
 Tasks change over time after a node is drained: `phases` lists, per drained node, the task sets
 that hold from `at` seconds after its drain on (the last one whose `at` has passed). Before any
-drain, `tasks` holds. Only what swarm.day2_scripts.retire_script asks is answered.
+drain, `tasks` holds. Only what swarm.day2_scripts.retire_script and the daemon drain and return scripts ask is answered.
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ def main(argv: list[str]) -> int:
         if node is None:
             print(f"Error: No such node: {words[2]}", file=sys.stderr)
             return 1
+        if fmt.startswith("{{index .Description.Engine.Labels"):
+            # The daemon-settings label: `engine_label`, or `restarted_label` once the node has
+            # been drained for `restart_after` seconds (its own command restarted Docker).
+            drained = swarm.get("drained_at", {}).get(words[2])
+            restarted = drained is not None and time.time() - drained >= node.get("restart_after", 0)
+            print(node.get("restarted_label", "") if restarted and "restarted_label" in node
+                  else node.get("engine_label", ""))
+            return 0
         field = {"{{.Description.Hostname}}": "hostname", "{{.Spec.Availability}}": "availability",
                  "{{.Status.State}}": "state", "{{.Spec.Role}}": "role"}.get(fmt)
         print(node[field] if field else json.dumps(node))
@@ -75,8 +83,17 @@ def main(argv: list[str]) -> int:
         else:
             print(service["name"])
         return 0
+    if words[:2] == ["service", "update"]:  # --force: the service's tasks spread again
+        spread = swarm.get("spread", {}).get(words[2])
+        if spread:
+            swarm["tasks"] = spread
+            (FAKE / "swarm.json").write_text(json.dumps(swarm))
+        return 0
     if words[:2] == ["service", "ps"]:
         running = [t for t in tasks if t["service"] == words[2] and t["desired"] == "running"]
+        node_filters = [argv[i + 1][5:] for i in range(len(argv) - 1) if argv[i] == "--filter" and argv[i + 1].startswith("node=")]
+        if node_filters:
+            running = [t for t in running if t["node"] in node_filters]
         if "-q" in argv:
             print("\n".join(t["id"] for t in running))
         else:  # --format {{.Error}}

@@ -321,3 +321,20 @@ def test_the_configuration_imports_neither_the_node_scripts_nor_the_stack_file_l
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[2]).stdout.split()
     assert not [name for name in loaded if name in ("swarm.scripts", "swarm.capacity") or name.startswith("swarm.compose")]
+
+
+def test_operator_keys_are_parsed_in_order_and_every_bad_one_is_reported_with_its_index():
+    alice = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAlice alice@laptop"
+    assert parse(prod(sshAuthorizedKeys=[alice + "\n"]), "prod").authorized_keys == (alice,)
+    assert parse(prod(), "prod").authorized_keys == ()
+    found = problems(prod(sshAuthorizedKeys=[
+        alice, "not a key", "-----BEGIN OPENSSH PRIVATE KEY-----\nxyz", alice.replace("laptop", "desk"), 7]))
+    assert "OpenSSH public key" in found["swarm:sshAuthorizedKeys[1]"]
+    assert ".pub" in found["swarm:sshAuthorizedKeys[2]"]
+    assert "sshAuthorizedKeys[0]" in found["swarm:sshAuthorizedKeys[3]"]
+    assert "swarm:sshAuthorizedKeys[4]" in found
+    assert "list" in problems(prod(sshAuthorizedKeys=alice))["swarm:sshAuthorizedKeys"]
+
+
+def test_a_misspelt_operator_keys_key_is_refused_with_the_right_name():
+    assert "swarm:sshAuthorizedKeys" in problems(prod(sshAuthorisedKeys=[]))["swarm:sshAuthorisedKeys"]

@@ -31,16 +31,19 @@ def test_each_script_file_declares_its_inputs(name):
 
 
 def test_rendering_quotes_values_and_puts_strict_mode_first():
-    text = node_scripts.render("retire", NODE="n'1; rm -rf /", POOL="ml", MAX_UNAVAILABLE=1, TIMEOUT=5, UNPLACEABLE=1,
-                               LOCK_WAIT=2, LOCK_DIR="/run/with space")
+    text = node_scripts.render("authorized-keys", NODE="n'1; rm -rf /", KEYS="ssh-ed25519 AAAA with space", DIR="/r")
     assert text.startswith("#!/bin/sh\nset -eu\nNODE='n'\"'\"'1; rm -rf /'\n")
-    assert "LOCK_DIR='/run/with space'\n" in text
+    assert "KEYS='ssh-ed25519 AAAA with space'\n" in text
     assert text.count("set -eu") == 1
+
+
+RETIRE_MODE = {"MODE": "retire", "LABEL_KEY": "", "LABEL": ""}
 
 
 def test_rendering_refuses_a_missing_or_unknown_input():
     with pytest.raises(TypeError, match=r"missing \['LOCK_DIR'\], unknown \['LOCKDIR'\]"):
-        node_scripts.render("retire", NODE="n", POOL="ml", MAX_UNAVAILABLE=1, TIMEOUT=5, UNPLACEABLE=1, LOCK_WAIT=2, LOCKDIR="/x")
+        node_scripts.render("retire", NODE="n", POOL="ml", MAX_UNAVAILABLE=1, TIMEOUT=5, UNPLACEABLE=1, LOCK_WAIT=2, LOCKDIR="/x",
+                            **RETIRE_MODE)
 
 
 def fragment_functions() -> dict[str, str]:
@@ -61,7 +64,7 @@ def test_a_script_that_calls_a_fragments_function_names_the_fragment_and_gets_it
 
 def test_rendering_puts_the_fragments_functions_before_the_scripts_first_command():
     text = node_scripts.render("retire", NODE="n", POOL="ml", MAX_UNAVAILABLE=1, TIMEOUT=5, UNPLACEABLE=1, LOCK_WAIT=2,
-                               LOCK_DIR="/x")
+                               LOCK_DIR="/x", **RETIRE_MODE)
     assert text.count("task_errors() {") == 1
     assert text.index("task_errors() {") < text.index('if ! docker node inspect "$NODE"') < text.index('task_errors --filter')
     assert text.count("#!/bin/sh") == 1 and text.count("set -eu") == 1
@@ -89,5 +92,10 @@ def test_a_value_with_dollars_or_backquotes_stays_literal_and_passes_shellcheck(
 
 def test_the_inputs_a_rendered_script_was_given_read_back_as_given():
     values = {"NODE": "n'1; rm -rf /", "POOL": "ml", "MAX_UNAVAILABLE": "1", "TIMEOUT": "5", "UNPLACEABLE": "1", "LOCK_WAIT": "",
-              "LOCK_DIR": "/run/$x `y`\nz"}
+              "LOCK_DIR": "/run/$x `y`\nz", **RETIRE_MODE}
     assert node_scripts.inputs_of(node_scripts.render("retire", **values)) == values
+
+
+def test_rendering_refuses_a_misnamed_input_of_the_authorized_keys_script():
+    with pytest.raises(TypeError, match=r"missing \['KEYS'\], unknown \['KEY'\]"):
+        node_scripts.render("authorized-keys", NODE="n", KEY="ssh-ed25519 AAAA", DIR="/r")

@@ -337,6 +337,85 @@ def test_a_down_node_is_removed_even_when_its_tasks_cannot_move(tmp_path):
     assert "node rm --force n2" in [call for _, call in swarm_calls(tmp_path)]
 
 
+def test_a_daemon_restart_drains_the_node_keeps_its_slot_and_gives_it_back_once_restarted(tmp_path):
+    moving = [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"), task("t3", "n3")]
+    node_list = nodes()
+    node_list["n2"].update(restarted_label="d1g35t", restart_after=2)
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": node_list, "services": SERVICES, "tasks": BEFORE,
+        "phases": {"n2": [{"at": 0, "tasks": [*moving, task("t4", "n4", "starting")]},
+                          {"at": 1, "tasks": [*moving, task("t4", "n4")]}]},
+    })
+    locks = tmp_path / "locks"
+    drained = run(day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(locks)), env)
+    assert drained.returncode == 0, drained.stderr
+    assert "drained prod-ml-2 (n2) for its Docker restart" in drained.stdout
+    (slot,) = locks.iterdir()  # held for the node's restart, by a placeholder process
+    holder = int((slot / "owner").read_text().split()[1])
+    os.kill(holder, 0)
+    # (the node's own command restarts Docker here: the fake reports the new label 2 s after the drain)
+    back = run(day2_scripts.daemon_return_script("n2", "ml", "d1g35t", 30, lock_dir=str(locks)), env)
+    assert back.returncode == 0, back.stderr
+    calls = swarm_calls(tmp_path)
+    assert first(calls, "node update --availability active n2") - first(calls, "node update --availability drain n2") >= 2
+    assert not [call for _, call in calls if call.startswith(("node rm", "node demote"))]
+    assert not list(locks.iterdir())  # the slot is free
+    time.sleep(0.2)  # the placeholder is gone (or a zombie nobody reaped yet)
+    stat_file = Path(f"/proc/{holder}/stat")
+    assert not stat_file.exists() or stat_file.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_node_that_was_not_drained_is_left_alone_on_return(tmp_path):
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": nodes(), "services": SERVICES, "tasks": BEFORE})
+    result = run(day2_scripts.daemon_return_script("n2", "ml", "", 30, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert "not drained" in result.stdout
+    assert not (tmp_path / "fake" / "calls").exists(), "no docker call at all"
+
+
+def test_a_daemon_restart_spreads_a_service_with_two_tasks_on_the_node_before_draining_it(tmp_path):
+    piled = [task("t1", "n1"), task("t2", "n2"), task("t3", "n2")]  # n3 restarted earlier, now empty
+    spread = [task("t1", "n1"), task("t2", "n2"), task("t3", "n3")]
+    node_list = nodes()
+    node_list["n2"].update(restarted_label="d1g35t", restart_after=1)
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": node_list, "services": SERVICES, "tasks": piled, "spread": {"s-api": spread},
+        "phases": {"n2": [{"at": 0, "tasks": [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"),
+                                               task("t3", "n3"), task("t4", "n1")]}]},
+    })
+    result = run(day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert "prod_api has 2 tasks on prod-ml-2: spreading them before it is drained" in result.stderr
+    calls = swarm_calls(tmp_path)
+    assert first(calls, "service update --force --detach=false --quiet s-api") < first(calls, "node update --availability drain n2")
+
+
+def test_a_node_already_running_the_daemon_settings_is_not_drained(tmp_path):
+    node_list = nodes()
+    node_list["n2"]["engine_label"] = "d1g35t"
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json",
+                       {"nodes": node_list, "services": SERVICES, "tasks": BEFORE})
+    result = run(day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert not [call for _, call in swarm_calls(tmp_path) if call.startswith("node update")]
+
+
+def test_a_daemon_restart_lets_a_task_pinned_to_the_node_stop_instead_of_failing(tmp_path):
+    # The database cannot run anywhere else: after unplaceable_seconds the restart goes ahead.
+    after = [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"), task("t3", "n3"),
+             task("t4", "", "pending", err="no suitable node (scheduling constraints not satisfied on 3 nodes)")]
+    node_list = nodes()
+    node_list["n2"].update(restarted_label="d1g35t", restart_after=3)
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": node_list, "services": SERVICES, "tasks": BEFORE, "phases": {"n2": [{"at": 0, "tasks": after}]},
+    })
+    result = run(day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, 1, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert "tasks that no other node can take stop while prod-ml-2 restarts Docker" in result.stderr
+    assert "drained prod-ml-2 (n2) for its Docker restart" in result.stdout
+    assert "node update --availability active n2" not in [call for _, call in swarm_calls(tmp_path)]
+
+
 def test_a_node_no_longer_in_the_swarm_is_nothing_to_retire(tmp_path):
     env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": {}, "services": {}, "tasks": []})
     result, _ = retire(tmp_path, env)
