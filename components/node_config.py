@@ -51,7 +51,7 @@ class NodeConfig(pulumi.ComponentResource):
                                                private_key=args.ssh_private_key, host_key=machine.host_key)
 
             def command(suffix: str, create: pulumi.Input[str], on: remote.ConnectionArgs,
-                        after: list[pulumi.Resource]) -> remote.Command:
+                        after: list[pulumi.Resource], short: str = short) -> remote.Command:
                 created = remote.Command(f"{short}-{suffix}", connection=on, create=create,
                                          add_previous_output_in_env=False,
                                          opts=pulumi.ResourceOptions(parent=self, depends_on=after))

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from swarm import node_scripts
-
 from swarm.model import SWARM_ADDRESS_POOL, Folder
 
 SWARM_PORT = 2377

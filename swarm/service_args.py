@@ -37,8 +37,6 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from swarm.model import service_name
-from swarm.schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL
 from swarm.compose import (
     STACK_NAMESPACE_LABEL,
     ConfigSpec,
@@ -50,6 +48,7 @@ from swarm.compose import (
     format_duration,
     go_string,
 )
+from swarm.model import service_name
 from swarm.schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL
 
 IMAGE_LABEL = "com.docker.stack.image"

@@ -20,11 +20,11 @@ from tests.sandbox.harness import Sandbox
 from tests.sandbox.lifecycle import (
     SCENARIOS,
     Lifecycle,
+    Scenario,
     base_config,
     lifecycle_stack_file,
     load_images,
     node_names,
-    Scenario,
 )
 from tests.sandbox.lifecycle_cloud import swarm_snapshot
 
