@@ -79,5 +79,18 @@ case "$state" in
     exit 1
     ;;
 esac
+# The node this droplet replaced, left Down under the same hostname: its retirement ran while it
+# still held the reserved IP (delete-before-replace deletes it first), on itself, and a manager
+# does not remove itself. Removed here, once this one is a manager.
+self=$(docker info --format '{{.Swarm.NodeID}}')
+docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}}' | while read -r id name status; do
+  if [ "$name" = "$(hostname)" ] && [ "$id" != "$self" ] && [ "$status" = Down ]; then
+    if [ "$(docker node inspect --format '{{.Spec.Role}}' "$id")" = manager ]; then
+      docker node demote "$id" >/dev/null
+    fi
+    docker node rm --force "$id" >/dev/null
+    echo "$(hostname): removed the node $id its predecessor left behind" >&2
+  fi
+done
 if [ -n "$ROSTER" ] && [ -f "$ROSTER" ]; then rm -f "$ROSTER"; fi
-docker info --format '{{.Swarm.NodeID}}'
+echo "$self"

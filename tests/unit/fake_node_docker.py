@@ -66,8 +66,12 @@ def main(argv: list[str]) -> int:
         state["control"] = False  # this node itself
     elif argv[:2] in (["node", "update"], ["node", "promote"], ["node", "demote"]):
         pass
+    elif argv[:2] == ["node", "ls"] and "--format" in argv:  # ID hostname status
+        print("\n".join(" ".join(row) for row in state.get("node_table", [])))
     elif argv[:2] == ["node", "ls"]:  # -q [--filter role=manager]: this node, then the other managers
         print("\n".join([state.get("id", "n0d3"), *state.get("other_managers", {})]))
+    elif argv[:3] == ["node", "rm", "--force"]:
+        pass
     else:
         print(f"fake docker: unexpected call {argv}", file=sys.stderr)
         return 2

@@ -89,6 +89,19 @@ def test_the_first_managers_successor_joins_the_swarm_the_other_managers_hold(tm
     assert result.stdout.strip() == "m1new"
 
 
+def test_the_first_managers_successor_removes_the_node_its_predecessor_left_down(tmp_path):
+    host = subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {
+        "local": "active", "control": True, "id": "m1new", "role": "worker",
+        "node_table": [["m1new", host, "Ready"], ["m1old", host, "Down"], ["c1", "other-host", "Down"]],
+    })
+    result = run(scripts.init_script("10.110.0.2"), env)
+    assert result.returncode == 0, result.stderr
+    assert ["node", "rm", "--force", "m1old"] in node_calls(tmp_path)
+    assert not [call for call in node_calls(tmp_path) if call[:2] == ["node", "rm"] and call[-1] != "m1old"]
+    assert result.stdout.strip() == "m1new"
+
+
 def test_init_never_starts_a_second_swarm_beside_one_that_refuses_the_join(tmp_path):
     env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "join_result": "pending",
                                                                           "join_fails": True})
