@@ -79,12 +79,14 @@ case "$state" in
     exit 1
     ;;
 esac
-# The node this droplet replaced, left Down under the same hostname: its retirement ran while it
-# still held the reserved IP (delete-before-replace deletes it first), on itself, and a manager
-# does not remove itself. Removed here, once this one is a manager.
+# The node this droplet replaced, left under the same hostname: its retirement ran while it still
+# held the reserved IP (delete-before-replace deletes it first), on itself, and a manager does not
+# remove itself. Removed here, once this one is a manager: when it is Down, or no manager any more
+# (its handover demoted it; the swarm may not have noticed yet that its droplet is gone). A
+# predecessor still a manager is alive (replaced create-before-delete) and retires later.
 self=$(docker info --format '{{.Swarm.NodeID}}')
-docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}}' | while read -r id name status; do
-  if [ "$name" = "$(hostname)" ] && [ "$id" != "$self" ] && [ "$status" = Down ]; then
+docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}} {{.ManagerStatus}}' | while read -r id name status manager; do
+  if [ "$name" = "$(hostname)" ] && [ "$id" != "$self" ] && { [ "$status" = Down ] || [ -z "$manager" ]; }; then
     if [ "$(docker node inspect --format '{{.Spec.Role}}' "$id")" = manager ]; then
       docker node demote "$id" >/dev/null
     fi
