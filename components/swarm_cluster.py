@@ -88,7 +88,8 @@ class SwarmCluster(pulumi.ComponentResource):
         super().__init__("swarm:index:Cluster", name, None, opts)
         self._name = name
         self._args = args
-        first = next(m for m in args.machines if m.node.role == "manager")
+        managers = [m for m in args.machines if m.node.role == "manager"]
+        first = managers[0]
         # The manager is reached at a reserved IP that moves to its successor when its droplet is
         # replaced: a command's delete runs with its *old* connection (a retired node's settings,
         # after a manager replacement), and must still find a manager there, not a dead address.
@@ -124,8 +125,7 @@ class SwarmCluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[id(machine)]],
                                             additional_secret_outputs=["stdout"]),
             )
-            for machine in args.machines
-            if machine.node.role == "manager" and machine is not first
+            for machine in managers[1:]
         ]
         init = remote.Command(
             f"{name}-init",
@@ -164,6 +164,7 @@ class SwarmCluster(pulumi.ComponentResource):
         # Secret on the program side too, so everything derived from it (join stdin) is encrypted in
         # state even before the engine applies additional_secret_outputs.
         tokens = pulumi.Output.secret(tokens_command.stdout).apply(json.loads)
+        manager_addresses = pulumi.Output.all(*(m.private_ip for m in managers))
 
         self.nodes = []
         self.folders = {}
@@ -172,7 +173,7 @@ class SwarmCluster(pulumi.ComponentResource):
             if machine is first:
                 node_id = init.stdout.apply(str.strip)
             else:
-                node_id = self._join(machine, first, tokens, prepared[id(machine)])
+                node_id = self._join(machine, manager_addresses, tokens, prepared[id(machine)])
             settings = self._settings(machine, node_id, connection=manager_connection)
             settings_commands.append(settings)
             self.nodes.append(SwarmNode(machine, node_id))
@@ -258,15 +259,16 @@ class SwarmCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[ready]),
         )
 
-    def _join(self, machine: Machine, first: Machine, tokens: pulumi.Output[dict],
+    def _join(self, machine: Machine, manager_addresses: pulumi.Output[list[str]], tokens: pulumi.Output[dict],
               prepared: remote.Command) -> pulumi.Output[str]:
-        managers = [m for m in self._args.machines if m.node.role == "manager"]
+        """`manager_addresses`: every manager's VPC address, the first manager's first (the one
+        the node joins through)."""
         role = machine.node.role
         join = remote.Command(
             f"{self._name}-{_short(machine)}-join",
             connection=self._connection(machine),
-            create=pulumi.Output.all(machine.private_ip, first.private_ip, *(m.private_ip for m in managers)).apply(
-                lambda addresses: scripts.join_script(addresses[0], addresses[1], addresses[2:])
+            create=pulumi.Output.all(machine.private_ip, manager_addresses).apply(
+                lambda values: scripts.join_script(values[0], values[1][0], values[1])
             ),
             # The token travels on stdin: it is in no command line, and stdin is kept in state
             # as a secret because the tokens output is one.

@@ -118,6 +118,10 @@ class Workloads(pulumi.ComponentResource):
 
         self.services = {}
         inputs = {}
+        # One keyed hash of the registry credentials, labelled on each service that pulls with them.
+        credentials = None if args.registry is None else pulumi.Output.all(
+            name_key, args.registry.username, args.registry.password
+        ).apply(lambda v: credentials_label(v[0], args.registry.server, v[1], v[2]))
         for key, service in spec.services.items():
             inputs[key] = service_args(
                 service,
@@ -126,8 +130,8 @@ class Workloads(pulumi.ComponentResource):
                 secret_ids={k: (s.id, s.name) for k, s in secrets.items()},
                 config_ids={k: (c.id, c.name) for k, c in configs.items()},
             )
-            if args.registry is not None and pulls_from(service.image, args.registry.server):
-                inputs[key]["labels"] = _with_credentials_label(inputs[key]["labels"], name_key, args.registry)
+            if credentials is not None and pulls_from(service.image, args.registry.server):
+                inputs[key]["labels"] = _with_credentials_label(inputs[key]["labels"], credentials)
             self.services[key] = docker.Service(
                 f"{name}-{key}",
                 **inputs[key],
@@ -199,14 +203,11 @@ def _provider_registry_auth(spec: StackSpec, registry: RegistryAuth | None) -> l
             for address in addresses] or None
 
 
-def _with_credentials_label(labels: list[dict], name_key: pulumi.Output[bytes], registry: RegistryAuth) -> pulumi.Output:
-    """The service's labels plus a keyed hash of the registry credentials: new credentials update
+def _with_credentials_label(labels: list[dict], credentials: pulumi.Output[str]) -> pulumi.Output:
+    """The service's labels plus the keyed hash of the registry credentials: new credentials update
     the service in place, and the provider sends them with that update. No task restarts: the
     service's labels are not its tasks'."""
-    value = pulumi.Output.all(name_key, registry.username, registry.password).apply(
-        lambda v: credentials_label(v[0], registry.server, v[1], v[2])
-    )
-    return pulumi.Output.unsecret(value.apply(
+    return pulumi.Output.unsecret(credentials.apply(
         lambda digest: sorted([*labels, {"label": CREDENTIALS_LABEL, "value": digest}], key=lambda item: item["label"])
     ))
 

@@ -9,9 +9,13 @@
 set -eu
 IFS= read -r token || { echo "no join token on stdin" >&2; exit 1; }
 state=$(local_state)
+# The managers this node knows, address:port, blank-separated with a blank on either side.
+known_managers() {
+  echo " $(docker info --format '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}')"
+}
 case "$state" in
   active)
-    known=" $(docker info --format '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}')"
+    known=$(known_managers)
     ours=""
     for address in $MANAGERS; do
       case "$known" in *" $address "*) ours=1 ;; esac
@@ -30,7 +34,7 @@ case "$state" in
         break
       fi
       sleep 1
-      known=" $(docker info --format '{{range .Swarm.RemoteManagers}}{{.Addr}} {{end}}')"
+      known=$(known_managers)
     done
     ;;
   pending | error)
