@@ -63,13 +63,13 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
     source = f"Pulumi.{config.stack}.yaml"
     stack_file = config.stack_file.name
     problems = [
-        config_problem(f"swarm:images.{name}", f"{stack_file} has no service {name!r}; its services are {', '.join(stack.services)}")
+        config_problem(("swarm:images", name), f"{stack_file} has no service {name!r}; its services are {', '.join(stack.services)}")
         for name in config.images
         if name not in stack.services
     ]
     bind_sources = {mount.source for spec in stack.services.values() for mount in spec.mounts if mount.type == "bind"}
     problems += [
-        config_problem(f"swarm:bindMounts.{path}", f"no service of {stack_file} bind-mounts {path}; remove it or fix the path")
+        config_problem(("swarm:bindMounts", path), f"no service of {stack_file} bind-mounts {path}; remove it or fix the path")
         for path in config.bind_mounts
         if path not in bind_sources
     ]

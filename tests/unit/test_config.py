@@ -98,6 +98,29 @@ def test_label_keys_swarm_cannot_constrain_on_are_refused(key):
     assert "placement constraint" in problems(values)[f"swarm:nodePools.ml.labels.{key}"]
 
 
+def paths(values):
+    with pytest.raises(ConfigError) as raised:
+        parse(values)
+    return [problem.path for problem in raised.value.problems]
+
+
+def test_a_dotted_label_key_or_pool_name_stays_one_element_of_the_problem_path():
+    values = prod()
+    values["nodePools"]["ml"]["labels"] = {"com.example.tier": "two words"}
+    values["nodePools"]["gpu.v2"] = {**values["nodePools"]["backoffice"], "previousNames": ["Old"]}
+    found = paths(values)
+    assert ("swarm:nodePools", "ml", "labels", "com.example.tier") in found
+    assert ("swarm:nodePools", "gpu.v2") in found
+    assert ("swarm:nodePools", "gpu.v2", "previousNames", 0) in found
+    assert "swarm:nodePools.ml.labels.com.example.tier" in problems(values)
+
+
+def test_a_list_item_is_an_index_in_the_problem_path():
+    found = paths(prod(adminCidrs=["203.0.113.0/24", "nonsense"], publicPorts=[443, "22/tcp"]))
+    assert ("swarm:adminCidrs", 1) in found and ("swarm:publicPorts", 1) in found
+    assert parse(prod(adminCidrs=["0.0.0.0/0"])).warnings[0].path == ("swarm:adminCidrs", 0)
+
+
 def test_no_manager_pool():
     values = prod()
     values["nodePools"]["manager"]["role"] = "worker"
