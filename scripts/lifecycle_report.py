@@ -62,7 +62,7 @@ def main() -> int:
     print()
     for outcome in outcomes:
         if outcome.problems:
-            print(f"{outcome.scenario}: " + "; ".join(outcome.problems))
+            print(f"{outcome.scenario}:\n" + "\n".join(f"  {problem}" for problem in outcome.problems))
     for failure in failures:
         print(failure)
     held = sum(outcome.held for outcome in outcomes)

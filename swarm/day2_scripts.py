@@ -35,6 +35,11 @@ def retire_script(
     then remove it from the swarm. Without `docker node rm` a replaced or removed droplet would
     stay in `docker node ls` as Down forever. A node that is already gone is fine.
 
+    - Piled tasks first: Docker never rebalances, so a node may hold two or more tasks of one
+      service (it stayed up while others were replaced, restarted or removed); a drain would
+      stop them all at once. The node is paused (it keeps its tasks, takes no new ones) and each
+      such service gets a forced rolling update, which replaces its tasks on the other nodes one
+      at a time by its own update_config (bounded by `timeout_seconds`).
     - Waiting: right after a drain the node has no task desired running any more, so the node's
       own task list says nothing. The script watches the services instead: every replicated
       service that had a task on the node must have its replicas running on *other* nodes (by
@@ -78,8 +83,9 @@ def daemon_drain_script(
 
     Nothing happens when the node's running Docker already reports `label`. Otherwise, taking one
     of the pool's retirement slots (restarts and retirements together never take more than
-    `max_unavailable` nodes of a pool out): spread any service with two or more tasks on the node
-    (a forced rolling update), drain the node and
+    `max_unavailable` nodes of a pool out): move any service's tasks off the node one at a time
+    when it holds two or more (paused, then a forced rolling update, as retirement does), drain
+    the node and
     wait until its tasks run elsewhere, as retirement does (a task no other node can take, such as
     a database pinned to this node, is waited for `unplaceable_seconds` and then let stop), and
     keep the slot: the node's own command (swarm/node_scripts/daemon.sh) restarts Docker next, and

@@ -81,18 +81,26 @@ for service in $(if [ -n "$tasks" ]; then docker inspect --type task --format '{
 "
   fi
 done
-if [ "$MODE" = restart ]; then
-  # Tasks pile up on the nodes that stayed available while others restarted: draining a node that
-  # holds two tasks of a service would stop both at once. Spread them first: a forced rolling
-  # update (the service's own update_config, one task at a time) places each new task on the node
-  # with the fewest of the service's tasks.
-  printf '%s' "$services" | while read -r service replicas name; do
+# Docker never rebalances: tasks pile up on the nodes that stayed up while others restarted, were
+# replaced or left, so a node may hold two tasks of a service, and draining it would stop both at
+# once. Move those off first, one at a time: pause the node (it keeps its tasks and takes no new
+# ones), then a forced rolling update (the service's own update_config: its order, its delay, its
+# healthcheck monitoring) replaces each of the service's tasks on the other nodes.
+piled=""
+if [ "$(docker node inspect --format '{{.Status.State}}' "$NODE")" != down ]; then
+  piled=$(printf '%s' "$services" | while read -r service replicas name; do
     [ -n "$service" ] || continue
     here=$(docker service ps -q --filter desired-state=running --filter "node=$NODE" "$service" 2>/dev/null | grep -c . || true)
-    if [ "$replicas" -ge 2 ] && [ "$here" -ge 2 ]; then
-      echo "$name has $here tasks on $hostname: spreading them before it is drained" >&2
-      docker service update --force --detach=false --quiet "$service" >/dev/null </dev/null || true
-    fi
+    if [ "$replicas" -ge 2 ] && [ "$here" -ge 2 ]; then echo "$service $here $name"; fi
+  done)
+fi
+if [ -n "$piled" ]; then
+  docker node update --availability pause "$NODE" >/dev/null
+  printf '%s\n' "$piled" | while read -r service here name; do
+    echo "$name has $here tasks on $hostname: moving them off one at a time before it is drained" >&2
+    # Bounded: a task with nowhere else to go leaves the update waiting; the drain below says why.
+    timeout "$TIMEOUT" docker service update --force --detach=false --quiet "$service" >/dev/null </dev/null ||
+      echo "warning: the rolling update of $name did not finish; draining $hostname anyway" >&2
   done
 fi
 docker node update --availability drain "$NODE" >/dev/null

@@ -194,6 +194,7 @@ SCENARIOS = (
 
 # --- watching -----------------------------------------------------------------------------
 
+_TASK_FORMAT = "{{.Name}} {{.Node}} desired={{.DesiredState}} {{.CurrentState}} {{.Error}}"
 _SAMPLE_SCRIPT = (
     "docker node ls --format '{{.Hostname}}|{{.Status}}|{{.Availability}}|{{.ManagerStatus}}' && echo --- && "
     "docker service ls --format '{{.Name}}|{{.Replicas}}'"
@@ -206,6 +207,9 @@ class Sample:
     available: set[str]  # hostnames with a Ready, Active node
     running: dict[str, int]  # service -> running tasks
     quorum: bool  # a manager answered, with a leader elected
+    # service -> its tasks (`docker service ps`), only for services short of their replicas:
+    # what a report shows when a service falls too low
+    tasks: dict[str, str] = field(default_factory=dict)
 
 
 class Sampler:
@@ -249,12 +253,27 @@ class Sampler:
                 if status == "Ready" and availability == "Active":
                     available.add(hostname)
                 leader = leader or manager == "Leader"
-            running = {}
+            running, short = {}, []
             for line in services.splitlines():
                 name, replicas = line.split("|", 1)
                 running[name] = int(replicas.split("/", 1)[0])
-            return Sample(at, available, running, leader)
+                if running[name] < int(replicas.split("/", 1)[1].split()[0]):
+                    short.append(name)
+            return Sample(at, available, running, leader, self._tasks(host, short))
         return Sample(at, set(), {}, False)
+
+    @staticmethod
+    def _tasks(host, services: list[str]) -> dict[str, str]:
+        tasks = {}
+        for service in services:
+            try:
+                result = host.exec(f"docker service ps --format '{_TASK_FORMAT}' {service} | head -n 12",
+                                   check=False, timeout=10)
+            except Exception as error:  # noqa: BLE001 - the host destroyed meanwhile
+                tasks[service] = str(error)
+                continue
+            tasks[service] = result.stdout.strip() if result.returncode == 0 else result.stderr.strip()
+        return tasks
 
 
 def longest_unavailable(samples: list[Sample], hostname: str, end: float) -> float:
@@ -392,6 +411,7 @@ class Lifecycle:
         for service, (low, n) in min_running.items():
             if n >= 2 and low < n - 1:
                 problems.append(f"{service} fell to {low} of {n} running tasks")
+                problems.append(_lowest(service, answered, result.steps, started))
         leaderless = sum(not sample.quorum for sample in samples)
         if leaderless:
             problems.append(f"{leaderless} samples found no manager with a leader elected")
@@ -404,6 +424,16 @@ class Lifecycle:
 
     def close(self) -> None:
         self.cloud.close()
+
+
+def _lowest(service: str, samples: list[Sample], steps, started: float) -> str:
+    """When `service` was lowest, what the engine was doing and where its tasks were: enough to
+    tell a scheduling problem from a slow host in a CI log."""
+    low = min(samples, key=lambda sample: sample.running.get(service, 0))
+    busy = [f"{s.op} {s.name}" for s in steps if s.op != "same" and s.started <= low.at <= s.started + s.seconds]
+    return (f"  {service} at +{low.at - started:.1f} s, during: {', '.join(busy) or 'no step'}; "
+            f"nodes Ready and Active: {', '.join(sorted(low.available))}; its tasks:\n"
+            + "\n".join("    " + line for line in low.tasks.get(service, "(not read)").splitlines()))
 
 
 def _first_line(text: str, limit: int = 160) -> str:

@@ -6,12 +6,15 @@ What must hold (issue 11, retirement):
   service has a healthcheck (here one that takes 6 s);
 - a task that cannot be placed elsewhere fails retirement before `docker node rm`, naming the
   service and swarm's reason, and the node is kept (and active again);
+- a node holding several tasks of one service (Docker never rebalances) is emptied one task at a
+  time, never all of them at once;
 - a node whose host is gone (Down) is removed without wedging.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -91,6 +94,54 @@ def test_retirement_returns_once_the_moved_task_runs_healthy_elsewhere(swarm, ti
     assert f"retired ret-app-3 ({retired})" in result.stdout
     assert retired not in node_ids(manager)
     assert manager.ssh(f"test ! -e {day2_scripts.RETIRE_LOCK_DIR}/app.lock.1", check=False).returncode == 0
+
+
+def test_a_node_holding_every_task_of_a_service_hands_them_over_one_at_a_time(swarm, sandbox_workdir, timings):
+    """The pile-up Docker leaves after a node came back or joined late: all three tasks on the
+    newest node. A plain drain would stop all three at once (0 of 3 for as long as the healthcheck
+    takes); retirement must keep at least 2 of 3 running throughout."""
+    manager = swarm.hosts[MANAGER]
+    newest = swarm.add_host("ret-app-4")
+    tokens = json.loads(manager.ssh(scripts.join_tokens_script()).stdout)
+    joined = newest.ssh(scripts.join_script(newest.ip, manager.ip), stdin=tokens["worker"] + "\n").stdout.strip()
+    manager.ssh(scripts.node_settings_script(joined, "worker", {"type": "app"}))
+    others = ("ret-app-1", "ret-app-2")
+    for hostname in others:  # only the newest node takes new tasks while the service starts
+        manager.docker("node", "update", "--availability", "pause", hostname)
+    service(manager, "piled", "--replicas", "3", "--constraint", "node.labels.type==app",
+            "--health-cmd", "test -f /healthy", "--health-interval", "1s", "--health-retries", "1",
+            "--health-start-period", "60s", "--update-monitor", "1s",
+            command="sleep 3; touch /healthy; exec sleep 86400")
+    before = wait_for(lambda: running(manager, "piled", 3), "piled: 3 healthy tasks", timeout=90)
+    assert {task["NodeID"] for task in before} == {joined}
+    for hostname in others:
+        manager.docker("node", "update", "--availability", "active", hostname)
+
+    lowest, stop = [3], threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            states = [task["Status"]["State"] for task in tasks(manager, "piled")]
+            lowest.append(states.count("running"))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    try:
+        result = manager.ssh(day2_scripts.retire_script(joined, "app", timeout_seconds=120))
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    timings["retire: a node holding all 3 tasks of a service, handed over one at a time"] = time.monotonic() - started
+
+    assert min(lowest) >= 2, f"running tasks sampled during retirement: {lowest}"
+    assert "piled has 3 tasks on ret-app-4: moving them off one at a time before it is drained" in result.stderr
+    assert len(lowest) > 10, "the watcher sampled the whole retirement"
+    after = tasks(manager, "piled")
+    assert [task["Status"]["State"] for task in after] == ["running"] * 3
+    assert joined not in {task["NodeID"] for task in after} and joined not in node_ids(manager)
+    swarm.destroy_host("ret-app-4")
+    manager.docker("service", "rm", "piled")
 
 
 def test_a_task_that_cannot_run_elsewhere_stops_retirement_before_removal(swarm):

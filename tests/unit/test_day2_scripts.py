@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from swarm import day2_scripts
 from tests.unit.stand_in_docker import install_fake, run
 
@@ -139,21 +141,37 @@ def test_a_node_that_was_not_drained_is_left_alone_on_return(tmp_path):
     assert not (tmp_path / "fake" / "calls").exists(), "no docker call at all"
 
 
-def test_a_daemon_restart_spreads_a_service_with_two_tasks_on_the_node_before_draining_it(tmp_path):
-    piled = [task("t1", "n1"), task("t2", "n2"), task("t3", "n2")]  # n3 restarted earlier, now empty
-    spread = [task("t1", "n1"), task("t2", "n2"), task("t3", "n3")]
+@pytest.mark.parametrize("mode", ["retire", "restart"])
+def test_a_node_holding_two_tasks_of_a_service_is_paused_and_they_move_off_one_at_a_time_before_the_drain(tmp_path, mode):
+    # n3 was replaced (or restarted) earlier and came back empty: n2 holds two of api's tasks, and
+    # draining it at once would stop both. The forced rolling update moves them off first.
+    piled = [task("t1", "n1"), task("t2", "n2"), task("t3", "n2")]
+    spread = [task("t1", "n1"), task("t4", "n3"), task("t5", "n1")]
     node_list = nodes()
     node_list["n2"].update(restarted_label="d1g35t", restart_after=1)
     env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
         "nodes": node_list, "services": SERVICES, "tasks": piled, "spread": {"s-api": spread},
-        "phases": {"n2": [{"at": 0, "tasks": [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"),
-                                               task("t3", "n3"), task("t4", "n1")]}]},
     })
-    result = run(day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(tmp_path / "locks")), env)
+    script = (day2_scripts.retire_script("n2", "ml", 30, 2, lock_dir=str(tmp_path / "locks")) if mode == "retire"
+              else day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(tmp_path / "locks")))
+    result = run(script, env)
     assert result.returncode == 0, result.stderr
-    assert "prod_api has 2 tasks on prod-ml-2: spreading them before it is drained" in result.stderr
+    assert "prod_api has 2 tasks on prod-ml-2: moving them off one at a time before it is drained" in result.stderr
     calls = swarm_calls(tmp_path)
-    assert first(calls, "service update --force --detach=false --quiet s-api") < first(calls, "node update --availability drain n2")
+    paused = first(calls, "node update --availability pause n2")
+    updated = first(calls, "service update --force --detach=false --quiet s-api")
+    assert paused <= updated <= first(calls, "node update --availability drain n2")
+
+
+def test_a_node_holding_one_task_per_service_is_drained_without_a_forced_update(tmp_path):
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": nodes(), "services": SERVICES, "tasks": BEFORE,
+        "phases": {"n2": [{"at": 0, "tasks": [task("t1", "n1"), task("t3", "n3"), task("t4", "n4")]}]},
+    })
+    result, _ = retire(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    calls = [call for _, call in swarm_calls(tmp_path)]
+    assert not [call for call in calls if call.startswith("service update") or "--availability pause" in call]
 
 
 def test_a_node_already_running_the_daemon_settings_is_not_drained(tmp_path):
