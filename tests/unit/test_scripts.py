@@ -280,30 +280,33 @@ def test_a_joined_node_waits_for_a_new_manager_to_reach_its_list_rather_than_lea
     assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
 
 
+def join_knowing(tmp_path, manager: str, manager_wait_seconds: int) -> tuple[subprocess.CompletedProcess, float]:
+    """join.sh for 10.110.0.2 (today's managers: it and 10.110.0.3) on a node in a swarm whose only
+    manager it knows is `manager`: the result and the seconds it took."""
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "managers": [manager], "id": "w0rk3r"})
+    started = time.monotonic()
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"],
+                                     manager_wait_seconds=manager_wait_seconds), env, stdin="SWMTKN-1-x\n")
+    return result, time.monotonic() - started
+
+
 def test_a_node_that_knows_none_of_todays_managers_leaves_at_once_to_rejoin(tmp_path):
     # A lone manager restored on a successor: the node's only manager address is dead.
-    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
-                       {"local": "active", "managers": ["10.9.9.9:2377"], "id": "w0rk3r"})
-    started = time.monotonic()
-    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=30), env,
-                 stdin="SWMTKN-1-x\n")
+    result, seconds = join_knowing(tmp_path, "10.9.9.9:2377", manager_wait_seconds=30)
     assert result.returncode == 0, result.stderr
-    assert time.monotonic() - started < 10  # no waiting for a manager it will never hear of
+    assert seconds < 10  # no waiting for a manager it will never hear of
     commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
     assert commands.index("swarm leave") < commands.index("swarm join")
     assert "does not know the manager 10.110.0.2:2377" in result.stderr
 
 
 def test_a_node_of_todays_swarm_leaves_only_when_the_new_manager_never_shows(tmp_path):
-    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
-                       {"local": "active", "managers": ["10.110.0.3:2377"], "id": "w0rk3r"})
-    started = time.monotonic()
-    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=2), env,
-                 stdin="SWMTKN-1-x\n")
+    result, seconds = join_knowing(tmp_path, "10.110.0.3:2377", manager_wait_seconds=2)
     assert result.returncode == 0, result.stderr
     # It waited rather than leaving at once; join.sh's deadline counts whole seconds of the clock
     # (`date +%s`), so a 2 s wait lasts between 1 and 2 s.
-    assert time.monotonic() - started > 1
+    assert seconds > 1
     assert "swarm leave" in [" ".join(call[:2]) for call in node_calls(tmp_path)]
 
 
