@@ -83,29 +83,29 @@ def parse_backups(value: Any, region: Any, found: Collector) -> Backups | None:
         return None
     bucket = value.get("bucket")
     if not isinstance(bucket, str) or not BUCKET_NAME.match(bucket):
-        found.problem("backups.bucket", f"{bucket!r} is not a bucket name: 3-63 lowercase letters, digits and '-' "
+        found.problem(("backups", "bucket"), f"{bucket!r} is not a bucket name: 3-63 lowercase letters, digits and '-' "
                                         "(bucket names are global to Spaces: include your company and the stack, e.g. acme-prod-backups)")
     spaces_region = value.get("region", region)
     if spaces_region not in SPACES_REGIONS:
-        where = "backups.region" if "region" in value else "backups"
+        where = ("backups", "region") if "region" in value else ("backups",)
         hint = did_you_mean(spaces_region, SPACES_REGIONS) if isinstance(spaces_region, str) else ""
         found.problem(where, f"{spaces_region!r} has no Spaces" + (hint or f"; set backups.region to one of {', '.join(SPACES_REGIONS)}"))
     schedule = value.get("schedule", DEFAULT_SCHEDULE)
     try:
         parse_schedule(schedule)
     except ScheduleError as error:
-        found.problem("backups.schedule", str(error))
+        found.problem(("backups", "schedule"), str(error))
     keep = value.get("keep", DEFAULT_KEEP)
     if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP:
-        found.problem("backups.keep", f"{keep!r} is not a number of backups to keep; use a whole number from 1 to {MAX_KEEP}")
+        found.problem(("backups", "keep"), f"{keep!r} is not a number of backups to keep; use a whole number from 1 to {MAX_KEEP}")
     databases = value.get("databases")
     if databases is not None and (
         not isinstance(databases, list) or not all(isinstance(name, str) and name for name in databases)
     ):
-        found.problem("backups.databases", "must be a list of the stack file's database services, e.g. [database]")
+        found.problem(("backups", "databases"), "must be a list of the stack file's database services, e.g. [database]")
     swarm_state = value.get("swarmState", True)
     if not isinstance(swarm_state, bool):
-        found.problem("backups.swarmState", f"{swarm_state!r} must be true or false")
+        found.problem(("backups", "swarmState"), f"{swarm_state!r} must be true or false")
     if len(found.problems) > before:
         return None
     return Backups(bucket, spaces_region, schedule, keep, tuple(databases) if databases is not None else None, swarm_state)
@@ -131,7 +131,7 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
     else:
         names = list(backups.databases)
     for index, name in enumerate(names):
-        key = f"swarm:backups.databases[{index}]"
+        key = ("swarm:backups", "databases", index)
         if name not in services:
             hint = did_you_mean(name, services) or f"; its services are {', '.join(services)}"
             problems.append(config_problem(key, f"{stack_file} has no service {name!r}{hint}"))
@@ -146,7 +146,7 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
         if reasons:
             problems.append(config_problem(key, "; ".join(reasons)))
     if backups.swarm_state and managers == 1:
-        warnings.append(config_warning("swarm:backups.swarmState", "with one manager, the swarm-state backup stops Docker on it for a few "
+        warnings.append(config_warning(("swarm:backups", "swarmState"), "with one manager, the swarm-state backup stops Docker on it for a few "
                         "seconds at each run, and with it the tasks there (the database); add managers (3) or set "
                         "swarmState: false and back the swarm state up by hand"))
     return [DatabaseBackup(name, f"backup-{name}") for name in names if name in services], problems, warnings

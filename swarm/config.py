@@ -31,7 +31,7 @@ from swarm.config_values import (
     parse_registry,
     parse_secret_names,
 )
-from swarm.diagnostics import describe_yaml_error, display_path
+from swarm.diagnostics import ProblemPath, describe_yaml_error, display_path
 from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
 from swarm.model import GPU_LABEL, SWARM_ADDRESS_POOL, Folder
 from swarm.renames import check_previous_pool_names, parse_previous_names
@@ -264,7 +264,7 @@ def _parse_pools(value: Any, stack: str, found: Collector) -> list[Pool]:
     if managers == 1 and first is not None and first.volume is None:
         # Its swarm state is kept on its volume across a replacement (scripts.handover_script).
         found.warn(
-            f"nodePools.{first.name}", "a lone manager without a volume: replacing its droplet (a new "
+            ("nodePools", first.name), "a lone manager without a volume: replacing its droplet (a new "
             "image, user data or SSH key) starts a new, empty swarm and every service, secret and network is "
             "created again; give the pool a `volume` (its swarm state is kept there) or run 3 managers"
         )
@@ -273,11 +273,11 @@ def _parse_pools(value: Any, stack: str, found: Collector) -> list[Pool]:
 
 def _any_pool_problem(found: Collector) -> bool:
     """A broken pool may be the intended manager: don't also claim that none exists."""
-    return any(str(p.path[0]).startswith(f"{NAMESPACE}:nodePools.") for p in found.problems)
+    return any(p.path[0] == f"{NAMESPACE}:nodePools" and len(p.path) > 1 for p in found.problems)
 
 
 def _parse_pool(name: str, spec: Any, stack: str, found: Collector) -> Pool | None:
-    key = f"nodePools.{name}"
+    key = ("nodePools", name)
     if not DNS_LABEL.match(name):
         found.problem(key, "pool names must be lowercase letters, digits and '-' (droplets are named <stack>-<pool>-<n>)")
     elif len(f"{stack}-{name}-999") > 63:
@@ -287,38 +287,38 @@ def _parse_pool(name: str, spec: Any, stack: str, found: Collector) -> Pool | No
         return None
     for unknown in sorted(set(spec) - POOL_KEYS, key=str):
         hint = did_you_mean(unknown, POOL_KEYS)
-        found.problem(f"{key}.{unknown}", f"unknown key{hint or '; a pool takes ' + ', '.join(sorted(POOL_KEYS))}")
+        found.problem((*key, str(unknown)), f"unknown key{hint or '; a pool takes ' + ', '.join(sorted(POOL_KEYS))}")
 
     before = len(found.problems)
     role = spec.get("role")
     if role not in ROLES:
         hint = (did_you_mean(role, ROLES) if isinstance(role, str) else "") or "; use 'manager' or 'worker'"
-        found.problem(f"{key}.role", f"{role!r} is not a role{hint}")
+        found.problem((*key, "role"), f"{role!r} is not a role{hint}")
     count = spec.get("count")
     if not _is_int(count) or count < 0:
-        found.problem(f"{key}.count", f"{count!r} is not a node count; use a whole number >= 0")
+        found.problem((*key, "count"), f"{count!r} is not a node count; use a whole number >= 0")
     gpu = spec.get("gpu", False)
     if not isinstance(gpu, bool):
-        found.problem(f"{key}.gpu", f"{gpu!r} must be true or false")
-    size = _parse_size(spec.get("size"), gpu is True, f"{key}.size", found)
+        found.problem((*key, "gpu"), f"{gpu!r} must be true or false")
+    size = _parse_size(spec.get("size"), gpu is True, (*key, "size"), found)
     image = spec.get("image", DEFAULT_GPU_IMAGE if gpu is True else DEFAULT_IMAGE)
     if not isinstance(image, str) or not IMAGE.match(image):
-        found.problem(f"{key}.image", f"{image!r} is not a DigitalOcean image slug; e.g. '{DEFAULT_IMAGE}'")
-    labels = _parse_labels(spec.get("labels", {}), f"{key}.labels", found)
+        found.problem((*key, "image"), f"{image!r} is not a DigitalOcean image slug; e.g. '{DEFAULT_IMAGE}'")
+    labels = _parse_labels(spec.get("labels", {}), (*key, "labels"), found)
     if gpu is True:
         label, value = GPU_LABEL
         if labels.setdefault(label, value) != value:
-            found.problem(f"{key}.labels.{label}", f"a GPU pool's nodes are labelled {label}={value}; drop this label or rename it")
-    volume = _parse_volume(spec.get("volume"), f"{key}.volume", found)
-    previous_names = parse_previous_names(spec.get("previousNames"), f"{key}.previousNames", name, "pool", DNS_LABEL,
+            found.problem((*key, "labels", label), f"a GPU pool's nodes are labelled {label}={value}; drop this label or rename it")
+    volume = _parse_volume(spec.get("volume"), (*key, "volume"), found)
+    previous_names = parse_previous_names(spec.get("previousNames"), (*key, "previousNames"), name, "pool", DNS_LABEL,
                                           found.problem)
-    max_unavailable = _parse_max_unavailable(spec.get("maxUnavailable", 1), role, count, f"{key}.maxUnavailable", found)
+    max_unavailable = _parse_max_unavailable(spec.get("maxUnavailable", 1), role, count, (*key, "maxUnavailable"), found)
     if len(found.problems) > before:
         return None
     return Pool(name, role, int(count), size, image, labels, gpu, volume, previous_names, max_unavailable)
 
 
-def _parse_max_unavailable(value: Any, role: Any, count: Any, key: str, found: Collector) -> int:
+def _parse_max_unavailable(value: Any, role: Any, count: Any, key: ProblemPath, found: Collector) -> int:
     """`maxUnavailable`: nodes of the pool a rolling change (a new size, image or user data, a
     scale-down) takes out of service at once, each drained and retired only once its tasks run
     elsewhere. More is faster and needs room for more moved tasks on the other nodes."""
@@ -332,7 +332,7 @@ def _parse_max_unavailable(value: Any, role: Any, count: Any, key: str, found: C
     return int(value)
 
 
-def _parse_size(slug: Any, gpu: bool, key: str, found: Collector) -> DropletSize | None:
+def _parse_size(slug: Any, gpu: bool, key: ProblemPath, found: Collector) -> DropletSize | None:
     if not isinstance(slug, str) or slug not in SIZES:
         hint = did_you_mean(slug, SIZES, cutoff=0.5) if isinstance(slug, str) else ""
         suggestion = hint or "; see `doctl compute size list`"
@@ -346,7 +346,7 @@ def _parse_size(slug: Any, gpu: bool, key: str, found: Collector) -> DropletSize
     return size
 
 
-def _parse_labels(value: Any, key: str, found: Collector) -> dict[str, str]:
+def _parse_labels(value: Any, key: ProblemPath, found: Collector) -> dict[str, str]:
     if not isinstance(value, dict):
         found.problem(key, "must be a mapping of label key to value, e.g. {type: machine-learning}")
         return {}
@@ -354,12 +354,12 @@ def _parse_labels(value: Any, key: str, found: Collector) -> dict[str, str]:
     for label, label_value in value.items():
         if not isinstance(label, str) or not LABEL_KEY.match(label):
             found.problem(
-                f"{key}.{label}",
+                (*key, str(label)),
                 "swarm cannot use this label key in a placement constraint; use letters, digits, '-', '_' and '.' only",
             )
         elif not isinstance(label_value, str) or not LABEL_VALUE.match(label_value):
             found.problem(
-                f"{key}.{label}",
+                (*key, label),
                 f"{label_value!r} is not a usable label value; use a quoted string of letters, digits and ':_./+-'",
             )
         else:
@@ -367,23 +367,23 @@ def _parse_labels(value: Any, key: str, found: Collector) -> dict[str, str]:
     return labels
 
 
-def _parse_volume(value: Any, key: str, found: Collector) -> Volume | None:
+def _parse_volume(value: Any, key: ProblemPath, found: Collector) -> Volume | None:
     if value is None:
         return None
     if not isinstance(value, dict):
         found.problem(key, "must be a mapping like {sizeGb: 50, mountPath: /mnt/postgresql}")
         return None
     for unknown in sorted(set(value) - VOLUME_KEYS):
-        found.problem(f"{key}.{unknown}", f"unknown key; a volume takes {', '.join(sorted(VOLUME_KEYS))}")
+        found.problem((*key, str(unknown)), f"unknown key; a volume takes {', '.join(sorted(VOLUME_KEYS))}")
     size_gb = value.get("sizeGb")
     if not _is_int(size_gb) or not 1 <= size_gb <= MAX_VOLUME_GB:
-        found.problem(f"{key}.sizeGb", f"{size_gb!r} is not a volume size; use whole GiB from 1 to {MAX_VOLUME_GB}")
+        found.problem((*key, "sizeGb"), f"{size_gb!r} is not a volume size; use whole GiB from 1 to {MAX_VOLUME_GB}")
     mount_path = value.get("mountPath")
     if not isinstance(mount_path, str) or not MOUNT_PATH.match(mount_path) or mount_path.split("/")[1] in _SYSTEM_DIRS:
-        found.problem(f"{key}.mountPath", f"{mount_path!r} is not a usable mount point; use an absolute path such as /mnt/postgresql")
+        found.problem((*key, "mountPath"), f"{mount_path!r} is not a usable mount point; use an absolute path such as /mnt/postgresql")
     protect = value.get("protect", True)
     if not isinstance(protect, bool):
-        found.problem(f"{key}.protect", f"{protect!r} must be true (the default: Pulumi refuses to delete the volume) or false")
+        found.problem((*key, "protect"), f"{protect!r} must be true (the default: Pulumi refuses to delete the volume) or false")
     return Volume(int(size_gb), mount_path, protect is not False) if _is_int(size_gb) else None
 
 
@@ -393,7 +393,7 @@ _SYSTEM_DIRS = {"bin", "boot", "dev", "etc", "lib", "lib64", "proc", "root", "ru
 @known_key("previousStackNames", type="list of string", default="`[]`",
            doc="the stack's earlier names, after `pulumi stack rename`: its resources answer to them too, so volumes and their data are kept (see docs/day-2-data-and-retirement.md)")
 def _parse_previous_stack_names(value: Any, stack: str, found: Collector) -> tuple[str, ...]:
-    return parse_previous_names(value, "previousStackNames", stack, "stack", DNS_LABEL, found.problem)
+    return parse_previous_names(value, ("previousStackNames",), stack, "stack", DNS_LABEL, found.problem)
 
 
 @known_key("adminCidrs", type="list of CIDR", default="required",
@@ -416,11 +416,11 @@ def _parse_admin_cidrs(value: Any, found: Collector) -> list[str]:
         try:
             network = ipaddress.ip_network(cidr, strict=True)
         except (TypeError, ValueError) as error:
-            found.problem(f"adminCidrs[{index}]", f"{cidr!r} is not a CIDR block ({error}); e.g. 203.0.113.0/24 or 198.51.100.7/32")
+            found.problem(("adminCidrs", index), f"{cidr!r} is not a CIDR block ({error}); e.g. 203.0.113.0/24 or 198.51.100.7/32")
             continue
         if network.prefixlen == 0:
             found.warn(
-                f"adminCidrs[{index}]", f"{network} opens SSH on every node to the whole internet; "
+                ("adminCidrs", index), f"{network} opens SSH on every node to the whole internet; "
                 "list your own ranges, or [] and open SSH for a session with scripts/ssh_access.py (docs/security.md)"
             )
         cidrs.append(str(network))
@@ -441,10 +441,10 @@ def _parse_public_ports(value: Any, found: Collector) -> list[PublicPort]:
         first = int(match["first"]) if match else 0
         last = int(match["last"] or first) if match else 0
         if not match or not 1 <= first <= last <= 65535:
-            found.problem(f"publicPorts[{index}]", f"{item!r} is not a port; use 443, '443/tcp' or a range '8000-8010/udp'")
+            found.problem(("publicPorts", index), f"{item!r} is not a port; use 443, '443/tcp' or a range '8000-8010/udp'")
         elif RESERVED_PORTS & set(range(first, last + 1)):
             found.problem(
-                f"publicPorts[{index}]",
+                ("publicPorts", index),
                 f"{item!r} includes a port the program manages itself ({', '.join(map(str, sorted(RESERVED_PORTS)))}); "
                 "SSH is opened by swarm:adminCidrs, swarm ports only inside the cluster",
             )
@@ -507,7 +507,7 @@ def _parse_authorized_keys(value: Any, found: Collector) -> tuple[str, ...]:
     keys: list[str] = []
     seen: dict[str, int] = {}
     for index, line in enumerate(value):
-        key = f"sshAuthorizedKeys[{index}]"
+        key = ("sshAuthorizedKeys", index)
         text = line.strip() if isinstance(line, str) else line
         if not isinstance(text, str) or "\n" in text or not SSH_PUBLIC_KEY.match(text):
             hint = "; that is a private key: give its .pub file instead" if isinstance(text, str) and "PRIVATE KEY" in text else ""

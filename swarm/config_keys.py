@@ -85,5 +85,5 @@ def check_subkeys(value: object, key: str, known: Sequence[str], found: Collecto
         return False
     for unknown in sorted(set(value) - set(known), key=str):
         hint = did_you_mean(str(unknown), known) or f"; {NAMESPACE}:{key} takes {', '.join(known)}"
-        found.problem(f"{key}.{unknown}", f"unknown key{hint}")
+        found.problem((key, str(unknown)), f"unknown key{hint}")
     return True

@@ -47,7 +47,7 @@ def parse_secret_names(value: Any, found: Collector) -> frozenset[str] | None:
         return frozenset()
     for name, secret in value.items():
         if not (isinstance(secret, str) or is_encrypted(secret)):
-            found.problem(f"secrets.{name}", "must be a string value, set with `--secret`")
+            found.problem(("secrets", str(name)), "must be a string value, set with `--secret`")
     return frozenset(map(str, value))
 
 
@@ -76,21 +76,21 @@ def parse_registry(value: Any, password_set: bool, found: Collector) -> Registry
         found.problem("registry", f"must be a mapping: {shapes}")
         return None
     for unknown in sorted(set(value) - REGISTRY_KEYS):
-        found.problem(f"registry.{unknown}", f"unknown key; swarm:registry is {shapes}")
+        found.problem(("registry", str(unknown)), f"unknown key; swarm:registry is {shapes}")
     if "digitalocean" in value:
         name = value["digitalocean"]
         if {"server", "username"} & set(value):
             found.problem("registry", f"give either digitalocean or server and username, not both: {shapes}")
         if not isinstance(name, str) or not DOCR_NAME.match(name):
-            found.problem("registry.digitalocean", f"{name!r} is not a container registry name (`doctl registry get`)")
+            found.problem(("registry", "digitalocean"), f"{name!r} is not a container registry name (`doctl registry get`)")
         if password_set:
             found.problem("registryPassword", "remove it: with swarm:registry.digitalocean the program obtains read credentials itself")
         return Registry(DIGITALOCEAN_REGISTRY, digitalocean=name)
     server, username = value.get("server"), value.get("username")
     if not isinstance(server, str) or not REGISTRY_HOST.match(server.lower()):
-        found.problem("registry.server", f"{server!r} is not a registry host; give it as image names start, e.g. registry.example.com or registry.example.com:5000 (no https://, no path)")
+        found.problem(("registry", "server"), f"{server!r} is not a registry host; give it as image names start, e.g. registry.example.com or registry.example.com:5000 (no https://, no path)")
     if not isinstance(username, str) or not username:
-        found.problem("registry.username", "is required with registry.server: the account the nodes pull with")
+        found.problem(("registry", "username"), "is required with registry.server: the account the nodes pull with")
     if not password_set:
         found.problem("registryPassword", "is required with swarm:registry.server: `pulumi config set --secret swarm:registryPassword ...`")
     if isinstance(server, str) and isinstance(username, str):
@@ -109,9 +109,9 @@ def parse_images(value: Any, found: Collector) -> dict[str, str]:
     images = {}
     for service, image in value.items():
         if not isinstance(service, str) or not SERVICE_NAME.match(service):
-            found.problem(f"images.{service}", "is not a service name of the stack file")
+            found.problem(("images", str(service)), "is not a service name of the stack file")
         elif not isinstance(image, str) or not IMAGE_REFERENCE.match(image):
-            found.problem(f"images.{service}", f"{image!r} is not an image reference; e.g. registry.example.com/nlp/api:2.0.2")
+            found.problem(("images", str(service)), f"{image!r} is not an image reference; e.g. registry.example.com/nlp/api:2.0.2")
         else:
             images[service] = image
     return images
@@ -128,7 +128,7 @@ def parse_bind_mounts(value: Any, found: Collector) -> dict[str, Folder]:
         return {}
     folders = {}
     for path, spec in value.items():
-        key = f"bindMounts.{path}"
+        key = ("bindMounts", str(path))
         if not isinstance(path, str) or not BIND_SOURCE.match(path) or {".", ".."} & set(path.split("/")):
             found.problem(key, "is not an absolute path on the nodes, like /mnt/postgresql/data")
             continue
@@ -136,14 +136,14 @@ def parse_bind_mounts(value: Any, found: Collector) -> dict[str, Folder]:
             found.problem(key, f"must be a mapping with owner and/or mode, e.g. {example}")
             continue
         for unknown in sorted(set(spec) - FOLDER_KEYS):
-            found.problem(f"{key}.{unknown}", "unknown key; a bind mount takes owner and mode")
+            found.problem((*key, str(unknown)), "unknown key; a bind mount takes owner and mode")
         before = len(found.problems)
         owner, mode = spec.get("owner"), spec.get("mode")
         if owner is not None and not (isinstance(owner, str) and OWNER.match(owner)):
-            found.problem(f"{key}.owner", f"{owner!r} is not an owner; use 'user', 'user:group' or numeric ids like '999:999' (quoted)")
+            found.problem((*key, "owner"), f"{owner!r} is not an owner; use 'user', 'user:group' or numeric ids like '999:999' (quoted)")
         if mode is not None and not (isinstance(mode, str) and MODE.match(mode)):
             # Unquoted, YAML reads 0700 as a number (448 or 700, depending on the reader).
-            found.problem(f"{key}.mode", f"{mode!r} is not an octal mode; quote it, like '0750'")
+            found.problem((*key, "mode"), f"{mode!r} is not an octal mode; quote it, like '0750'")
         if len(found.problems) == before:
             folders[path] = Folder(path, owner, mode)
     return folders

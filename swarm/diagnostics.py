@@ -8,8 +8,10 @@ severity. A warning stays a Problem until it is printed: whoever groups or re-at
 warnings (swarm/plan.py, the catalogue) reads their fields, never their text.
 
 A path element is kept whole, however it is spelt: a service named `api.v2` is one element, so
-nothing has to guess where a dotted name ends. Configuration keys (`swarm:nodePools.ml.size`) are
-one element too: they are the config contract's names, written by the program.
+nothing has to guess where a dotted name ends. Configuration problems are paths too, the first
+element carrying the namespace: `("swarm:nodePools", "ml", "labels", "com.example.tier")`, printed
+`swarm:nodePools.ml.labels.com.example.tier`; a pool name or label key with dots in it stays one
+element. A validator may give a top-level key alone as a string (`"region"`): it is the whole path.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PathElement = str | int
+ProblemPath = tuple[PathElement, ...]
 ERROR = "error"
 WARNING = "warning"
 
@@ -58,7 +61,8 @@ class Problem:
 
 
 class Collector:
-    """Collects problems and warnings about one file; `namespace` prefixes configuration keys."""
+    """Collects problems and warnings about one file. With a `namespace` (configuration), the
+    first element of every path is prefixed with it: ("nodePools", "ml") is swarm:nodePools.ml."""
 
     def __init__(self, file: str = "", namespace: str = "") -> None:
         self.file = file
@@ -66,17 +70,19 @@ class Collector:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
 
-    def _problem(self, path: str | tuple[PathElement, ...], message: str, severity: str) -> Problem:
-        if isinstance(path, str):
-            path = (f"{self.namespace}:{path}",) if self.namespace else ((path,) if path else ())
+    def _problem(self, path: str | ProblemPath, message: str, severity: str) -> Problem:
+        if isinstance(path, str):  # a top-level key alone, never split: "region", "(stack name)"
+            path = (path,) if path else ()
+        if self.namespace and path:
+            path = (f"{self.namespace}:{path[0]}", *path[1:])
         service = path[1] if len(path) >= 2 and path[0] == "services" and isinstance(path[1], str) else None
         return Problem(self.file, path, message, severity, service)
 
-    def problem(self, path: str | tuple[PathElement, ...], message: str) -> None:
-        """An error: a string path is one element (a top-level key, or a whole config key)."""
+    def problem(self, path: str | ProblemPath, message: str) -> None:
+        """An error at `path`: a tuple of elements, or a top-level key alone as a string."""
         self.problems.append(self._problem(path, message, ERROR))
 
-    def warn(self, path: str | tuple[PathElement, ...], message: str) -> None:
+    def warn(self, path: str | ProblemPath, message: str) -> None:
         self.warnings.append(self._problem(path, message, WARNING))
 
 
@@ -109,13 +115,14 @@ class ConfigError(NothingDeployed):
         super().__init__(problems, source)
 
 
-def config_problem(key: str, message: str) -> Problem:
-    """A problem with a whole `swarm:*` key (`key` includes the namespace)."""
-    return Problem("", (key,), message)
+def config_problem(path: str | ProblemPath, message: str) -> Problem:
+    """A problem with a `swarm:*` key found outside a Collector: its path, the first element
+    with the namespace (`("swarm:images", "api")`), or a top-level key alone (`"swarm:backups"`)."""
+    return Problem("", (path,) if isinstance(path, str) else tuple(path), message)
 
 
-def config_warning(key: str, message: str) -> Problem:
-    return Problem("", (key,), message, WARNING)
+def config_warning(path: str | ProblemPath, message: str) -> Problem:
+    return Problem("", (path,) if isinstance(path, str) else tuple(path), message, WARNING)
 
 
 # ---- how messages show files and their parse errors (config and stack files alike) ---------------

@@ -253,11 +253,11 @@ def plan_ingress(config: ClusterConfig, spec: StackSpec, document: Any = None) -
         if zone is not None:
             records.append((zone, "@" if host == zone else host.removesuffix("." + zone)))
         elif ingress.certificate == "letsEncrypt":
-            problems.append(config_problem("swarm:ingress.domains", f"{host} (routed in {config.stack_file.name}) is in none of "
+            problems.append(config_problem(("swarm:ingress", "domains"), f"{host} (routed in {config.stack_file.name}) is in none of "
                                           f"{', '.join(ingress.domains)}: a Let's Encrypt certificate from DigitalOcean needs "
                                           "the host's domain on DigitalOcean DNS; add its domain or fix the host"))
         else:
-            warnings.append(config_warning("swarm:ingress.domains", f"{host} is in none of {', '.join(ingress.domains)}: no "
+            warnings.append(config_warning(("swarm:ingress", "domains"), f"{host} is in none of {', '.join(ingress.domains)}: no "
                                            "DNS record is created for it; point it at the load balancer's address (stack "
                                            "output loadBalancerAddress) yourself"))
     if problems:

@@ -62,7 +62,7 @@ class Ingress:
 def parse_ingress(values: Mapping[str, Any], pools: Sequence[Any], public_ports: Sequence[tuple[str, str]], found: Any, *,
                   reserved_ports: Collection[int], pools_reported: bool) -> Ingress | None:
     """`swarm:ingress` and the uploaded certificate's keys from the raw config `values`; each
-    problem goes to `found.problem(key, message)`. `pools` are the parsed pools,
+    problem goes to `found.problem(path, message)`. `pools` are the parsed pools,
     `public_ports` swarm:publicPorts as (protocol, "port" or "first-last"); `pools_reported`
     says a pool already has a problem (a missing pool is then not reported again)."""
     value = values.get("ingress")
@@ -79,30 +79,30 @@ def parse_ingress(values: Mapping[str, Any], pools: Sequence[Any], public_ports:
     label = INGRESS_LABEL[0]
     for declared in pools:
         if label in declared.labels:
-            found.problem(f"nodePools.{declared.name}.labels.{label}", "is set by the program on the ingress pool's nodes only (the proxy runs where it is); remove it")
+            found.problem(("nodePools", declared.name, "labels", label), "is set by the program on the ingress pool's nodes only (the proxy runs where it is); remove it")
     pool = value.get("pool")
     names = [p.name for p in pools]
     if not isinstance(pool, str) or not pool:
-        found.problem("ingress.pool", f"is required: the pool whose nodes run the proxy, one of {', '.join(names) or 'swarm:nodePools'}")
+        found.problem(("ingress", "pool"), f"is required: the pool whose nodes run the proxy, one of {', '.join(names) or 'swarm:nodePools'}")
     elif pool not in names:
         if not pools_reported:  # a broken pool is reported where it is declared
-            found.problem("ingress.pool", f"{pool!r} is not a pool of swarm:nodePools{did_you_mean(pool, names)}; pools are {', '.join(names)}")
+            found.problem(("ingress", "pool"), f"{pool!r} is not a pool of swarm:nodePools{did_you_mean(pool, names)}; pools are {', '.join(names)}")
     elif next(p for p in pools if p.name == pool).count < 1:
-        found.problem("ingress.pool", f"pool {pool!r} has no node (count 0): the load balancer would have no target; raise its count or pick another pool")
+        found.problem(("ingress", "pool"), f"pool {pool!r} has no node (count 0): the load balancer would have no target; raise its count or pick another pool")
 
     domains = value.get("domains")
     if not isinstance(domains, list) or not domains:
-        found.problem("ingress.domains", "is required: the DNS zones on DigitalOcean that the routes' hosts belong to, e.g. [example.com]")
+        found.problem(("ingress", "domains"), "is required: the DNS zones on DigitalOcean that the routes' hosts belong to, e.g. [example.com]")
         domains = []
     for index, domain in enumerate(domains):
         if not isinstance(domain, str) or not DOMAIN_NAME.match(domain):
-            found.problem(f"ingress.domains[{index}]", f"{domain!r} is not a domain name; use lowercase, without a trailing dot or a scheme, e.g. example.com")
+            found.problem(("ingress", "domains", index), f"{domain!r} is not a domain name; use lowercase, without a trailing dot or a scheme, e.g. example.com")
         elif domains.index(domain) != index:
-            found.problem(f"ingress.domains[{index}]", f"{domain!r} is listed twice")
+            found.problem(("ingress", "domains", index), f"{domain!r} is listed twice")
 
     certificate = value.get("certificate", "letsEncrypt")
     if certificate not in CERTIFICATE_KINDS:
-        found.problem("ingress.certificate", f"{certificate!r} is not a certificate kind{did_you_mean(str(certificate), CERTIFICATE_KINDS)}; "
+        found.problem(("ingress", "certificate"), f"{certificate!r} is not a certificate kind{did_you_mean(str(certificate), CERTIFICATE_KINDS)}; "
                       "use letsEncrypt (DigitalOcean-managed, the domains' DNS on DigitalOcean) or uploaded")
     elif certificate == "uploaded":
         _check_uploaded_certificate(values, found)
@@ -112,17 +112,17 @@ def parse_ingress(values: Mapping[str, Any], pools: Sequence[Any], public_ports:
 
     node_port = value.get("nodePort", DEFAULT_NODE_PORT)
     if not _is_int(node_port) or not 1 <= node_port <= 65535 or node_port in reserved_ports:
-        found.problem("ingress.nodePort", f"{node_port!r} is not a usable port; use a free port such as {DEFAULT_NODE_PORT} (not 22, 2377, 7946, 4789)")
+        found.problem(("ingress", "nodePort"), f"{node_port!r} is not a usable port; use a free port such as {DEFAULT_NODE_PORT} (not 22, 2377, 7946, 4789)")
     elif any(protocol == "tcp" and _port_in(int(node_port), ports) for protocol, ports in public_ports):
-        found.problem("ingress.nodePort", f"{int(node_port)} is also in swarm:publicPorts, which opens it to the internet: "
+        found.problem(("ingress", "nodePort"), f"{int(node_port)} is also in swarm:publicPorts, which opens it to the internet: "
                       "the proxy must be reached only through the load balancer; remove it from publicPorts or pick another nodePort")
 
     image = value.get("image", DEFAULT_PROXY_IMAGE)
     if not isinstance(image, str) or not IMAGE_REFERENCE.match(image):
-        found.problem("ingress.image", f"{image!r} is not an image reference; e.g. {DEFAULT_PROXY_IMAGE}")
+        found.problem(("ingress", "image"), f"{image!r} is not an image reference; e.g. {DEFAULT_PROXY_IMAGE}")
     size = value.get("loadBalancerSize", 1)
     if not _is_int(size) or not 1 <= size <= MAX_LOAD_BALANCER_SIZE:
-        found.problem("ingress.loadBalancerSize", f"{size!r} is not a load balancer size; use a whole number of nodes from 1 to {MAX_LOAD_BALANCER_SIZE}")
+        found.problem(("ingress", "loadBalancerSize"), f"{size!r} is not a load balancer size; use a whole number of nodes from 1 to {MAX_LOAD_BALANCER_SIZE}")
     if len(found.problems) > before:
         return None
     return Ingress(pool, tuple(domains), certificate, int(node_port), image, int(size))

@@ -1,7 +1,7 @@
 """Earlier names of pools and of the stack (`previousNames`, `swarm:previousStackNames`),
 validated for swarm.config. The program aliases its components to them, so that a rename updates
 or replaces resources in place (volumes and their data kept) instead of creating new ones beside
-the old. Problems are reported through the config's collector, key and message.
+the old. Problems are reported through the config's collector: the key's path, and the message.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-Problem = Callable[[str, str], None]  # (key without the swarm: prefix, message)
+from swarm.diagnostics import ProblemPath
+
+Problem = Callable[[ProblemPath, str], None]  # (path, its first element without the swarm: prefix; message)
 
 
 def parse_previous_names(
-    value: Any, key: str, current: str, what: str, pattern: re.Pattern[str], problem: Problem
+    value: Any, key: ProblemPath, current: str, what: str, pattern: re.Pattern[str], problem: Problem
 ) -> tuple[str, ...]:
     """Earlier names of a pool or of the stack, newest first: resources are aliased to them."""
     if value is None:
@@ -25,11 +27,11 @@ def parse_previous_names(
     names = []
     for index, name in enumerate(value):
         if not isinstance(name, str) or not pattern.match(name):
-            problem(f"{key}[{index}]", f"{name!r} is not a {what} name: lowercase letters, digits and '-'")
+            problem((*key, index), f"{name!r} is not a {what} name: lowercase letters, digits and '-'")
         elif name == current:
-            problem(f"{key}[{index}]", f"{name!r} is the {what}'s current name; list only the names it had before")
+            problem((*key, index), f"{name!r} is the {what}'s current name; list only the names it had before")
         elif name in names:
-            problem(f"{key}[{index}]", f"{name!r} is listed twice")
+            problem((*key, index), f"{name!r} is listed twice")
         else:
             names.append(name)
     return tuple(names)
@@ -46,7 +48,7 @@ def check_previous_pool_names(raw_pools: Any, problem: Problem) -> None:
     for pool, spec in raw_pools.items():
         names = spec.get("previousNames") if isinstance(spec, dict) else None
         for index, name in enumerate(names if isinstance(names, list) else []):
-            key = f"nodePools.{pool}.previousNames[{index}]"
+            key = ("nodePools", str(pool), "previousNames", index)
             if not isinstance(name, str) or name == pool:
                 continue  # reported with the pool
             if name in current:

@@ -5,7 +5,7 @@ Pure: from the validated config and stack file to plain values the components wi
 - Image overrides (`swarm:images`): a release from CI sets one service's image without editing
   the stack file; only that service changes.
 - Where a service may be placed: the nodes matching its constraints, matched as the capacity
-  check matches them (swarm.capacity.node_matches), so both agree on every node.
+  check matches them (swarm.placement.node_matches), so both agree on every node.
 - Bind-mount folders: every bind source of a service exists on every node where the service may
   be placed (swarm refuses to start a task whose source is missing), and on no other node.
 - Convergence: the running tasks each service must reach: its replicas, or one on every node it
@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from swarm.capacity import cluster_nodes, node_matches
 from swarm.compose import StackSpec
 from swarm.config import ClusterConfig, ConfigError
 from swarm.diagnostics import Problem, config_problem
 from swarm.model import Folder, service_name
+from swarm.placement import cluster_nodes, node_matches
 from swarm.scripts import ConvergeTarget
 from swarm.service_args import deployed_replicas
 
@@ -63,13 +63,13 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
     source = f"Pulumi.{config.stack}.yaml"
     stack_file = config.stack_file.name
     problems = [
-        config_problem(f"swarm:images.{name}", f"{stack_file} has no service {name!r}; its services are {', '.join(stack.services)}")
+        config_problem(("swarm:images", name), f"{stack_file} has no service {name!r}; its services are {', '.join(stack.services)}")
         for name in config.images
         if name not in stack.services
     ]
     bind_sources = {mount.source for spec in stack.services.values() for mount in spec.mounts if mount.type == "bind"}
     problems += [
-        config_problem(f"swarm:bindMounts.{path}", f"no service of {stack_file} bind-mounts {path}; remove it or fix the path")
+        config_problem(("swarm:bindMounts", path), f"no service of {stack_file} bind-mounts {path}; remove it or fix the path")
         for path in config.bind_mounts
         if path not in bind_sources
     ]

@@ -57,6 +57,7 @@ from swarm.diagnostics import (
     Collector,
     PathElement,
     Problem,
+    ProblemPath,
     StackFileError,
     format_path,
 )
@@ -74,25 +75,25 @@ _MEMORY_UNITS = (("G", 1024**3), ("M", 1024**2), ("K", 1024))
 # ---- field values, each checked and normalised (or a problem added) ------------------------------
 
 
-# Problems are collected with the path as the catalogue shows it ("models[3].memory"): one path
-# element, written by this module from model field names (a model's name is never in it).
+# Problems are collected with their path in the catalogue, ("models", 3, "memory"), printed
+# "models[3].memory"; a key as the file spells it is one element.
 
 
-def _text(value: Any, path: str, problems: Collector) -> str | None:
+def _text(value: Any, path: ProblemPath, problems: Collector) -> str | None:
     if isinstance(value, str) and value:
         return value
     problems.problem(path, f"must be a non-empty string, not {value!r}")
     return None
 
 
-def _count(value: Any, path: str, problems: Collector) -> int | None:
+def _count(value: Any, path: ProblemPath, problems: Collector) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     problems.problem(path, f"must be a whole number >= 0, not {value!r}")
     return None
 
 
-def _cpus(value: Any, path: str, problems: Collector) -> int | None:
+def _cpus(value: Any, path: ProblemPath, problems: Collector) -> int | None:
     """NanoCPUs; a number is accepted as well as Compose's string."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = str(value)
@@ -107,7 +108,7 @@ def _cpus(value: Any, path: str, problems: Collector) -> int | None:
     return nano
 
 
-def _memory(value: Any, path: str, problems: Collector) -> int | None:
+def _memory(value: Any, path: ProblemPath, problems: Collector) -> int | None:
     try:
         size = parse_memory(value) if isinstance(value, str) else None
     except ValueError as error:
@@ -119,35 +120,35 @@ def _memory(value: Any, path: str, problems: Collector) -> int | None:
     return size
 
 
-def _ratio(value: Any, path: str, problems: Collector) -> Fraction | None:
+def _ratio(value: Any, path: ProblemPath, problems: Collector) -> Fraction | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1:
         return Fraction(value)
     problems.problem(path, f"must be a number >= 1 (limit = ratio x reservation), not {value!r}")
     return None
 
 
-def _prefix(value: Any, path: str, problems: Collector) -> str | None:
+def _prefix(value: Any, path: ProblemPath, problems: Collector) -> str | None:
     if isinstance(value, str):  # may be empty: no prefix
         return value
     problems.problem(path, f"must be a string like registry.example.com/models/, not {value!r}")
     return None
 
 
-def _mapping(value: Any, path: str, problems: Collector) -> dict | None:
+def _mapping(value: Any, path: ProblemPath, problems: Collector) -> dict | None:
     if isinstance(value, dict) and all(isinstance(key, str) for key in value):
         return value
     problems.problem(path, f"must be a mapping with string keys, not {value!r}")
     return None
 
 
-def _names(value: Any, path: str, problems: Collector) -> list[str] | None:
+def _names(value: Any, path: ProblemPath, problems: Collector) -> list[str] | None:
     if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
         return value
     problems.problem(path, f"must be a list of names, not {value!r}")
     return None
 
 
-def _constraints(value: Any, path: str, problems: Collector) -> list[str] | None:
+def _constraints(value: Any, path: ProblemPath, problems: Collector) -> list[str] | None:
     texts = _names(value, path, problems)
     if texts is None:
         return None
@@ -156,12 +157,12 @@ def _constraints(value: Any, path: str, problems: Collector) -> list[str] | None
         try:
             parse_constraint(text)
         except ValueError as error:
-            problems.problem(f"{path}[{index}]", str(error))
+            problems.problem((*path, index), str(error))
             valid = False
     return texts if valid else None
 
 
-def _limits(value: Any, path: str, problems: Collector) -> dict[str, int] | None:
+def _limits(value: Any, path: ProblemPath, problems: Collector) -> dict[str, int] | None:
     raw = _mapping(value, path, problems)
     if raw is None:
         return None
@@ -169,13 +170,13 @@ def _limits(value: Any, path: str, problems: Collector) -> dict[str, int] | None
     for key, item in raw.items():
         read = {"cpus": _cpus, "memory": _memory}.get(key)
         if read is None:
-            problems.problem(f"{path}.{key}", "unknown key; expected cpus or memory")
+            problems.problem((*path, str(key)), "unknown key; expected cpus or memory")
         else:
-            limits[key] = read(item, f"{path}.{key}", problems)
+            limits[key] = read(item, (*path, key), problems)
     return limits if len(limits) == len(raw) and None not in limits.values() else None
 
 
-FIELDS: dict[str, Callable[[Any, str, Collector], Any]] = {
+FIELDS: dict[str, Callable[[Any, ProblemPath, Collector], Any]] = {
     "name": _text,
     "image": _text,
     "image_prefix": _prefix,
@@ -197,7 +198,7 @@ FIELDS: dict[str, Callable[[Any, str, Collector], Any]] = {
 REQUIRED = ("name", "image", "cpus", "memory")
 
 
-def _fields(value: Any, path: str, problems: Collector, *, allowed: Collection[str]) -> dict[str, Any] | None:
+def _fields(value: Any, path: ProblemPath, problems: Collector, *, allowed: Collection[str]) -> dict[str, Any] | None:
     """The normalised fields of one entry (a model, or `defaults`); None when any is invalid."""
     raw = _mapping(value, path, problems)
     if raw is None:
@@ -205,9 +206,9 @@ def _fields(value: Any, path: str, problems: Collector, *, allowed: Collection[s
     fields = {}
     for key, item in raw.items():
         if key not in allowed:
-            problems.problem(f"{path}.{key}", f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+            problems.problem((*path, key), f"unknown key; expected one of: {', '.join(sorted(allowed))}")
         else:
-            fields[key] = FIELDS[key](item, f"{path}.{key}", problems)
+            fields[key] = FIELDS[key](item, (*path, key), problems)
     return fields if len(fields) == len(raw) and None not in fields.values() else None
 
 
@@ -299,21 +300,21 @@ def expand_catalogue(catalogue: Any, *, source: str, taken: Mapping[str, str] | 
     generates no service (its problems are enough; the loader would only repeat them)."""
     taken = taken or {}
     problems = Collector(source)
-    document = _mapping(catalogue, "", problems) or {}
+    document = _mapping(catalogue, (), problems) or {}
     for key in document.keys() - {"defaults", "models"}:
         if not key.startswith("x-"):  # x- keys hold YAML anchors shared by models
-            problems.problem(key, "unknown key; expected defaults, models or x-<anything> (for YAML anchors)")
-    defaults = _fields(document.get("defaults", {}), "defaults", problems, allowed=FIELDS.keys() - {"name"})
+            problems.problem((key,), "unknown key; expected defaults, models or x-<anything> (for YAML anchors)")
+    defaults = _fields(document.get("defaults", {}), ("defaults",), problems, allowed=FIELDS.keys() - {"name"})
     models = document.get("models")
     if not isinstance(models, list):
-        problems.problem("models", f"must be a list of models (name, image, cpus, memory, ...), not {models!r}")
+        problems.problem(("models",), f"must be a list of models (name, image, cpus, memory, ...), not {models!r}")
         models = []
 
     services: dict[str, dict[str, Any]] = {}
     index: dict[str, int] = {}
     seen: dict[str, int] = {}  # every model's name, also of models with other problems
     for position, entry in enumerate(models):
-        path = f"models[{position}]"
+        path = ("models", position)
         fields = _fields(entry, path, problems, allowed=FIELDS.keys())
         name = entry.get("name") if isinstance(entry, dict) else None
         if isinstance(name, str) and name:
@@ -326,7 +327,7 @@ def expand_catalogue(catalogue: Any, *, source: str, taken: Mapping[str, str] | 
             else:
                 clash = None
             if clash:
-                problems.problem(f"{path}.name", clash)
+                problems.problem((*path, "name"), clash)
                 fields = None
             seen.setdefault(name, position)
         if fields is None or defaults is None:

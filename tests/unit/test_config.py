@@ -1,34 +1,16 @@
-"""The configuration contract: valid stacks parse into typed values, every mistake is named."""
+"""The configuration contract (swarm/config.py): valid stacks parse into typed values, every mistake is named."""
 
 from __future__ import annotations
 
-import copy
-import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from swarm.config import ConfigError, load_stack_config_file, parse_config
-from swarm.config_keys import KNOWN_KEYS, reference_table
-from tests.pulumi_program import PROJECT_ROOT, stack_config
-
-
-def parse(values, stack="prod"):
-    return parse_config(values, stack=stack, project_root=PROJECT_ROOT, source=f"Pulumi.{stack}.yaml")
-
-
-def problems(values, stack="prod"):
-    with pytest.raises(ConfigError) as raised:
-        parse(values, stack)
-    return {problem.key: problem.message for problem in raised.value.problems}
-
-
-def prod(**changes):
-    values = copy.deepcopy(stack_config("prod"))
-    values.update(changes)
-    return values
+from swarm.config import ConfigError, load_stack_config_file
+from tests.pulumi_program import PROJECT_ROOT
+from tests.unit.stack_configs import parse, paths, problems, prod
 
 
 def test_prod_parses_into_the_reference_layout():
@@ -98,6 +80,23 @@ def test_label_keys_swarm_cannot_constrain_on_are_refused(key):
     assert "placement constraint" in problems(values)[f"swarm:nodePools.ml.labels.{key}"]
 
 
+def test_a_dotted_label_key_or_pool_name_stays_one_element_of_the_problem_path():
+    values = prod()
+    values["nodePools"]["ml"]["labels"] = {"com.example.tier": "two words"}
+    values["nodePools"]["gpu.v2"] = {**values["nodePools"]["backoffice"], "previousNames": ["Old"]}
+    found = paths(values)
+    assert ("swarm:nodePools", "ml", "labels", "com.example.tier") in found
+    assert ("swarm:nodePools", "gpu.v2") in found
+    assert ("swarm:nodePools", "gpu.v2", "previousNames", 0) in found
+    assert "swarm:nodePools.ml.labels.com.example.tier" in problems(values)
+
+
+def test_a_list_item_is_an_index_in_the_problem_path():
+    found = paths(prod(adminCidrs=["203.0.113.0/24", "nonsense"], publicPorts=[443, "22/tcp"]))
+    assert ("swarm:adminCidrs", 1) in found and ("swarm:publicPorts", 1) in found
+    assert parse(prod(adminCidrs=["0.0.0.0/0"])).warnings[0].path == ("swarm:adminCidrs", 0)
+
+
 def test_no_manager_pool():
     values = prod()
     values["nodePools"]["manager"]["role"] = "worker"
@@ -149,13 +148,6 @@ def test_ssh_keys_come_in_pairs():
     assert "OpenSSH public key" in problems(prod(sshPublicKey="not a key", sshPrivateKey="k"))["swarm:sshPublicKey"]
 
 
-def test_external_secret_names_are_known_without_their_values():
-    config = parse(prod(secrets={"db_password": "s3cret", "db_user": "app"}))
-    assert config.secret_names == {"db_password", "db_user"}
-    assert "s3cret" not in repr(config)
-    assert "--secret" in problems(prod(secrets={"db_password": 42}))["swarm:secrets.db_password"]
-
-
 def test_error_message_lists_every_problem_with_the_file():
     with pytest.raises(ConfigError) as raised:
         parse(prod(region="Frankfurt", adminCidrs=["x"]))
@@ -171,57 +163,6 @@ def test_gpu_pools_get_the_gpu_image_and_label():
     assert pool.image == "gpu-h100x1-base" and pool.labels == {"gpu": "true"}
     values["nodePools"]["gpu"]["labels"] = {"gpu": "false"}
     assert "labelled gpu=true" in problems(values)["swarm:nodePools.gpu.labels.gpu"]
-
-
-# ---- registry, releases, node prerequisites, convergence (issue 7) ----------------------------
-
-
-def test_a_registry_with_an_account_needs_its_password_as_a_secret():
-    config = parse(prod(registry={"server": "Registry.Example.com", "username": "deploy"}, registryPassword="pw"))
-    assert (config.registry.server, config.registry.username, config.registry.digitalocean) == (
-        "registry.example.com", "deploy", None)
-    assert "pw" not in repr(config)
-    found = problems(prod(registry={"server": "https://registry.example.com/v2", "user": "deploy"}))
-    assert set(found) == {"swarm:registry.user", "swarm:registry.server", "swarm:registry.username", "swarm:registryPassword"}
-    assert "no https://" in found["swarm:registry.server"]
-    assert "--secret swarm:registryPassword" in found["swarm:registryPassword"]
-    assert "swarm:registry is not" in problems(prod(registryPassword="pw"))["swarm:registryPassword"]
-
-
-def test_a_digitalocean_registry_needs_only_its_name():
-    config = parse(prod(registry={"digitalocean": "acme"}))
-    assert (config.registry.server, config.registry.digitalocean) == ("registry.digitalocean.com", "acme")
-    found = problems(prod(registry={"digitalocean": "Acme Corp", "username": "x"}, registryPassword="pw"))
-    assert set(found) == {"swarm:registry", "swarm:registry.digitalocean", "swarm:registryPassword"}
-
-
-def test_image_overrides_are_image_references_per_service():
-    config = parse(prod(images={"api": "registry.example.com/nlp/api:2.0.2"}))
-    assert config.images == {"api": "registry.example.com/nlp/api:2.0.2"}
-    found = problems(prod(images={"api": "registry.example.com/nlp/api:2.0.2 ", "db": 13, "bad name": "x"}))
-    assert set(found) == {"swarm:images.api", "swarm:images.db", "swarm:images.bad name"}
-    assert "must be a mapping" in problems(prod(images="api=x:1"))["swarm:images"]
-
-
-def test_bind_mount_owner_and_mode_are_validated_strings():
-    config = parse(prod(bindMounts={"/mnt/postgresql/data": {"owner": "999:999", "mode": "0700"}, "/srv/x": {}}))
-    assert config.bind_mounts["/mnt/postgresql/data"] == ("/mnt/postgresql/data", "999:999", "0700")
-    assert config.bind_mounts["/srv/x"] == ("/srv/x", None, None)
-    found = problems(prod(bindMounts={"relative/dir": {}, "/a/../etc": {}, "/srv/y": {"owner": "a b", "mode": 448, "uid": 1}}))
-    assert set(found) == {"swarm:bindMounts.relative/dir", "swarm:bindMounts./a/../etc", "swarm:bindMounts./srv/y.owner",
-                          "swarm:bindMounts./srv/y.mode", "swarm:bindMounts./srv/y.uid"}
-    assert "quote it" in found["swarm:bindMounts./srv/y.mode"]
-
-
-@pytest.mark.parametrize("value, seconds", [(None, 600), ("90s", 90), ("1m30s", 90), ("1.5s", 2), ("1h", 3600)])
-def test_convergence_timeout_is_a_duration(value, seconds):
-    values = prod() if value is None else prod(convergeTimeout=value)
-    assert parse(values).converge_timeout_seconds == seconds
-
-
-@pytest.mark.parametrize("value", ["10", "0s", "-1m", 600, "ten minutes"])
-def test_convergence_timeout_must_be_a_positive_duration(value):
-    assert "'10m'" in problems(prod(convergeTimeout=value))["swarm:convergeTimeout"]
 
 
 def test_volumes_are_protected_unless_the_pool_opts_out_explicitly():
@@ -247,46 +188,6 @@ def test_a_pool_retires_one_node_at_a_time_unless_max_unavailable_says_more():
     assert "managers leave one at a time" in found["swarm:nodePools.manager.maxUnavailable"]
 
 
-def test_earlier_pool_and_stack_names_become_aliases():
-    values = prod(previousStackNames=["production"])
-    pools = values["nodePools"]
-    values["nodePools"] = {"db": {**pools.pop("manager"), "previousNames": ["manager", "postgres"]}, **pools}
-    config = parse(values)
-    db = config.pools[0]
-    assert db.previous_names == ("manager", "postgres")
-    assert config.pool_aliases(db) == (
-        "prod-manager", "prod-postgres", "production-db", "production-manager", "production-postgres")
-    assert config.stack_aliases() == ("production",)
-
-
-def test_earlier_names_are_validated():
-    values = prod(previousStackNames=["prod", "Old Stack"])
-    pools = values["nodePools"]
-    pools["ml"]["previousNames"] = ["backoffice", "workers", "old", "old"]
-    pools["manager"]["previousNames"] = ["workers"]
-    pools["backoffice"]["previousNames"] = ["backoffice"]
-    found = problems(values)
-    assert found["swarm:previousStackNames[0]"].startswith("'prod' is the stack's current name")
-    assert "is not a stack name" in found["swarm:previousStackNames[1]"]
-    assert "is the name of a pool of this stack" in found["swarm:nodePools.ml.previousNames[0]"]
-    assert found["swarm:nodePools.ml.previousNames[3]"] == "'old' is listed twice"
-    assert "is the pool's current name" in found["swarm:nodePools.backoffice.previousNames[0]"]
-    assert "also an earlier name of pool 'manager'" in found["swarm:nodePools.ml.previousNames[1]"]
-
-
-@pytest.mark.parametrize(
-    "typo, suggestion",
-    [("publicPort", "swarm:publicPorts"), ("convergeTimout", "swarm:convergeTimeout"), ("vpcIPRange", "swarm:vpcIpRange")],
-)
-def test_a_misspelled_top_level_key_is_refused_with_the_key_it_resembles(typo, suggestion):
-    found = problems(prod(**{typo: "x"}))
-    assert found[f"swarm:{typo}"].endswith(f"did you mean {suggestion}?")
-
-
-def test_an_unknown_key_that_resembles_nothing_points_at_the_reference():
-    assert "docs/configuration.md" in problems(prod(colour="blue"))["swarm:colour"]
-
-
 def test_a_misspelled_role_or_pool_key_gets_a_suggestion():
     values = prod()
     values["nodePools"]["ml"]["role"] = "wroker"
@@ -306,21 +207,12 @@ def test_a_yaml_mistake_in_the_stack_config_names_the_file_line_and_column(tmp_p
     assert "is not valid YAML: line 3, column 2: " in message and "<unicode string>" not in message
 
 
-def test_every_known_key_is_parsed_by_its_validator_and_documented_in_the_reference():
-    reference = (PROJECT_ROOT / "docs" / "configuration.md").read_text()
-    assert reference_table() in reference, "regenerate the table: python -m swarm config-reference"
-    assert set(stack_config("prod")) <= set(KNOWN_KEYS)
-    for key in KNOWN_KEYS.values():  # each validator exists where the table says
-        module, function = key.validator.rsplit(".", 1)
-        assert callable(getattr(importlib.import_module(module), function)), key
-
-
 def test_the_configuration_imports_neither_the_node_scripts_nor_the_stack_file_loader():
     # Shared names live in swarm/model.py, values in swarm/values/: reading the config is its own layer.
     code = "import sys, swarm.config; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             cwd=Path(__file__).resolve().parents[2]).stdout.split()
-    assert not [name for name in loaded if name in ("swarm.scripts", "swarm.capacity") or name.startswith("swarm.compose")]
+    assert not [name for name in loaded if name in ("swarm.scripts", "swarm.capacity", "swarm.placement") or name.startswith("swarm.compose")]
 
 
 def test_operator_keys_are_parsed_in_order_and_every_bad_one_is_reported_with_its_index():

@@ -25,10 +25,26 @@ def test_a_dotted_name_stays_one_element_of_the_path():
     found.warn(("services", "api.v2", "depends_on"), "ignored")
     (warning,) = found.warnings
     assert (warning.path, warning.service, warning.severity) == (("services", "api.v2", "depends_on"), "api.v2", WARNING)
+
+
+def test_a_configuration_path_gets_the_namespace_on_its_first_element_only():
     config = Collector(namespace="swarm")
-    config.problem("nodePools.edge.labels.swarm.ingress", "is set by the program")
-    assert config.problems[0].path == ("swarm:nodePools.edge.labels.swarm.ingress",)
+    config.problem(("nodePools", "edge", "labels", "swarm.ingress"), "is set by the program")
+    config.warn(("adminCidrs", 0), "opens SSH to the internet")
+    config.problem("region", "is required")  # a top-level key alone, as a string
+    assert [p.path for p in (*config.problems, *config.warnings)] == [
+        ("swarm:nodePools", "edge", "labels", "swarm.ingress"),
+        ("swarm:region",),
+        ("swarm:adminCidrs", 0),
+    ]
     assert str(config.problems[0]) == "swarm:nodePools.edge.labels.swarm.ingress: is set by the program"
+    assert str(config.warnings[0]) == "swarm:adminCidrs[0]: opens SSH to the internet"
+
+
+def test_a_string_path_is_one_element_never_split_at_its_dots():
+    found = Collector("stack.yml")
+    found.problem("x-model.catalogue", "unknown key")
+    assert found.problems[0].path == ("x-model.catalogue",)
 
 
 def test_every_invalid_input_says_how_many_problems_and_that_nothing_was_deployed():

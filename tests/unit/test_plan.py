@@ -8,16 +8,14 @@ import json
 from pathlib import Path
 
 import pulumi
-import pytest
 import yaml
 
 from swarm import __main__ as cli
-from swarm.capacity import check_capacity
 from swarm.compose import load_stack_file
-from swarm.config import parse_config
 from swarm.diagnostics import WARNING, Problem, config_warning
 from swarm.plan import group_warnings
 from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config
+from tests.unit.capacity_stacks import FOUR_API_REPLICAS_ONE_PER_NODE
 
 
 def write_project(root: Path, stack: str = "prod", config_changes: dict | None = None, stack_text: str | None = None):
@@ -38,6 +36,41 @@ def run_plan(monkeypatch, capsys, root: Path, *args: str) -> tuple[int, str, str
     code = cli.main(["plan", "--stack", "prod", *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_plan_prints_pools_nodes_services_warnings_and_cost(capsys):
+    assert cli.main(["plan", "--stack", "prod"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "Plan for stack prod: 5 nodes in fra1 (Pulumi.prod.yaml), 9 services (stacks/prod.yaml)"
+    assert next(line for line in lines if line.startswith("ml ")).split() == [
+        "ml", "worker", "3", "m-4vcpu-32gb", "504.00", "type=machine-learning"]
+    at = next(i for i, line in enumerate(lines) if line.startswith("prod-ml-3 "))
+    assert (lines[at] + lines[at + 1]).split() == [
+        "prod-ml-3", "m-4vcpu-32gb", "168.00", "2/3.9", "10.5/29.9", "GiB",
+        "api,", "spacy-en-md,", "spacy-en-lg,", "spacy-de-lg,", "spacy-xx-ner"]
+    assert any(line.split()[:4] == ["api", "replicated", "3/3", "ok"] for line in lines)
+    assert any(line.split()[:4] == ["spacy-en-trf", "replicated", "2/2", "ok"] for line in lines)
+    assert "Warnings (3):" in out and "if prod-manager-1 failed" in out
+    assert "Total: $576.00/month for 5 droplets" in out
+    assert lines[-1] == "The stack fits; `pulumi preview` runs, `up` refuses it until 3 values are set."
+
+
+def test_plan_exits_non_zero_and_explains_an_unschedulable_stack(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path, stack_text=FOUR_API_REPLICAS_ONE_PER_NODE)
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path)
+    assert code == 1
+    assert any(line.split()[:4] == ["api", "replicated", "3/4", "FAILS"] for line in out.splitlines())
+    assert "Cannot be scheduled (1):\n  - api: 3 of 4 replicas fit:" in out
+    assert out.splitlines()[-1] == "The stack does NOT fit: `pulumi preview` and `up` will refuse it."
+
+
+def test_plan_reports_config_and_stack_file_errors(tmp_path, monkeypatch, capsys):
+    code, _, err = run_plan(monkeypatch, capsys, tmp_path)
+    assert code == 1 and "Pulumi.prod.yaml does not exist" in err
+    write_project(tmp_path, stack_text="version: '3.8'\nservices:\n  api: {image: x, deploy: {replicas: -1}}\n")
+    code, _, err = run_plan(monkeypatch, capsys, tmp_path)
+    assert code == 1 and "services.api.deploy.replicas" in err
 
 
 def test_plan_says_what_up_refuses_when_an_external_secret_has_no_value(capsys):
@@ -155,31 +188,7 @@ def test_preview_runs_with_a_placeholder_for_a_secret_without_a_value():
     assert len(secrets) == 3
 
 
-# ---- advice -------------------------------------------------------------------------------------
-
-
-def test_a_database_on_a_volume_is_not_told_to_add_a_node():
-    config = parse_config(stack_config("prod"), stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")
-    report = check_capacity(config, load_stack_file(PROJECT_ROOT / "stacks" / "prod.yaml", stack="prod"))
-    (database,) = [w for w in map(str, report.warnings) if w.startswith("database:")]
-    assert "add a node" not in database
-    assert "keeps its data on /mnt/postgresql/data, on the block-storage volume of pool manager" in database
-
-
-@pytest.mark.parametrize("gpu_labels, warned", [({"type": "machine-learning"}, True), ({"type": "gpu"}, False)])
-def test_a_gpu_pool_shared_with_services_that_reserve_no_gpu_gets_a_cost_warning(gpu_labels, warned):
-    values = copy.deepcopy(stack_config("prod"))
-    values["nodePools"]["gpu"] = {"role": "worker", "count": 2, "size": "gpu-h100x1-80gb", "gpu": True,
-                                  "labels": gpu_labels}
-    config = parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")
-    report = check_capacity(config, load_stack_file(PROJECT_ROOT / "stacks" / "prod.yaml", stack="prod"))
-    cost = [w for w in map(str, report.warnings) if w.startswith("pool gpu ")]
-    if not warned:
-        assert cost == []
-        return
-    (warning,) = cost
-    assert warning.startswith("pool gpu (gpu-h100x1-80gb, $2,278.08/month per node) may run 1 service that reserve")
-    assert "(api)" in warning and "node.labels.gpu != true" in warning
+# ---- grouping -----------------------------------------------------------------------------------
 
 
 def test_warnings_about_services_with_dotted_names_are_grouped_by_the_whole_name(tmp_path):

@@ -1,15 +1,21 @@
-"""The node scripts: every one passes shellcheck and keeps secrets off its command line."""
+"""The node scripts of swarm/scripts.py: every rendered script passes shellcheck and keeps secrets
+off its command line; join, init, join tokens and settings run against a stand-in `docker` CLI
+(fake_node_docker.py): joining from every swarm state, empty join tokens, quoted labels; folders
+and the convergence check."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from swarm import day2_scripts, node_scripts, scripts
+from tests.unit.stand_in_docker import install_fake, run
 
 ALL_SCRIPTS = {
     "wait_ready": scripts.wait_ready_script(),
@@ -77,22 +83,6 @@ def test_values_are_shell_quoted():
     script = scripts.node_settings_script("id; rm -rf /", "worker", {"type": "a b"})
     assert "NODE='id; rm -rf /'" in script
     assert "LABELS='type=a b\n'" in script
-
-
-def test_retire_drains_then_removes():
-    script = day2_scripts.retire_script("n0d3", "ml")
-    drain = script.index("--availability drain")
-    remove = script.index("docker node rm --force")
-    assert drain < remove
-
-
-@pytest.mark.tools("shellcheck")
-def test_repository_shell_scripts_pass_shellcheck():
-    from tests.pulumi_program import PROJECT_ROOT
-
-    for path in [PROJECT_ROOT / ".ci" / "run", PROJECT_ROOT / "scripts" / "pulumi-local"]:
-        result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout
 
 
 def test_folders_are_created_only_when_missing_and_owner_and_mode_only_when_declared(tmp_path):
@@ -189,3 +179,244 @@ def test_a_rolled_back_update_fails_at_once(tmp_path):
     assert "prod_api: update rollback_completed: update rolled back due to failure" in result.stderr
     assert "task error: No such image: registry.example.com/nlp/api:2.0.3" in result.stderr
     assert seconds < 2
+
+
+# ---- join, init, join tokens, settings --------------------------------------------------------
+
+def node_calls(tmp_path: Path) -> list[list[str]]:
+    path = tmp_path / "fake" / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.mark.parametrize("stuck", ["pending", "error"])
+def test_a_node_stuck_pending_or_in_error_is_not_taken_for_joined(tmp_path, stuck):
+    # Its remote managers even name the right manager: the old script left it alone.
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": stuck, "managers": ["10.110.0.2:2377"], "id": "w0rk3r"})
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2"), env, stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
+    assert commands.index("swarm leave") < commands.index("swarm join")
+    assert result.stdout.strip() == "w0rk3r"
+
+
+def test_a_joined_node_is_left_alone(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "managers": ["10.110.0.2:2377"], "id": "w0rk3r"})
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2"), env, stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
+
+
+def test_a_join_that_does_not_complete_fails(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "join_result": "pending"})
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2"), env, stdin="SWMTKN-1-x\n")
+    assert result.returncode == 1
+    assert "swarm state 'pending' after joining 10.110.0.2:2377, not active" in result.stderr
+
+
+@pytest.mark.parametrize("stuck", ["pending", "error", "locked"])
+def test_init_does_not_take_a_stuck_node_for_a_manager_nor_reset_it(tmp_path, stuck):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": stuck})
+    result = run(scripts.init_script("10.110.0.2"), env)
+    assert result.returncode == 1
+    assert f"swarm state '{stuck}' is not a working manager" in result.stderr
+    assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
+
+
+def test_the_first_managers_successor_joins_the_swarm_the_other_managers_hold(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "control": True, "id": "m1new"})
+    peers = "\n10.110.0.3 SWMTKN-1-manager\n"  # one manager empty-handed (not in a swarm), one holding it
+    result = run(scripts.init_script("10.110.0.2", "/mnt/db/.swarm-state"), env, stdin=peers)
+    assert result.returncode == 0, result.stderr
+    swarm_calls = [call for call in node_calls(tmp_path) if call[0] == "swarm"]
+    assert swarm_calls == [["swarm", "join", "--advertise-addr", "10.110.0.2", "--listen-addr", "10.110.0.2:2377",
+                            "--token", "SWMTKN-1-manager", "10.110.0.3:2377"]]
+    assert result.stdout.strip() == "m1new"
+
+
+def test_the_first_managers_successor_removes_the_node_its_predecessor_left_down(tmp_path):
+    host = subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {
+        "local": "active", "control": True, "id": "m1new", "role": "worker",
+        "node_table": [["m1new", host, "Ready", "Leader"], ["m1old", host, "Down"], ["m1older", host, "Ready"],
+                       ["m1alive", host, "Ready", "Reachable"], ["c1", "other-host", "Down"]],
+    })
+    result = run(scripts.init_script("10.110.0.2"), env)
+    assert result.returncode == 0, result.stderr
+    removed = [call[-1] for call in node_calls(tmp_path) if call[:2] == ["node", "rm"]]
+    # Down, or demoted by its handover though the swarm has not noticed its droplet is gone yet;
+    # a predecessor still a manager is alive and retires later; another host's node is not its.
+    assert removed == ["m1old", "m1older"]
+    assert result.stdout.strip() == "m1new"
+
+
+def test_init_never_starts_a_second_swarm_beside_one_that_refuses_the_join(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "join_result": "pending",
+                                                                          "join_fails": True})
+    result = run(scripts.init_script("10.110.0.2"), env, stdin="10.110.0.3 SWMTKN-1-a\n10.110.0.4 SWMTKN-1-b\n")
+    assert result.returncode == 1
+    assert "the managers at 10.110.0.3 10.110.0.4 hold a swarm that refused this node; not initialising" in result.stderr
+    commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
+    assert "swarm init" not in commands
+    assert commands.count("swarm leave") == 2  # each half-done join cleared before the next
+
+
+def test_init_starts_a_swarm_when_no_manager_holds_one(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive"})
+    result = run(scripts.init_script("10.110.0.2"), env, stdin="")
+    assert result.returncode == 0, result.stderr
+    assert [" ".join(call[:2]) for call in node_calls(tmp_path) if call[0] == "swarm"] == ["swarm init"]
+
+
+def test_a_joined_node_waits_for_a_new_manager_to_reach_its_list_rather_than_leave(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {
+        "local": "active", "id": "w0rk3r",
+        "managers_seen": [["10.110.0.3:2377"], ["10.110.0.3:2377"], ["10.110.0.3:2377", "10.110.0.2:2377"]],
+    })
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"], manager_wait_seconds=20), env,
+                 stdin="SWMTKN-1-x\n")
+    assert result.returncode == 0, result.stderr
+    assert not [call for call in node_calls(tmp_path) if call[0] == "swarm"]
+
+
+def join_knowing(tmp_path, manager: str, manager_wait_seconds: int) -> tuple[subprocess.CompletedProcess, float]:
+    """join.sh for 10.110.0.2 (today's managers: it and 10.110.0.3) on a node in a swarm whose only
+    manager it knows is `manager`: the result and the seconds it took."""
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "managers": [manager], "id": "w0rk3r"})
+    started = time.monotonic()
+    result = run(scripts.join_script("10.110.0.5", "10.110.0.2", ["10.110.0.3"],
+                                     manager_wait_seconds=manager_wait_seconds), env, stdin="SWMTKN-1-x\n")
+    return result, time.monotonic() - started
+
+
+def test_a_node_that_knows_none_of_todays_managers_leaves_at_once_to_rejoin(tmp_path):
+    # A lone manager restored on a successor: the node's only manager address is dead.
+    result, seconds = join_knowing(tmp_path, "10.9.9.9:2377", manager_wait_seconds=30)
+    assert result.returncode == 0, result.stderr
+    assert seconds < 10  # no waiting for a manager it will never hear of
+    commands = [" ".join(call[:2]) for call in node_calls(tmp_path)]
+    assert commands.index("swarm leave") < commands.index("swarm join")
+    assert "does not know the manager 10.110.0.2:2377" in result.stderr
+
+
+def test_a_node_of_todays_swarm_leaves_only_when_the_new_manager_never_shows(tmp_path):
+    result, seconds = join_knowing(tmp_path, "10.110.0.3:2377", manager_wait_seconds=2)
+    assert result.returncode == 0, result.stderr
+    # It waited rather than leaving at once; join.sh's deadline counts whole seconds of the clock
+    # (`date +%s`), so a 2 s wait lasts between 1 and 2 s.
+    assert seconds > 1
+    assert "swarm leave" in [" ".join(call[:2]) for call in node_calls(tmp_path)]
+
+
+@pytest.mark.parametrize(("local", "control", "printed"), [
+    ("active", True, "10.110.0.9 SWMTKN-1-m\n"),
+    ("active", False, ""),  # a worker has no manager token to give
+    ("inactive", False, ""),
+])
+def test_the_manager_probe_hands_over_a_token_only_from_a_manager(tmp_path, local, control, printed):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": local, "control": control, "tokens": {"manager": "SWMTKN-1-m"}})
+    result = run(scripts.manager_probe_script(), env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed
+
+
+def test_one_of_several_managers_demotes_itself_before_its_droplet_goes(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "control": True, "managers_count": 3, "id": "m1old"})
+    result = run(scripts.handover_script(None), env)
+    assert result.returncode == 0, result.stderr
+    assert ["node", "demote", "m1old"] in node_calls(tmp_path)
+    assert "handed over to the other 2 managers (demoted)" in result.stdout
+    assert not [call for call in node_calls(tmp_path) if "stop" in call]  # no backup: the others hold the state
+
+
+def test_a_first_manager_of_several_lists_the_others_on_its_volume_before_demoting(tmp_path):
+    state_dir = tmp_path / "mnt" / ".swarm-state"
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {
+        "local": "active", "control": True, "managers_count": 3, "id": "m1old", "tokens": {"manager": "SWMTKN-1-m"},
+        "other_managers": {"c1": "10.110.0.3:2377", "c2": "10.110.0.4:2377"},
+    })
+    result = run(scripts.handover_script(str(state_dir)), env)
+    assert result.returncode == 0, result.stderr
+    roster = state_dir / scripts.MANAGERS_FILE
+    assert roster.read_text() == "10.110.0.3 SWMTKN-1-m\n10.110.0.4 SWMTKN-1-m\n"
+    assert oct(roster.stat().st_mode & 0o777) == "0o600"
+    calls = node_calls(tmp_path)
+    assert calls.index(["swarm", "join-token", "-q", "manager"]) < calls.index(["node", "demote", "m1old"])
+
+
+def test_every_manager_replaced_the_successor_joins_the_old_managers_listed_on_the_volume(tmp_path):
+    state_dir = tmp_path / ".swarm-state"
+    state_dir.mkdir()
+    (state_dir / scripts.MANAGERS_FILE).write_text("10.110.0.3 SWMTKN-1-m\n")
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive", "control": True, "id": "m1new"})
+    result = run(scripts.init_script("10.110.0.2", str(state_dir)), env, stdin="\n\n")  # the probes: new, empty droplets
+    assert result.returncode == 0, result.stderr
+    assert [call for call in node_calls(tmp_path) if call[0] == "swarm"][0][-1] == "10.110.0.3:2377"
+    assert not (state_dir / scripts.MANAGERS_FILE).exists()  # used once, then removed
+    assert result.stdout.strip() == "m1new"
+
+
+def test_init_never_starts_an_empty_swarm_over_a_volume_that_held_one(tmp_path):
+    state_dir = tmp_path / ".swarm-state"
+    state_dir.mkdir()  # made by the swarm-state command after the first init; nothing kept, nobody answers
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "inactive"})
+    result = run(scripts.init_script("10.110.0.2", str(state_dir)), env, stdin="")
+    assert result.returncode == 1
+    assert "not initialising a new, empty swarm over it" in result.stderr
+    assert "swarm init" not in [" ".join(call[:2]) for call in node_calls(tmp_path)]
+
+
+@pytest.mark.parametrize("empty", ["worker", "manager"])
+def test_join_tokens_fail_when_a_token_is_empty(tmp_path, empty):
+    tokens = {"worker": "SWMTKN-1-w", "manager": "SWMTKN-1-m", empty: ""}
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "active", "tokens": tokens})
+    result = run(scripts.join_tokens_script(), env)
+    assert result.returncode == 1
+    assert "empty token" in result.stderr
+    assert result.stdout == ""
+
+
+def test_join_tokens_print_both_tokens_as_json(tmp_path):
+    tokens = {"worker": "SWMTKN-1-w", "manager": "SWMTKN-1-m"}
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "active", "tokens": tokens})
+    result = run(scripts.join_tokens_script(), env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == tokens
+
+
+def test_settings_quote_every_label_key_and_value(tmp_path):
+    # Keys added by hand, with blanks and shell syntax, are removed as single arguments.
+    hand_made = ["bad key!", "$(touch pwned)", "*", "type"]
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "active", "labels": hand_made})
+    script = scripts.node_settings_script("n0d3", "worker", {"type": "a b", "zone": "x;y"})
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (update,) = [call for call in node_calls(tmp_path) if call[:2] == ["node", "update"]]
+    assert update == ["node", "update", "--label-rm", "bad key!", "--label-rm", "$(touch pwned)", "--label-rm", "*",
+                      "--label-add", "type=a b", "--label-add", "zone=x;y", "n0d3"]
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("role, was, change", [("worker", "manager", "demote"), ("manager", "worker", "promote")])
+def test_settings_give_the_declared_role_and_keep_exactly_the_declared_labels(tmp_path, role, was, change):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "role": was, "labels": ["disk", "added-by-hand"]})
+    script = scripts.node_settings_script("n0d3", role, {"type": "cheap", "disk": "ssd"})
+    result = run(script, env)
+    assert result.returncode == 0, result.stderr
+    calls = node_calls(tmp_path)
+    assert ["node", change, "n0d3"] in calls
+    (update,) = [call for call in calls if call[:2] == ["node", "update"]]
+    # the undeclared label goes; the declared ones are set, in key order
+    assert update == ["node", "update", "--label-rm", "added-by-hand",
+                      "--label-add", "disk=ssd", "--label-add", "type=cheap", "n0d3"]
+
+
+def test_settings_leave_a_node_with_its_declared_role_in_it(tmp_path):
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"local": "active", "role": "worker"})
+    assert run(scripts.node_settings_script("n0d3", "worker", {}), env).returncode == 0
+    assert not [call for call in node_calls(tmp_path) if call[1:2] in (["promote"], ["demote"])]

@@ -118,3 +118,10 @@ def test_a_missing_tool_stops_the_suite_with_one_message_naming_the_prerequisite
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
     assert output.count(".ci/sandbox-prereqs.sh") >= 1 and "docker (" in output
     assert "FileNotFoundError" not in output and "Traceback" not in output
+
+
+@pytest.mark.tools("shellcheck")
+def test_repository_shell_scripts_pass_shellcheck():
+    for path in [PROJECT_ROOT / ".ci" / "run", PROJECT_ROOT / "scripts" / "pulumi-local"]:
+        result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout
