@@ -72,7 +72,8 @@ def main() -> int:
 
 
 COLUMNS = ("scenario", "engine: created/updated/replaced/deleted", "replaced", "swarm", "services", "secrets",
-           "data", "longest node down", "lowest running (of replicas)", "samples without a leader", "wall", "held")
+           "data", "longest node down", "lowest running (of replicas)",
+           "lowest serving (containers on the hosts)", "samples without a leader", "wall", "held")
 
 
 def header() -> str:
@@ -92,6 +93,7 @@ def row(outcome) -> str:
         yes[outcome.data_survived],
         f"{seconds:.1f}s ({node})" if seconds else "0s",
         running,
+        ", ".join(f"{name.split('_', 1)[-1]} {low}/{n}" for name, (low, n) in sorted(outcome.min_serving.items())),
         str(outcome.leaderless_samples),
         f"{outcome.seconds:.1f}s",
         "yes" if outcome.held else "NO",
