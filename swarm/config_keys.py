@@ -1,6 +1,6 @@
 """The table of known `swarm:*` keys: each key's type, default and doc, declared next to the
-function that validates it (`@known_key(...)` on that function, in swarm/config.py or
-swarm/config_values.py), Kamal-style.
+function that validates it (`@known_key(...)` on that function, in swarm/config.py,
+swarm/config_pools.py or swarm/config_values.py), Kamal-style.
 
 Also home of what the validators share: `check_subkeys` (a mapping's unknown keys, with a did-you-mean);
 `Problem`, `ConfigError` and the `Collector` come from swarm/diagnostics.py.

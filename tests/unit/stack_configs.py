@@ -1,4 +1,4 @@
-"""Stack configuration values for the config tests (test_config, test_config_values,
+"""Stack configuration values for the config tests (test_config, test_config_pools, test_config_values,
 test_config_keys, test_renames): the checked-in prod stack's values with changes, parsed, and
 the problems they raise keyed by their key's text or path."""
 
