@@ -13,8 +13,11 @@ mapping): that is the text to change, and the path in the message says which ser
 
 from __future__ import annotations
 
+import gc
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,22 +248,38 @@ def _compose(text: str) -> yaml.Node | None:
         composer.dispose()
 
 
+@contextmanager
+def _without_gc() -> Iterator[None]:
+    """Reading allocates millions of objects and frees none until the end: the cycle collector
+    would scan them again and again for nothing (two thirds of the time of a 1 MB stack file,
+    scripts/bench_compose.py). A cycle made here (a recursive alias) is collected afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_yaml(text: str) -> Any:
     """A YAML document, with scalars resolved as Docker resolves them."""
-    node = _compose(text)
-    return None if node is None else _construct(node, {})
+    with _without_gc():
+        node = _compose(text)
+        return None if node is None else _construct(node, {})
 
 
 def read_yaml_document(text: str) -> YamlDocument:
     """A YAML document as read_yaml reads it, with the position of each value and key."""
-    node = _compose(text)
-    if node is None:
-        return YamlDocument(None, Positions())
-    built: dict[int, Any] = {}
-    value = _construct(node, built)
-    placer = _Placer(built)
-    placer.place(node, (), None)
-    return YamlDocument(value, Positions(placer.values, placer.keys))
+    with _without_gc():
+        node = _compose(text)
+        if node is None:
+            return YamlDocument(None, Positions())
+        built: dict[int, Any] = {}
+        value = _construct(node, built)
+        placer = _Placer(built)
+        placer.place(node, (), None)
+        return YamlDocument(value, Positions(placer.values, placer.keys))
 
 
 def read_stack_file(path: Path) -> YamlDocument:
