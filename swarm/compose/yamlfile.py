@@ -159,7 +159,8 @@ def _construct(node: yaml.Node, built: dict[int, Any]) -> Any:
 
 
 # Aliases can make the number of paths grow exponentially with the file (a "billion laughs"
-# file); past this many, a path is placed at its nearest placed ancestor.
+# file): past this many positions, the contents of a node already walked once are not walked
+# again, and their paths are placed at the nearest placed ancestor.
 _MAX_POSITIONS = 200_000
 
 
@@ -203,10 +204,9 @@ class _Placer:
         self.values: dict[ProblemPath, Mark] = {}
         self.keys: dict[ProblemPath, Mark] = {}
         self.inside: set[int] = set()  # the collections being walked: a recursive alias stops here
+        self.walked: set[int] = set()  # the collections walked at least once
 
     def place(self, node: yaml.Node, path: ProblemPath, key_node: yaml.Node | None) -> None:
-        if len(self.values) >= _MAX_POSITIONS:
-            return
         scalar = isinstance(node, yaml.ScalarNode)
         if key_node is None:
             self.values[path] = _mark(node)
@@ -216,8 +216,9 @@ class _Placer:
             # after the colon: both are placed at their key, the line that introduces them.
             at_key = node.value == "" and node.tag == _PLAIN_TAG if scalar else node.flow_style is False
             self.values[path] = key if at_key else _mark(node)
-        if scalar or id(node) in self.inside:
+        if scalar or id(node) in self.inside or (id(node) in self.walked and len(self.values) >= _MAX_POSITIONS):
             return
+        self.walked.add(id(node))
         self.inside.add(id(node))
         if isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):

@@ -116,3 +116,14 @@ def test_a_yaml_mistake_in_a_stack_file_is_placed_at_the_mistake(tmp_path: Path)
         load_stack_file(path, stack=STACK)
     (problem,) = raised.value.problems
     assert str(problem) == f"{path}:4:4: is not valid YAML: did not find expected key (while parsing a block mapping)"
+
+
+def test_aliases_that_multiply_paths_are_placed_within_a_bound_and_every_written_node_keeps_its_line():
+    # 10^9 paths through aliases (a "billion laughs" file): walking them all would never end.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    positions = read_yaml_document("\n".join([*lines, "last: 1"]) + "\n").positions
+    assert len(positions.values) < 201_000
+    assert [positions.of((f"a{i}",)) for i in (0, 8)] == [(1, 5), (9, 5)]  # the anchor starts the value
+    assert positions.of(("last",)) == (10, 7)
+    assert positions.of(("a8", 0)) == (8, 5)  # an alias: where the anchored value is written
