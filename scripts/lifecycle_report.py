@@ -4,8 +4,9 @@ change as a second `up` played by the lifecycle engine (tests/lifecycle/engine.p
 every second. Prints one row per scenario and, last, `lifecycle: N/M scenarios held`.
 
 Needs root and the sandbox prerequisites (.ci/sandbox-prereqs.sh). Every scenario starts from a
-fresh cluster, so they do not depend on each other. Exit status: 0 when the report ran (whatever
-it found), 2 when it could not run.
+fresh cluster, so they do not depend on each other; with --chain they run one after another on
+one cluster (the first scenario's baseline), as a cluster lives through them in production. Exit status: 0 when the report ran (whatever
+it found), 2 when it could not run (or, with --chain, the first `up` failed).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="run only scenarios whose name contains TEXT (repeatable)")
+    parser.add_argument("--chain", action="store_true",
+                        help="run the scenarios one after another on one cluster instead of a fresh one each")
     parser.add_argument("--prefix", default="swlife", help="sandbox prefix, for two runs at once (default: %(default)s)")
     parser.add_argument("--subnet", default="10.233.90.0/24", help="sandbox subnet (default: %(default)s)")
     parser.add_argument("--workdir", default=os.environ.get("SWARM_SANDBOX_WORKDIR", "/var/tmp/swarm-sandbox"),
@@ -34,7 +37,14 @@ def main() -> int:
     logging.disable(logging.WARNING)
 
     from tests.sandbox.harness import Sandbox, missing_prerequisites
-    from tests.sandbox.lifecycle import SCENARIOS, lifecycle_stack_file, load_images, run_scenario
+    from tests.sandbox.lifecycle import (
+        SCENARIOS,
+        Lifecycle,
+        base_config,
+        lifecycle_stack_file,
+        load_images,
+        run_scenario,
+    )
 
     problems = missing_prerequisites()
     if problems:
@@ -47,18 +57,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as directory, Sandbox(workdir, subnet=args.subnet, prefix=args.prefix) as sandbox:
         stack_file = lifecycle_stack_file(Path(directory))
         load_images(sandbox)
+        chain = None
+        if args.chain and scenarios:
+            chain = Lifecycle(sandbox, workdir, stack_file)
+            first = chain.up(scenarios[0].baseline(base_config(stack_file)))
+            if first.error is not None:
+                print(f"lifecycle report: the chain's first up failed: {first.error}", file=sys.stderr)
+                return 2
         for scenario in scenarios:
             print(f"... {scenario.name}", file=sys.stderr, flush=True)
             if not outcomes and not failures:
                 print(header(), flush=True)
             try:
-                outcome = run_scenario(sandbox, workdir, stack_file, scenario)
+                outcome = chain.change(scenario) if chain else run_scenario(sandbox, workdir, stack_file, scenario)
             except Exception as error:  # noqa: BLE001 - a scenario that cannot run is reported, not fatal
                 failures.append(f"{scenario.name}: could not run: {error}")
                 print(f"{scenario.name} | could not run (see below) | NO", flush=True)
                 continue
             outcomes.append(outcome)
             print(row(outcome), flush=True)
+        if chain:
+            chain.close()
     print()
     for outcome in outcomes:
         if outcome.problems:
