@@ -12,16 +12,24 @@ nothing has to guess where a dotted name ends. Configuration problems are paths 
 element carrying the namespace: `("swarm:nodePools", "ml", "labels", "com.example.tier")`, printed
 `swarm:nodePools.ml.labels.com.example.tier`; a pool name or label key with dots in it stays one
 element. A validator may give a top-level key alone as a string (`"region"`): it is the whole path.
+
+A problem in a stack file or model catalogue also has the line and column (from 1) of what it is
+about, and prints the way compilers do, which editors and CI annotations understand:
+`stacks/prod.yaml:47:5: services.api.deplyo: unknown key; did you mean deploy?`. The Collector of
+such a file is given the file's `Positions` (recorded while the YAML is read) and attaches them,
+so validators report by path alone. A problem without a position prints as `file: path: message`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PathElement = str | int
 ProblemPath = tuple[PathElement, ...]
+Mark = tuple[int, int]  # (line, column), both counted from 1
 ERROR = "error"
 WARNING = "warning"
 
@@ -45,10 +53,19 @@ class Problem:
     severity: str = ERROR  # error | warning
     # The stack file service it is about, when it is about one: grouping and attribution use it.
     service: str | None = None
+    line: int | None = None  # where in the file, counted from 1; None when not known
+    column: int | None = None
 
     @property
     def where(self) -> str:
         return format_path(self.path)
+
+    @property
+    def location(self) -> str:
+        """The file as compilers print it: `stacks/prod.yaml:47:5`, or the file alone."""
+        if not self.file or self.line is None:
+            return self.file
+        return f"{self.file}:{self.line}" + (f":{self.column}" if self.column is not None else "")
 
     @property
     def key(self) -> str:
@@ -56,34 +73,66 @@ class Problem:
         return self.where
 
     def __str__(self) -> str:
-        where = ": ".join(part for part in (self.file, self.where) if part)
+        where = ": ".join(part for part in (self.location, self.where) if part)
         return f"{where}: {self.message}" if where else self.message
+
+
+@dataclass(frozen=True)
+class Positions:
+    """Where each value of a YAML document is, by path (mapping keys as strings, sequence items
+    as indexes), and where each mapping key is. A block mapping or list under a key is at its
+    key (the line that introduces it); a flow one at its bracket; a scalar at its first
+    character. A value that several paths share (a YAML alias, a `<<` merge) is where its text
+    is, under each path that reaches it."""
+
+    values: Mapping[ProblemPath, Mark] = field(default_factory=dict)
+    keys: Mapping[ProblemPath, Mark] = field(default_factory=dict)
+
+    def of(self, path: ProblemPath, *, key: bool = False) -> Mark | None:
+        """Where `path` is (its key's position when `key` and it has one); for a path the file
+        does not have (a missing key, a value a stage derived), where its nearest ancestor is."""
+        if key and path in self.keys:
+            return self.keys[path]
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.values:
+                return self.values[path[:end]]
+        return None
+
+    def place(self, problem: Problem, *, key: bool = False) -> Problem:
+        """`problem` with the position of its path."""
+        mark = self.of(problem.path, key=key)
+        return problem if mark is None else dataclasses.replace(problem, line=mark[0], column=mark[1])
 
 
 class Collector:
     """Collects problems and warnings about one file. With a `namespace` (configuration), the
-    first element of every path is prefixed with it: ("nodePools", "ml") is swarm:nodePools.ml."""
+    first element of every path is prefixed with it: ("nodePools", "ml") is swarm:nodePools.ml.
+    With `positions` (a YAML file's, see Positions), each gets the line and column of its path."""
 
-    def __init__(self, file: str = "", namespace: str = "") -> None:
+    def __init__(self, file: str = "", namespace: str = "", positions: Positions | None = None) -> None:
         self.file = file
         self.namespace = namespace
+        self.positions = positions
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
 
-    def _problem(self, path: str | ProblemPath, message: str, severity: str) -> Problem:
+    def _problem(self, path: str | ProblemPath, message: str, severity: str, key: bool) -> Problem:
         if isinstance(path, str):  # a top-level key alone, never split: "region", "(stack name)"
             path = (path,) if path else ()
+        mark = self.positions.of(path, key=key) if self.positions is not None else None
         if self.namespace and path:
             path = (f"{self.namespace}:{path[0]}", *path[1:])
         service = path[1] if len(path) >= 2 and path[0] == "services" and isinstance(path[1], str) else None
-        return Problem(self.file, path, message, severity, service)
+        line, column = mark or (None, None)
+        return Problem(self.file, path, message, severity, service, line, column)
 
-    def problem(self, path: str | ProblemPath, message: str) -> None:
-        """An error at `path`: a tuple of elements, or a top-level key alone as a string."""
-        self.problems.append(self._problem(path, message, ERROR))
+    def problem(self, path: str | ProblemPath, message: str, *, key: bool = False) -> None:
+        """An error at `path`: a tuple of elements, or a top-level key alone as a string. `key`:
+        it is about the key itself (unknown, misspelt, too new), so it points at the key."""
+        self.problems.append(self._problem(path, message, ERROR, key))
 
-    def warn(self, path: str | ProblemPath, message: str) -> None:
-        self.warnings.append(self._problem(path, message, WARNING))
+    def warn(self, path: str | ProblemPath, message: str, *, key: bool = False) -> None:
+        self.warnings.append(self._problem(path, message, WARNING, key))
 
 
 class NothingDeployed(Exception):
@@ -128,15 +177,22 @@ def config_warning(path: str | ProblemPath, message: str) -> Problem:
 # ---- how messages show files and their parse errors (config and stack files alike) ---------------
 
 
-def describe_yaml_error(error: Exception) -> str:
-    """A YAML parser error as one line: where (line and column, counted from 1) and the parser's
-    problem, without PyYAML's `in "<unicode string>"` or a traceback."""
+def yaml_error_mark(error: Exception) -> Mark | None:
+    """Where a YAML parser error is, (line, column) counted from 1, when the parser says."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    return None if mark is None else (mark.line + 1, mark.column + 1)
+
+
+def describe_yaml_error(error: Exception, *, with_mark: bool = True) -> str:
+    """A YAML parser error as one line: where (line and column, counted from 1, unless the
+    Problem carries them: `with_mark=False`) and the parser's problem, without PyYAML's
+    `in "<unicode string>"` or a traceback."""
     if isinstance(error, UnicodeDecodeError):
         return f"is not UTF-8 text (byte {error.start}: {error.reason})"
-    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    mark = yaml_error_mark(error) if with_mark else None
     problem = getattr(error, "problem", None) or str(error).split("\n")[0]
     context = getattr(error, "context", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    where = f"line {mark[0]}, column {mark[1]}: " if mark is not None else ""
     return f"is not valid YAML: {where}{problem}" + (f" ({context})" if context else "")
 
 

@@ -51,12 +51,21 @@ from swarm.compose import (
     StackFileError,
     StackSpec,
     UpdatePolicy,
+    YamlDocument,
     display_path,
     parse_duration,
     read_stack_file,
 )
 from swarm.config import ClusterConfig, ConfigError
-from swarm.diagnostics import WARNING, PathElement, config_problem, config_warning, format_path
+from swarm.diagnostics import (
+    WARNING,
+    Collector,
+    PathElement,
+    Positions,
+    config_problem,
+    config_warning,
+    format_path,
+)
 from swarm.ingress_config import INGRESS_LABEL, Ingress
 from swarm.model import service_name
 from swarm.service_args import update_order
@@ -110,12 +119,14 @@ class IngressPlan:
 # ---- routes from the stack file ------------------------------------------------------------------
 
 
-def read_routes(document: Any, spec: StackSpec, source: str) -> tuple[tuple[Route, ...], list[Problem]]:
+def read_routes(
+    document: Any, spec: StackSpec, source: str, positions: Positions | None = None
+) -> tuple[tuple[Route, ...], list[Problem]]:
     """The routes the stack file declares, and warnings. Raises StackFileError listing every
     problem: an unknown service, a port the service does not listen on where that is known, two
-    routes on one host and path, a malformed route."""
-    problems: list[Problem] = []
-    warnings: list[Problem] = []
+    routes on one host and path, a malformed route. `positions` (the document's) place each
+    problem at its line and column."""
+    problems = Collector(source, positions=positions)
     found: list[tuple[tuple[PathElement, ...], Route]] = []  # (where it was declared, route)
     if not isinstance(document, dict):
         return (), []
@@ -123,18 +134,18 @@ def read_routes(document: Any, spec: StackSpec, source: str) -> tuple[tuple[Rout
     for key, raw in services.items():
         if isinstance(raw, dict) and INGRESS_KEY in raw:
             for path, entry in _entries(raw[INGRESS_KEY], ("services", str(key), INGRESS_KEY)):
-                route = _route(entry, path, str(key), services, spec, source, problems, service_given=False)
+                route = _route(entry, path, str(key), services, spec, problems, service_given=False)
                 if route:
                     found.append((path, route))
     if INGRESS_KEY in document:
         value = document[INGRESS_KEY]
         if not isinstance(value, list):
-            problems.append(Problem(source, (INGRESS_KEY,), "must be a list of routes {service, host, path, port}; "
-                                    "a service's own routes go under services.<name>.x-ingress"))
+            problems.problem((INGRESS_KEY,), "must be a list of routes {service, host, path, port}; "
+                             "a service's own routes go under services.<name>.x-ingress")
         else:
             for index, entry in enumerate(value):
                 path = (INGRESS_KEY, index)
-                route = _route(entry, path, None, services, spec, source, problems, service_given=True)
+                route = _route(entry, path, None, services, spec, problems, service_given=True)
                 if route:
                     found.append((path, route))
 
@@ -142,19 +153,18 @@ def read_routes(document: Any, spec: StackSpec, source: str) -> tuple[tuple[Rout
     for path, route in found:
         first = claimed.setdefault((route.host, route.path), path)
         if first != path:
-            problems.append(Problem(source, path, f"{route.host} {route.path} is already routed by {format_path(first)}: "
-                                    "give each route its own host or path"))
-    if problems:
-        raise StackFileError(problems)
+            problems.problem(path, f"{route.host} {route.path} is already routed by {format_path(first)}: "
+                             "give each route its own host or path")
+    if problems.problems:
+        raise StackFileError(problems.problems)
     for service in sorted({route.service for _, route in found}):
         check = spec.services[service].healthcheck
         if check is None or check.disable or check.test == ("NONE",):
-            warnings.append(Problem(source, ("services", service), f"routed by {INGRESS_KEY} but has no healthcheck: swarm "
-                                    "sends it traffic as soon as a task starts and cannot roll back a release that does not "
-                                    "answer; add one", WARNING, service))
+            problems.warn(("services", service), f"routed by {INGRESS_KEY} but has no healthcheck: swarm sends it "
+                          "traffic as soon as a task starts and cannot roll back a release that does not answer; add one")
     # Longest path first within a host: the proxy tries routes in order.
     routes = sorted((route for _, route in found), key=lambda r: (r.host, -len(r.path), r.path))
-    return tuple(routes), warnings
+    return tuple(routes), problems.warnings
 
 
 def _entries(value: Any, path: tuple[PathElement, ...]) -> list[tuple[tuple[PathElement, ...], Any]]:
@@ -163,18 +173,18 @@ def _entries(value: Any, path: tuple[PathElement, ...]) -> list[tuple[tuple[Path
     return [(path, value)]
 
 
-def _route(entry: Any, path: tuple[PathElement, ...], service: str | None, services: Mapping, spec: StackSpec, source: str,
-           problems: list[Problem], *, service_given: bool) -> Route | None:
-    def problem(where: str, message: str) -> None:
-        problems.append(Problem(source, (*path, where) if where else path, message))
+def _route(entry: Any, path: tuple[PathElement, ...], service: str | None, services: Mapping, spec: StackSpec,
+           problems: Collector, *, service_given: bool) -> Route | None:
+    def problem(where: str, message: str, key: bool = False) -> None:
+        problems.problem((*path, where) if where else path, message, key=key)
 
     keys = ROUTE_KEYS | ({"service"} if service_given else set())
     if not isinstance(entry, dict):
         problem("", "must be a mapping such as {host: api.example.com, path: /, port: 8000}")
         return None
-    before = len(problems)
+    before = len(problems.problems)
     for unknown in sorted(set(entry) - keys, key=str):
-        problem(str(unknown), f"unknown key; a route takes {', '.join(sorted(keys))}")
+        problem(str(unknown), f"unknown key; a route takes {', '.join(sorted(keys))}", key=True)
     if service_given:
         service = entry.get("service")
         if not isinstance(service, str) or service not in spec.services:
@@ -207,7 +217,7 @@ def _route(entry: Any, path: tuple[PathElement, ...], service: str | None, servi
     elif known and port not in known:
         problem("port", f"service {service} does not listen on {port}: it declares {', '.join(map(str, sorted(known)))} "
                 "(ports, expose); route to one of those or declare the port")
-    if len(problems) > before:
+    if len(problems.problems) > before:
         return None
     return Route(host, route_path, service, int(port))
 
@@ -231,7 +241,9 @@ def _listening_ports(spec: ServiceSpec, raw: Any) -> set[int]:
 # ---- the plan: routes checked against swarm:ingress, the proxy added to the stack ----------------
 
 
-def plan_ingress(config: ClusterConfig, spec: StackSpec, document: Any = None) -> tuple[StackSpec, IngressPlan | None]:
+def plan_ingress(
+    config: ClusterConfig, spec: StackSpec, document: YamlDocument | None = None
+) -> tuple[StackSpec, IngressPlan | None]:
     """The stack to deploy and its ingress: `spec` with the proxy added, or unchanged with no
     plan when `swarm:ingress` is not set (declared routes are then only warned about).
     `document` is the stack file as read (read again from config.stack_file when not given).
@@ -239,7 +251,7 @@ def plan_ingress(config: ClusterConfig, spec: StackSpec, document: Any = None) -
     source = display_path(config.stack_file)
     if document is None:
         document = read_stack_file(config.stack_file)
-    routes, warnings = read_routes(document, spec, source)
+    routes, warnings = read_routes(document.value, spec, source, document.positions)
     ingress = config.ingress
     if ingress is None:
         if routes:

@@ -154,7 +154,8 @@ def group_warnings(warnings: Sequence[Problem]) -> list[str]:
     for members in groups.values():
         first = members[0]
         subjects = ", ".join(member.where for member in members)
-        merged.append(f"{first.file}: {subjects}: {first.message}" if first.file else f"{subjects}: {first.message}")
+        # At the first one's line: an editor or CI annotation opens it, the text names the others.
+        merged.append(f"{first.location}: {subjects}: {first.message}" if first.file else f"{subjects}: {first.message}")
     return merged
 
 

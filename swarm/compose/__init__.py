@@ -2,7 +2,7 @@
 
 One entry: `load_stack(path, stack=...)` (the stack file with its model catalogue expanded).
 The stages, each in its own module:
-- `yamlfile`: the YAML, read as Docker's parser reads it;
+- `yamlfile`: the YAML, read as Docker's parser reads it, with the line and column of each value;
 - `catalogue`: the models of an `x-model-catalogue`, expanded into plain service entries;
 - `reader`: what every section shares (versions, problems, warnings, `$` interpolation);
 - the sections: `services`, `deploy`, `ports`, `volumes`, `networks`, `secrets`;
@@ -23,8 +23,9 @@ is the reference and the differential tests compare against it field by field:
 - Keys introduced after the file's `version` are rejected as Docker does; no version means the
   latest 3.x (3.13).
 
-Every problem is collected before failing, each with file, path and what is expected, so an
-operator fixes a stack file in one pass. Options that swarm (or the Docker provider this
+Every problem is collected before failing, each with file, line, column, path and what is
+expected (`stacks/prod.yaml:47:5: services.api.deplyo: unknown key; did you mean deploy?`), so
+an operator fixes a stack file in one pass. Options that swarm (or the Docker provider this
 program deploys with) ignores are warnings, never silence.
 
 Deliberate differences from `docker stack deploy`, each reported clearly:
@@ -66,10 +67,12 @@ from swarm.compose.model import (
     VolumeSpec,
 )
 from swarm.compose.yamlfile import (
+    YamlDocument,
     describe_yaml_error,
     display_path,
     read_stack_file,
     read_yaml,
+    read_yaml_document,
 )
 from swarm.diagnostics import Problem, StackFileError
 from swarm.values.command import split_command
@@ -103,6 +106,7 @@ __all__ = [
     "Ulimit",
     "UpdatePolicy",
     "VolumeSpec",
+    "YamlDocument",
     "describe_yaml_error",
     "display_path",
     "format_duration",
@@ -117,5 +121,6 @@ __all__ = [
     "parse_stack",
     "read_stack_file",
     "read_yaml",
+    "read_yaml_document",
     "split_command",
 ]

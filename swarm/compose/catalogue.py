@@ -38,8 +38,9 @@ Merging, of a model over `defaults` and of `overrides` over the generated servic
 mappings (`environment`, `limits`, `overrides`, ...) merge key by key, anything else, lists
 included, is replaced.
 
-Problems are collected with the catalogue's file and path (`models[3].memory`), and a problem
-the loader finds in a generated service is reported against the model that generated it.
+Problems are collected with the catalogue's file, path (`models[3].memory`), line and column,
+and a problem the loader finds in a generated service is reported against the model that
+generated it (at the model's line in the catalogue).
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ from pathlib import Path
 from typing import Any
 
 from swarm.compose.model import NAME
-from swarm.compose.yamlfile import display_path, read_stack_file
+from swarm.compose.yamlfile import YamlDocument, display_path, read_stack_file
 from swarm.diagnostics import (
     Collector,
     PathElement,
+    Positions,
     Problem,
     ProblemPath,
     StackFileError,
@@ -170,7 +172,7 @@ def _limits(value: Any, path: ProblemPath, problems: Collector) -> dict[str, int
     for key, item in raw.items():
         read = {"cpus": _cpus, "memory": _memory}.get(key)
         if read is None:
-            problems.problem((*path, str(key)), "unknown key; expected cpus or memory")
+            problems.problem((*path, str(key)), "unknown key; expected cpus or memory", key=True)
         else:
             limits[key] = read(item, (*path, key), problems)
     return limits if len(limits) == len(raw) and None not in limits.values() else None
@@ -206,7 +208,7 @@ def _fields(value: Any, path: ProblemPath, problems: Collector, *, allowed: Coll
     fields = {}
     for key, item in raw.items():
         if key not in allowed:
-            problems.problem((*path, key), f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+            problems.problem((*path, key), f"unknown key; expected one of: {', '.join(sorted(allowed))}", key=True)
         else:
             fields[key] = FIELDS[key](item, (*path, key), problems)
     return fields if len(fields) == len(raw) and None not in fields.values() else None
@@ -292,18 +294,24 @@ class Expansion:
     services: dict[str, dict[str, Any]]  # model name -> Compose service entry, in catalogue order
     index: dict[str, int]  # model name -> its position under `models`, for error paths
     problems: list[Problem]
+    positions: Positions | None = None  # the catalogue's, for problems pointed at a model
 
 
-def expand_catalogue(catalogue: Any, *, source: str, taken: Mapping[str, str] | None = None) -> Expansion:
+def expand_catalogue(
+    catalogue: Any, *, source: str, taken: Mapping[str, str] | None = None, positions: Positions | None = None
+) -> Expansion:
     """The services of a parsed catalogue document. `taken` maps the names of hand-written
     services to the file declaring them: a model may not reuse one. A model with a problem
-    generates no service (its problems are enough; the loader would only repeat them)."""
+    generates no service (its problems are enough; the loader would only repeat them).
+    `positions` (the document's, from read_stack_file) place each problem at its line."""
     taken = taken or {}
-    problems = Collector(source)
+    problems = Collector(source, positions=positions)
     document = _mapping(catalogue, (), problems) or {}
     for key in document.keys() - {"defaults", "models"}:
         if not key.startswith("x-"):  # x- keys hold YAML anchors shared by models
-            problems.problem((key,), "unknown key; expected defaults, models or x-<anything> (for YAML anchors)")
+            problems.problem(
+                (key,), "unknown key; expected defaults, models or x-<anything> (for YAML anchors)", key=True
+            )
     defaults = _fields(document.get("defaults", {}), ("defaults",), problems, allowed=FIELDS.keys() - {"name"})
     models = document.get("models")
     if not isinstance(models, list):
@@ -340,17 +348,20 @@ def expand_catalogue(catalogue: Any, *, source: str, taken: Mapping[str, str] | 
         else:
             services[name] = model_service(model)
             index[name] = position
-    return Expansion(source, services, index, problems.problems)
+    return Expansion(source, services, index, problems.problems, positions)
 
 
 # ---- problems in generated services, pointed at their models -----------------------------------------------------------
 
 
 def read_catalogue(
-    reference: Any, stack_file: Path, hand_written: Collection[Any]
+    stack: YamlDocument, stack_file: Path, hand_written: Collection[Any]
 ) -> tuple[Expansion | None, list[Problem]]:
+    """The expansion of the catalogue the stack file (`stack`, read from `stack_file`) names."""
+    reference = stack.value[CATALOGUE_KEY]
+
     def problem(message: str) -> tuple[None, list[Problem]]:
-        return None, [Problem(display_path(stack_file), (CATALOGUE_KEY,), message)]
+        return None, [stack.positions.place(Problem(display_path(stack_file), (CATALOGUE_KEY,), message))]
 
     if not isinstance(reference, str) or not reference:
         return problem(f"must be the path of a model catalogue relative to this file, not {reference!r}")
@@ -362,7 +373,10 @@ def read_catalogue(
     except StackFileError as error:
         return None, error.problems
     expansion = expand_catalogue(
-        catalogue, source=display_path(path), taken=dict.fromkeys(hand_written, display_path(stack_file))
+        catalogue.value,
+        source=display_path(path),
+        taken=dict.fromkeys(hand_written, display_path(stack_file)),
+        positions=catalogue.positions,
     )
     return expansion, expansion.problems
 
@@ -403,4 +417,5 @@ def attribute(problems: list[Problem], expansion: Expansion | None) -> list[Prob
             kept.append(problem)
         else:
             found.append((problem, *located))
-    return kept + [Problem(expansion.source, path, message, severity) for path, message, severity in _grouped(found)]
+    pointed = [Problem(expansion.source, path, message, severity) for path, message, severity in _grouped(found)]
+    return kept + [expansion.positions.place(p) if expansion.positions else p for p in pointed]

@@ -31,7 +31,7 @@ from swarm.compose.secrets import read_file_objects
 from swarm.compose.services import read_service
 from swarm.compose.volumes import read_volumes
 from swarm.compose.yamlfile import display_path, read_stack_file
-from swarm.diagnostics import Problem, StackFileError
+from swarm.diagnostics import Positions, Problem, StackFileError
 
 _TOP_KEYS = {"version": V30, "services": V30, "networks": V30, "volumes": V30, "secrets": V31, "configs": V33}
 
@@ -63,15 +63,17 @@ def parse_stack(
     stack: str,
     external_secret_names: Collection[str] | None = None,
     external_config_names: Collection[str] | None = None,
+    positions: Positions | None = None,
 ) -> StackSpec:
     """The stack described by a parsed Compose document.
 
     `base_dir` anchors relative `file:` and `env_file` paths (the Compose file's directory).
     `external_secret_names`/`external_config_names` are the names with a value in the stack
     configuration; None skips that check (offline tools that have no configuration).
+    `positions` (the document's, from read_stack_file) place each problem at its line and column.
     Raises StackFileError listing every problem.
     """
-    r = Reader(source, base_dir, stack)
+    r = Reader(source, base_dir, stack, positions)
     if not isinstance(document, dict):
         r.problem("", f"must be a mapping with a `services:` section, not {kind_of(document)}")
         raise StackFileError(r.problems)
@@ -127,14 +129,15 @@ def load_stack(
     the catalogue it names under `x-model-catalogue` added to its services first (unless
     `catalogue` is false). Raises StackFileError listing every problem of the stack file and of
     the catalogue."""
-    document = read_stack_file(path)
+    read = read_stack_file(path)
+    document = read.value
     source = display_path(path)
     problems: list[Problem] = []
     expansion = None
     if catalogue and isinstance(document, dict) and CATALOGUE_KEY in document:
         hand_written = document.get("services")
         if hand_written is None or isinstance(hand_written, dict):  # else the loader reports it
-            expansion, problems = read_catalogue(document[CATALOGUE_KEY], path, hand_written or {})
+            expansion, problems = read_catalogue(read, path, hand_written or {})
         if expansion:
             document = {**document, "services": {**(hand_written or {}), **expansion.services}}
     try:
@@ -145,6 +148,7 @@ def load_stack(
             stack=stack,
             external_secret_names=external_secret_names,
             external_config_names=external_config_names,
+            positions=read.positions,
         )
     except StackFileError as error:
         raise StackFileError(problems + attribute(error.problems, expansion)) from None

@@ -10,7 +10,7 @@ from typing import Any
 
 from swarm.compose.model import NAME, Declared
 from swarm.compose.yamlfile import Timestamp
-from swarm.diagnostics import Collector, PathElement, Problem
+from swarm.diagnostics import Collector, PathElement, Positions, Problem
 from swarm.suggest import did_you_mean
 from swarm.values.duration import parse_duration
 from swarm.values.gostring import go_string
@@ -51,21 +51,22 @@ def version_text(version: Version) -> str:
 
 
 class Reader:
-    def __init__(self, source: str, base_dir: Path, stack: str):
+    def __init__(self, source: str, base_dir: Path, stack: str, positions: Positions | None = None):
         self.source = source
         self.base_dir = base_dir
         self.stack = stack
         self.version: Version = DEFAULT_VERSION
         self.declared = Declared({}, {}, {}, {})  # the top-level objects, once read (services use them)
-        self.found = Collector(source)
+        self.found = Collector(source, positions=positions)  # each problem at its line and column
         self.problems: list[Problem] = self.found.problems
         self.warnings: list[Problem] = self.found.warnings
 
-    def problem(self, path: Where | str, message: str) -> None:
-        self.found.problem(join(path), message)
+    def problem(self, path: Where | str, message: str, *, key: bool = False) -> None:
+        """A problem at `path`; `key`: about the key itself (unknown, too new), placed at the key."""
+        self.found.problem(join(path), message, key=key)
 
-    def warn(self, path: Where | str, message: str) -> None:
-        self.found.warn(join(path), message)
+    def warn(self, path: Where | str, message: str, *, key: bool = False) -> None:
+        self.found.warn(join(path), message, key=key)
 
     # -- structure
 
@@ -79,14 +80,14 @@ class Reader:
         for key in value:
             key_path = join(path, str(key))
             if not isinstance(key, str):
-                self.problem(key_path, f"keys must be strings, not {kind_of(key)}: quote the key")
+                self.problem(key_path, f"keys must be strings, not {kind_of(key)}: quote the key", key=True)
             elif key.startswith("x-") and extensions is not None:
                 self.require(extensions, key_path, "extension fields (x-)")
             elif key in keys:
                 self.require(keys[key], key_path, f"`{key}`")
             else:
                 hint = did_you_mean(key, keys) or f"; expected one of: {', '.join(sorted(keys))}"
-                self.problem(key_path, f"unknown key{hint}")
+                self.problem(key_path, f"unknown key{hint}", key=True)
         return value
 
     def require(self, version: Version, path: Where, what: str) -> None:
@@ -95,6 +96,7 @@ class Reader:
                 path,
                 f"{what} needs Compose file version {version_text(version)} or later, and this file says "
                 f"{version_text(self.version)}: raise `version` (at most 3.{LATEST_MINOR}) or remove it",
+                key=True,
             )
 
     def named_entries(self, value: Any, path: Where) -> list[tuple[str, Any]]:
@@ -107,7 +109,7 @@ class Reader:
         entries = []
         for name, definition in value.items():
             if not isinstance(name, str) or not NAME.match(name):
-                self.problem(join(path, str(name)), "names are letters, digits, '.', '_' and '-' only")
+                self.problem(join(path, str(name)), "names are letters, digits, '.', '_' and '-' only", key=True)
             else:
                 entries.append((name, definition))
         return entries
@@ -211,7 +213,7 @@ class Reader:
             for key, item in value.items():
                 item_path = join(path, str(key))
                 if not isinstance(key, str) or not key:
-                    self.problem(item_path, "keys must be non-empty strings")
+                    self.problem(item_path, "keys must be non-empty strings", key=True)
                 elif item is None:
                     result[key] = (None, item_path)
                 elif (text := self.scalar_text(item, item_path)) is not None:
@@ -244,7 +246,7 @@ class Reader:
             item_path = join(path, str(key))
             text = "" if item is None else self.scalar_text(item, item_path)
             if not isinstance(key, str):
-                self.problem(item_path, "option names must be strings")
+                self.problem(item_path, "option names must be strings", key=True)
             elif text is not None:
                 result[key] = text
         return result

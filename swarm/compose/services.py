@@ -307,10 +307,10 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         return ServiceSpec(name=name, image="")
     for key, advice in _FORBIDDEN_SERVICE_KEYS.items():
         if key in raw:
-            r.problem(join(path, key), f"docker stack deploy refuses it: {advice}")
+            r.problem(join(path, key), f"docker stack deploy refuses it: {advice}", key=True)
     for key, (_, advice) in _IGNORED_SERVICE_KEYS.items():
         if key in raw:
-            r.warn(join(path, key), f"ignored: {advice}")
+            r.warn(join(path, key), f"ignored: {advice}", key=True)
 
     def at(key: str) -> Where:
         return join(path, key)

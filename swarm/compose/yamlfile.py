@@ -1,19 +1,40 @@
-"""Stage 1: a stack file's YAML, read as Docker's parser (gopkg.in/yaml.v3) reads it.
+"""Stage 1: a stack file's YAML, read as Docker's parser (gopkg.in/yaml.v3) reads it, with the
+position of every value.
 
 Only `true`/`false` are booleans, no sexagesimal numbers, `0440` is octal, duplicate keys are an
 error (with the line of the first one). A file that cannot be read or parsed is one problem with
-the line and column of the mistake."""
+the line and column of the mistake.
+
+The document comes with its Positions (swarm/diagnostics.py): the line and column of every value
+and mapping key, by path, taken from the nodes the one parse composed, so that every later stage
+reports `stacks/prod.yaml:47:5: services.api.deplyo: ...` while knowing only the path. A value
+reached through an alias or a `<<: *defaults` merge is placed where its text is (in the anchored
+mapping): that is the text to change, and the path in the message says which service got it."""
 
 from __future__ import annotations
 
+import gc
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from swarm.diagnostics import Problem, StackFileError, describe_yaml_error, display_path
+from swarm.diagnostics import (
+    Mark,
+    PathElement,
+    Positions,
+    Problem,
+    ProblemPath,
+    StackFileError,
+    describe_yaml_error,
+    display_path,
+    yaml_error_mark,
+)
 
 
 class Timestamp(str):
@@ -137,22 +158,140 @@ def _construct(node: yaml.Node, built: dict[int, Any]) -> Any:
     return value
 
 
-def read_yaml(text: str) -> Any:
-    """A YAML document, with scalars resolved as Docker resolves them."""
+# Aliases can make the number of paths grow exponentially with the file (a "billion laughs"
+# file): past this many positions, the contents of a node already walked once are not walked
+# again, and their paths are placed at the nearest placed ancestor.
+_MAX_POSITIONS = 200_000
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A YAML document's value and where each of its values and keys is."""
+
+    value: Any
+    positions: Positions
+
+
+def _is_merge(key_node: yaml.Node) -> bool:
+    return key_node.tag == _PLAIN_TAG and key_node.value == "<<"
+
+
+def _entries(node: yaml.MappingNode, built: dict[int, Any], merging: frozenset[int] = frozenset()) -> list:
+    """(key, key node, value node) of every entry of a constructed mapping, merged ones
+    included, with _construct's precedence: its own keys, then the later `<<`, then the earlier
+    of several mappings merged by one `<<`."""
+    entries = [(built[id(key)], key, value) for key, value in node.value if not _is_merge(key)]
+    taken = {key for key, _, _ in entries}
+    merging = merging | {id(node)}  # a mapping merged into itself adds nothing
+    for key_node, value_node in reversed(node.value):
+        if not _is_merge(key_node):
+            continue
+        for source in value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]:
+            if id(source) in merging:
+                continue
+            for entry in _entries(source, built, merging):
+                if entry[0] not in taken:
+                    taken.add(entry[0])
+                    entries.append(entry)
+    return entries
+
+
+class _Placer:
+    """Walks the composed nodes of a constructed document and records where each path is."""
+
+    def __init__(self, built: dict[int, Any]) -> None:
+        self.built = built
+        self.values: dict[ProblemPath, Mark] = {}
+        self.keys: dict[ProblemPath, Mark] = {}
+        self.inside: set[int] = set()  # the collections being walked: a recursive alias stops here
+        self.walked: set[int] = set()  # the collections walked at least once
+
+    def place(self, node: yaml.Node, path: ProblemPath, key_node: yaml.Node | None) -> None:
+        scalar = isinstance(node, yaml.ScalarNode)
+        if key_node is None:
+            self.values[path] = _mark(node)
+        else:
+            self.keys[path] = key = _mark(key_node)
+            # A block collection starts on the line after its key, and an absent value (`key:`)
+            # after the colon: both are placed at their key, the line that introduces them.
+            at_key = node.value == "" and node.tag == _PLAIN_TAG if scalar else node.flow_style is False
+            self.values[path] = key if at_key else _mark(node)
+        if scalar or id(node) in self.inside or (id(node) in self.walked and len(self.values) >= _MAX_POSITIONS):
+            return
+        self.walked.add(id(node))
+        self.inside.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.place(item, (*path, index), None)
+        elif any(_is_merge(key) for key, _ in node.value):
+            for key, key_node, value_node in _entries(node, self.built):
+                self.place(value_node, (*path, _element(key)), key_node)
+        else:  # no merge: the entries as written (most mappings)
+            for key_node, value_node in node.value:
+                self.place(value_node, (*path, _element(self.built[id(key_node)])), key_node)
+        self.inside.discard(id(node))
+
+
+def _element(key: Any) -> PathElement:
+    """A mapping key as a path element: the loader names a non-string key by its text."""
+    return key if isinstance(key, str) else str(key)
+
+
+def _mark(node: yaml.Node) -> Mark:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _compose(text: str) -> yaml.Node | None:
     composer = _Composer(text)
     try:
-        node = composer.get_single_node()
+        return composer.get_single_node()
     finally:
         composer.dispose()
-    return None if node is None else _construct(node, {})
 
 
-def read_stack_file(path: Path) -> Any:
-    """The YAML document at `path`, read as Docker reads it; StackFileError if it cannot be."""
+@contextmanager
+def _without_gc() -> Iterator[None]:
+    """Reading allocates millions of objects and frees none until the end: the cycle collector
+    would scan them again and again for nothing (two thirds of the time of a 1 MB stack file,
+    scripts/bench_compose.py). A cycle made here (a recursive alias) is collected afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def read_yaml(text: str) -> Any:
+    """A YAML document, with scalars resolved as Docker resolves them."""
+    with _without_gc():
+        node = _compose(text)
+        return None if node is None else _construct(node, {})
+
+
+def read_yaml_document(text: str) -> YamlDocument:
+    """A YAML document as read_yaml reads it, with the position of each value and key."""
+    with _without_gc():
+        node = _compose(text)
+        if node is None:
+            return YamlDocument(None, Positions())
+        built: dict[int, Any] = {}
+        value = _construct(node, built)
+        placer = _Placer(built)
+        placer.place(node, (), None)
+        return YamlDocument(value, Positions(placer.values, placer.keys))
+
+
+def read_stack_file(path: Path) -> YamlDocument:
+    """The YAML document at `path`, read as Docker reads it, with its positions; StackFileError
+    if it cannot be read or parsed (at the line and column of the mistake)."""
     source = display_path(path)
     try:
-        return read_yaml(path.read_text(encoding="utf-8"))
+        return read_yaml_document(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise StackFileError([Problem(source, (), f"cannot be read: {error.strerror or error}")]) from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise StackFileError([Problem(source, (), describe_yaml_error(error))]) from None
+        line, column = yaml_error_mark(error) or (None, None)
+        message = describe_yaml_error(error, with_mark=False)
+        raise StackFileError([Problem(source, (), message, line=line, column=column)]) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from swarm.diagnostics import WARNING, Collector, ConfigError, Problem, StackFileError, format_path
+from swarm.diagnostics import WARNING, Collector, ConfigError, Positions, Problem, StackFileError, format_path
 
 
 def test_a_path_prints_as_the_file_shows_it():
@@ -57,3 +57,39 @@ def test_every_invalid_input_says_how_many_problems_and_that_nothing_was_deploye
         "Pulumi.prod.yaml: 2 problems in the stack configuration; nothing was deployed:\n"
         "  - swarm:region: is required\n  - swarm:nodePools: is required"
     )
+
+
+def test_a_problem_with_a_position_prints_as_compilers_print_it():
+    problem = Problem("stacks/prod.yaml", ("services", "api", "deplyo"), "unknown key", line=47, column=5)
+    assert str(problem) == "stacks/prod.yaml:47:5: services.api.deplyo: unknown key"
+    assert str(Problem("stacks/prod.yaml", (), "is not valid YAML", line=3, column=1)) == (
+        "stacks/prod.yaml:3:1: is not valid YAML"
+    )
+
+
+def test_a_problem_without_a_position_prints_as_before():
+    problem = Problem("stacks/prod.yaml", ("services", "api", "deplyo"), "unknown key")
+    assert (problem.line, problem.column) == (None, None)
+    assert str(problem) == "stacks/prod.yaml: services.api.deplyo: unknown key"
+
+
+POSITIONS = Positions(
+    values={(): (1, 1), ("services",): (1, 1), ("services", "api"): (2, 3), ("services", "api", "image"): (3, 12)},
+    keys={("services",): (1, 1), ("services", "api"): (2, 3), ("services", "api", "image"): (3, 5)},
+)
+
+
+def test_a_collector_with_positions_places_values_keys_and_missing_paths():
+    found = Collector("stack.yml", positions=POSITIONS)
+    found.problem(("services", "api", "image"), "must be a string")  # the value
+    found.problem(("services", "api", "image"), "unknown key", key=True)  # the key
+    found.problem(("services", "api", "deploy", "replicas"), "is required")  # not in the file: nearest ancestor
+    found.warn(("services", "api", 0), "ignored", key=True)  # no key of its own: where its value would be
+    assert [(p.line, p.column) for p in (*found.problems, *found.warnings)] == [(3, 12), (3, 5), (2, 3), (2, 3)]
+    assert str(found.problems[2]) == "stack.yml:2:3: services.api.deploy.replicas: is required"
+
+
+def test_a_collector_without_positions_places_nothing():
+    found = Collector("stack.yml")
+    found.problem(("services", "api"), "needs `image`")
+    assert str(found.problems[0]) == "stack.yml: services.api: needs `image`"

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from swarm.compose import StackFileError, parse_stack
+from swarm.compose import StackFileError, parse_stack, read_yaml_document
 from swarm.config import parse_config
 from swarm.ingress import HEALTH_PATH, PROXY_SERVICE, ROUTES_NETWORK, Route, plan_ingress, proxy_config, read_routes
 from tests.lifecycle.engine import Engine, Provider
@@ -143,6 +143,26 @@ def test_malformed_routes_are_all_reported():
         "s.yaml: services.web.x-ingress[1]: must be a mapping such as {host: api.example.com, path: /, port: 8000}",
         "s.yaml: x-ingress: must be a list of routes {service, host, path, port}; a service's own routes go under "
         "services.<name>.x-ingress",
+    ]
+
+
+def test_a_route_problem_in_a_stack_file_points_at_its_line_and_column():
+    document = read_yaml_document(
+        "services:\n"
+        "  api:\n"
+        "    image: a\n"
+        "    ports: ['8000']\n"
+        "    x-ingress: {host: api.example.com, prot: 8000}\n"
+        "x-ingress:\n"
+        "  - {service: api, host: api.example.com, path: /v1, port: 9000}\n"
+    )
+    spec = parse_stack(document.value, source="s.yaml", base_dir=Path("."), stack="t")
+    with pytest.raises(StackFileError) as raised:
+        read_routes(document.value, spec, "s.yaml", document.positions)
+    assert [str(problem) for problem in raised.value.problems] == [
+        "s.yaml:5:40: services.api.x-ingress.prot: unknown key; a route takes host, path, port",
+        "s.yaml:7:60: x-ingress[0].port: service api does not listen on 9000: it declares 8000 (ports, expose); route to "
+        "one of those or declare the port",
     ]
 
 

@@ -444,7 +444,7 @@ def test_a_yaml_mistake_in_the_stack_file_is_a_located_error_without_traceback(t
     run = run_program("prod", config)
     assert isinstance(run.error, pulumi.RunError)  # the engine prints a RunError without a traceback
     message = str(run.error)
-    assert "stacks/broken.yaml: is not valid YAML: line 4, column 4: " in message
+    assert "stacks/broken.yaml:4:4: is not valid YAML: did not find expected key" in message
     assert "<unicode string>" not in message and str(tmp_path) not in message
     assert run.registrations == []
 

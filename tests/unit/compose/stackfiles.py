@@ -50,3 +50,12 @@ def problems(tmp_path: Path, text: str, **kwargs) -> dict[str, str]:
     with pytest.raises(StackFileError) as raised:
         load(tmp_path, text, **kwargs)
     return {problem.where: problem.message for problem in raised.value.problems}
+
+
+def at(path: Path, fragment: str, nth: int = 0) -> str:
+    """`path` as a problem names it when it is at the `nth` occurrence of `fragment` in the file:
+    `stack.yml:7:13` (line and column counted from 1)."""
+    hits = [(number, line.index(fragment) + 1) for number, line in enumerate(path.read_text().splitlines(), 1)
+            if fragment in line]
+    line, column = hits[nth]
+    return f"{path}:{line}:{column}"

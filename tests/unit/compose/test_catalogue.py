@@ -23,6 +23,7 @@ from swarm.compose import StackFileError, load_stack, load_stack_file, parse_cpu
 from swarm.compose.catalogue import compose_cpus, compose_memory, expand_catalogue
 from swarm.config import load_stack_config_file
 from tests.pulumi_program import PROJECT_ROOT, reference_stack_text, run_program, stack_config
+from tests.unit.compose.stackfiles import at
 
 PROD_STACK = reference_stack_text()  # the tests name their own catalogues
 ML = ["node.role == worker", "node.labels.type == machine-learning"]
@@ -278,10 +279,10 @@ def test_stack_file_and_catalogue_problems_are_reported_together_and_nothing_loa
         {"name": "ner", "image": "a:1", "cpus": "1", "memory": "1G"},
     ]}, stack_text)
     assert raised(path) == [
-        (f"{tmp_path}/models.yaml: models[0].name: 'api' is already a service in {path}: rename the model or the "
-        "service"),
-        (f"{path}: services.api.deploy.resources.limits.memory: invalid size '10 gigs': expected a number with an "
-        "optional unit b, k, m, g, t or p, like 512M or 10G"),
+        (f"{at(tmp_path / 'models.yaml', 'api')}: models[0].name: 'api' is already a service in {path}: rename the "
+        "model or the service"),
+        (f"{at(path, '10 gigs')}: services.api.deploy.resources.limits.memory: invalid size '10 gigs': expected a "
+        "number with an optional unit b, k, m, g, t or p, like 512M or 10G"),
     ]
 
 
@@ -289,14 +290,16 @@ def test_what_the_loader_finds_in_generated_services_points_at_the_models_once(t
     models = [{"name": f"m{i}", "image": "a:1", "cpus": "0.1", "memory": "64M"} for i in range(6)]
     models[2]["overrides"] = {"deploy": {"mode": "everywhere"}}
     defaults = {**DEFAULTS, "secrets": ["hf_token"], "restart_policy": {"delay": "5 s"}}
-    catalogue = tmp_path / "models.yaml"
-    assert raised(write_stack(tmp_path, {"defaults": defaults, "models": models})) == [
-        (f"{catalogue}: models[0]: in the generated service, deploy.restart_policy.delay: invalid duration '5 s': "
+    found = raised(write_stack(tmp_path, {"defaults": defaults, "models": models}))
+    # At the model's first line (its first key, cpus), where an editor opens the catalogue.
+    first, third = (at(tmp_path / "models.yaml", "cpus:", index) for index in (0, 2))
+    assert found == [
+        (f"{first}: models[0]: in the generated service, deploy.restart_policy.delay: invalid duration '5 s': "
         "expected a number with a unit (ns, us, ms, s, m, h), like 10s or 1m30s (also models[1], models[2], "
         "models[3] and 2 more)"),
-        (f"{catalogue}: models[0]: in the generated service, secrets[0]: secret 'hf_token' is not declared under "
+        (f"{first}: models[0]: in the generated service, secrets[0]: secret 'hf_token' is not declared under "
         "the top-level `secrets:` (also models[1], models[2], models[3] and 2 more)"),
-        (f"{catalogue}: models[2]: in the generated service, deploy.mode: must be replicated or global, not "
+        (f"{third}: models[2]: in the generated service, deploy.mode: must be replicated or global, not "
         "'everywhere'"),
     ]
 
@@ -309,14 +312,15 @@ def test_a_model_whose_name_has_dots_is_found_by_its_whole_name(tmp_path):
     path = write_stack(tmp_path, {"defaults": DEFAULTS, "models": models})
     catalogue = tmp_path / "models.yaml"
     assert raised(path) == [
-        f"{catalogue}: models[1]: in the generated service, deploy.mode: must be replicated or global, not 'everywhere'"
+        f"{at(catalogue, 'cpus:', 1)}: models[1]: in the generated service, deploy.mode: must be replicated or global, "
+        "not 'everywhere'"
     ]
     models[1]["overrides"] = {"depends_on": ["llm"]}
     spec = load_stack(write_stack(tmp_path, {"defaults": DEFAULTS, "models": models}), stack="prod")
     (warning,) = [w for w in spec.warnings if w.file == str(catalogue)]
-    assert (warning.path, str(warning)) == (("models", 1), f"{catalogue}: models[1]: in the generated service, "
-                                            "depends_on: ignored: swarm starts services in no particular order: "
-                                            "make each service retry its dependencies")
+    assert (warning.path, str(warning)) == (("models", 1), f"{at(catalogue, 'cpus:', 1)}: models[1]: in the generated "
+                                            "service, depends_on: ignored: swarm starts services in no particular "
+                                            "order: make each service retry its dependencies")
 
 
 @pytest.mark.parametrize(("reference", "expected"), [
@@ -327,12 +331,34 @@ def test_a_bad_catalogue_reference_is_a_problem_of_the_stack_file(tmp_path, refe
     path = tmp_path / "prod.yaml"
     path.write_text(PROD_STACK.replace('version: "3.8"\n', f'version: "3.8"\nx-model-catalogue: {reference}\n'))
     (found,) = raised(path)
-    assert found.startswith(f"{path}: " + expected.format(dir=tmp_path))
+    assert found.startswith(f"{at(path, reference)}: " + expected.format(dir=tmp_path))
+
+
+def test_a_problem_in_a_catalogue_entry_points_into_the_catalogue(tmp_path):
+    catalogue = """\
+defaults:
+  image_prefix: registry.example.com/models/
+  networks: [main_network]
+models:
+  - name: ner
+    image: spacy-ner:1.2
+    cpus: '0.5'
+    memory: 2 gigs
+  - name: sum
+    image: summarizer:1
+    cpus: '1'
+    memory: 1G
+    limits: {disk: 1G}
+"""
+    found = raised(write_stack(tmp_path, catalogue))
+    file = tmp_path / "models.yaml"
+    assert found[0].startswith(f"{file}:8:13: models[0].memory: invalid size '2 gigs'")
+    assert found[1] == f"{file}:13:14: models[1].limits.disk: unknown key; expected cpus or memory"
 
 
 def test_invalid_yaml_in_the_catalogue_names_the_catalogue(tmp_path):
     (found,) = raised(write_stack(tmp_path, "models: [\n"))
-    assert found.startswith(f"{tmp_path}/models.yaml: is not valid YAML")
+    assert found.startswith(f"{tmp_path}/models.yaml:2:1: is not valid YAML: did not find expected node content")
 
 
 def test_the_catalogue_key_needs_a_version_with_extension_fields(tmp_path):

@@ -31,6 +31,7 @@ from tests.unit.compose.stackfiles import (
     ROOT,
     STACK,
     VALID_FILES,
+    at,
     docker_config,
     load,
     problems,
@@ -345,7 +346,8 @@ def assert_top_level(spec: StackSpec, printed: dict) -> None:
 @pytest.mark.tools("docker")
 @pytest.mark.parametrize("path", INVALID_FILES, ids=lambda path: path.name)
 def test_loader_rejects_what_docker_rejects(path: Path):
-    expected_path = re.match(r"# expect: ?(.*)\n", path.read_text()).group(1)
+    # "# expect: LINE:COLUMN: PATH": the problem Docker's rejection corresponds to, and where it is.
+    line, column, expected_path = re.match(r"# expect: (\d+):(\d+):(?: (.*))?\n", path.read_text()).groups(default="")
     result = docker_config(path)
     assert result.returncode != 0, f"docker accepts {path.name}:\n{result.stdout}"
 
@@ -356,7 +358,7 @@ def test_loader_rejects_what_docker_rejects(path: Path):
     assert expected_path in paths, str(raised.value)
     shown = str(path.relative_to(ROOT))  # files are named relative to the project
     assert all(problem.file == shown and problem.message for problem in raised.value.problems)
-    location = f"{shown}: {expected_path}" if expected_path else shown
+    location = f"{shown}:{line}:{column}: {expected_path}" if expected_path else f"{shown}:{line}:{column}"
     assert f"  - {location}: " in str(raised.value)
 
 
@@ -405,7 +407,7 @@ secrets:
         load(tmp_path, text)
     message = str(raised.value)
     assert message.startswith("11 problems in the stack file; nothing was deployed:")
-    assert f"{tmp_path / 'stack.yml'}: services.api.deploy.resources.limits.memory: " in message
+    assert f"{at(tmp_path / 'stack.yml', '10Q')}: services.api.deploy.resources.limits.memory: " in message
 
 
 def test_capacity_helpers_expose_placement_and_reservations():
@@ -441,3 +443,38 @@ def test_staging_is_prod_scaled_down():
 def test_parse_stack_reports_a_document_that_is_not_a_mapping():
     with pytest.raises(StackFileError, match="must be a mapping"):
         parse_stack(["not", "a", "mapping"], source="x.yml", base_dir=ROOT, stack=STACK)
+
+
+STACK_WITH_MISTAKES = """\
+version: "3.8"
+x-defaults: &defaults
+  image: registry.example.com/base:1
+  deploy:
+    replicas: two
+services:
+  api:
+    image: registry.example.com/api:1
+    deploy:
+      resources:
+        limits:
+          memroy: 1G
+  worker:
+    command: ["run"]
+  batch:
+    <<: *defaults
+"""
+
+
+def test_each_problem_points_at_its_line_and_column(tmp_path: Path):
+    with pytest.raises(StackFileError) as raised:
+        load(tmp_path, STACK_WITH_MISTAKES)
+    file = tmp_path / "stack.yml"
+    assert [str(problem) for problem in raised.value.problems] == [
+        # An unknown key deep in a service: at the key itself.
+        f"{file}:12:11: services.api.deploy.resources.limits.memroy: unknown key; did you mean memory?",
+        # A missing key: at the mapping it is missing from (the key that introduces it).
+        f"{file}:13:3: services.worker: needs `image`: swarm runs images, it does not build them",
+        # A value a `<<: *defaults` merge brought: where its text is, in the anchored mapping; the
+        # path says which service got it.
+        f"{file}:5:15: services.batch.deploy.replicas: must be a whole number, not the string 'two'",
+    ]

@@ -25,7 +25,11 @@ def test_options_swarm_ignores_are_warnings_naming_file_and_path(tmp_path: Path)
         "services.b.ports[0]",
         "services.b.volumes[0]",
     }
-    assert all(warning.file == file and str(warning).startswith(file + ": ") for warning in spec.warnings)
+    assert all(str(warning).startswith(f"{file}:{warning.line}:{warning.column}: {warning.where}: ")
+               for warning in spec.warnings)
+    # An ignored key is pointed at (the key, not its value); an ignored item at the item.
+    where = {warning.where: (warning.line, warning.column) for warning in spec.warnings}
+    assert (where["services.a.depends_on"], where["services.b.volumes[0]"]) == ((4, 5), (11, 15))
     assert any("does not stop swarm from restarting" in warning for warning in map(str, spec.warnings))
 
 
