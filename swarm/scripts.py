@@ -36,12 +36,19 @@ def wait_ready_script(timeout_seconds: int = 900) -> str:
     return node_scripts.render("wait_ready", TIMEOUT=int(timeout_seconds))
 
 
-def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
+# How long a lone manager's successor keeps the stand-in a manager after joining it: the workers
+# learn the new manager from the stand-in at its next heartbeats (5 s each).
+STANDIN_GRACE_SECONDS = 15
+
+
+def init_script(advertise_addr: str, state_dir: str | None = None, standin_grace_seconds: int = STANDIN_GRACE_SECONDS) -> str:
     """Bring the first manager into the swarm, advertising its VPC address. Prints the node ID.
 
     A swarm is initialised only when no existing swarm can be found, never as a side effect of a
     replacement. In order, an `inactive` node:
-    1. joins the swarm the other managers hold, when any does: stdin carries one line
+    1. joins the swarm the other managers hold, when any does (or the worker a lone predecessor
+       promoted to stand in for it, handover_script; demoted `standin_grace_seconds` after the
+       join, once the workers know this manager): stdin carries one line
        `<address> <manager join token>` per manager that is in a swarm (manager_probe_script,
        run on each of them just before). This is the first of three managers replaced: its
        successor joins the two that kept quorum, and the old node is retired afterwards. A swarm
@@ -60,10 +67,12 @@ def init_script(advertise_addr: str, state_dir: str | None = None) -> str:
     may hold swarm state, so the script stops and says what to look at.
     """
     # Without a volume: no kept state, no list of managers, nothing to refuse over.
-    kept = {"STATE_DIR": "", "STATE_BACKUP": "", "ROSTER": ""} if state_dir is None else {
+    kept = {"STATE_DIR": "", "STATE_BACKUP": "", "ROSTER": "", "STANDINS": ""} if state_dir is None else {
         "STATE_DIR": state_dir, "STATE_BACKUP": f"{state_dir}/{SWARM_STATE_BACKUP}", "ROSTER": f"{state_dir}/{MANAGERS_FILE}",
+        "STANDINS": f"{state_dir}/{STANDINS_FILE}",
     }
-    return node_scripts.render("init", ADDR=advertise_addr, PORT=SWARM_PORT, ADDRESS_POOL=SWARM_ADDRESS_POOL, **kept)
+    return node_scripts.render("init", ADDR=advertise_addr, PORT=SWARM_PORT, ADDRESS_POOL=SWARM_ADDRESS_POOL,
+                               STANDIN_GRACE=int(standin_grace_seconds), **kept)
 
 
 def manager_probe_script() -> str:
@@ -166,6 +175,9 @@ SWARM_STATE_BACKUP = "swarm-state.tar.gz"
 # The other managers (`<address> <manager join token>` lines) a first manager of several leaves on
 # its volume before its droplet goes, for its successor to join when no probe finds them.
 MANAGERS_FILE = "managers"
+# The workers a lone manager promoted to stand in for it (node IDs), for its successor to demote
+# once it has joined them.
+STANDINS_FILE = "standins"
 
 
 def swarm_state_dir(mount_path: str) -> str:
@@ -181,7 +193,8 @@ def keep_swarm_state_script(state_dir: str | None, mount_path: str | None) -> st
     return node_scripts.render("keep_swarm_state", STATE_DIR=state_dir, MOUNT_PATH=mount_path)
 
 
-def handover_script(state_dir: str | None, demote_wait_seconds: int = 60) -> str:
+def handover_script(state_dir: str | None, demote_wait_seconds: int = 60,
+                    standin_grace_seconds: int = STANDIN_GRACE_SECONDS) -> str:
     """Run on the first manager before its droplet goes (its handover command's delete).
 
     - One of several managers: it demotes itself, so that leadership moves to another manager
@@ -194,9 +207,17 @@ def handover_script(state_dir: str | None, demote_wait_seconds: int = 60) -> str
       joins the old managers, which live until the end of the run, from this list instead.
     - The only manager, with `state_dir` on its block-storage volume: it copies its swarm state
       there, which outlives the droplet, the way Docker's admin guide backs a manager up: Docker
-      stopped, /var/lib/docker/swarm copied whole, Docker started again. Its successor restores
-      it (init_script).
+      stopped, /var/lib/docker/swarm copied whole, Docker started again. Then, when a worker is
+      Ready and Active, it promotes it to **stand in** (STANDINS_FILE names it, MANAGERS_FILE
+      lists its address and the manager token) and demotes itself: the workers follow the
+      stand-in as their manager and keep their tasks, and the successor joins it (init_script),
+      then demotes it. Without a worker, or when the promotion does not take within the wait, its
+      successor restores the kept state instead (and the workers rejoin it). A demotion of itself
+      that does not take fails the script with the stand-in demoted again: two managers, one
+      destroyed, would leave the swarm without quorum.
     """
     backup = "" if state_dir is None else f"{state_dir}/{SWARM_STATE_BACKUP}"
     roster = "" if state_dir is None else f"{state_dir}/{MANAGERS_FILE}"
-    return node_scripts.render("handover", BACKUP=backup, ROSTER=roster, DEMOTE_WAIT=int(demote_wait_seconds))
+    standins = "" if state_dir is None else f"{state_dir}/{STANDINS_FILE}"
+    return node_scripts.render("handover", BACKUP=backup, ROSTER=roster, STANDIN=standins,
+                               DEMOTE_WAIT=int(demote_wait_seconds), GRACE=int(standin_grace_seconds))

@@ -1,13 +1,31 @@
 #!/bin/sh
 # Run on the first manager before its droplet goes (its handover command's delete): one of
-# several managers demotes itself, so that leadership moves while it is still up; the only
-# manager keeps its swarm state in BACKUP on its volume, Docker stopped. See
-# swarm.scripts.handover_script.
-# BACKUP: where a lone manager keeps its swarm state; ROSTER: where one of several lists the
-# others (`<address> <manager join token>` lines, for its successor's init.sh). Both on the
-# volume, both empty without one.
-# inputs: BACKUP ROSTER DEMOTE_WAIT
+# several managers demotes itself, so that leadership moves while it is still up. The only
+# manager keeps its swarm state in BACKUP on its volume (Docker stopped: Docker's documented
+# backup), then, when a worker is Ready, promotes it to stand in, lists it in ROSTER and marks
+# it in STANDIN for its successor's init.sh, and demotes itself: the workers follow the stand-in
+# and keep their tasks. See swarm.scripts.handover_script.
+# BACKUP: where a lone manager keeps its swarm state; ROSTER: the managers left
+# (`<address> <manager join token>` lines, for the successor's init.sh); STANDIN: the node IDs of
+# workers promoted to stand in. All on the volume, all empty without one.
+# GRACE: seconds the workers get to learn the stand-in before this manager stops being one.
+# inputs: BACKUP ROSTER STANDIN DEMOTE_WAIT GRACE
 set -eu
+# wait_until SECONDS CHECK [ARG...]: true once CHECK succeeds, false after SECONDS.
+wait_until() {
+  deadline=$(( $(date +%s) + $1 ))
+  shift
+  until "$@"; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
+    sleep 1
+  done
+}
+control_is() {
+  [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = "$1" ]
+}
+reachable() {
+  [ "$(docker node inspect --format '{{.ManagerStatus.Reachability}}' "$1" 2>/dev/null)" = reachable ]
+}
 if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ] ||
   [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
   echo "$(hostname) is not a swarm manager: nothing to hand over"
@@ -32,14 +50,10 @@ if [ "$managers" -gt 1 ]; then
     )
   fi
   docker node demote "$(docker info --format '{{.Swarm.NodeID}}')" >/dev/null
-  deadline=$(( $(date +%s) + DEMOTE_WAIT ))
-  until [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" = false ]; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "$(hostname) is still a manager ${DEMOTE_WAIT}s after its demotion; see docker node ls" >&2
-      exit 1
-    fi
-    sleep 1
-  done
+  if ! wait_until "$DEMOTE_WAIT" control_is false; then
+    echo "$(hostname) is still a manager ${DEMOTE_WAIT}s after its demotion; see docker node ls" >&2
+    exit 1
+  fi
   echo "$(hostname) handed over to the other $((managers - 1)) managers (demoted)"
   exit 0
 fi
@@ -54,4 +68,52 @@ trap 'systemctl start docker' EXIT
 tar -C /var/lib/docker -czf "$BACKUP.tmp" swarm
 mv "$BACKUP.tmp" "$BACKUP"
 sync
+systemctl start docker
+trap - EXIT
 echo "kept the swarm state of $(hostname) in $BACKUP ($(wc -c <"$BACKUP") bytes)"
+self=$(docker info --format '{{.Swarm.NodeID}}')
+wait_until "$DEMOTE_WAIT" control_is true || {
+  echo "$(hostname) is not a manager again ${DEMOTE_WAIT}s after its restart: its successor restores the kept state" >&2
+  exit 0
+}
+
+# A stand-in: without one, the successor restores the kept state under a new address, which the
+# workers do not know: they leave and rejoin it, and their tasks stop meanwhile. A worker promoted
+# now learns the swarm as a manager; once this node is demoted it is the one the workers follow,
+# and the successor joins it as the other managers' successors do.
+# Right after this manager's restart the workers are not Ready again until they report in.
+ready_worker() {
+  promoted=$(docker node ls --filter role=worker --format '{{.ID}} {{.Status}} {{.Availability}}' 2>/dev/null |
+    awk '$2 == "Ready" && $3 == "Active" { print $1; exit }')
+  [ -n "$promoted" ]
+}
+if [ -z "$(docker node ls -q --filter role=worker)" ] || ! wait_until "$DEMOTE_WAIT" ready_worker; then
+  echo "$(hostname) is the only manager and no worker is Ready to stand in: its successor restores the kept state"
+  exit 0
+fi
+docker node promote "$promoted" >/dev/null
+if ! wait_until "$DEMOTE_WAIT" reachable "$promoted"; then
+  docker node demote "$promoted" >/dev/null 2>&1 || true
+  echo "warning: $promoted did not become a reachable manager within ${DEMOTE_WAIT}s (demoted again): the successor of $(hostname) restores the kept state; the workers will rejoin it" >&2
+  exit 0
+fi
+# The workers learn the stand-in from this manager's dispatcher, which publishes every change of
+# managers to their sessions; a worker that has not learnt it when this one stops being a manager
+# knows no manager left and would rejoin (its tasks stopped).
+sleep "$GRACE"
+address=$(docker node inspect --format '{{.ManagerStatus.Addr}}' "$promoted")
+token=$(docker swarm join-token -q manager)
+printf '%s %s\n' "${address%:*}" "$token" >"$ROSTER.tmp"
+printf '%s\n' "$promoted" >"$STANDIN.tmp"
+mv "$ROSTER.tmp" "$ROSTER"
+mv "$STANDIN.tmp" "$STANDIN"
+docker node demote "$self" >/dev/null
+if ! wait_until "$DEMOTE_WAIT" control_is false; then
+  # Two managers, one about to be destroyed, would leave the swarm without quorum: undo, and
+  # fail, so that the droplet stays.
+  docker node demote "$promoted" >/dev/null 2>&1 || true
+  rm -f "$ROSTER" "$STANDIN"
+  echo "$(hostname) is still a manager ${DEMOTE_WAIT}s after its demotion; the stand-in $promoted was demoted again; see docker node ls" >&2
+  exit 1
+fi
+echo "$(hostname) handed over to the stand-in $promoted (a worker, promoted until its successor joins)"

@@ -5,8 +5,9 @@
 # stdin: one line `<address> <manager join token>` per other manager in a swarm (manager_probe.sh).
 # STATE_DIR: the folder on the volume where a predecessor kept its swarm state (STATE_BACKUP)
 # or, one of several managers, the others it left (ROSTER: lines as on stdin). All three are
-# empty without a volume.
-# inputs: ADDR PORT ADDRESS_POOL STATE_DIR STATE_BACKUP ROSTER
+# empty without a volume. STANDINS: workers a lone predecessor promoted to stand in for it
+# (node IDs, handover.sh), demoted once this one has joined them, STANDIN_GRACE seconds later.
+# inputs: ADDR PORT ADDRESS_POOL STATE_DIR STATE_BACKUP ROSTER STANDINS STANDIN_GRACE
 # uses: _swarm
 set -eu
 state=$(local_state)
@@ -19,6 +20,11 @@ if [ "$state" = inactive ]; then
     if swarm_join "$ADDR" "$PORT" "$token" "$peer:$PORT"; then
       echo "$(hostname): joined the swarm the manager at $peer holds" >&2
       state=$(local_state)
+      # The state a lone predecessor kept before handing over is older than the swarm joined:
+      # set aside, never restored over it later.
+      if [ -n "$STATE_BACKUP" ] && [ -f "$STATE_BACKUP" ]; then
+        mv "$STATE_BACKUP" "$STATE_BACKUP.superseded-$(date -u +%Y%m%dT%H%M%SZ)"
+      fi
       break
     fi
     # A join that failed half-way leaves the node pending: clear it before the next manager.
@@ -94,5 +100,21 @@ docker node ls --format '{{.ID}} {{.Hostname}} {{.Status}} {{.ManagerStatus}}' |
     echo "$(hostname): removed the node $id its predecessor left behind" >&2
   fi
 done
+# Workers that stood in for a lone predecessor go back to being workers, now that this one is a
+# manager: the swarm keeps one manager, as declared. Not at once: each worker learns this manager
+# from the one it is connected to (the stand-in), in a session message at the next heartbeat
+# (5 s); demoted before that, the stand-in would leave workers knowing no manager, and their
+# join commands would take them out of the swarm to join again, stopping their tasks.
+if [ -n "$STANDINS" ] && [ -s "$STANDINS" ]; then
+  sleep "$STANDIN_GRACE"
+  while read -r standin; do
+    [ -n "$standin" ] || continue
+    if [ "$(docker node inspect --format '{{.Spec.Role}}' "$standin" 2>/dev/null)" = manager ]; then
+      docker node demote "$standin" >/dev/null
+      echo "$(hostname): demoted $standin, which stood in for its predecessor" >&2
+    fi
+  done <"$STANDINS"
+  rm -f "$STANDINS"
+fi
 if [ -n "$ROSTER" ] && [ -f "$ROSTER" ]; then rm -f "$ROSTER"; fi
 echo "$self"

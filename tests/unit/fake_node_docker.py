@@ -55,9 +55,11 @@ def main(argv: list[str]) -> int:
     elif argv[:2] == ["node", "inspect"]:
         fmt = argv[argv.index("--format") + 1]
         if "ManagerStatus.Addr" in fmt:
-            print(state["other_managers"][argv[-1]])
+            print({**state.get("other_managers", {}), **state.get("addresses", {})}[argv[-1]])
+        elif "ManagerStatus.Reachability" in fmt:  # a promoted worker: `reachable` once it is one
+            print(state.get("reachability", {}).get(argv[-1], ""))
         elif "Spec.Role" in fmt:
-            print(state.get("role", "worker"))
+            print(state.get("roles", {}).get(argv[-1], state.get("role", "worker")))
         elif "range" in fmt:
             print("".join(f"{key}\n" for key in state.get("labels", [])))
         else:
@@ -66,6 +68,8 @@ def main(argv: list[str]) -> int:
         state["control"] = False  # this node itself
     elif argv[:2] in (["node", "update"], ["node", "promote"], ["node", "demote"]):
         pass
+    elif argv[:2] == ["node", "ls"] and "role=worker" in argv:  # -q, or ID status availability
+        print("\n".join(row[0] if "-q" in argv else " ".join(row) for row in state.get("workers", [])))
     elif argv[:2] == ["node", "ls"] and "--format" in argv:  # ID hostname status
         print("\n".join(" ".join(row) for row in state.get("node_table", [])))
     elif argv[:2] == ["node", "ls"]:  # -q [--filter role=manager]: this node, then the other managers

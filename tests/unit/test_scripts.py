@@ -348,6 +348,84 @@ def test_a_first_manager_of_several_lists_the_others_on_its_volume_before_demoti
     assert calls.index(["swarm", "join-token", "-q", "manager"]) < calls.index(["node", "demote", "m1old"])
 
 
+def lone_manager(tmp_path, **node) -> tuple[dict, Path]:
+    """A lone manager with a volume (its state dir under tmp_path), the stand-in `docker` plus a
+    `systemctl` and a `tar` that log to the same call list (tar writes its archive)."""
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {
+        "local": "active", "control": True, "managers_count": 1, "id": "m1old", "tokens": {"manager": "SWMTKN-1-m"}, **node,
+    })
+    bin_dir = tmp_path / "bin"
+    log = """python3 -c 'import json, os, sys; open(os.environ["FAKE"] + "/calls.jsonl", "a").write(json.dumps(sys.argv[1:]) + "\\n")'"""
+    (bin_dir / "systemctl").write_text(f"#!/bin/sh\n{log} systemctl \"$@\"\n")
+    (bin_dir / "tar").write_text(f"#!/bin/sh\n{log} tar \"$@\"\nwhile [ $# -gt 0 ]; do case $1 in -czf) echo kept >\"$2\";; esac; shift; done\n")
+    for tool in ("systemctl", "tar"):
+        (bin_dir / tool).chmod(0o755)
+    return env, tmp_path / "mnt" / ".swarm-state"
+
+
+def test_a_lone_manager_keeps_its_state_then_hands_over_to_a_worker_promoted_to_stand_in(tmp_path):
+    env, state_dir = lone_manager(tmp_path, workers=[["w9", "Down", "Active"], ["w1", "Ready", "Active"]],
+                                  reachability={"w1": "reachable"}, addresses={"w1": "10.110.0.7:2377"})
+    result = run(scripts.handover_script(str(state_dir), standin_grace_seconds=1), env)
+    assert result.returncode == 0, result.stderr
+    assert (state_dir / scripts.SWARM_STATE_BACKUP).read_text() == "kept\n"
+    assert (state_dir / scripts.MANAGERS_FILE).read_text() == "10.110.0.7 SWMTKN-1-m\n"
+    assert (state_dir / scripts.STANDINS_FILE).read_text() == "w1\n"
+    assert oct((state_dir / scripts.MANAGERS_FILE).stat().st_mode & 0o777) == "0o600"
+    calls = node_calls(tmp_path)
+    # the state kept first, with Docker stopped; then the stand-in promoted; then this one demoted
+    assert calls.index(["systemctl", "stop", "docker"]) < calls.index(["node", "promote", "w1"])
+    assert calls.index(["node", "promote", "w1"]) < calls.index(["node", "demote", "m1old"])
+    assert "handed over to the stand-in w1" in result.stdout
+
+
+def test_a_lone_manager_without_a_ready_worker_keeps_its_state_for_its_successor_to_restore(tmp_path):
+    env, state_dir = lone_manager(tmp_path, workers=[["w9", "Down", "Active"], ["w2", "Ready", "Drain"]])
+    result = run(scripts.handover_script(str(state_dir), demote_wait_seconds=2), env)
+    assert result.returncode == 0, result.stderr
+    assert (state_dir / scripts.SWARM_STATE_BACKUP).exists()
+    assert not (state_dir / scripts.MANAGERS_FILE).exists() and not (state_dir / scripts.STANDINS_FILE).exists()
+    assert not [call for call in node_calls(tmp_path) if call[:2] in (["node", "promote"], ["node", "demote"])]
+    assert "no worker is Ready to stand in" in result.stdout
+
+
+def test_a_lone_manager_without_workers_hands_nothing_over_and_does_not_wait(tmp_path):
+    env, state_dir = lone_manager(tmp_path)
+    result = run(scripts.handover_script(str(state_dir)), env, timeout=20)  # a 60 s wait would time out
+    assert result.returncode == 0, result.stderr
+    assert (state_dir / scripts.SWARM_STATE_BACKUP).exists() and not (state_dir / scripts.STANDINS_FILE).exists()
+
+
+def test_a_stand_in_that_never_becomes_a_manager_is_demoted_again_and_the_kept_state_stays_the_way(tmp_path):
+    env, state_dir = lone_manager(tmp_path, workers=[["w1", "Ready", "Active"]])  # never reachable
+    result = run(scripts.handover_script(str(state_dir), demote_wait_seconds=2), env)
+    assert result.returncode == 0, result.stderr
+    calls = node_calls(tmp_path)
+    assert ["node", "demote", "w1"] in calls and ["node", "demote", "m1old"] not in calls
+    assert not (state_dir / scripts.MANAGERS_FILE).exists()
+    assert "did not become a reachable manager" in result.stderr
+
+
+def test_the_lone_managers_successor_joins_the_stand_in_then_demotes_it_and_sets_the_old_state_aside(tmp_path):
+    state_dir = tmp_path / ".swarm-state"
+    state_dir.mkdir()
+    (state_dir / scripts.MANAGERS_FILE).write_text("10.110.0.7 SWMTKN-1-m\n")
+    (state_dir / scripts.STANDINS_FILE).write_text("w1\n")
+    (state_dir / scripts.SWARM_STATE_BACKUP).write_text("kept\n")
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "inactive", "control": True, "id": "m1new", "roles": {"w1": "manager"}})
+    result = run(scripts.init_script("10.110.0.2", str(state_dir), standin_grace_seconds=1), env, stdin="")
+    assert result.returncode == 0, result.stderr
+    calls = node_calls(tmp_path)
+    (join,) = [call for call in calls if call[:2] == ["swarm", "join"]]
+    assert join[-1] == "10.110.0.7:2377"
+    assert "init" not in [call[1] for call in calls if call[0] == "swarm"], "no restore, no new swarm"
+    assert calls.index(join) < calls.index(["node", "demote", "w1"])
+    assert sorted(path.name for path in state_dir.iterdir())[0].startswith(scripts.SWARM_STATE_BACKUP + ".superseded-")
+    assert [path.name for path in state_dir.iterdir()] == [next(state_dir.iterdir()).name], "roster and stand-ins used once"
+    assert result.stdout.strip() == "m1new"
+
+
 def test_every_manager_replaced_the_successor_joins_the_old_managers_listed_on_the_volume(tmp_path):
     state_dir = tmp_path / ".swarm-state"
     state_dir.mkdir()
