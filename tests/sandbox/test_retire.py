@@ -152,8 +152,10 @@ def test_a_task_that_cannot_run_elsewhere_stops_retirement_before_removal(swarm)
 
     result = manager.ssh(day2_scripts.retire_script(kept, "app", timeout_seconds=120, unplaceable_seconds=5), check=False)
     assert result.returncode == 1, result.stdout
+    # (slow's tasks may sit two on ret-app-2 since a node left: they are moved off first, and say so)
     lines = result.stderr.splitlines()
-    assert lines[0].startswith(f"cannot retire ret-app-2 ({kept}): its tasks do not all run on other nodes after ")
+    (verdict,) = [line for line in lines if line.startswith("cannot retire")]
+    assert verdict.startswith(f"cannot retire ret-app-2 ({kept}): its tasks do not all run on other nodes after ")
     assert "  pinned: 0 of 1 tasks running on other nodes" in lines
     assert any(line.startswith("    task error: no suitable node") for line in lines), lines
     assert kept in node_ids(manager)
