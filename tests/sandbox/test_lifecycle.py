@@ -178,9 +178,10 @@ def test_a_new_worker_size_replaces_the_workers_one_at_a_time_keeping_the_replic
 
 
 def test_replacing_the_lone_manager_keeps_the_swarm_its_services_secrets_and_data(life):
-    """The manager's swarm state is kept on its volume on the way out and restored on its
-    successor; the workers rejoin it within the same `up`. Their tasks restart as they rejoin
-    (a lone manager cannot avoid that: run three), so this asserts what holds, not `held`."""
+    """The old manager keeps its swarm state on its volume, hands the swarm to a worker promoted
+    to stand in, and its successor joins it (or, without a Ready worker, restores the kept
+    state). This asserts what must hold either way; what the workers keep serving meanwhile is
+    the lifecycle report's `manager replaced` row (docs/lifecycle.md)."""
     services = {name: spec["ID"] for name, spec in swarm_snapshot(life.cloud)["services"].items()}
     outcome = life.change(SCENARIO["manager replaced"])
     assert outcome.result.error is None, outcome.result.error
