@@ -99,11 +99,15 @@ def header() -> str:
     return " | ".join(COLUMNS) + "\n" + " | ".join("---" for _ in COLUMNS)
 
 
+def lowest(counts: dict[str, tuple[int, int]]) -> str:
+    """{"prod_api": (2, 3), ...} as "api 2/3, ..."."""
+    return ", ".join(f"{name.split('_', 1)[-1]} {low}/{n}" for name, (low, n) in sorted(counts.items()))
+
+
 def row(outcome) -> str:
     s = outcome.summary
     yes = {True: "kept", False: "LOST"}
     node, seconds = outcome.longest_unavailable
-    running = ", ".join(f"{name.split('_', 1)[-1]} {low}/{n}" for name, (low, n) in sorted(outcome.min_running.items()))
     return " | ".join((
         outcome.scenario,
         f"{s['create']}/{s['update']}/{s['replace']}/{s['delete']}",
@@ -111,8 +115,8 @@ def row(outcome) -> str:
         yes[outcome.swarm_survived], yes[outcome.services_survived], yes[outcome.secrets_survived],
         yes[outcome.data_survived],
         f"{seconds:.1f}s ({node})" if seconds else "0s",
-        running,
-        ", ".join(f"{name.split('_', 1)[-1]} {low}/{n}" for name, (low, n) in sorted(outcome.min_serving.items())),
+        lowest(outcome.min_running),
+        lowest(outcome.min_serving),
         str(outcome.leaderless_samples),
         f"{outcome.seconds:.1f}s",
         "yes" if outcome.held else "NO",

@@ -2,6 +2,7 @@
 # Docker daemon settings on this node; run on the node, after the manager drained it when its
 # Docker runs other settings (daemon-drain). See swarm.node_access.daemon_script.
 # inputs: NODE SETTINGS KEYS FIRST_BOOT_KEYS LABEL_KEY LABEL CONFIG KEYS_FILE
+# uses: _wait
 set -eu
 # The keys of daemon.json the program owns: those it wrote last time, else what cloud-init wrote.
 managed=$(cat "$KEYS_FILE" 2>/dev/null || printf '%s' "$FIRST_BOOT_KEYS")
@@ -43,13 +44,11 @@ chmod 0644 "$next"
 mv "$next" "$CONFIG"
 printf '%s\n' "$KEYS" >"$KEYS_FILE"
 systemctl restart docker
-tries=0
-until docker info >/dev/null 2>&1; do
-  tries=$((tries + 1))
-  if [ "$tries" -ge 150 ]; then
-    echo "Docker did not answer on $(hostname) after the restart; see journalctl -u docker" >&2
-    exit 1
-  fi
-  sleep 2
-done
+docker_answers() {
+  docker info >/dev/null 2>&1
+}
+if ! wait_until 300 docker_answers; then
+  echo "Docker did not answer on $(hostname) after the restart; see journalctl -u docker" >&2
+  exit 1
+fi
 echo "daemon settings of $(hostname) (node $NODE) applied; Docker restarted"

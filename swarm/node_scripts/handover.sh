@@ -10,19 +10,8 @@
 # workers promoted to stand in. All on the volume, all empty without one.
 # GRACE: seconds the workers get to learn the stand-in before this manager stops being one.
 # inputs: BACKUP ROSTER STANDIN DEMOTE_WAIT GRACE
+# uses: _manager _wait
 set -eu
-# wait_until SECONDS CHECK [ARG...]: true once CHECK succeeds, false after SECONDS.
-wait_until() {
-  deadline=$(( $(date +%s) + $1 ))
-  shift
-  until "$@"; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then return 1; fi
-    sleep 1
-  done
-}
-control_is() {
-  [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = "$1" ]
-}
 reachable() {
   [ "$(docker node inspect --format '{{.ManagerStatus.Reachability}}' "$1" 2>/dev/null)" = reachable ]
 }

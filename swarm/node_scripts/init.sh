@@ -8,7 +8,7 @@
 # empty without a volume. STANDINS: workers a lone predecessor promoted to stand in for it
 # (node IDs, handover.sh), demoted once this one has joined them, STANDIN_GRACE seconds later.
 # inputs: ADDR PORT ADDRESS_POOL STATE_DIR STATE_BACKUP ROSTER STANDINS STANDIN_GRACE
-# uses: _swarm
+# uses: _swarm _manager _wait
 set -eu
 state=$(local_state)
 if [ "$state" = inactive ]; then
@@ -53,15 +53,10 @@ if [ "$state" = inactive ] && [ -n "$STATE_BACKUP" ] && [ -f "$STATE_BACKUP" ]; 
   # Tasks the daemon tried to start while the cluster was being re-formed keep failing ("cannot
   # create a swarm scoped network when swarm is not active"): a restart starts them cleanly.
   systemctl restart docker
-  tries=0
-  until [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ]; do
-    tries=$((tries + 1))
-    if [ "$tries" -ge 60 ]; then
-      echo "$(hostname): the restored manager did not come back within 60s; see docker info" >&2
-      exit 1
-    fi
-    sleep 1
-  done
+  if ! wait_until 60 control_is true; then
+    echo "$(hostname): the restored manager did not come back within 60s; see docker info" >&2
+    exit 1
+  fi
   mv "$STATE_BACKUP" "$STATE_BACKUP.restored-$(date -u +%Y%m%dT%H%M%SZ)"
   state=$(local_state)
 fi
