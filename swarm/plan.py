@@ -260,7 +260,8 @@ def _verdict(plan: Mapping[str, Any]) -> str:
         return "The stack does NOT fit: `pulumi preview` and `up` will refuse it."
     if plan["needs_values"]:
         count = len(plan["needs_values"])
-        return f"The stack fits; `pulumi preview` runs, `up` refuses it until {count} value{'s' if count > 1 else ''} are set."
+        return (f"The stack fits; `pulumi preview` runs, plain `pulumi up` refuses it until {count} "
+                f"value{'s' if count > 1 else ''} are set.")
     return "The stack fits."
 
 

@@ -88,7 +88,9 @@ class Preflight:
         lines = "\n".join(f"  - {missing}" for missing in self.missing_values)
         return (
             f"Pulumi.{self.config.stack}.yaml: {len(self.missing_values)} external secret(s) or config(s) of "
-            f"{self.config.stack_file.name} have no value; nothing was deployed:\n{lines}"
+            f"{self.config.stack_file.name} have no value; nothing was deployed:\n{lines}\n"
+            f"(`scripts/pulumi-local up {self.config.stack}` generates a random value for each missing secret; "
+            "a plain `pulumi up` never does)"
         )
 
 

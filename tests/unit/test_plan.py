@@ -53,7 +53,7 @@ def test_plan_prints_pools_nodes_services_warnings_and_cost(capsys):
     assert any(line.split()[:4] == ["spacy-en-trf", "replicated", "2/2", "ok"] for line in lines)
     assert "Warnings (3):" in out and "if prod-manager-1 failed" in out
     assert "Total: $576.00/month for 5 droplets" in out
-    assert lines[-1] == "The stack fits; `pulumi preview` runs, `up` refuses it until 3 values are set."
+    assert lines[-1] == "The stack fits; `pulumi preview` runs, plain `pulumi up` refuses it until 3 values are set."
 
 
 def test_plan_exits_non_zero_and_explains_an_unschedulable_stack(tmp_path, monkeypatch, capsys):
@@ -78,7 +78,7 @@ def test_plan_says_what_up_refuses_when_an_external_secret_has_no_value(capsys):
     out = capsys.readouterr().out
     assert "Needs a value before up (3):" in out
     assert "swarm:secrets.db_password: `pulumi config set --secret --path 'swarm:secrets.db_password' VALUE`" in out
-    assert out.splitlines()[-1] == "The stack fits; `pulumi preview` runs, `up` refuses it until 3 values are set."
+    assert out.splitlines()[-1] == "The stack fits; `pulumi preview` runs, plain `pulumi up` refuses it until 3 values are set."
 
 
 def test_plan_runs_the_rollout_checks_of_the_program(tmp_path, monkeypatch, capsys):

@@ -46,9 +46,9 @@ def fake_project(tmp_path: Path, *, pulumi: bool = True) -> tuple[Path, Path]:
     (root / "scripts").mkdir(parents=True)
     shutil.copy(PROJECT_ROOT / "scripts" / "pulumi-local", root / "scripts" / "pulumi-local")
     (root / "Pulumi.prod.yaml").write_text("config: {}\n")
-    (root / "venv" / "bin").mkdir(parents=True)
+    (root / ".venv" / "bin").mkdir(parents=True)
     log = tmp_path / "calls.log"
-    python = root / "venv" / "bin" / "python"
+    python = root / ".venv" / "bin" / "python"
     python.write_text(f"#!/bin/sh\necho \"python $*\" >>{log}\necho db_password\n")  # missing-secrets' answer
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
