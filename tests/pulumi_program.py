@@ -299,6 +299,16 @@ def stack_config(stack: str) -> dict[str, Any]:
     return values
 
 
+def cluster_config(stack: str) -> dict[str, Any]:
+    """`stack_config(stack)` without `swarm:backups`: for tests of the nodes, the swarm and the
+    services, which count the commands a change runs. With backups (Pulumi.prod.yaml's), the
+    scheduler's status command also runs at every `up`, and the sandbox would need a Spaces
+    endpoint; tests/unit/test_backups.py covers the shipped stack's backups."""
+    values = stack_config(stack)
+    values.pop("backups", None)
+    return values
+
+
 def _drop_unretrieved_run_errors(loop: asyncio.AbstractEventLoop, context: dict) -> None:
     """A failed run leaves futures holding its error that nothing awaits (run_program returns
     the error). asyncio would log each from the future's finaliser, formatting a traceback in

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from tests.lifecycle.engine import Engine, RunResult
-from tests.pulumi_program import reference_stack_text, run_program, stack_config
+from tests.pulumi_program import cluster_config, reference_stack_text, run_program
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox
 from tests.sandbox.lifecycle_cloud import Cloud, sandbox_engine, swarm_snapshot
 
@@ -69,7 +69,7 @@ def load_images(sandbox: Sandbox) -> None:
 
 
 def base_config(stack_file: Path) -> dict:
-    return {**stack_config(STACK), "stackFile": str(stack_file), "convergeTimeout": CONVERGE_TIMEOUT}
+    return {**cluster_config(STACK), "stackFile": str(stack_file), "convergeTimeout": CONVERGE_TIMEOUT}
 
 
 def node_names(config: dict) -> list[str]:

@@ -113,8 +113,20 @@ def test_the_program_creates_a_private_bucket_a_scoped_key_and_reports_the_last_
     assert "lastSuccessfulBackup" in run.exports["backups"]
 
 
+def test_the_shipped_prod_stack_backs_its_database_up_daily_without_stopping_its_lone_manager():
+    # Pulumi.prod.yaml is the recommended production setup: backups on, and no warning caused
+    # by the shipped file itself (the swarm-state job would stop the lone manager's Docker).
+    backups = config(stack_config("prod")["backups"]).backups
+    assert backups.bucket == "acme-prod-backups" and backups.schedule == "0 3 * * *" and backups.keep == 14
+    assert backups.swarm_state is False
+    checked = preflight(config(stack_config("prod")["backups"]))
+    assert [d.service for d in checked.databases] == ["database"]
+    assert checked.backup_warnings == ()
+
+
 def test_without_backups_or_scheduled_services_nothing_is_installed():
-    run = run_program("prod", stack_config("prod"))
+    without = {key: value for key, value in stack_config("prod").items() if key != "backups"}
+    run = run_program("prod", without)
     assert run.error is None
     assert not [r for r in run.of_type("command:remote:Command") if "scheduler" in r.name]
     assert "backups" not in run.exports

@@ -69,8 +69,10 @@ def test_error_message_lists_every_problem_with_the_file():
     with pytest.raises(ConfigError) as raised:
         parse(prod(region="Frankfurt", adminCidrs=["x"]))
     message = str(raised.value)
-    assert message.startswith("Pulumi.prod.yaml: 2 problems in the stack configuration; nothing was deployed:")
+    # Three: prod's backups take their region from swarm:region, so they are named too.
+    assert message.startswith("Pulumi.prod.yaml: 3 problems in the stack configuration; nothing was deployed:")
     assert "swarm:region: 'Frankfurt'" in message and "swarm:adminCidrs[0]" in message
+    assert "'Frankfurt' has no Spaces; set backups.region" in message
 
 
 def test_a_yaml_mistake_in_the_stack_config_names_the_file_line_and_column(tmp_path):

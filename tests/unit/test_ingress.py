@@ -22,10 +22,10 @@ from tests.lifecycle.engine import Engine, Provider
 from tests.pulumi_program import (
     FAKE_LOAD_BALANCER_IP,
     FakeCloud,
+    cluster_config,
     is_secret,
     reference_stack_text,
     run_program,
-    stack_config,
 )
 from tests.unit.ingress_values import INTERMEDIATE, LEAF, PRIVATE_KEY, config_values
 
@@ -63,7 +63,7 @@ def stack_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def routed(stack_file):
-    run = run_program("prod", {**stack_config("prod"), "stackFile": str(stack_file), "ingress": INGRESS})
+    run = run_program("prod", {**cluster_config("prod"), "stackFile": str(stack_file), "ingress": INGRESS})
     assert run.error is None, run.error
     return run
 
@@ -175,7 +175,7 @@ def test_docker_accepts_a_stack_file_with_routes(stack_file):
 
 def test_a_lets_encrypt_host_outside_the_domains_fails_the_preview(tmp_path):
     path = routed_stack(tmp_path, database={"host": "db.example.org", "port": 5432})
-    run = run_program("prod", {**stack_config("prod"), "stackFile": str(path), "ingress": INGRESS})
+    run = run_program("prod", {**cluster_config("prod"), "stackFile": str(path), "ingress": INGRESS})
     assert "swarm:ingress.domains: db.example.org (routed in routed.yaml) is in none of example.com: a Let's Encrypt " \
            "certificate from DigitalOcean needs the host's domain on DigitalOcean DNS" in str(run.error)
     assert run.registrations == []
@@ -183,7 +183,7 @@ def test_a_lets_encrypt_host_outside_the_domains_fails_the_preview(tmp_path):
 
 def test_bad_routes_fail_the_preview_with_nothing_registered(tmp_path):
     path = routed_stack(tmp_path, backoffice={"host": "api.example.com", "path": "/", "port": 8080})
-    run = run_program("prod", {**stack_config("prod"), "stackFile": str(path), "ingress": INGRESS})
+    run = run_program("prod", {**cluster_config("prod"), "stackFile": str(path), "ingress": INGRESS})
     assert "services.backoffice.x-ingress: api.example.com / is already routed by services.api.x-ingress" in str(run.error)
     assert run.registrations == []
 
@@ -310,7 +310,7 @@ def test_without_swarm_ingress_nothing_of_it_is_registered(prod):
 
 def test_an_uploaded_certificate_keeps_its_key_secret_and_out_of_its_name(stack_file):
     run = run_program("prod", {
-        **stack_config("prod"), "stackFile": str(stack_file),
+        **cluster_config("prod"), "stackFile": str(stack_file),
         "ingress": {**INGRESS, "certificate": "uploaded", "loadBalancerSize": 2},
         "ingressCertificate": f"{LEAF}\n{INTERMEDIATE}\n", "ingressPrivateKey": PRIVATE_KEY,
     })
@@ -374,7 +374,7 @@ def test_a_stack_of_its_own_names_cannot_clash_with_the_proxy(tmp_path):
     document = yaml.safe_load(path.read_text())
     document["services"][PROXY_SERVICE] = {"image": "nginx"}
     path.write_text(yaml.safe_dump(document))
-    run = run_program("prod", {**stack_config("prod"), "stackFile": str(path), "ingress": INGRESS})
+    run = run_program("prod", {**cluster_config("prod"), "stackFile": str(path), "ingress": INGRESS})
     assert f"{PROXY_SERVICE}, the network {ROUTES_NETWORK} and the config ingress-proxy-config are the program's own" in str(run.error)
     assert run.registrations == []
 
@@ -409,7 +409,7 @@ class FakeCloudProvider(Provider):
 def test_enabling_ingress_then_adding_a_route_replaces_no_droplet_and_leaves_unrouted_services_alone(tmp_path):
     engine = Engine(default=FakeCloudProvider())
     path = routed_stack(tmp_path)
-    base = {**stack_config("prod"), "stackFile": str(path)}
+    base = {**cluster_config("prod"), "stackFile": str(path)}
 
     def up(**config):
         result = engine.up(lambda monitor: run_program("prod", {**base, **config}, monitor=monitor))

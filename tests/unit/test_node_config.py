@@ -18,7 +18,7 @@ import pytest
 from swarm import node_access
 from swarm.cloudinit import DAEMON_CONFIG
 from tests.lifecycle.engine import Engine
-from tests.pulumi_program import run_program, stack_config, unwrap
+from tests.pulumi_program import cluster_config, run_program, unwrap
 from tests.sandbox.lifecycle_cloud import FakeOutputs
 from tests.unit.test_volume_lifecycle import FakeDroplets
 
@@ -36,7 +36,7 @@ def up(engine: Engine, config: dict):
 
 def deployed(**changes) -> tuple[Engine, dict]:
     engine = Engine({DROPLET: FakeDroplets()}, default=FakeOutputs())
-    config = {**copy.deepcopy(stack_config("prod")), **changes}
+    config = {**copy.deepcopy(cluster_config("prod")), **changes}
     up(engine, config)
     return engine, config
 
@@ -218,7 +218,7 @@ def test_adding_a_worker_changes_no_other_nodes_commands():
 
 
 def test_the_workers_rollouts_wait_for_the_managers():
-    run = run_program("prod", copy.deepcopy(stack_config("prod")))
+    run = run_program("prod", copy.deepcopy(cluster_config("prod")))
     assert run.error is None, run.error
     manager = run.named("prod-manager-1-daemon-return")
     for name in ("backoffice-1", "ml-1", "ml-2", "ml-3"):

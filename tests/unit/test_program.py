@@ -11,6 +11,7 @@ from swarm import day2_scripts, node_scripts, scripts
 from swarm.cloudinit import HostKey, render_cloud_init
 from tests.pulumi_program import (
     MANAGER_ADDRESS,
+    cluster_config,
     fake_addresses,
     fake_droplet_id,
     fake_key_pair,
@@ -108,10 +109,10 @@ def test_the_volume_is_mounted_before_the_node_joins(prod):
 
 
 def test_changing_the_mount_path_only_changes_the_mount_command():
-    config = stack_config("prod")
+    config = cluster_config("prod")
     config["nodePools"]["manager"]["volume"]["mountPath"] = "/srv/postgresql"
     moved = run_program("prod", config)
-    before = run_program("prod", stack_config("prod"))
+    before = run_program("prod", cluster_config("prod"))
     earlier = {(r.type, r.name): r.inputs for r in before.registrations}
     changed = [r.name for r in moved.registrations if r.inputs != earlier[(r.type, r.name)]]
     # the mount, and the manager's swarm-state commands that keep their files on the volume (all
@@ -318,11 +319,11 @@ def test_the_first_manager_asks_the_other_managers_for_their_swarm_before_init()
     assert lone_init.plain("stdin") is None
 
 
-def test_label_changes_rerun_settings_without_replacing_anything(prod):
-    config = stack_config("prod")
+def test_label_changes_rerun_settings_without_replacing_anything():
+    config = cluster_config("prod")
     config["nodePools"]["ml"]["labels"] = {"type": "machine-learning", "tier": "gpu-less"}
     relabelled = run_program("prod", config)
-    before = {r.name: r for r in prod.registrations}
+    before = {r.name: r for r in run_program("prod", cluster_config("prod")).registrations}
     after = {r.name: r for r in relabelled.registrations}
     changed = {name for name in before if unwrap(before[name].inputs) != unwrap(after[name].inputs)}
     # ... and the convergence check runs again after the node change.
@@ -351,8 +352,11 @@ def test_outputs(prod):
     assert prod.exports["managerAddress"] == MANAGER_ADDRESS
     assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_ADDRESS}"
     assert prod.exports["estimatedMonthlyCostUsd"] == 48 + 24 + 3 * 168
-    assert "sshPrivateKey" in prod.secret_exports
-    assert prod.secret_exports == {"sshPrivateKey"}
+    # The shipped prod stack backs its database up: its bucket, and the key that decrypts the
+    # backups (to keep outside the cluster), secret like the SSH key.
+    assert prod.secret_exports == {"sshPrivateKey", "backupEncryptionKey"}
+    assert prod.exports["backups"]["bucket"] == "acme-prod-backups"
+    assert "scheduledJobs" in prod.exports
     manager_key = fake_key_pair("prod-manager-1-host-key")[1].strip()
     assert prod.exports["knownHosts"].splitlines()[:2] == [f"{MANAGER_ADDRESS} {manager_key}", f"{MANAGER_PUBLIC} {manager_key}"]
 

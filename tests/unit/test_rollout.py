@@ -5,7 +5,7 @@ from CI (`swarm:images`) that change only their service."""
 from __future__ import annotations
 
 from swarm import node_scripts, scripts
-from tests.pulumi_program import fake_addresses, fake_droplet_id, run_program, stack_config, unwrap
+from tests.pulumi_program import cluster_config, fake_addresses, fake_droplet_id, run_program, unwrap
 from tests.unit.release_stack import commands, config_for, services
 
 # ---- bind-mount folders ---------------------------------------------------------------------
@@ -62,9 +62,10 @@ def test_a_declared_folder_no_service_mounts_stops_the_deployment(release_stack_
 # ---- releases: image overrides ------------------------------------------------------------------
 
 
-def test_an_image_override_changes_only_that_service(prod):
-    before = prod  # the checked-in prod stack, run once per session (conftest.py)
-    after = run_program("prod", {**stack_config("prod"), "images": {"api": "registry.example.com/nlp/api:2.0.2"}})
+def test_an_image_override_changes_only_that_service():
+    # The checked-in prod cluster without its backups, whose status command runs at every up.
+    before = run_program("prod", cluster_config("prod"))
+    after = run_program("prod", {**cluster_config("prod"), "images": {"api": "registry.example.com/nlp/api:2.0.2"}})
     assert after.error is None, after.error
     old = {r.name: unwrap(r.inputs) for r in before.registrations}
     new = {r.name: unwrap(r.inputs) for r in after.registrations}
@@ -80,7 +81,7 @@ def test_an_image_override_changes_only_that_service(prod):
 
 
 def test_an_override_for_an_unknown_service_registers_nothing():
-    run = run_program("prod", {**stack_config("prod"), "images": {"apii": "registry.example.com/nlp/api:2.0.2"}})
+    run = run_program("prod", {**cluster_config("prod"), "images": {"apii": "registry.example.com/nlp/api:2.0.2"}})
     message = str(run.error)
     assert "swarm:images.apii: prod.yaml has no service 'apii'; its services are backoffice, api, database" in message
     assert run.registrations == []

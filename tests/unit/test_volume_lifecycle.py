@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 
 from tests.lifecycle.engine import Engine
-from tests.pulumi_program import run_program, stack_config
+from tests.pulumi_program import cluster_config, run_program
 from tests.sandbox.lifecycle_cloud import FakeOutputs
 
 VOLUME = "digitalocean:index/volume:Volume"
@@ -30,7 +30,7 @@ def up(engine: Engine, config: dict):
 
 def deployed() -> tuple[Engine, dict]:
     engine = Engine({DROPLET: FakeDroplets()}, default=FakeOutputs())
-    config = copy.deepcopy(stack_config("prod"))
+    config = copy.deepcopy(cluster_config("prod"))
     first = up(engine, config)
     assert first.error is None, first.error
     return engine, config
