@@ -26,8 +26,8 @@ from components.registry import RegistryAuth
 from swarm import scripts
 from swarm.compose import StackSpec
 from swarm.config import DEFAULT_CONVERGE_TIMEOUT_SECONDS
-from swarm.registry import CREDENTIALS_LABEL, credentials_label, provider_auth_addresses, pulls_from
 from swarm.service_args import config_args, network_args, secret_args, service_args
+from swarm.values import CREDENTIALS_LABEL, credentials_label, provider_auth_addresses, pulls_from
 
 # The engine's own limit for the converge command: its script gives up first, with its report.
 CONVERGE_TIMEOUT_MARGIN_SECONDS = 120
@@ -193,7 +193,7 @@ class Workloads(pulumi.ComponentResource):
 
 def _provider_registry_auth(spec: StackSpec, registry: RegistryAuth | None) -> list[docker.ProviderRegistryAuthArgs] | None:
     """The provider's `registry_auth` entries: the credentials, secret, under every address by
-    which the provider looks up one of the stack's images on the registry (swarm.registry)."""
+    which the provider looks up one of the stack's images on the registry (swarm.values.registry)."""
     if registry is None:
         return None
     images = [service.image for service in spec.services.values()]

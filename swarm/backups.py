@@ -24,9 +24,9 @@ from typing import Any
 
 from swarm.config_keys import Collector, check_subkeys, known_key
 from swarm.diagnostics import Problem, config_problem, config_warning
-from swarm.schedule import ScheduleError, parse_schedule
 from swarm.sizes import SPACES_EXTRA_GB_USD, SPACES_INCLUDED_GB, SPACES_MONTHLY_USD
 from swarm.suggest import did_you_mean
+from swarm.values import ScheduleError, parse_schedule
 
 BACKUP_KEYS = ("bucket", "region", "schedule", "keep", "databases", "swarmState")
 DEFAULT_SCHEDULE = "0 3 * * *"

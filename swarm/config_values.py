@@ -12,8 +12,7 @@ from typing import Any
 
 from swarm.config_keys import Collector, known_key
 from swarm.model import Folder
-from swarm.registry import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, registry_server
-from swarm.values.duration import parse_duration
+from swarm.values import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, parse_duration, registry_server
 
 REGISTRY_KEYS = {"server", "username", "digitalocean"}
 # A DigitalOcean Container Registry name: lowercase letters, digits and '-'.

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from swarm.config_keys import check_subkeys, known_key
-from swarm.registry import IMAGE_REFERENCE
 from swarm.sizes import LOAD_BALANCER_NODE_MONTHLY_USD
 from swarm.suggest import did_you_mean
+from swarm.values import IMAGE_REFERENCE
 
 # swarm:ingress (docs/ingress.md). The nodes of the ingress pool carry this label: the proxy's
 # placement constraint, whatever labels the pool declares itself.

@@ -18,7 +18,7 @@ from swarm import node_scripts
 NODE_FILES = {
     "swarm_jobs.py": Path(__file__).parent / "node" / "swarm_jobs.py",
     "s3.py": Path(__file__).parent / "node" / "s3.py",
-    "schedule.py": Path(__file__).parent / "schedule.py",
+    "schedule.py": Path(__file__).parent / "values" / "schedule.py",
     "suggest.py": Path(__file__).parent / "suggest.py",
 }
 CRON_FILE = "/etc/cron.d/swarm-jobs"

@@ -49,7 +49,7 @@ from swarm.compose import (
     go_string,
 )
 from swarm.model import service_name
-from swarm.schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL
+from swarm.values import COMPLETIONS_LABEL, SCHEDULE_LABEL
 
 IMAGE_LABEL = "com.docker.stack.image"
 MAX_OBJECT_NAME = 64  # swarm's limit for secret and config names
@@ -262,7 +262,7 @@ def _object_args(spec: SecretSpec, stack: str, content: bytes, name_key: bytes) 
 def deployed_replicas(spec: ServiceSpec) -> int | None:
     """A scheduled service (`x-schedule`) is deployed as a template that runs nothing: the
     scheduler on the manager starts a replicated job from it at each scheduled time
-    (pulumi-docker 5.2's Service has no job mode; see swarm/schedule.py)."""
+    (pulumi-docker 5.2's Service has no job mode; see swarm/values/schedule.py)."""
     return 0 if spec.schedule else spec.replicas
 
 

@@ -75,13 +75,18 @@ from swarm.compose.yamlfile import (
     read_yaml_document,
 )
 from swarm.diagnostics import Problem, StackFileError
-from swarm.values.command import split_command
-from swarm.values.constraint import Constraint, parse_constraint
-from swarm.values.cpus import parse_cpus
-from swarm.values.duration import format_duration, parse_duration
-from swarm.values.gostring import go_string
-from swarm.values.port import Port, parse_port
-from swarm.values.size import parse_memory
+from swarm.values import (
+    Constraint,
+    Port,
+    format_duration,
+    go_string,
+    parse_constraint,
+    parse_cpus,
+    parse_duration,
+    parse_memory,
+    parse_port,
+    split_command,
+)
 
 __all__ = [
     "ConfigSpec",

@@ -1,4 +1,4 @@
-"""Pulling private images (swarm/registry.py, components/registry.py): only services whose image
+"""Pulling private images (swarm/values/registry.py, components/registry.py): only services whose image
 is on the configured registry get its credentials, which stay secret; a DigitalOcean registry's
 read-only credentials are obtained by the program."""
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from swarm.registry import (
+from swarm.values.registry import (
     CREDENTIALS_LABEL,
     credentials_from_docker_config,
     image_registry,

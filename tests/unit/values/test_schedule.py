@@ -10,8 +10,8 @@ import pytest
 
 from swarm.compose import StackFileError, load_stack_file
 from swarm.rollout import Rollout
-from swarm.schedule import ScheduleError, parse_schedule
 from swarm.service_args import service_args
+from swarm.values.schedule import ScheduleError, parse_schedule
 
 UTC = dt.UTC
 
