@@ -23,7 +23,7 @@ import pulumi_digitalocean as digitalocean
 import pulumi_random as random
 from pulumi_command import remote
 
-from swarm.backups import Backups
+from swarm.config import Backups
 from swarm.jobs_scripts import install_script, status_script, uninstall_script
 
 

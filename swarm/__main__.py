@@ -24,8 +24,7 @@ from typing import Any
 
 from swarm import restore
 from swarm.compose import StackFileError
-from swarm.config import ConfigError, load_stack_config_file
-from swarm.config_keys import reference_table
+from swarm.config import ConfigError, load_stack_config_file, reference_table
 from swarm.plan import FORMATS, build_plan, error_plan, render
 from swarm.preflight import preflight
 

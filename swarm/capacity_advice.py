@@ -9,9 +9,9 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from swarm.compose import Constraint, ServiceSpec
+from swarm.config import GIB
 from swarm.model import GPU_KIND
 from swarm.placement import NANO, NodeCapacity, NodeState, constraint_matches, host_mode_ports
-from swarm.sizes import GIB
 from swarm.suggest import close_matches
 
 MIB = 1024**2

@@ -56,7 +56,7 @@ from swarm.compose import (
     parse_duration,
     read_stack_file,
 )
-from swarm.config import ClusterConfig, ConfigError
+from swarm.config import INGRESS_LABEL, ClusterConfig, ConfigError, Ingress
 from swarm.diagnostics import (
     WARNING,
     Collector,
@@ -66,7 +66,6 @@ from swarm.diagnostics import (
     config_warning,
     format_path,
 )
-from swarm.ingress_config import INGRESS_LABEL, Ingress
 from swarm.model import service_name
 from swarm.service_args import update_order
 

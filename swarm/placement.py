@@ -18,7 +18,7 @@ What it models, as swarmkit does it:
   that service, then the fewest tasks in total (swarmkit's order; ties go to the node declared
   first, where swarm picks either). A global service gets one task on every node matching its
   constraints; a task whose reservations do not fit stays pending.
-- Capacity: a node offers its droplet size minus the OS and Docker allowance of `swarm.sizes`
+- Capacity: a node offers its droplet size minus the OS and Docker allowance of `swarm.config.sizes`
   (swarm itself reserves nothing: the allowance keeps tasks' reservations from promising memory
   the OS uses); a GPU size offers `gpus` generic resources of kind `GPU`.
 

@@ -11,8 +11,8 @@ import yaml
 
 from swarm.compose import StackSpec, load_stack_file
 from swarm.config import ClusterConfig, load_stack_config_file, parse_config
+from swarm.config.sizes import GIB
 from swarm.placement import NodeCapacity
-from swarm.sizes import GIB
 from tests.pulumi_program import PROJECT_ROOT, reference_stack_text
 
 PROD_STACK = reference_stack_text()

@@ -11,7 +11,7 @@ import pulumi
 from swarm.capacity import check_capacity, schedule
 from swarm.compose import load_stack_file
 from swarm.config import load_stack_config_file, parse_config
-from swarm.sizes import GIB, SIZES
+from swarm.config.sizes import GIB, SIZES
 from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config
 from tests.unit.capacity_stacks import PROD_STACK, by_name, node, prod_config, service, services
 

@@ -1,6 +1,6 @@
 """Ingress (swarm/ingress.py, components/ingress.py): x-ingress routes, the proxy's configuration
 (checked by Caddy itself), and what the program registers for it under mocks. swarm:ingress
-itself: test_ingress_config.py."""
+itself: config/test_ingress.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Validators of the `swarm:*` keys about what runs on the swarm rather than the machines:
 external secret and config values, the private registry, image overrides, bind-mount folders
-and the convergence timeout. Split from swarm/config.py (which calls them from `parse_config`)
+and the convergence timeout. Split from swarm/config/cluster.py (which calls them from `parse_config`)
 to keep each module readable; the keys are registered in the same known-keys table.
 """
 
@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from swarm.config_keys import Collector, known_key
+from swarm.config.keys import Collector, known_key
 from swarm.model import Folder
 from swarm.values import DIGITALOCEAN_REGISTRY, IMAGE_REFERENCE, REGISTRY_HOST, parse_duration, registry_server
 

@@ -1,16 +1,15 @@
-"""The configuration contract (swarm/config.py): valid stacks parse into typed values, every mistake is named."""
+"""The configuration contract (swarm/config/cluster.py): valid stacks parse into typed values, every mistake is named."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from swarm.config import ConfigError, load_stack_config_file
 from tests.pulumi_program import PROJECT_ROOT
-from tests.unit.stack_configs import parse, paths, problems, prod
+from tests.unit.config.stack_configs import parse, paths, problems, prod
 
 
 def test_prod_parses_into_the_reference_layout():
@@ -87,8 +86,9 @@ def test_the_configuration_imports_neither_the_node_scripts_nor_the_stack_file_l
     # Shared names live in swarm/model.py, values in swarm/values/: reading the config is its own layer.
     code = "import sys, swarm.config; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parents[2]).stdout.split()
-    assert not [name for name in loaded if name in ("swarm.scripts", "swarm.capacity", "swarm.placement") or name.startswith("swarm.compose")]
+                            cwd=PROJECT_ROOT).stdout.split()
+    assert "swarm.config.cluster" in loaded
+    assert not [name for name in loaded if name.startswith(("swarm.node_scripts", "swarm.capacity", "swarm.compose"))]
 
 
 def test_operator_keys_are_parsed_in_order_and_every_bad_one_is_reported_with_its_index():

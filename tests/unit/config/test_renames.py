@@ -1,9 +1,9 @@
-"""Earlier names of pools and of the stack (swarm/renames.py): validated, and turned into the
+"""Earlier names of pools and of the stack (swarm/config/renames.py): validated, and turned into the
 aliases that let a rename keep its resources."""
 
 from __future__ import annotations
 
-from tests.unit.stack_configs import parse, problems, prod
+from tests.unit.config.stack_configs import parse, problems, prod
 
 
 def test_earlier_pool_and_stack_names_become_aliases():

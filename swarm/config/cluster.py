@@ -19,10 +19,12 @@ from typing import Any, Mapping
 import pulumi
 import yaml
 
-from swarm.backups import Backups, parse_backups
-from swarm.config_keys import NAMESPACE, Collector, ConfigError, Problem, config_problem, known_key, unknown_keys
-from swarm.config_pools import DNS_LABEL, Pool, any_pool_problem, parse_pools
-from swarm.config_values import (
+from swarm.config.backups import Backups, parse_backups
+from swarm.config.ingress import Ingress, parse_ingress, with_ingress_label
+from swarm.config.keys import NAMESPACE, Collector, ConfigError, Problem, config_problem, known_key, unknown_keys
+from swarm.config.pools import DNS_LABEL, Pool, any_pool_problem, parse_pools
+from swarm.config.renames import check_previous_pool_names, parse_previous_names
+from swarm.config.workloads import (
     DEFAULT_CONVERGE_TIMEOUT_SECONDS,
     Registry,
     parse_bind_mounts,
@@ -33,9 +35,7 @@ from swarm.config_values import (
     parse_secret_names,
 )
 from swarm.diagnostics import describe_yaml_error, display_path
-from swarm.ingress_config import Ingress, parse_ingress, with_ingress_label
 from swarm.model import SWARM_ADDRESS_POOL, Folder
-from swarm.renames import check_previous_pool_names, parse_previous_names
 
 # Ports the program opens itself (SSH for admins, swarm's own ports inside the cluster).
 RESERVED_PORTS = {22, 2377, 7946, 4789}

@@ -1,11 +1,11 @@
-"""Node pools (swarm/config_pools.py): each pool's role, count, size, GPU, image, labels, volume
+"""Node pools (swarm/config/pools.py): each pool's role, count, size, GPU, image, labels, volume
 and maxUnavailable are checked, every mistake named under its pool's path."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.unit.stack_configs import parse, paths, problems, prod
+from tests.unit.config.stack_configs import parse, paths, problems, prod
 
 
 def test_values_may_arrive_as_json_numbers():

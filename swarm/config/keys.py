@@ -1,6 +1,6 @@
 """The table of known `swarm:*` keys: each key's type, default and doc, declared next to the
-function that validates it (`@known_key(...)` on that function, in swarm/config.py,
-swarm/config_pools.py or swarm/config_values.py), Kamal-style.
+function that validates it (`@known_key(...)` on that function, in swarm/config/cluster.py,
+swarm/config/pools.py or swarm/config/workloads.py), Kamal-style.
 
 Also home of what the validators share: `check_subkeys` (a mapping's unknown keys, with a did-you-mean);
 `Problem`, `ConfigError` and the `Collector` come from swarm/diagnostics.py.
@@ -67,8 +67,9 @@ def unknown_keys(names: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def reference_table() -> str:
-    """The Markdown table of every known key, as docs/configuration.md carries it."""
-    import swarm.config  # noqa: F401  the keys are registered where they are validated
+    """The Markdown table of every known key, as docs/configuration.md carries it. Complete
+    whenever this module is: importing it runs swarm/config/__init__.py, which imports every
+    reader (and so registers every key) first."""
     rows = ["| key | type | default | meaning |", "|---|---|---|---|"]
     # Required keys first, then the others alphabetically (registration order follows imports).
     ordered = sorted(KNOWN_KEYS.values(), key=lambda key: (key.default != "required", key.name.lower()))

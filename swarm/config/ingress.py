@@ -1,6 +1,6 @@
 """`swarm:ingress`: the configuration of HTTPS into the swarm (docs/ingress.md).
 
-Parsed as part of the stack configuration (swarm/config.py calls `parse_ingress`, so the keys are
+Parsed as part of the stack configuration (swarm/config/cluster.py calls `parse_ingress`, so the keys are
 known keys there and every problem is collected with the others); kept in its own module so the
 configuration module stays readable.
 """
@@ -13,8 +13,8 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from swarm.config_keys import check_subkeys, known_key
-from swarm.sizes import LOAD_BALANCER_NODE_MONTHLY_USD
+from swarm.config.keys import check_subkeys, known_key
+from swarm.config.sizes import LOAD_BALANCER_NODE_MONTHLY_USD
 from swarm.suggest import did_you_mean
 from swarm.values import IMAGE_REFERENCE
 

@@ -1,4 +1,4 @@
-"""The table of known keys (swarm/config_keys.py): an unknown key is refused with the key it
+"""The table of known keys (swarm/config/keys.py): an unknown key is refused with the key it
 resembles, and every known key has its validator and its line in docs/configuration.md."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import importlib
 
 import pytest
 
-from swarm.config_keys import KNOWN_KEYS, reference_table
+from swarm.config.keys import KNOWN_KEYS, reference_table
 from tests.pulumi_program import PROJECT_ROOT, stack_config
-from tests.unit.stack_configs import problems, prod
+from tests.unit.config.stack_configs import problems, prod
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The values a release and the nodes take (swarm/config_values.py): external secrets, the
+"""The values a release and the nodes take (swarm/config/workloads.py): external secrets, the
 registry and its password, image overrides, bind-mount owners and modes, the convergence
 timeout."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.stack_configs import parse, problems, prod
+from tests.unit.config.stack_configs import parse, problems, prod
 
 
 def test_external_secret_names_are_known_without_their_values():

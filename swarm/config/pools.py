@@ -1,6 +1,6 @@
 """`swarm:nodePools`: the node pools, read and validated into frozen `Pool`s.
 
-Split from swarm/config.py, which calls `parse_pools` from `parse_config` (so `nodePools` is a
+Split from swarm/config/cluster.py, which calls `parse_pools` from `parse_config` (so `nodePools` is a
 known key there and every pool problem is collected with the others). A pool's keys (role,
 count, size, gpu, image, labels, volume, previousNames, maxUnavailable) and its volume's are
 checked here, each problem under its own path (`nodePools.<pool>.<key>`).
@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from swarm.config_keys import NAMESPACE, Collector, known_key
+from swarm.config.keys import NAMESPACE, Collector, known_key
+from swarm.config.renames import parse_previous_names
+from swarm.config.sizes import SIZES, DropletSize
 from swarm.diagnostics import ProblemPath
 from swarm.model import GPU_LABEL
-from swarm.renames import parse_previous_names
-from swarm.sizes import SIZES, DropletSize
 from swarm.suggest import did_you_mean
 
 DEFAULT_IMAGE = "ubuntu-24-04-x64"
@@ -158,7 +158,7 @@ def _parse_size(slug: Any, gpu: bool, key: ProblemPath, found: Collector) -> Dro
     if not isinstance(slug, str) or slug not in SIZES:
         hint = did_you_mean(slug, SIZES, cutoff=0.5) if isinstance(slug, str) else ""
         suggestion = hint or "; see `doctl compute size list`"
-        found.problem(key, f"{slug!r} is not a known DigitalOcean size slug{suggestion} (table: swarm/sizes.py)")
+        found.problem(key, f"{slug!r} is not a known DigitalOcean size slug{suggestion} (table: swarm/config/sizes.py)")
         return None
     size = SIZES[slug]
     if gpu and not size.gpus:

@@ -1,4 +1,4 @@
-"""swarm:ingress and the uploaded certificate's keys (swarm/ingress_config.py): the ingress pool's
+"""swarm:ingress and the uploaded certificate's keys (swarm/config/ingress.py): the ingress pool's
 nodes get the proxy's label; every mistake is reported at once, and PEM values are never echoed."""
 
 from __future__ import annotations

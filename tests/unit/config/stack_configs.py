@@ -1,5 +1,5 @@
-"""Stack configuration values for the config tests (test_config, test_config_pools, test_config_values,
-test_config_keys, test_renames): the checked-in prod stack's values with changes, parsed, and
+"""Stack configuration values for the config tests (tests/unit/config: test_cluster, test_pools, test_workloads,
+test_keys, test_renames): the checked-in prod stack's values with changes, parsed, and
 the problems they raise keyed by their key's text or path."""
 
 from __future__ import annotations
