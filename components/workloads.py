@@ -24,9 +24,8 @@ from pulumi_command import remote
 
 from components.registry import RegistryAuth
 from swarm import scripts
-from swarm.compose import StackSpec
+from swarm.compose import StackSpec, config_args, network_args, secret_args, service_args
 from swarm.config import DEFAULT_CONVERGE_TIMEOUT_SECONDS
-from swarm.service_args import config_args, network_args, secret_args, service_args
 from swarm.values import CREDENTIALS_LABEL, credentials_label, provider_auth_addresses, pulls_from
 
 # The engine's own limit for the converge command: its script gives up first, with its report.

@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from swarm.capacity_advice import demand, gpu_pools_shared, pool_list, shortfall, why_full
-from swarm.compose import ServiceSpec, StackSpec
+from swarm.compose import ServiceSpec, StackSpec, update_order
 from swarm.config import ClusterConfig
 from swarm.diagnostics import WARNING, Problem
 from swarm.placement import NodeCapacity, NodeLoad, NodeState, cluster_nodes, node_matches, place
-from swarm.service_args import update_order
 
 # ---- the report -------------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from swarm.compose import (
     display_path,
     parse_duration,
     read_stack_file,
+    update_order,
 )
 from swarm.config import INGRESS_LABEL, ClusterConfig, ConfigError, Ingress
 from swarm.diagnostics import (
@@ -67,7 +68,6 @@ from swarm.diagnostics import (
     format_path,
 )
 from swarm.model import service_name
-from swarm.service_args import update_order
 
 INGRESS_KEY = "x-ingress"
 ROUTE_KEYS = {"host", "path", "port"}

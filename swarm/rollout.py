@@ -22,13 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from swarm.compose import StackSpec
+from swarm.compose import StackSpec, deployed_replicas
 from swarm.config import ClusterConfig, ConfigError
 from swarm.diagnostics import Problem, config_problem
 from swarm.model import Folder, service_name
 from swarm.placement import cluster_nodes, node_matches
 from swarm.scripts import ConvergeTarget
-from swarm.service_args import deployed_replicas
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from swarm.compose import StackFileError, load_stack_file
+from swarm.compose.service_args import service_args
 from swarm.rollout import Rollout
-from swarm.service_args import service_args
 from swarm.values.schedule import ScheduleError, parse_schedule
 
 UTC = dt.UTC

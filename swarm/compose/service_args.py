@@ -37,7 +37,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any
 
-from swarm.compose import (
+from swarm.compose.model import (
     STACK_NAMESPACE_LABEL,
     ConfigSpec,
     Mount,
@@ -45,11 +45,9 @@ from swarm.compose import (
     SecretSpec,
     ServiceSpec,
     UpdatePolicy,
-    format_duration,
-    go_string,
 )
 from swarm.model import service_name
-from swarm.values import COMPLETIONS_LABEL, SCHEDULE_LABEL
+from swarm.values import COMPLETIONS_LABEL, SCHEDULE_LABEL, format_duration, go_string
 
 IMAGE_LABEL = "com.docker.stack.image"
 MAX_OBJECT_NAME = 64  # swarm's limit for secret and config names

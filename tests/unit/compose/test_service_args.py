@@ -15,7 +15,7 @@ import pulumi_docker._inputs as docker_inputs
 import pytest
 
 from swarm.compose import StackSpec, load_stack_file, parse_duration
-from swarm.service_args import (
+from swarm.compose.service_args import (
     config_args,
     network_args,
     secret_args,
@@ -25,7 +25,7 @@ from swarm.service_args import (
     versioned_name,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CORPUS_FILES = sorted(ROOT.glob("stacks/*.yaml")) + sorted((ROOT / "tests" / "compose_corpus").glob("*.yml"))
 NAMESPACE = {"label": "com.docker.stack.namespace", "value": "prod"}
 KEY = bytes(range(32))  # a stack's naming key (random.RandomBytes in the program)
