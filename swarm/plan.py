@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from swarm.backups import bucket_cost, stored_gb_upper_bound
-from swarm.capacity_advice import format_cpus, format_memory
+from swarm.capacity import format_cpus, format_memory
 from swarm.diagnostics import Problem
 from swarm.preflight import Preflight
 

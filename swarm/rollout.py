@@ -5,7 +5,7 @@ Pure: from the validated config and stack file to plain values the components wi
 - Image overrides (`swarm:images`): a release from CI sets one service's image without editing
   the stack file; only that service changes.
 - Where a service may be placed: the nodes matching its constraints, matched as the capacity
-  check matches them (swarm.placement.node_matches), so both agree on every node.
+  check matches them (swarm.capacity.placement.node_matches), so both agree on every node.
 - Bind-mount folders: every bind source of a service exists on every node where the service may
   be placed (swarm refuses to start a task whose source is missing), and on no other node.
 - Convergence: the running tasks each service must reach: its replicas, or one on every node it
@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from swarm.capacity import cluster_nodes, node_matches
 from swarm.compose import StackSpec, deployed_replicas
 from swarm.config import ClusterConfig, ConfigError
 from swarm.diagnostics import Problem, config_problem
 from swarm.model import Folder, service_name
-from swarm.placement import cluster_nodes, node_matches
 from swarm.scripts import ConvergeTarget
 
 

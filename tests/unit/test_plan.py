@@ -15,7 +15,7 @@ from swarm.compose import load_stack_file
 from swarm.diagnostics import WARNING, Problem, config_warning
 from swarm.plan import group_warnings
 from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config
-from tests.unit.capacity_stacks import FOUR_API_REPLICAS_ONE_PER_NODE
+from tests.unit.capacity.capacity_stacks import FOUR_API_REPLICAS_ONE_PER_NODE
 
 
 def write_project(root: Path, stack: str = "prod", config_changes: dict | None = None, stack_text: str | None = None):

@@ -1,4 +1,4 @@
-"""The words of the capacity check (swarm/capacity_advice.py): every failure names what blocks
+"""The words of the capacity check (swarm/capacity/advice.py): every failure names what blocks
 and the change that fixes it; a GPU pool open to services that reserve no GPU is a cost warning."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from swarm.capacity import check_capacity, schedule
 from swarm.compose import load_stack_file
 from swarm.config import parse_config
 from tests.pulumi_program import PROJECT_ROOT, stack_config
-from tests.unit.capacity_stacks import (
+from tests.unit.capacity.capacity_stacks import (
     FOUR_API_REPLICAS_ONE_PER_NODE,
     PROD_STACK,
     by_name,

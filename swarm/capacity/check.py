@@ -1,9 +1,9 @@
 """Capacity and placement check: where swarm will put each task, and which tasks it cannot place.
 
-A pure model of swarmkit's scheduler (swarm/placement.py), run over the validated config and
+A pure model of swarmkit's scheduler (swarm/capacity/placement.py), run over the validated config and
 stack before anything is deployed, so that `REPLICAS 2/3` and `Pending: no suitable node` show up
 at preview instead. Why a task does not fit, and what to change, is worded in
-swarm/capacity_advice.py. This module places the stack, then asks what if: a node is lost, a
+swarm/capacity/advice.py. This module places the stack, then asks what if: a node is lost, a
 service is updated start-first.
 
 Deliberate simplifications, each on the safe side or stated in docs/capacity.md:
@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from swarm.capacity_advice import demand, gpu_pools_shared, pool_list, shortfall, why_full
+from swarm.capacity.advice import demand, gpu_pools_shared, pool_list, shortfall, why_full
+from swarm.capacity.placement import NodeCapacity, NodeLoad, NodeState, cluster_nodes, node_matches, place
 from swarm.compose import ServiceSpec, StackSpec, update_order
 from swarm.config import ClusterConfig
 from swarm.diagnostics import WARNING, Problem
-from swarm.placement import NodeCapacity, NodeLoad, NodeState, cluster_nodes, node_matches, place
 
 # ---- the report -------------------------------------------------------------------------------
 

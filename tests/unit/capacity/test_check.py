@@ -1,4 +1,4 @@
-"""The capacity check (swarm/capacity.py): the reference stacks fit, services are placed in
+"""The capacity check (swarm/capacity/check.py): the reference stacks fit, services are placed in
 stack-file order, what losing a node or a start-first update would leave short is a warning,
 and a preview refuses an unschedulable stack."""
 
@@ -13,7 +13,7 @@ from swarm.compose import load_stack_file
 from swarm.config import load_stack_config_file, parse_config
 from swarm.config.sizes import GIB, SIZES
 from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config
-from tests.unit.capacity_stacks import PROD_STACK, by_name, node, prod_config, service, services
+from tests.unit.capacity.capacity_stacks import PROD_STACK, by_name, node, prod_config, service, services
 
 # ---- the reference stacks --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The scheduler model (swarm/placement.py): which nodes a task may go to, and where each task
+"""The scheduler model (swarm/capacity/placement.py): which nodes a task may go to, and where each task
 lands, rule by rule as swarmkit applies them."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from swarm.capacity import check_capacity, schedule
+from swarm.capacity.placement import cluster_nodes, constraint_matches
 from swarm.compose import parse_constraint
-from swarm.placement import cluster_nodes, constraint_matches
-from tests.unit.capacity_stacks import MANAGER_POOL, by_name, cluster, node, prod_config, service, services
+from tests.unit.capacity.capacity_stacks import MANAGER_POOL, by_name, cluster, node, prod_config, service, services
 
 # ---- constraints -----------------------------------------------------------------------------
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+from swarm.capacity.placement import NANO, NodeCapacity, NodeState, constraint_matches, host_mode_ports
 from swarm.compose import Constraint, ServiceSpec
 from swarm.config import GIB
 from swarm.model import GPU_KIND
-from swarm.placement import NANO, NodeCapacity, NodeState, constraint_matches, host_mode_ports
 from swarm.suggest import close_matches
 
 MIB = 1024**2

@@ -1,5 +1,5 @@
 """Swarmkit's scheduler as a pure model: the nodes as it sees them, which of them a task may go
-to, and where each task lands. swarm/capacity.py runs it over a whole stack; this module places.
+to, and where each task lands. swarm/capacity/check.py runs it over a whole stack; this module places.
 
 What it models, as swarmkit does it:
 - Eligibility: a node takes a task of a service when it matches every placement constraint

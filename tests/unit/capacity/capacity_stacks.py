@@ -1,5 +1,5 @@
-"""Stacks, pools and nodes for the capacity tests (test_placement, test_capacity,
-test_capacity_advice): the reference stack, a cluster from pools, services from their placement
+"""Stacks, pools and nodes for the capacity tests (test_placement, test_check,
+test_advice): the reference stack, a cluster from pools, services from their placement
 and reservations, and nodes built by hand."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 
 import yaml
 
+from swarm.capacity.placement import NodeCapacity
 from swarm.compose import StackSpec, load_stack_file
 from swarm.config import ClusterConfig, load_stack_config_file, parse_config
 from swarm.config.sizes import GIB
-from swarm.placement import NodeCapacity
 from tests.pulumi_program import PROJECT_ROOT, reference_stack_text
 
 PROD_STACK = reference_stack_text()
