@@ -4,7 +4,7 @@ program and `python -m swarm plan` cannot disagree about what `preview` or `up` 
 From a validated configuration:
 1. the stack file (and its model catalogue) is loaded and validated;
 2. its `x-ingress` routes are checked against `swarm:ingress`, and the proxy is added to it
-   (swarm/ingress.py); `swarm:images` and `swarm:bindMounts` may only name services and paths of the stack file,
+   (swarm/ingress/routes.py); `swarm:images` and `swarm:bindMounts` may only name services and paths of the stack file,
    and the rollout (where each service may be placed, which folders to prepare) is computed;
 3. the capacity check places every task on the declared nodes;
 4. external secrets and configs are matched with their values in the stack configuration. One

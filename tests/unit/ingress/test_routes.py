@@ -1,4 +1,4 @@
-"""Ingress (swarm/ingress.py, components/ingress.py): x-ingress routes, the proxy's configuration
+"""Ingress (swarm/ingress/routes.py, components/ingress.py): x-ingress routes, the proxy's configuration
 (checked by Caddy itself), and what the program registers for it under mocks. swarm:ingress
 itself: config/test_ingress.py."""
 
@@ -333,7 +333,7 @@ def test_the_plan_command_shows_routes_and_the_load_balancer_cost(tmp_path):
     root = tmp_path / "project"
     (root / "stacks").mkdir(parents=True)
     routed_stack(root / "stacks").rename(root / "stacks" / "prod.yaml")
-    document = yaml.safe_load((Path(__file__).parents[2] / "Pulumi.prod.yaml").read_text())
+    document = yaml.safe_load((Path(__file__).parents[3] / "Pulumi.prod.yaml").read_text())
     document["config"]["swarm:ingress"] = INGRESS
     (root / "Pulumi.prod.yaml").write_text(yaml.safe_dump(document))
     text, schedulable = plan("prod", root, width=200)
