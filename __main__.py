@@ -111,7 +111,7 @@ cluster = SwarmCluster(
 )
 
 # Root's authorized keys and Docker's daemon settings on every node, kept in sync in place: a
-# change to either replaces no droplet (swarm/node_access.py).
+# change to either replaces no droplet (swarm/node_scripts/node_config.py).
 NodeConfig(
     config.stack,
     NodeConfigArgs(

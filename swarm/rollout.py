@@ -27,7 +27,7 @@ from swarm.compose import StackSpec, deployed_replicas
 from swarm.config import ClusterConfig, ConfigError
 from swarm.diagnostics import Problem, config_problem
 from swarm.model import Folder, service_name
-from swarm.scripts import ConvergeTarget
+from swarm.node_scripts import ConvergeTarget
 
 
 @dataclass(frozen=True)

@@ -75,7 +75,7 @@ class ClusterConfig:
     vpc_ip_range: str | None = None
     ssh_public_key: str | None = None
     # swarm:sshAuthorizedKeys: operators' public keys, installed beside the program's own on every
-    # node by a remote command (components/node_access.py); changing them replaces no droplet.
+    # node by a remote command (components/node_config.py); changing them replaces no droplet.
     authorized_keys: tuple[str, ...] = ()
     # Names set under swarm:secrets; None when they cannot be read (offline, one encrypted blob).
     secret_names: frozenset[str] | None = frozenset()

@@ -4,7 +4,8 @@ from CI (`swarm:images`) that change only their service."""
 
 from __future__ import annotations
 
-from swarm import node_scripts, scripts
+from swarm import node_scripts
+from swarm.node_scripts import swarm_cluster
 from tests.pulumi_program import fake_addresses, fake_droplet_id, run_program, stack_config, unwrap
 from tests.unit.release_stack import commands, config_for, services
 
@@ -26,8 +27,8 @@ def test_folders_are_prepared_on_exactly_the_nodes_where_their_service_may_run(r
     for name, command in folders.items():
         node = name.removesuffix("-folders")
         assert command.plain("connection")["host"] == fake_addresses(node)[0]  # on the node itself
-        assert command.plain("create") == scripts.prepare_folders_script(
-            [scripts.Folder(p, *(("999:999", "0700") if p == "/mnt/postgresql/data" else ())) for p in folder_paths(command)]
+        assert command.plain("create") == swarm_cluster.prepare_folders_script(
+            [swarm_cluster.Folder(p, *(("999:999", "0700") if p == "/mnt/postgresql/data" else ())) for p in folder_paths(command)]
         )
 
 

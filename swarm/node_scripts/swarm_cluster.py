@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from swarm import node_scripts
 from swarm.model import SWARM_ADDRESS_POOL, Folder
+from swarm.node_scripts import template
 
 SWARM_PORT = 2377
 
@@ -23,7 +23,7 @@ SWARM_PORT = 2377
 STABLE_SECONDS = 5
 # Service and node names, safe as words of a shell script.
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-SAFE_WORD = _SAFE_WORD  # for swarm/day2_scripts.py
+SAFE_WORD = _SAFE_WORD  # for swarm/node_scripts/day2.py
 
 
 def wait_ready_script(timeout_seconds: int = 900) -> str:
@@ -33,7 +33,7 @@ def wait_ready_script(timeout_seconds: int = 900) -> str:
     when done with recoverable errors (a deprecation, a transient apt warning): both leave a
     usable node, so only Docker's answer decides. Hosts without cloud-init skip that step.
     """
-    return node_scripts.render("wait_ready", TIMEOUT=int(timeout_seconds))
+    return template.render("wait_ready", TIMEOUT=int(timeout_seconds))
 
 
 # How long a lone manager's successor keeps the stand-in a manager after joining it: the workers
@@ -71,7 +71,7 @@ def init_script(advertise_addr: str, state_dir: str | None = None, standin_grace
         "STATE_DIR": state_dir, "STATE_BACKUP": f"{state_dir}/{SWARM_STATE_BACKUP}", "ROSTER": f"{state_dir}/{MANAGERS_FILE}",
         "STANDINS": f"{state_dir}/{STANDINS_FILE}",
     }
-    return node_scripts.render("init", ADDR=advertise_addr, PORT=SWARM_PORT, ADDRESS_POOL=SWARM_ADDRESS_POOL,
+    return template.render("init", ADDR=advertise_addr, PORT=SWARM_PORT, ADDRESS_POOL=SWARM_ADDRESS_POOL,
                                STANDIN_GRACE=int(standin_grace_seconds), **kept)
 
 
@@ -80,7 +80,7 @@ def manager_probe_script() -> str:
     a manager of a swarm that has a leader, nothing otherwise. The first manager's init reads
     these lines to join an existing swarm rather than start one. Its output must be marked
     secret and not logged."""
-    return node_scripts.render("manager_probe")
+    return template.render("manager_probe")
 
 
 def join_tokens_script() -> str:
@@ -89,7 +89,7 @@ def join_tokens_script() -> str:
     An empty token (a manager that lost its swarm) fails here, rather than as a baffling join
     error on every node.
     """
-    return node_scripts.render("join_tokens")
+    return template.render("join_tokens")
 
 
 def join_script(advertise_addr: str, manager_addr: str, manager_addrs: Sequence[str] = (),
@@ -107,7 +107,7 @@ def join_script(advertise_addr: str, manager_addr: str, manager_addrs: Sequence[
     the node ID.
     """
     managers = " ".join(f"{address}:{SWARM_PORT}" for address in sorted({manager_addr, *manager_addrs}))
-    return node_scripts.render(
+    return template.render(
         "join", ADDR=advertise_addr, PORT=SWARM_PORT, MANAGER=f"{manager_addr}:{SWARM_PORT}", MANAGERS=managers,
         MANAGER_WAIT=int(manager_wait_seconds),
     )
@@ -123,7 +123,7 @@ def node_settings_script(node_id: str, role: str, labels: Mapping[str, str]) -> 
     for key, value in labels.items():
         if "=" in key or "\n" in key or "\n" in value:
             raise ValueError(f"{key!r}: {value!r}: label keys hold no '=' and no newline, values no newline")
-    return node_scripts.render(
+    return template.render(
         "settings", NODE=node_id, ROLE=role, LABELS="".join(f"{key}={labels[key]}\n" for key in sorted(labels))
     )
 
@@ -141,7 +141,7 @@ def prepare_folders_script(folders: Sequence[Folder]) -> str:
         if "\n" in folder.path or any(" " in value or "\n" in value for value in (folder.owner or "", folder.mode or "")):
             raise ValueError(f"{folder}: a folder's path holds no newline, its owner and mode no blank")
         lines.append(f"{folder.owner or '-'} {folder.mode or '-'} {folder.path}\n")
-    return node_scripts.render("folders", FOLDERS="".join(lines))
+    return template.render("folders", FOLDERS="".join(lines))
 
 
 class ConvergeTarget(NamedTuple):
@@ -165,7 +165,7 @@ def converge_script(targets: Sequence[ConvergeTarget], timeout_seconds: int, dig
         if not _SAFE_WORD.match(name):
             raise ValueError(f"{name!r}: service and node names are letters, digits, '.', '_' and '-'")
     lines = "\n".join(" ".join((target.service, str(target.tasks), *target.nodes)) for target in targets)
-    return node_scripts.render(
+    return template.render(
         "converge", DIGEST=digest, TARGETS=lines, TIMEOUT=int(timeout_seconds), STABLE=STABLE_SECONDS
     )
 
@@ -190,7 +190,7 @@ def keep_swarm_state_script(state_dir: str | None, mount_path: str | None) -> st
     where a lone manager's state is kept (when its droplet is replaced) is on the mounted volume."""
     if state_dir is None or mount_path is None:
         state_dir = mount_path = ""
-    return node_scripts.render("keep_swarm_state", STATE_DIR=state_dir, MOUNT_PATH=mount_path)
+    return template.render("keep_swarm_state", STATE_DIR=state_dir, MOUNT_PATH=mount_path)
 
 
 def handover_script(state_dir: str | None, demote_wait_seconds: int = 60,
@@ -219,5 +219,5 @@ def handover_script(state_dir: str | None, demote_wait_seconds: int = 60,
     backup = "" if state_dir is None else f"{state_dir}/{SWARM_STATE_BACKUP}"
     roster = "" if state_dir is None else f"{state_dir}/{MANAGERS_FILE}"
     standins = "" if state_dir is None else f"{state_dir}/{STANDINS_FILE}"
-    return node_scripts.render("handover", BACKUP=backup, ROSTER=roster, STANDIN=standins,
+    return template.render("handover", BACKUP=backup, ROSTER=roster, STANDIN=standins,
                                DEMOTE_WAIT=int(demote_wait_seconds), GRACE=int(standin_grace_seconds))

@@ -1,13 +1,13 @@
 """Node scripts for day 2, where data and running tasks are at stake: retiring a node from the
 swarm (run on a manager) and mounting a node's block-storage volume (run on the node). Same rules
-as swarm/scripts.py: complete POSIX sh scripts in swarm/node_scripts/, idempotent, values quoted by
+as swarm/node_scripts/swarm_cluster.py: complete POSIX sh scripts in swarm/node_scripts/, idempotent, values quoted by
 node_scripts.render.
 """
 
 from __future__ import annotations
 
-from swarm import node_scripts
-from swarm.scripts import SAFE_WORD as _SAFE_WORD
+from swarm.node_scripts import template
+from swarm.node_scripts.swarm_cluster import SAFE_WORD as _SAFE_WORD
 
 # Retirement: how long a drained node's tasks may take to run elsewhere, how long they may sit
 # `pending` with an error (no node can take them) before retirement gives up, and how long a
@@ -63,7 +63,7 @@ def retire_script(
 
 # Docker reports the labels of a node's running daemon (daemon.json `labels`) in `docker info` and,
 # to managers, in `docker node inspect` (.Description.Engine.Labels): this one names the daemon
-# settings the program applied (swarm/node_access.py).
+# settings the program applied (swarm/node_scripts/node_config.py).
 DAEMON_LABEL_KEY = "swarm.daemon-settings"
 
 
@@ -102,7 +102,7 @@ def _take_out(mode: str, node_id: str, pool: str, timeout_seconds: int, unplacea
         raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
     if int(max_unavailable) < 1:
         raise ValueError(f"max_unavailable must be at least 1, not {max_unavailable}")
-    return node_scripts.render(
+    return template.render(
         "retire", NODE=node_id, POOL=pool, MAX_UNAVAILABLE=int(max_unavailable), TIMEOUT=int(timeout_seconds),
         UNPLACEABLE=int(unplaceable_seconds), LOCK_WAIT=int(lock_wait_seconds), LOCK_DIR=lock_dir, MODE=mode,
         LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label,
@@ -117,7 +117,7 @@ def daemon_return_script(node_id: str, pool: str, label: str, timeout_seconds: i
     is left as it is. After `timeout_seconds` the script fails and the node stays drained."""
     if not _SAFE_WORD.match(pool):
         raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
-    return node_scripts.render("daemon-return", NODE=node_id, POOL=pool, LOCK_DIR=lock_dir,
+    return template.render("daemon-return", NODE=node_id, POOL=pool, LOCK_DIR=lock_dir,
                                LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label, TIMEOUT=int(timeout_seconds))
 
 
@@ -140,4 +140,4 @@ def mount_volume_script(device: str, mount_path: str) -> str:
     Idempotent, and safe to re-run on a node whose volume holds data. A changed `mount_path`
     moves the fstab line; the old path stays mounted until the next reboot (services may use it).
     """
-    return node_scripts.render("mount_volume", DEVICE=device, MOUNT_PATH=mount_path, PROBE_BYTES=PROBE_BYTES)
+    return template.render("mount_volume", DEVICE=device, MOUNT_PATH=mount_path, PROBE_BYTES=PROBE_BYTES)

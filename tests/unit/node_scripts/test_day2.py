@@ -1,4 +1,4 @@
-"""The day-2 scripts (swarm/day2_scripts.py) run for real against a stand-in `docker` CLI
+"""The day-2 scripts (swarm/node_scripts/day2.py) run for real against a stand-in `docker` CLI
 (fake_swarm_docker.py): retirement (waiting for moved tasks, giving up before removal, down
 nodes, one at a time) and the drain and return around a daemon restart."""
 
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from swarm import day2_scripts
+from swarm.node_scripts import day2
 from tests.unit.stand_in_docker import install_fake, run
 
 
 def test_retire_drains_then_removes():
-    script = day2_scripts.retire_script("n0d3", "ml")
+    script = day2.retire_script("n0d3", "ml")
     drain = script.index("--availability drain")
     remove = script.index("docker node rm --force")
     assert drain < remove
@@ -51,7 +51,7 @@ def first(calls, prefix) -> float:
 def retire(tmp_path, env, node="n2", **options) -> tuple[subprocess.CompletedProcess, float]:
     options = {"timeout_seconds": 30, "unplaceable_seconds": 2, "lock_dir": str(tmp_path / "locks"), **options}
     started = time.monotonic()
-    result = run(day2_scripts.retire_script(node, "ml", **options), env)
+    result = run(day2.retire_script(node, "ml", **options), env)
     return result, time.monotonic() - started
 
 
@@ -115,14 +115,14 @@ def test_a_daemon_restart_drains_the_node_keeps_its_slot_and_gives_it_back_once_
                           {"at": 1, "tasks": [*moving, task("t4", "n4")]}]},
     })
     locks = tmp_path / "locks"
-    drained = run(day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(locks)), env)
+    drained = run(day2.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(locks)), env)
     assert drained.returncode == 0, drained.stderr
     assert "drained prod-ml-2 (n2) for its Docker restart" in drained.stdout
     (slot,) = locks.iterdir()  # held for the node's restart, by a placeholder process
     holder = int((slot / "owner").read_text().split()[1])
     os.kill(holder, 0)
     # (the node's own command restarts Docker here: the fake reports the new label 2 s after the drain)
-    back = run(day2_scripts.daemon_return_script("n2", "ml", "d1g35t", 30, lock_dir=str(locks)), env)
+    back = run(day2.daemon_return_script("n2", "ml", "d1g35t", 30, lock_dir=str(locks)), env)
     assert back.returncode == 0, back.stderr
     calls = swarm_calls(tmp_path)
     assert first(calls, "node update --availability active n2") - first(calls, "node update --availability drain n2") >= 2
@@ -135,7 +135,7 @@ def test_a_daemon_restart_drains_the_node_keeps_its_slot_and_gives_it_back_once_
 
 def test_a_node_that_was_not_drained_is_left_alone_on_return(tmp_path):
     env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": nodes(), "services": SERVICES, "tasks": BEFORE})
-    result = run(day2_scripts.daemon_return_script("n2", "ml", "", 30, lock_dir=str(tmp_path / "locks")), env)
+    result = run(day2.daemon_return_script("n2", "ml", "", 30, lock_dir=str(tmp_path / "locks")), env)
     assert result.returncode == 0, result.stderr
     assert "not drained" in result.stdout
     assert not (tmp_path / "fake" / "calls").exists(), "no docker call at all"
@@ -152,8 +152,8 @@ def test_a_node_holding_two_tasks_of_a_service_is_paused_and_they_move_off_one_a
     env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
         "nodes": node_list, "services": SERVICES, "tasks": piled, "spread": {"s-api": spread},
     })
-    script = (day2_scripts.retire_script("n2", "ml", 30, 2, lock_dir=str(tmp_path / "locks")) if mode == "retire"
-              else day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(tmp_path / "locks")))
+    script = (day2.retire_script("n2", "ml", 30, 2, lock_dir=str(tmp_path / "locks")) if mode == "retire"
+              else day2.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(tmp_path / "locks")))
     result = run(script, env)
     assert result.returncode == 0, result.stderr
     assert "prod_api has 2 tasks on prod-ml-2: moving them off one at a time before it is drained" in result.stderr
@@ -179,7 +179,7 @@ def test_a_node_already_running_the_daemon_settings_is_not_drained(tmp_path):
     node_list["n2"]["engine_label"] = "d1g35t"
     env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json",
                        {"nodes": node_list, "services": SERVICES, "tasks": BEFORE})
-    result = run(day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, lock_dir=str(tmp_path / "locks")), env)
+    result = run(day2.daemon_drain_script("n2", "ml", "d1g35t", 30, lock_dir=str(tmp_path / "locks")), env)
     assert result.returncode == 0, result.stderr
     assert not [call for _, call in swarm_calls(tmp_path) if call.startswith("node update")]
 
@@ -193,7 +193,7 @@ def test_a_daemon_restart_lets_a_task_pinned_to_the_node_stop_instead_of_failing
     env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
         "nodes": node_list, "services": SERVICES, "tasks": BEFORE, "phases": {"n2": [{"at": 0, "tasks": after}]},
     })
-    result = run(day2_scripts.daemon_drain_script("n2", "ml", "d1g35t", 30, 1, lock_dir=str(tmp_path / "locks")), env)
+    result = run(day2.daemon_drain_script("n2", "ml", "d1g35t", 30, 1, lock_dir=str(tmp_path / "locks")), env)
     assert result.returncode == 0, result.stderr
     assert "tasks that no other node can take stop while prod-ml-2 restarts Docker" in result.stderr
     assert "drained prod-ml-2 (n2) for its Docker restart" in result.stdout

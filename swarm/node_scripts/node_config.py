@@ -15,7 +15,7 @@ by cloud-init would replace every droplet. Both are therefore applied by remote 
   node and waits until its tasks run elsewhere (retire.sh's restart mode), then the node restarts
   Docker (daemon.sh), then the manager gives it its availability back (daemon-return.sh).
 
-The user data keeps writing cloud-init's first daemon.json (swarm.cloudinit.DAEMON_CONFIG), byte
+The user data keeps writing cloud-init's first daemon.json (swarm.node_scripts.cloudinit.DAEMON_CONFIG), byte
 for byte as before: changing it would replace every droplet of an existing cluster. Change
 DAEMON_SETTINGS here instead; cloud-init's copy is frozen.
 """
@@ -28,9 +28,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from swarm import node_scripts
-from swarm.cloudinit import DAEMON_CONFIG as FIRST_BOOT_DAEMON_CONFIG
-from swarm.day2_scripts import DAEMON_LABEL_KEY
+from swarm.node_scripts import template
+from swarm.node_scripts.cloudinit import DAEMON_CONFIG as FIRST_BOOT_DAEMON_CONFIG
+from swarm.node_scripts.day2 import DAEMON_LABEL_KEY
 
 ROOT_SSH_DIR = "/root/.ssh"  # the program's commands log in as root
 DAEMON_CONFIG_PATH = "/etc/docker/daemon.json"
@@ -67,11 +67,11 @@ def daemon_config(settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 def daemon_script(node_id: str, settings: Mapping[str, Any] | None = None, config_path: str = DAEMON_CONFIG_PATH,
                   keys_path: str = DAEMON_KEYS_PATH) -> str:
-    """Run on the node, after the manager drained it (swarm.day2_scripts.daemon_drain_script):
+    """Run on the node, after the manager drained it (swarm.node_scripts.day2.daemon_drain_script):
     apply the daemon settings (see the module's docstring). Idempotent: with the settings in place
     and loaded, it changes nothing and restarts nothing."""
     config = daemon_config(settings)
-    return node_scripts.render(
+    return template.render(
         "daemon", NODE=node_id, SETTINGS=json.dumps(config, sort_keys=True), KEYS=" ".join(sorted(config)),
         FIRST_BOOT_KEYS=" ".join(sorted(FIRST_BOOT_DAEMON_CONFIG)), LABEL_KEY=DAEMON_LABEL_KEY,
         LABEL=daemon_label(settings), CONFIG=config_path, KEYS_FILE=keys_path,
@@ -96,5 +96,5 @@ def authorized_keys_script(node_id: str, program_key: str, operator_keys: Sequen
                            directory: str = ROOT_SSH_DIR) -> str:
     """Run on the node: make root's authorized_keys exactly `authorized_keys(...)`, in one rename.
     A key added by hand is removed, as labels added by hand are."""
-    return node_scripts.render("authorized-keys", NODE=node_id, KEYS=authorized_keys(program_key, operator_keys),
+    return template.render("authorized-keys", NODE=node_id, KEYS=authorized_keys(program_key, operator_keys),
                                DIR=directory)

@@ -9,9 +9,9 @@ import subprocess
 import pytest
 import yaml
 
-from swarm import cloudinit
-from swarm.cloudinit import DAEMON_CONFIG, HostKey, shell_scripts, volume_device
 from swarm.config import load_stack_config_file
+from swarm.node_scripts import cloudinit
+from swarm.node_scripts.cloudinit import DAEMON_CONFIG, HostKey, shell_scripts, volume_device
 from tests.pulumi_program import PROJECT_ROOT, fake_key_pair
 
 NODES = [node for stack in ("prod", "staging") for node in load_stack_config_file(PROJECT_ROOT, stack).nodes]

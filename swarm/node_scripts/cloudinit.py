@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from swarm import node_scripts
 from swarm.config import Node
-from swarm.day2_scripts import VOLUME_DEVICE_PREFIX
+from swarm.node_scripts import template
+from swarm.node_scripts.day2 import VOLUME_DEVICE_PREFIX
 
 # Docker's apt repository signing key (https://download.docker.com/linux/ubuntu/gpg).
 DOCKER_APT_KEY_FINGERPRINT = "9DC858229FC7DD38854AE2D88D81803C0EBFCD88"
@@ -78,7 +78,7 @@ class HostKey:
 
 # The daemon.json a node boots with. FROZEN: it is part of the user data, and a change here would
 # replace every droplet of an existing cluster (user_data is ForceNew). The daemon settings a node
-# runs with are swarm.node_access.DAEMON_SETTINGS, applied in place by a remote command that owns
+# runs with are swarm.node_scripts.node_config.DAEMON_SETTINGS, applied in place by a remote command that owns
 # these keys from the first `up` on; change them there. (Log rotation keeps chatty model servers
 # from filling the disk. No live-restore: it is incompatible with swarm mode.)
 DAEMON_CONFIG = {
@@ -110,8 +110,8 @@ NVIDIA_RUNTIME_CONFIG = "/etc/nvidia-container-runtime/config.toml"
 # The script is carried byte for byte in the user data, where a changed byte replaces every GPU
 # droplet: swarm/node_scripts/gpu_setup.sh has no inputs and no comments (these are its
 # comments), and writes DAEMON_CONFIG's log options and NVIDIA_RUNTIME_CONFIG out in full
-# (tests/unit/test_cloudinit.py checks that they agree).
-GPU_SETUP_SCRIPT = node_scripts.render("gpu_setup")
+# (tests/unit/node_scripts/test_cloudinit.py checks that they agree).
+GPU_SETUP_SCRIPT = template.render("gpu_setup")
 
 
 def volume_name(node: Node) -> str:
