@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swarm import restore
+from swarm.backups import restore
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, load_stack_config_file, reference_table
 from swarm.plan import FORMATS, build_plan, error_plan, render

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from swarm.backups import Backups, bucket_cost, jobs_document
-from swarm.config import ConfigError, parse_config
-from swarm.jobs_scripts import install_script, status_script
+from swarm.backups import bucket_cost, jobs_document
+from swarm.backups.scripts import install_script, status_script
+from swarm.config import Backups, ConfigError, parse_config
 from swarm.preflight import preflight
 from tests.pulumi_program import PROJECT_ROOT, is_secret, run_program, stack_config
 

@@ -1,6 +1,6 @@
 """Shell scripts that install the scheduler and backup jobs on a manager, and read their status.
 
-The scheduler (swarm/node/swarm_jobs.py and the standard-library modules it imports) is copied
+The scheduler (swarm/backups/node/swarm_jobs.py and the standard-library modules it imports) is copied
 into `<dir>/lib` by `install_script` (swarm/node_scripts/install_jobs.sh), with the jobs
 document in `<dir>/jobs.json`; the keys arrive on stdin (never in the script, which Pulumi keeps
 in state and may print) and are written to `<dir>/secrets.json` and `<dir>/backup.key`, mode 0600. Cron runs `tick` every
@@ -15,11 +15,13 @@ from pathlib import Path
 
 from swarm import node_scripts
 
+_SWARM = Path(__file__).parents[1]
+# Copied byte for byte: a changed text reinstalls the scheduler on the next `up`.
 NODE_FILES = {
     "swarm_jobs.py": Path(__file__).parent / "node" / "swarm_jobs.py",
     "s3.py": Path(__file__).parent / "node" / "s3.py",
-    "schedule.py": Path(__file__).parent / "values" / "schedule.py",
-    "suggest.py": Path(__file__).parent / "suggest.py",
+    "schedule.py": _SWARM / "values" / "schedule.py",
+    "suggest.py": _SWARM / "suggest.py",
 }
 CRON_FILE = "/etc/cron.d/swarm-jobs"
 

@@ -2,7 +2,7 @@
 
 - `check_backups` checks it against the stack file (the databases must be services of it, run
   where the backup job can reach them), called by swarm/preflight.py.
-- `jobs_document` is what the scheduler on the manager runs (swarm/node/swarm_jobs.py), as JSON.
+- `jobs_document` is what the scheduler on the manager runs (swarm/backups/node/swarm_jobs.py), as JSON.
 - `bucket_cost` is the bucket's estimated monthly cost, for `plan` and the program's outputs.
 
 Why backups run on the manager's host, not in a container: the sandbox and CI have no registry,
@@ -90,7 +90,7 @@ DOCKER_START = "systemctl start docker.socket docker.service"
 def jobs_document(backups: Backups | None, stack: str, databases: list[DatabaseBackup], *, jobs_dir: str = JOBS_DIR,
                   endpoint: str | None = None, docker_stop: str = DOCKER_STOP, docker_start: str = DOCKER_START) -> dict:
     """The host jobs the scheduler on the manager runs: one per database, and the swarm state.
-    No secret here: the keys are in a separate file (see swarm/jobs_scripts.py). `endpoint`,
+    No secret here: the keys are in a separate file (see swarm/backups/scripts.py). `endpoint`,
     `docker_stop` and `docker_start` are for drills on hosts that are not droplets. Without
     backups, the scheduler only runs the stack file's `x-schedule` services."""
     if backups is None:

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from swarm.backups import JOBS_DIR
+from swarm.backups.jobs import JOBS_DIR
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, load_stack_config_file
 from swarm.preflight import preflight
