@@ -61,7 +61,7 @@ class SwarmClusterArgs:
     ssh_private_key: pulumi.Input[str]
     region: str  # of the manager's reserved IP
     ssh_user: str = "root"
-    # node name -> bind-mount sources to create there (swarm.rollout decides where)
+    # node name -> bind-mount sources to create there (swarm.plan.rollout decides where)
     folders: Mapping[str, Sequence[Folder]] = field(default_factory=dict)
     # how long a retired node's tasks may take to run elsewhere before `up` fails
     retire_timeout_seconds: int = node_scripts.RETIRE_TIMEOUT_SECONDS

@@ -25,8 +25,7 @@ from typing import Any
 from swarm.backups import restore
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, load_stack_config_file, reference_table
-from swarm.plan import FORMATS, build_plan, error_plan, render
-from swarm.preflight import preflight
+from swarm.plan import FORMATS, build_plan, error_plan, preflight, render
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

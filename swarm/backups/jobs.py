@@ -1,7 +1,7 @@
 """Backups: what follows from `swarm:backups` (read and validated in swarm/config/backups.py).
 
 - `check_backups` checks it against the stack file (the databases must be services of it, run
-  where the backup job can reach them), called by swarm/preflight.py.
+  where the backup job can reach them), called by swarm/plan/preflight.py.
 - `jobs_document` is what the scheduler on the manager runs (swarm/backups/node/swarm_jobs.py), as JSON.
 - `bucket_cost` is the bucket's estimated monthly cost, for `plan` and the program's outputs.
 

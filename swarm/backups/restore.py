@@ -29,7 +29,7 @@ from pathlib import Path
 from swarm.backups.jobs import JOBS_DIR
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, load_stack_config_file
-from swarm.preflight import preflight
+from swarm.plan import preflight
 from swarm.suggest import did_you_mean
 
 SSH_OPTIONS = ["-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",

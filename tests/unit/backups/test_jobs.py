@@ -11,7 +11,7 @@ import pytest
 from swarm.backups import bucket_cost, jobs_document
 from swarm.backups.scripts import install_script, status_script
 from swarm.config import Backups, ConfigError, parse_config
-from swarm.preflight import preflight
+from swarm.plan.preflight import preflight
 from tests.pulumi_program import PROJECT_ROOT, is_secret, run_program, stack_config
 
 BACKUPS = {"bucket": "acme-prod-backups", "keep": 14}

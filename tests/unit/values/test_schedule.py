@@ -10,7 +10,7 @@ import pytest
 
 from swarm.compose import StackFileError, load_stack_file
 from swarm.compose.service_args import service_args
-from swarm.rollout import Rollout
+from swarm.plan.rollout import Rollout
 from swarm.values.schedule import ScheduleError, parse_schedule
 
 UTC = dt.UTC

@@ -1,4 +1,4 @@
-"""What a release deploys around its services (swarm/rollout.py), as the program wires it: the
+"""What a release deploys around its services (swarm/plan/rollout.py), as the program wires it: the
 bind-mount folders prepared on exactly the nodes where their service may run, and image overrides
 from CI (`swarm:images`) that change only their service."""
 

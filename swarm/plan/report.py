@@ -16,7 +16,7 @@ from typing import Any
 from swarm.backups import bucket_cost, stored_gb_upper_bound
 from swarm.capacity import format_cpus, format_memory
 from swarm.diagnostics import Problem
-from swarm.preflight import Preflight
+from swarm.plan.preflight import Preflight
 
 FORMATS = ("text", "markdown", "json")
 

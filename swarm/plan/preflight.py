@@ -23,7 +23,7 @@ from swarm.compose import load_stack
 from swarm.config import ClusterConfig, ConfigError
 from swarm.diagnostics import Problem
 from swarm.ingress import IngressPlan, plan_ingress
-from swarm.rollout import Rollout, plan_rollout
+from swarm.plan.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
 
 # What a preview shows for a value that is still missing (a preview creates nothing).
