@@ -38,7 +38,7 @@ A value holding `$` or a backquote gets a shellcheck directive (SC2016) on its a
 single-quoted, it is meant literally. `inputs_of(text)` reads a rendered script's inputs back.
 
 Changing a file changes the rendered text, and so re-runs its remote command on the next `up`
-(an update runs `create` again): say what that does in docs/day-2-operations.md, "Upgrade notes".
+(an update runs `create` again): say what that does in CHANGELOG.md, "Upgrade notes".
 
 Secrets never go through here: they reach scripts on stdin.
 """
