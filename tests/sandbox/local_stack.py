@@ -11,12 +11,17 @@ What changes, and why:
   account), a healthcheck's test becomes `true` (its timings are kept);
 - `stop_grace_period` becomes 1s (`sleep` ignores SIGTERM: every stop would wait it out) and
   rolling updates pause 1s and watch each task 3s instead of the file's delay and monitor;
-- relative `file:`/`env_file` paths become absolute (the copy lives elsewhere).
+- relative `file:`/`env_file` paths become absolute (the copy lives elsewhere);
+- CPU and memory reservations are scaled by `Scale` when the stack's largest droplet has more
+  vCPUs (memory) than this machine: every sandbox host reports this machine's CPUs and memory to
+  the scheduler, so prod's reservations, sized for 4-vCPU 32 GB workers, would leave tasks
+  pending on a 2-core laptop.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +48,33 @@ def _short_pauses(update: Any) -> None:
         update.update({"delay": "1s", "monitor": "3s"})
 
 
-def localise_service(service: dict, original_image: str) -> None:
+@dataclass(frozen=True)
+class Scale:
+    """Factors (at most 1) for CPU and memory reservations."""
+
+    cpus: float = 1.0
+    memory: float = 1.0
+
+    def apply(self, reservations: dict) -> None:
+        """Scale a mapping's `cpus` and `memory` (a Compose reservation, a catalogue model)."""
+        if "cpus" in reservations and self.cpus != 1:
+            try:
+                reservations["cpus"] = f"{max(round(float(reservations['cpus']) * self.cpus, 3), 0.001):g}"
+            except (TypeError, ValueError):
+                pass  # not a number: the program reports it
+        if "memory" in reservations and self.memory != 1:
+            from swarm.values.size import parse_memory
+
+            try:
+                reservations["memory"] = f"{max(int(parse_memory(str(reservations['memory'])) * self.memory) >> 20, 4)}M"
+            except ValueError:
+                pass
+
+
+def localise_service(service: dict, original_image: str, scale: Scale = Scale()) -> None:
+    reservations = ((service.get("deploy") or {}).get("resources") or {}).get("reservations")
+    if isinstance(reservations, dict):
+        scale.apply(reservations)
     service["image"] = DEFAULT_IMAGE
     service["command"] = list(COMMAND)
     service["stop_grace_period"] = "1s"
@@ -60,10 +91,12 @@ def _absolute(path: str, base: Path) -> str:
     return str((base / path).resolve()) if not Path(path).is_absolute() else path
 
 
-def localise_catalogue(catalogue: dict, images: dict[str, str]) -> None:
+def localise_catalogue(catalogue: dict, images: dict[str, str], scale: Scale = Scale()) -> None:
     defaults = catalogue.get("defaults") or {}
     _short_pauses(defaults.get("update_config"))
+    scale.apply(defaults)
     for model in catalogue.get("models") or []:
+        scale.apply(model)
         image = str(model.get("image", ""))
         if "/" not in image:
             image = str(model.get("image_prefix", defaults.get("image_prefix", ""))) + image
@@ -76,14 +109,14 @@ def localise_catalogue(catalogue: dict, images: dict[str, str]) -> None:
         overrides.pop("entrypoint", None)
 
 
-def write_local_stack(stack_file: Path, out: Path, images: dict[str, str]) -> Path:
+def write_local_stack(stack_file: Path, out: Path, images: dict[str, str], scale: Scale = Scale()) -> Path:
     """Write the local copy of `stack_file` (and of its model catalogue) into `out`; `images`
     are swarm:images (service -> image), applied here since the program gets none."""
     out.mkdir(parents=True, exist_ok=True)
     base = stack_file.parent
     document = yaml.safe_load(stack_file.read_text()) or {}
     for name, service in (document.get("services") or {}).items():
-        localise_service(service, images.get(name, str(service.get("image", ""))))
+        localise_service(service, images.get(name, str(service.get("image", ""))), scale)
         if isinstance(service.get("env_file"), str):
             service["env_file"] = _absolute(service["env_file"], base)
         elif isinstance(service.get("env_file"), list):
@@ -96,7 +129,7 @@ def write_local_stack(stack_file: Path, out: Path, images: dict[str, str]) -> Pa
     reference = document.get(CATALOGUE_KEY)
     if isinstance(reference, str) and (base / reference).is_file():
         catalogue = copy.deepcopy(yaml.safe_load((base / reference).read_text()) or {})
-        localise_catalogue(catalogue, images)
+        localise_catalogue(catalogue, images, scale)
         local_catalogue = out / f"catalogue-{Path(reference).name}"
         local_catalogue.write_text(yaml.safe_dump(catalogue, sort_keys=False))
         document[CATALOGUE_KEY] = local_catalogue.name

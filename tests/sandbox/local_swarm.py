@@ -30,11 +30,14 @@ from tests.sandbox import local_swarm_state as state
 from tests.sandbox.harness import Sandbox, SandboxError, host_public_key, missing_prerequisites, write_known_hosts
 from tests.sandbox.harness_teardown import _acquire_lock, _remove_leftovers, leftovers
 from tests.sandbox.lifecycle_cloud import Cloud, sandbox_engine, swarm_snapshot
-from tests.sandbox.local_stack import NOTE, write_local_stack
+from tests.sandbox.local_stack import IMAGE_LABEL, NOTE, Scale, write_local_stack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MARKER = ".local-swarm"  # down removes a working directory only when it carries this file
 CONVERGE_TIMEOUT = "2m"  # a service that cannot start fails `up` in minutes, not the default 10
+IMAGES_SCRIPT = ("docker service ls -q | xargs -r docker service inspect --format "
+                 f"'  {{{{.Spec.Name}}}}  {{{{index .Spec.TaskTemplate.ContainerSpec.Labels \"{IMAGE_LABEL}\"}}}}'")
+MACHINE_MEMORY = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
 
 
@@ -49,6 +52,7 @@ class Target:
     workdir: Path
     prefix: str
     subnet: str
+    options: str = ""  # the command line's options, repeated in the commands it prints
 
 
 def default_prefix(stack: str) -> str:
@@ -101,11 +105,30 @@ def program_config(target: Target, sandbox: Sandbox, saved_secrets: dict[str, st
     values["secrets"] = {**given, **generated}
     stack_file = target.project_root / values.get("stackFile", f"stacks/{target.stack}.yaml")
     images = values.pop("images", None) or {}
-    values["stackFile"] = str(write_local_stack(stack_file, target.workdir / "stack", images))
+    scale = reservation_scale(values.get("nodePools") or {})
+    if scale != Scale():
+        notes.append(f"reservations scaled (CPUs x {scale.cpus:.2g}, memory x {scale.memory:.2g}) to this machine's "
+                     f"{os.cpu_count()} CPUs and {MACHINE_MEMORY / 2**30:.0f} GiB, which every sandbox host reports: "
+                     "the largest droplet has more")
+    values["stackFile"] = str(write_local_stack(stack_file, target.workdir / "stack", images, scale))
     values["convergeTimeout"] = CONVERGE_TIMEOUT
     harness_key = sandbox.public_key.strip()
     values["sshAuthorizedKeys"] = [harness_key, *[k for k in values.get("sshAuthorizedKeys", []) if k != harness_key]]
     return values, generated, notes
+
+
+def reservation_scale(pools: dict) -> Scale:
+    """Below 1 when a pool's droplets have more vCPUs or memory than this machine (local_stack.py)."""
+    try:
+        from swarm.sizes import SIZES
+    except ImportError:  # the layout of issue 19
+        from swarm.config.sizes import SIZES
+
+    sizes = [SIZES[pool["size"]] for pool in pools.values() if isinstance(pool, dict) and pool.get("size") in SIZES]
+    if not sizes:
+        return Scale()
+    return Scale(cpus=min(1.0, (os.cpu_count() or 1) / max(size.vcpus for size in sizes)),
+                 memory=min(1.0, MACHINE_MEMORY / max(size.memory_bytes for size in sizes)))
 
 
 def offline_check(target: Target) -> None:
@@ -133,15 +156,15 @@ def up(target: Target, say=print) -> int:
         sandbox = Sandbox(target.workdir, subnet=target.subnet, prefix=target.prefix)
     else:
         sandbox = attach(saved, target)
-    result, cloud = None, None
+    result, cloud, generated = None, None, {}
     try:
-        if saved is None:
+        if not (saved or {}).get("sandbox", {}).get("images"):
             load_image(sandbox)
         config, generated, notes = program_config(target, sandbox, (saved or {}).get("secrets", {}))
         for note in [NOTE, *notes]:
             say("note: " + note)
         engine, cloud, _ = sandbox_engine(sandbox, target.workdir)
-        if saved is not None:
+        if saved is not None and saved.get("engine"):
             state.load_engine(engine, saved["engine"])
             state.load_cloud(cloud, sandbox, saved["cloud"])
         from tests.pulumi_program import run_program
@@ -162,13 +185,13 @@ def up(target: Target, say=print) -> int:
             state.write(target.workdir, {"stack": target.stack, "sandbox": record, "engine": None, "cloud": None,
                                          "secrets": {}})
     say("")
-    say(changes(result.steps, first=saved is None or not saved.get("engine")))
+    say(changes(result.steps, first=not (saved or {}).get("engine")))
     summary = result.summary()
     say(f"engine: {summary['create']} created, {summary['update']} updated, {summary['replace']} replaced, "
         f"{summary['delete']} deleted in {result.seconds:.0f} s")
     if result.error is not None:
         say(f"\nlocal-swarm: up failed: {result.error}\nThe state keeps what was done: fix the cause and run up "
-            f"again, or remove everything with: sudo scripts/local-swarm down {target.stack}")
+            f"again, or remove everything with: sudo scripts/local-swarm down {target.stack}{target.options}")
     say(show(target, cloud))
     say(f"local-swarm: up took {time.monotonic() - started:.0f} s")
     return 0 if result.error is None else 1
@@ -179,7 +202,7 @@ def attach(saved: dict, target: Target) -> Sandbox:
         return Sandbox.attach(saved["sandbox"])
     except SandboxError as error:
         raise Refused(f"local-swarm: the {target.stack} local swarm is recorded but not running ({error}); "
-                      f"remove what is left with: sudo scripts/local-swarm down {target.stack}") from None
+                      f"remove what is left with: sudo scripts/local-swarm down {target.stack}{target.options}") from None
 
 
 def load_image(sandbox: Sandbox) -> None:
@@ -195,7 +218,8 @@ def load_image(sandbox: Sandbox) -> None:
 def status(target: Target, say=print) -> int:
     saved = state.read(target.workdir)
     if saved is None or not saved.get("cloud"):
-        say(f"local-swarm: no local swarm for {target.stack} (start one: sudo scripts/local-swarm up {target.stack})")
+        say(f"local-swarm: no local swarm for {target.stack} (start one: sudo scripts/local-swarm up "
+            f"{target.stack}{target.options})")
         return 3
     sandbox = attach(saved, target)
     try:
@@ -215,7 +239,7 @@ def down(target: Target, say=print) -> int:
     with contextlib.suppress(Exception):
         saved = state.read(target.workdir) or {}
         target = Target(target.stack, target.project_root, target.workdir,
-                        saved.get("sandbox", {}).get("prefix", target.prefix), target.subnet)
+                        saved.get("sandbox", {}).get("prefix", target.prefix), target.subnet, target.options)
     try:
         lock = _acquire_lock(target.prefix)
     except SandboxError as error:
@@ -288,14 +312,16 @@ def show(target: Target, cloud: Cloud | None) -> str:
         return "no manager answers"
     manager = next(h for h in cloud.droplets.values() if h.name == snapshot["manager"] and h.ready)
     listing = manager.exec("docker node ls && echo && docker service ls", check=False, timeout=30)
+    images = manager.exec(IMAGES_SCRIPT, check=False, timeout=30).stdout.rstrip()
     config = write_ssh_config(target, cloud)
     return (f"\n$ docker node ls; docker service ls    (on {manager.name}, {manager.ip})\n"
             f"{listing.stdout.rstrip()}{listing.stderr.rstrip()}\n\n"
+            f"The images the services stand for (their label {IMAGE_LABEL}):\n{images}\n\n"
             f"Reach the nodes (as root: the key and host keys are in {target.workdir}):\n"
             f"  sudo ssh -F {config} {manager.name} docker service ps {target.stack}_<service>\n"
             f"  sudo ssh -F {config} {manager.name}          # a shell on the manager; "
             f"nodes: {', '.join(sorted(h.name for h in cloud.droplets.values()))}\n"
-            f"Remove everything: sudo scripts/local-swarm down {target.stack}\n")
+            f"Remove everything: sudo scripts/local-swarm down {target.stack}{target.options}\n")
 
 
 def write_ssh_config(target: Target, cloud: Cloud) -> Path:
