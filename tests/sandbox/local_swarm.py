@@ -100,8 +100,9 @@ def program_config(target: Target, sandbox: Sandbox, saved_secrets: dict[str, st
     wanted = set(missing_secrets(target.stack, target.project_root))
     wanted |= {name for name, value in (values.get("secrets") or {}).items() if _encrypted(value)}
     generated = {name: saved_secrets.get(name) or secrets.token_urlsafe(24) for name in sorted(wanted)}
-    if generated:
-        notes.append("secrets generated (kept between runs): " + ", ".join(generated))
+    new = [name for name in generated if name not in saved_secrets]
+    if new:
+        notes.append("secrets without a value here, generated (and kept for the next runs): " + ", ".join(new))
     values["secrets"] = {**given, **generated}
     stack_file = target.project_root / values.get("stackFile", f"stacks/{target.stack}.yaml")
     images = values.pop("images", None) or {}
@@ -254,6 +255,9 @@ def down(target: Target, say=print) -> int:
         removed_dir = (target.workdir / MARKER).exists()
         if removed_dir:
             shutil.rmtree(target.workdir)
+            if target.workdir.parent.name == "swarm-local":  # the default's parent, once empty
+                with contextlib.suppress(OSError):
+                    target.workdir.parent.rmdir()
         elif target.workdir.exists():
             say(f"local-swarm: left {target.workdir} alone: it has no {MARKER} file, so it is not ours")
         Path(f"/run/swarm-sandbox/{target.prefix}.lock").unlink(missing_ok=True)
