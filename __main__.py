@@ -19,12 +19,12 @@ from components.workloads import Workloads, WorkloadsArgs
 from swarm.backups import bucket_cost, jobs_document, stored_gb_upper_bound
 from swarm.compose import StackFileError
 from swarm.config import ConfigError, from_pulumi
-from swarm.preflight import preflight
+from swarm.plan import preflight
 
 PROJECT_ROOT = Path(__file__).parent
 
 # Everything is validated before the first resource is registered, by the same checks as
-# `python -m swarm plan` (swarm/preflight.py): config, stack file and catalogue, swarm:images and
+# `python -m swarm plan` (swarm/plan/preflight.py): config, stack file and catalogue, swarm:images and
 # swarm:bindMounts, capacity, values of external secrets and configs.
 try:
     config, secret_values = from_pulumi(PROJECT_ROOT)
@@ -111,7 +111,7 @@ cluster = SwarmCluster(
 )
 
 # Root's authorized keys and Docker's daemon settings on every node, kept in sync in place: a
-# change to either replaces no droplet (swarm/node_access.py).
+# change to either replaces no droplet (swarm/node_scripts/node_config.py).
 NodeConfig(
     config.stack,
     NodeConfigArgs(
