@@ -63,7 +63,7 @@ class Scale:
             except (TypeError, ValueError):
                 pass  # not a number: the program reports it
         if "memory" in reservations and self.memory != 1:
-            from swarm.values.size import parse_memory
+            from swarm.values import parse_memory
 
             try:
                 reservations["memory"] = f"{max(int(parse_memory(str(reservations['memory'])) * self.memory) >> 20, 4)}M"

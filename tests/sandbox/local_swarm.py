@@ -120,10 +120,7 @@ def program_config(target: Target, sandbox: Sandbox, saved_secrets: dict[str, st
 
 def reservation_scale(pools: dict) -> Scale:
     """Below 1 when a pool's droplets have more vCPUs or memory than this machine (local_stack.py)."""
-    try:
-        from swarm.sizes import SIZES
-    except ImportError:  # the layout of issue 19
-        from swarm.config.sizes import SIZES
+    from swarm.config.sizes import SIZES
 
     sizes = [SIZES[pool["size"]] for pool in pools.values() if isinstance(pool, dict) and pool.get("size") in SIZES]
     if not sizes:
