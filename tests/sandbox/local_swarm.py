@@ -199,6 +199,8 @@ def attach(saved: dict, target: Target) -> Sandbox:
     try:
         return Sandbox.attach(saved["sandbox"])
     except SandboxError as error:
+        if "is running" in str(error):  # the prefix's lock: another command holds this sandbox
+            raise Refused(f"local-swarm: another local-swarm command on {target.stack} is running; wait for it") from None
         raise Refused(f"local-swarm: the {target.stack} local swarm is recorded but not running ({error}); "
                       f"remove what is left with: sudo scripts/local-swarm down {target.stack}{target.options}") from None
 
