@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.sandbox.harness_host_keys import pinned_ssh_options
-from tests.sandbox.harness_teardown import _link_names, _netns_names, _remove_cgroups, _wait_until_empty
+from tests.sandbox.harness_teardown import (
+    _link_names,
+    _netns_names,
+    _remove_cgroups,
+    _wait_until_empty,
+    pids_in_namespace,
+)
 from tests.sandbox.harness_util import (
     HOST_ENV,
     CommandError,
@@ -162,6 +168,7 @@ class Host:
         # replacement, both alive for a while, as with create-before-delete).
         self.key = key or name
         self.ip = ip
+        self.index = index
         self.netns = f"{sandbox.prefix}-{self.key}"
         self.veth = f"{sandbox.prefix}-{index}"
         self.dir = sandbox.workdir / "hosts" / self.key
@@ -310,8 +317,48 @@ class Host:
     def _kill(self) -> None:
         """SIGKILL the host's PID 1: the kernel then kills every process in its PID namespace
         (containers included); unshare exits once that is done."""
-        if self._init is not None and self._init.poll() is None:
-            _signal(self.init_pid or self._init.pid, signal.SIGKILL)
+        if self._init is not None:
+            if self._init.poll() is None:
+                _signal(self.init_pid or self._init.pid, signal.SIGKILL)
+        elif self.init_pid and self._is_init(self.init_pid):
+            _signal(self.init_pid, signal.SIGKILL)  # adopted: booted by another process
+
+    # --- a host booted by another process (Sandbox.attach) ----------------------------------
+
+    def record(self) -> dict[str, Any]:
+        """What `adopt` needs to take this host up in another process."""
+        return {"name": self.name, "key": self.key, "ip": self.ip, "index": self.index,
+                "daemon_json": self.daemon_json}
+
+    @classmethod
+    def adopt(cls, sandbox: Sandbox, record: Mapping[str, Any]) -> Host:
+        """The running host `record` describes: its PID 1 is found in its network namespace."""
+        host = cls(sandbox, record["name"], record["ip"], record["index"], record["daemon_json"], record["key"])
+        try:
+            inode = os.stat(f"/run/netns/{host.netns}").st_ino
+        except FileNotFoundError:
+            raise SandboxError(f"host {host.key} is gone (no network namespace {host.netns})") from None
+        # The host's PID 1 (docker-init) is the process of its network namespace that is PID 1
+        # of its own PID namespace.
+        inits = [pid for pid in pids_in_namespace("net", inode) if host._is_init(pid)]
+        if not inits or not host._docker_answers_at(inits[0]):
+            raise SandboxError(f"host {host.key} is not running (no init or dockerd in {host.netns})")
+        host.init_pid = inits[0]
+        host.pid_namespace = os.stat(f"/proc/{host.init_pid}/ns/pid").st_ino
+        host.ready = True
+        return host
+
+    def _is_init(self, pid: int) -> bool:
+        """True when `pid` is PID 1 of a PID namespace other than ours (a host's docker-init)."""
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            own = os.stat("/proc/self/ns/pid").st_ino
+            if os.stat(f"/proc/{pid}/ns/pid").st_ino == own:
+                return False
+        except OSError:
+            return False
+        nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+        return len(nspid) > 1 and nspid[-1] == "1"
 
     def _remove(self) -> None:
         """Wait for the killed host's processes, then remove its namespace, link and state."""
@@ -339,10 +386,14 @@ class Host:
     def _docker_answers(self) -> bool:
         """GET /_ping on the host's socket, reached through its PID 1's root: polling this
         spawns no processes, which matters while several hosts boot on two cores."""
+        return self._docker_answers_at(self.init_pid)
+
+    @staticmethod
+    def _docker_answers_at(init_pid: int) -> bool:
         try:
             with socket.socket(socket.AF_UNIX) as conn:
                 conn.settimeout(2)
-                conn.connect(f"/proc/{self.init_pid}/root/run/docker.sock")
+                conn.connect(f"/proc/{init_pid}/root/run/docker.sock")
                 conn.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
                 return conn.recv(64).split(b"\r\n")[0].endswith(b" 200 OK")
         except OSError:
