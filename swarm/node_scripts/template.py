@@ -24,9 +24,9 @@ defines shell functions. A script that calls them names it on a `# uses:` line:
 
 and render() puts the fragment's body (everything after its own `set -eu` line) after the
 assignments and the script's own comments, before its first command, so the script that reaches
-the node is still one self-contained file (init.sh and join.sh share _swarm.sh, init.sh and handover.sh _manager.sh; init.sh, handover.sh and daemon.sh
-share _wait.sh; retire.sh and
-converge.sh share _task_errors.sh). Shellcheck reads fragments as they are, like scripts; a
+the node is still one self-contained file (init.sh and join.sh share _swarm.sh; init.sh and
+handover.sh share _manager.sh and _docker.sh; init.sh, handover.sh and daemon.sh share _wait.sh;
+retire.sh and converge.sh share _task_errors.sh). Shellcheck reads fragments as they are, like scripts; a
 fragment has no inputs (its functions take arguments) and is not rendered on its own. A part of a script that only some nodes need is not
 spliced in either: it is guarded by an input that may be empty (init.sh's STATE_BACKUP, empty for
 a manager without a volume), so every node's script is the same file.

@@ -375,9 +375,18 @@ def test_a_lone_manager_keeps_its_state_then_hands_over_to_a_worker_promoted_to_
     assert oct((state_dir / swarm_cluster.MANAGERS_FILE).stat().st_mode & 0o777) == "0o600"
     calls = node_calls(tmp_path)
     # the state kept first, with Docker stopped; then the stand-in promoted; then this one demoted
-    assert calls.index(["systemctl", "stop", "docker"]) < calls.index(["node", "promote", "w1"])
+    assert calls.index(["systemctl", "stop", "docker.socket", "docker.service"]) < calls.index(["node", "promote", "w1"])
     assert calls.index(["node", "promote", "w1"]) < calls.index(["node", "demote", "m1old"])
     assert "handed over to the stand-in w1" in result.stdout
+
+
+def test_the_swarm_state_is_copied_with_docker_and_its_socket_stopped_so_no_client_restarts_docker_mid_copy(tmp_path):
+    env, state_dir = lone_manager(tmp_path)
+    result = run(swarm_cluster.handover_script(str(state_dir)), env, timeout=20)
+    assert result.returncode == 0, result.stderr
+    calls = [call for call in node_calls(tmp_path) if call[0] in ("systemctl", "tar")]
+    assert [call[:2] for call in calls] == [["systemctl", "stop"], ["tar", "-C"], ["systemctl", "start"]]
+    assert calls[0][2:] == calls[2][2:] == ["docker.socket", "docker.service"]
 
 
 def test_a_lone_manager_without_a_ready_worker_keeps_its_state_for_its_successor_to_restore(tmp_path):
