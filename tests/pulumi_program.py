@@ -128,6 +128,12 @@ class FakeCloud(pulumi.runtime.Mocks):
         elif args.typ == "random:index/randomBytes:RandomBytes":
             outputs["hex"] = fake_random_bytes(args.name, int(args.inputs["length"])).hex()
             outputs["base64"] = base64.b64encode(fake_random_bytes(args.name, int(args.inputs["length"]))).decode()
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = fake_random_bytes(args.name, int(args.inputs["length"])).hex()[: int(args.inputs["length"])]
+        elif args.typ == "digitalocean:index/spacesKey:SpacesKey":
+            # The backups' bucket key (Pulumi.prod.yaml): what the scheduler's install writes down.
+            outputs["accessKey"] = "FAKE" + fake_random_bytes(args.name + "-access", 8).hex().upper()
+            outputs["secretKey"] = fake_random_bytes(args.name + "-secret", 20).hex()
         elif args.typ == "command:remote:Command":
             outputs["stdout"] = self.command_stdout(args.name, unwrap(args.inputs))
             outputs["stderr"] = ""
