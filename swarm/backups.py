@@ -137,6 +137,12 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
             problems.append(config_problem(key, f"{stack_file} has no service {name!r}{hint}"))
             continue
         spec = services[name]
+        if not POSTGRES_IMAGE.search(spec.image):
+            # The other reasons (placement, replicas) would only lead into making it look like one.
+            problems.append(config_problem(key, f"{name} is not a database: its image {spec.image} is not PostgreSQL "
+                                           "(postgres:<version>), and backups dump PostgreSQL only (pg_dump); "
+                                           f"remove {name!r} from swarm:backups.databases"))
+            continue
         reasons = []
         if not any(c.field == "node.role" and c.operator == "==" and c.value == "manager" for c in spec.constraints):
             reasons.append(f"{name} may run on a worker, and its backup runs on the manager (`docker exec` into "

@@ -96,6 +96,10 @@ def _similar_constraint(constraint: Constraint, nodes: Sequence[NodeCapacity]) -
 
 
 def _fix_constraint(constraint: Constraint) -> str:
+    if constraint.field == "node.labels.gpu" and constraint.value == "true":
+        # The label every GPU pool's nodes carry: set by the pool key, not by hand.
+        return ("add a GPU pool: `gpu: true` with a gpu-* size in swarm:nodePools.<pool> (its nodes get the "
+                "label gpu=true and advertise their GPUs), or change the constraint")
     if constraint.field.startswith("node.labels."):
         key = constraint.field.removeprefix("node.labels.")
         return f"add `{key}: {constraint.value}` to a pool's labels (swarm:nodePools.<pool>.labels) or change the constraint"
