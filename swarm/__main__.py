@@ -23,32 +23,31 @@ from pathlib import Path
 from typing import Any
 
 from swarm import restore
-from swarm.compose import StackFileError
-from swarm.config import ConfigError, load_stack_config_file
+from swarm.config import load_stack_config_file
 from swarm.config_keys import reference_table
+from swarm.diagnostics import NothingDeployed
 from swarm.plan import FORMATS, build_plan, error_plan, render
-from swarm.preflight import preflight
+from swarm.preflight import check
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def missing_secrets(stack: str, project_root: Path = PROJECT_ROOT) -> list[str]:
     """External secrets the stack file declares that `swarm:secrets` does not set."""
-    checked = preflight(load_stack_config_file(project_root, stack))
+    checked = check(lambda: load_stack_config_file(project_root, stack))
     return [m.name for m in checked.missing_values if m.section == "secrets"]
 
 
 def plan_of(stack: str, project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """The structured plan of `stack`, or an error plan when its files are invalid."""
     try:
-        config = load_stack_config_file(project_root, stack)
-        checked = preflight(config)
-    except (ConfigError, StackFileError) as error:
-        return error_plan(stack, [str(error)])
+        checked = check(lambda: load_stack_config_file(project_root, stack))
+    except NothingDeployed as error:
+        return error_plan(stack, error)
     return build_plan(
         checked,
         config_file=f"Pulumi.{stack}.yaml",
-        stack_file=os.path.relpath(config.stack_file, project_root),
+        stack_file=os.path.relpath(checked.config.stack_file, project_root),
     )
 
 
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "missing-secrets":
         try:
             print("\n".join(missing_secrets(args.stack)))
-        except (ConfigError, StackFileError) as error:
+        except NothingDeployed as error:
             print(error, file=sys.stderr)
             return 1
         return 0

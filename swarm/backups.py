@@ -124,7 +124,7 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
     warnings: list[Problem] = []
     services = stack.services
     if backups.databases is None:
-        names = [key for key, spec in services.items() if POSTGRES_IMAGE.search(spec.image)]
+        names = [key for key, spec in services.items() if POSTGRES_IMAGE.search(spec.image or "")]
         if not names:
             warnings.append(config_warning("swarm:backups", f"{stack_file} has no Postgres service (image postgres:...): "
                                            "only the swarm state is backed up; list databases under backups.databases"))
@@ -137,7 +137,7 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
             problems.append(config_problem(key, f"{stack_file} has no service {name!r}{hint}"))
             continue
         spec = services[name]
-        if not POSTGRES_IMAGE.search(spec.image):
+        if not POSTGRES_IMAGE.search(spec.image or ""):
             # The other reasons (placement, replicas) would only lead into making it look like one.
             problems.append(config_problem(key, f"{name} is not a database: its image {spec.image} is not PostgreSQL "
                                            "(postgres:<version>), and backups dump PostgreSQL only (pg_dump); "

@@ -15,7 +15,7 @@ from typing import Any
 
 from swarm.backups import bucket_cost, stored_gb_upper_bound
 from swarm.capacity_advice import format_cpus, format_memory
-from swarm.diagnostics import Problem
+from swarm.diagnostics import NothingDeployed, Problem
 from swarm.preflight import Preflight
 
 FORMATS = ("text", "markdown", "json")
@@ -130,9 +130,11 @@ def cost_change(plan: Mapping[str, Any], base: Mapping[str, Any] | None) -> str 
     )
 
 
-def error_plan(stack: str, errors: Sequence[str]) -> dict[str, Any]:
-    """The plan of a stack whose files are invalid: `preview` and `up` refuse it."""
-    return {"stack": stack, "fits": False, "ready_for_up": False, "errors": list(errors)}
+def error_plan(stack: str, error: NothingDeployed) -> dict[str, Any]:
+    """The plan of a stack whose files are invalid: `preview` and `up` refuse it. `errors` is
+    the text as the program prints it; `problems` the same, one structured entry per problem."""
+    return {"stack": stack, "fits": False, "ready_for_up": False, "errors": [str(error)],
+            "problems": [problem.as_dict() for problem in error.problems]}
 
 
 # ---- grouping -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def write_project(root: Path, stack: str = "prod", config_changes: dict | None =
     (root / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(document))
     (root / "stacks").mkdir(exist_ok=True)
     (root / "stacks" / f"{stack}.yaml").write_text(stack_text or (PROJECT_ROOT / "stacks" / "prod.yaml").read_text())
-    if stack_text is None:
+    if stack_text is None or "x-model-catalogue" in stack_text:
         (root / "stacks" / "models").mkdir(exist_ok=True)
         (root / "stacks" / "models" / "prod.yaml").write_text((PROJECT_ROOT / "stacks/models/prod.yaml").read_text())
 
@@ -201,3 +201,73 @@ def test_warnings_about_services_with_dotted_names_are_grouped_by_the_whole_name
         "no particular order: make each service retry its dependencies",
         f"{path}:4:18: services.db.links: ignored: services on a shared network reach each other by service name",
     ]
+
+
+# ---- one pass -----------------------------------------------------------------------------------
+
+
+def test_config_stack_file_and_cross_check_mistakes_all_show_in_one_run(tmp_path, monkeypatch, capsys):
+    stack = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text().replace("image: postgres:13", "image: postgres:13\n    deplyo: {}")
+    write_project(tmp_path, stack_text=stack, config_changes={
+        "region": "Frankfurt",                                  # a config problem
+        "images": {"apii": "registry.example.com/nlp/api:2"},   # a cross-check of config and stack file
+    })
+    code, _, err = run_plan(monkeypatch, capsys, tmp_path)
+    assert code == 1
+    assert err.startswith("3 problems in Pulumi.prod.yaml and stacks/prod.yaml; nothing was deployed:")
+    assert "swarm:region: 'Frankfurt' is not a DigitalOcean region slug" in err
+    assert "services.database.deplyo: unknown key" in err
+    assert "swarm:images.apii: prod.yaml has no service 'apii'" in err
+
+
+def test_a_config_problem_does_not_rerun_the_checks_of_its_own_key(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path, config_changes={"nodePools": {"manager": {"role": "manager", "count": 1, "size": "s-9vcpu"}}})
+    code, _, err = run_plan(monkeypatch, capsys, tmp_path)
+    assert code == 1 and "swarm:nodePools.manager.size" in err
+    assert "cannot be scheduled" not in err and "replicas fit" not in err  # no capacity check on a broken pool
+
+
+def test_what_does_not_fit_shows_beside_the_other_mistakes(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path, stack_text=FOUR_API_REPLICAS_ONE_PER_NODE, config_changes={"convergeTimout": "5m"})
+    code, _, err = run_plan(monkeypatch, capsys, tmp_path)
+    assert code == 1
+    assert "swarm:convergeTimout: unknown key" in err and "services.api: 3 of 4 replicas fit" in err
+
+
+def test_the_program_refuses_every_mistake_of_one_pass_and_registers_nothing(tmp_path):
+    stack = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text().replace("x-model-catalogue: models/prod.yaml\n", "")
+    (tmp_path / "prod.yaml").write_text(stack.replace("image: postgres:13", "image: postgres:13\n    deplyo: {}"))
+    config = {**stack_config("prod"), "stackFile": str(tmp_path / "prod.yaml"), "region": "Frankfurt"}
+    run = run_program("prod", config)
+    assert isinstance(run.error, pulumi.RunError)
+    assert "swarm:region: 'Frankfurt'" in str(run.error) and "services.database.deplyo" in str(run.error)
+    assert run.registrations == []
+
+
+# ---- Pulumi.<stack>.yaml read as Pulumi reads it ------------------------------------------------
+
+
+def test_a_duplicate_key_in_the_stack_config_is_an_error_at_its_line(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path)
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(path.read_text() + "  swarm:region: ams3\n")
+    code, _, err = run_plan(monkeypatch, capsys, tmp_path)
+    line = len(path.read_text().splitlines())
+    assert code == 1
+    assert f"Pulumi.prod.yaml:{line}:3: is not valid YAML: mapping key 'swarm:region' is already defined at line" in err
+
+
+def test_config_problems_name_the_line_of_their_key(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path, config_changes={"region": "Frankfurt"})
+    code, _, err = run_plan(monkeypatch, capsys, tmp_path)
+    lines = (tmp_path / "Pulumi.prod.yaml").read_text().splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.startswith("  swarm:region:"))
+    assert code == 1 and f"Pulumi.prod.yaml:{line}:17: swarm:region: 'Frankfurt' is not" in err
+
+
+def test_a_misspelt_stack_gets_did_you_mean(capsys):
+    assert cli.main(["plan", "--stack", "devv"]) == 1
+    err = capsys.readouterr().err
+    assert "Pulumi.devv.yaml does not exist; did you mean --stack dev" not in err  # no such stack shipped
+    assert cli.main(["plan", "--stack", "prd"]) == 1
+    assert "Pulumi.prd.yaml does not exist; did you mean --stack prod? (stacks here: prod, staging)" in capsys.readouterr().err
