@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from swarm.capacity_advice import demand, gpu_pools_shared, pool_list, shortfall, why_full
+from swarm.capacity_advice import demand, gpu_pools_shared, idle_gpu_pools, pool_list, shortfall, why_full
 from swarm.compose import ServiceSpec, StackSpec
 from swarm.config import ClusterConfig
 from swarm.diagnostics import WARNING, Problem
@@ -112,7 +112,8 @@ def schedule(nodes: Sequence[NodeCapacity], services: Iterable[ServiceSpec]) -> 
                 warnings=warnings,
             )
         )
-    return CapacityReport(tuple(placements), tuple(s.load() for s in states), gpu_pools_shared(services, eligible))
+    pool_warnings = (*idle_gpu_pools(states), *gpu_pools_shared(services, eligible))
+    return CapacityReport(tuple(placements), tuple(s.load() for s in states), pool_warnings)
 
 
 def _wanted(spec: ServiceSpec, eligible: Sequence[NodeState]) -> int:

@@ -21,8 +21,9 @@ from swarm.backups import DatabaseBackup, check_backups
 from swarm.capacity import CapacityReport, check_capacity
 from swarm.compose import StackSpec, load_stack
 from swarm.config import ClusterConfig, ConfigError
-from swarm.diagnostics import FilesInvalid, NothingDeployed, Problem, StackFileError, display_path
+from swarm.diagnostics import FilesInvalid, NothingDeployed, Problem, StackFileError, config_warning, display_path
 from swarm.ingress import IngressPlan, plan_ingress
+from swarm.registry import moving_tag
 from swarm.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
 
@@ -171,8 +172,11 @@ def _checked(config: ClusterConfig, config_problems: tuple[Problem, ...]) -> Pre
                             for s in capacity.services if s.failure]
         raise _error(config, config_found, stack_found)
     assert capacity is not None
+    # swarm:images overrides are warned about like the stack file's images.
+    image_warnings = [config_warning(("swarm:images", key), why) for key, image in config.images.items()
+                      if (why := moving_tag(image))]
     return Preflight(config, rollout, capacity, tuple(_missing_values(config, stack)), ingress,
-                     tuple(databases), tuple(map(config.place, backup_warnings)))
+                     tuple(databases), tuple(map(config.place, [*image_warnings, *backup_warnings])))
 
 
 def _error(config: ClusterConfig, config_found: list[Problem], stack_found: list[Problem]) -> NothingDeployed:

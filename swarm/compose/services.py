@@ -37,6 +37,7 @@ from swarm.compose.reader import (
 )
 from swarm.compose.secrets import read_file_references
 from swarm.compose.volumes import read_mounts, read_tmpfs
+from swarm.registry import moving_tag
 from swarm.schedule import read_service_schedule
 from swarm.values.command import split_command
 from swarm.values.envfile import parse_env_file
@@ -316,6 +317,8 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         return join(path, key)
 
     image = r.string(raw["image"], at("image")) if "image" in raw else None
+    if isinstance(image, str) and (why := moving_tag(image)):
+        r.warn(at("image"), why)
     if "image" not in raw:
         r.problem(path, "needs `image`: swarm runs images, it does not build them")
 

@@ -129,3 +129,25 @@ def test_a_gpu_pool_shared_with_services_that_reserve_no_gpu_gets_a_cost_warning
     (warning,) = cost
     assert warning.startswith("pool gpu (gpu-h100x1-80gb, $2,278.08/month per node) may run 1 service that reserve")
     assert "(api)" in warning and "node.labels.gpu != true" in warning
+
+
+def gpu_pool_config(count: int = 2):
+    values = copy.deepcopy(stack_config("prod"))
+    values["nodePools"]["gpu"] = {"role": "worker", "count": count, "size": "gpu-h100x1-80gb", "gpu": True,
+                                  "labels": {"type": "gpu"}}
+    return parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")
+
+
+def test_a_gpu_pool_that_no_task_uses_is_warned_with_its_monthly_cost():
+    report = check_capacity(gpu_pool_config(), load_stack_file(PROJECT_ROOT / "stacks" / "prod.yaml", stack="prod"))
+    assert [w for w in map(str, report.warnings) if "GPU pool" in w] == [
+        "GPU pool gpu (2 x gpu-h100x1-80gb, $4,556.16/month) runs no task: reserve its GPUs in a service (a catalogue "
+        "model's `gpus: 1`, or deploy.resources.reservations.generic_resources kind GPU) or set "
+        "swarm:nodePools.gpu.count to 0"
+    ]
+
+
+def test_a_gpu_pool_whose_gpus_a_task_reserves_is_not_warned_about(tmp_path):
+    spec = services(tmp_path, {"inference": service(1, ("node.labels.type==gpu",), gpus=1)})
+    report = check_capacity(gpu_pool_config(count=1), spec)
+    assert report.schedulable and not [w for w in map(str, report.warnings) if "GPU pool" in w]

@@ -193,13 +193,13 @@ def test_preview_runs_with_a_placeholder_for_a_secret_without_a_value():
 
 def test_warnings_about_services_with_dotted_names_are_grouped_by_the_whole_name(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("services:\n  api.v1: {image: a, depends_on: [db]}\n  api.v2: {image: a, depends_on: [db]}\n"
-                    "  db: {image: d, links: [api.v1]}\n")
+    path.write_text("services:\n  api.v1: {image: a:1, depends_on: [db]}\n  api.v2: {image: a:1, depends_on: [db]}\n"
+                    "  db: {image: d:1, links: [api.v1]}\n")
     spec = load_stack_file(path, stack="t")
     assert group_warnings(spec.warnings) == [  # a group at its first member's key
-        f"{path}:2:22: services.api.v1.depends_on, services.api.v2.depends_on: ignored: swarm starts services in "
+        f"{path}:2:24: services.api.v1.depends_on, services.api.v2.depends_on: ignored: swarm starts services in "
         "no particular order: make each service retry its dependencies",
-        f"{path}:4:18: services.db.links: ignored: services on a shared network reach each other by service name",
+        f"{path}:4:20: services.db.links: ignored: services on a shared network reach each other by service name",
     ]
 
 

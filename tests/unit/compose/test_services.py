@@ -13,8 +13,8 @@ from tests.unit.compose.stackfiles import (
 def test_options_swarm_ignores_are_warnings_naming_file_and_path(tmp_path: Path):
     spec = load(
         tmp_path,
-        "services:\n  a:\n    image: x\n    depends_on: [b]\n    container_name: a1\n    build: .\n    restart: 'no'\n"
-        "  b:\n    image: y\n    ports: ['127.0.0.1:80:80']\n    volumes: ['/srv:/srv:z']\n",
+        "services:\n  a:\n    image: x:1\n    depends_on: [b]\n    container_name: a1\n    build: .\n    restart: 'no'\n"
+        "  b:\n    image: y:1\n    ports: ['127.0.0.1:80:80']\n    volumes: ['/srv:/srv:z']\n",
     )
     file = str(tmp_path / "stack.yml")
     assert {warning.where for warning in spec.warnings} == {
