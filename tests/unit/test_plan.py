@@ -12,8 +12,10 @@ import yaml
 
 from swarm import __main__ as cli
 from swarm.compose import load_stack_file
+from swarm.config import load_stack_config_file
 from swarm.diagnostics import WARNING, Problem, config_warning
 from swarm.plan import group_warnings
+from swarm.preflight import check
 from tests.pulumi_program import PROJECT_ROOT, run_program, stack_config
 from tests.unit.capacity_stacks import FOUR_API_REPLICAS_ONE_PER_NODE
 
@@ -51,9 +53,17 @@ def test_plan_prints_pools_nodes_services_warnings_and_cost(capsys):
         "api,", "spacy-en-md,", "spacy-en-lg,", "spacy-de-lg,", "spacy-xx-ner"]
     assert any(line.split()[:4] == ["api", "replicated", "3/3", "ok"] for line in lines)
     assert any(line.split()[:4] == ["spacy-en-trf", "replicated", "2/2", "ok"] for line in lines)
-    assert "Warnings (3):" in out and "if prod-manager-1 failed" in out
+    assert "Warnings (2):" in out and "if prod-manager-1 failed" in out
     assert "Total: $576.00/month for 5 droplets" in out
     assert lines[-1] == "The stack fits; `pulumi preview` runs, `up` refuses it until 3 values are set."
+
+
+def test_the_shipped_stacks_warn_about_nothing_their_own_files_cause():
+    # What is left is about the cluster's shape (a pool of one node), for the user to weigh.
+    for stack in ("prod", "staging"):
+        checked = check(lambda: load_stack_config_file(PROJECT_ROOT, stack))  # noqa: B023
+        assert [str(w) for w in checked.warnings if w.file or "GPU" in w.message] == [], stack
+        assert all("would run 0 of 1 replicas if" in w.message for w in checked.warnings), stack
 
 
 def test_plan_exits_non_zero_and_explains_an_unschedulable_stack(tmp_path, monkeypatch, capsys):
