@@ -46,7 +46,9 @@ def test_plan_prints_pools_nodes_services_warnings_and_cost(capsys):
     lines = out.splitlines()
     assert lines[0] == "Plan for stack prod: 5 nodes in fra1 (Pulumi.prod.yaml), 9 services (stacks/prod.yaml)"
     assert next(line for line in lines if line.startswith("ml ")).split() == [
-        "ml", "worker", "3", "m-4vcpu-32gb", "504.00", "type=machine-learning"]
+        "ml", "worker", "3", "m-4vcpu-32gb", "-", "504.00", "type=machine-learning"]
+    assert next(line for line in lines if line.startswith("manager ")).split() == [
+        "manager", "manager", "1", "s-4vcpu-8gb", "100", "GiB", "58.00", "type=database"]  # volume included
     at = next(i for i, line in enumerate(lines) if line.startswith("prod-ml-3 "))
     assert (lines[at] + lines[at + 1]).split() == [
         "prod-ml-3", "m-4vcpu-32gb", "168.00", "2/3.9", "10.5/29.9", "GiB",
@@ -54,7 +56,7 @@ def test_plan_prints_pools_nodes_services_warnings_and_cost(capsys):
     assert any(line.split()[:4] == ["api", "replicated", "3/3", "ok"] for line in lines)
     assert any(line.split()[:4] == ["spacy-en-trf", "replicated", "2/2", "ok"] for line in lines)
     assert "Warnings (2):" in out and "if prod-manager-1 failed" in out
-    assert "Total: $576.00/month for 5 droplets" in out
+    assert "Total: $586.00/month: 5 droplets $576.00, volumes $10.00 (list prices; traffic not included)" in out
     assert lines[-1] == "The stack fits; `pulumi preview` runs, `up` refuses it until 3 values are set."
 
 
@@ -138,25 +140,60 @@ def test_warnings_that_differ_only_in_the_service_are_printed_once():
     ]
 
 
-def test_json_plan_has_the_figures_ci_compares(capsys):
+def test_json_plan_has_the_figures_ci_compares_as_numbers(capsys):
     assert cli.main(["plan", "--stack", "prod", "--format", "json"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert (plan["fits"], plan["ready_for_up"], plan["monthly_cost"], plan["droplets"]) == (True, False, 576.0, 5)
-    assert [(p["name"], p["count"], p["monthly_cost"]) for p in plan["pools"]] == [
-        ("manager", 1, 48.0), ("backoffice", 1, 24.0), ("ml", 3, 504.0)]
+    assert (plan["fits"], plan["ready_for_up"], plan["monthly_cost"], plan["droplets"]) == (True, False, 586.0, 5)
+    assert plan["costs"] == {"droplets": 576.0, "volumes": 10.0, "load_balancer": 0.0, "backups_bucket": 0.0,
+                             "alerting": 0.0}
+    assert [(p["name"], p["count"], p["volume_gb"], p["monthly_cost"]) for p in plan["pools"]] == [
+        ("manager", 1, 100, 58.0), ("backoffice", 1, None, 24.0), ("ml", 3, None, 504.0)]
     assert {s["name"]: s["nodes"] for s in plan["services"]}["api"] == {"prod-ml-1": 1, "prod-ml-2": 1, "prod-ml-3": 1}
+    ml = next(node for node in plan["nodes"] if node["name"] == "prod-ml-3")
+    assert ml["cpus"] == {"reserved": 2.0, "available": 3.9}
+    assert ml["memory_bytes"]["reserved"] == 10.5 * 2**30 and isinstance(ml["memory_bytes"]["available"], int)
 
 
-def test_markdown_plan_shows_the_cost_change_against_main(tmp_path, capsys):
-    base = json.loads(json.dumps(cli.plan_of("prod")))
-    base["monthly_cost"] -= 168.0
-    base["pools"][2]["count"] = 2
-    (tmp_path / "base.json").write_text(json.dumps(base))
-    assert cli.main(["plan", "--stack", "prod", "--format", "markdown", "--base", str(tmp_path / "base.json")]) == 0
-    markdown = capsys.readouterr().out
-    assert markdown.startswith("### Plan for stack prod: 5 nodes in fra1")
-    assert "**Cost change against main: +$168.00/month, $408.00 -> $576.00 (ml: 2 x m-4vcpu-32gb -> 3 x m-4vcpu-32gb)**" in markdown
-    assert "| api | replicated | 3/3 | ok | prod-ml-1, prod-ml-2, prod-ml-3 |" in markdown
+def test_json_plan_lists_every_warning_with_file_line_path_severity_and_fix(tmp_path, monkeypatch, capsys):
+    stack = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text().replace("image: postgres:13", "image: postgres")
+    write_project(tmp_path, stack_text=stack)
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path, "--format", "json")
+    problems = json.loads(out)["problems"]
+    image = next(p for p in problems if p["path"] == "services.database.image")
+    line = next(n for n, text in enumerate(stack.splitlines(), 1) if "image: postgres" in text)
+    assert image == {"file": "stacks/prod.yaml", "line": line, "column": 12, "path": "services.database.image",
+                     "severity": "warning", "message": image["message"],
+                     "fix": "pin a version tag or a digest (name@sha256:...) and change it to release"}
+    capacity = next(p for p in problems if p["path"] == "services.backoffice")
+    assert capacity["file"] == "stacks/prod.yaml" and capacity["fix"] == "add a node to pool backoffice"
+
+
+def test_json_plan_of_an_invalid_stack_lists_its_problems_structured(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path, config_changes={"region": "Frankfurt"})
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path, "--format", "json")
+    plan = json.loads(out)
+    assert code == 1 and plan["fits"] is False
+    (problem,) = plan["problems"]
+    assert (problem["file"], problem["path"], problem["severity"]) == ("Pulumi.prod.yaml", "swarm:region", "error")
+    assert problem["line"] > 1 and problem["fix"] == "use one like 'fra1', 'ams3' or 'nyc3'"
+
+
+def test_json_plan_carries_the_schedule_of_scheduled_jobs_and_backups(tmp_path, monkeypatch, capsys):
+    stack = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text() + (
+        "  report:\n    image: registry.example.com/nlp/report:1.0.0\n    x-schedule: '30 4 * * mon'\n"
+        "    deploy:\n      placement:\n        constraints: [node.labels.type == cheap]\n")
+    write_project(tmp_path, stack_text=stack, config_changes={"backups": {"bucket": "acme-prod-backups"}})
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path, "--format", "json")
+    plan = json.loads(out)
+    assert plan["schedule"] == [
+        {"job": "prod_report", "kind": "service", "schedule": "30 4 * * mon", "timezone": "UTC"},
+        {"job": "backup-database", "kind": "backup", "schedule": "0 3 * * *", "timezone": "UTC"},
+        {"job": "backup-swarm-state", "kind": "backup", "schedule": "0 3 * * *", "timezone": "UTC"},
+    ]
+    assert plan["costs"]["backups_bucket"] == 28.0 and plan["monthly_cost"] == 614.0  # 14 x 100 GiB at most
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path)
+    assert "Scheduled jobs (UTC): prod_report at '30 4 * * mon'; backup-database, backup-swarm-state at '0 3 * * *'" in " ".join(out.split())
+    assert "backups bucket $28.00" in out
 
 
 def test_markdown_plan_of_an_invalid_stack_is_a_document_saying_so(tmp_path, monkeypatch, capsys):
