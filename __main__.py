@@ -19,12 +19,12 @@ from components.workloads import Workloads, WorkloadsArgs
 from swarm.backups import bucket_cost, jobs_document, stored_gb_upper_bound
 from swarm.config import config_from_pulumi, secret_values_from_pulumi
 from swarm.diagnostics import NothingDeployed
-from swarm.preflight import check
+from swarm.plan import check
 
 PROJECT_ROOT = Path(__file__).parent
 
 # Everything is validated before the first resource is registered, by the same checks as
-# `python -m swarm plan` (swarm/preflight.py): config, stack file and catalogue, swarm:images and
+# `python -m swarm plan` (swarm/plan/preflight.py): config, stack file and catalogue, swarm:images and
 # swarm:bindMounts, capacity, values of external secrets and configs.
 # One pass: the configuration's problems, the stack file's and the cross-checks' come out together.
 try:
@@ -113,7 +113,7 @@ cluster = SwarmCluster(
 )
 
 # Root's authorized keys and Docker's daemon settings on every node, kept in sync in place: a
-# change to either replaces no droplet (swarm/node_access.py).
+# change to either replaces no droplet (swarm/node_scripts/node_config.py).
 NodeConfig(
     config.stack,
     NodeConfigArgs(

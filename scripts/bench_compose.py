@@ -17,8 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swarm.compose import parse_stack, read_yaml, read_yaml_document  # noqa: E402
-from swarm.service_args import service_args  # noqa: E402
+from swarm.compose import (  # noqa: E402
+    parse_stack,
+    read_yaml,
+    read_yaml_document,
+    service_args,
+)
 
 
 def generate(services: int) -> str:

@@ -22,12 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swarm import restore
-from swarm.config import load_stack_config_file
-from swarm.config_keys import reference_table
+from swarm.backups import restore
+from swarm.config import load_stack_config_file, reference_table
 from swarm.diagnostics import NothingDeployed
-from swarm.plan import FORMATS, build_plan, error_plan, render
-from swarm.preflight import check
+from swarm.plan import FORMATS, build_plan, check, error_plan, render
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

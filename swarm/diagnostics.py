@@ -5,7 +5,7 @@ Every validator (the stack configuration, the stack file, the model catalogue, t
 anything is registered) reports with the same `Problem`: the file, the path inside it as a tuple
 (`("services", "api", "ports", 0)`), the message (what is wrong and how to fix it) and the
 severity. A warning stays a Problem until it is printed: whoever groups or re-attributes
-warnings (swarm/plan.py, the catalogue) reads their fields, never their text.
+warnings (swarm/plan/report.py, the catalogue) reads their fields, never their text.
 
 A path element is kept whole, however it is spelt: a service named `api.v2` is one element, so
 nothing has to guess where a dotted name ends. Configuration problems are paths too, the first

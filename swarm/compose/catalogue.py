@@ -64,9 +64,7 @@ from swarm.diagnostics import (
     format_path,
 )
 from swarm.model import GPU_KIND, GPU_LABEL
-from swarm.values.constraint import parse_constraint
-from swarm.values.cpus import parse_cpus
-from swarm.values.size import parse_memory
+from swarm.values import parse_constraint, parse_cpus, parse_memory
 
 CATALOGUE_KEY = "x-model-catalogue"
 DEFAULT_LIMIT_RATIO = 2

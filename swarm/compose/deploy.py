@@ -20,9 +20,7 @@ from swarm.compose.reader import (
     join,
     kind_of,
 )
-from swarm.values.constraint import Constraint, parse_constraint
-from swarm.values.cpus import parse_cpus
-from swarm.values.size import parse_memory
+from swarm.values import Constraint, parse_constraint, parse_cpus, parse_memory
 
 _DEPLOY_KEYS = {
     **dict.fromkeys(("mode", "replicas", "labels", "update_config", "resources", "restart_policy", "placement"), V30),

@@ -37,10 +37,7 @@ from swarm.compose.reader import (
 )
 from swarm.compose.secrets import read_file_references
 from swarm.compose.volumes import read_mounts, read_tmpfs
-from swarm.registry import moving_tag
-from swarm.schedule import read_service_schedule
-from swarm.values.command import split_command
-from swarm.values.envfile import parse_env_file
+from swarm.values import moving_tag, parse_env_file, read_service_schedule, split_command
 
 # Keys Docker accepts for a service that swarm does not act upon, with the version that
 # introduced them and what to do instead.

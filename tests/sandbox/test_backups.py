@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from swarm import restore
+from swarm.backups import restore
 from tests.sandbox import backup_drill as drill
 from tests.sandbox.harness import Host, Sandbox
 

@@ -7,8 +7,9 @@ import copy
 import pulumi
 import pytest
 
-from swarm import day2_scripts, node_scripts, scripts
-from swarm.cloudinit import HostKey, render_cloud_init
+from swarm import node_scripts
+from swarm.node_scripts import day2, swarm_cluster
+from swarm.node_scripts.cloudinit import HostKey, render_cloud_init
 from tests.pulumi_program import (
     MANAGER_ADDRESS,
     fake_addresses,
@@ -99,7 +100,7 @@ def test_the_volume_is_mounted_before_the_node_joins(prod):
     (volume,) = commands(prod, "-volume")
     assert volume.name == "prod-manager-1-volume"
     assert volume.plain("connection")["host"] == MANAGER_PUBLIC
-    assert volume.plain("create") == day2_scripts.mount_volume_script(
+    assert volume.plain("create") == day2.mount_volume_script(
         "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data", "/mnt/postgresql"
     )
     assert volume.plain("delete") is None  # leaving a node never unmounts or wipes anything
@@ -195,14 +196,14 @@ def test_init_runs_on_the_first_manager_advertising_its_private_address(prod):
     connection = init.plain("connection")
     assert connection["host"] == MANAGER_ADDRESS and connection["user"] == "root"
     # prod's manager has a volume: its successor restores the swarm state kept there.
-    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE, "/mnt/postgresql/.swarm-state")
+    assert init.plain("create") == swarm_cluster.init_script(MANAGER_PRIVATE, "/mnt/postgresql/.swarm-state")
 
 
 def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(prod):
     (state,) = commands(prod, "-swarm-state")
     (init,) = commands(prod, "-init")
     assert state.plain("connection")["host"] == MANAGER_ADDRESS
-    assert state.plain("delete") == scripts.handover_script("/mnt/postgresql/.swarm-state")
+    assert state.plain("delete") == swarm_cluster.handover_script("/mnt/postgresql/.swarm-state")
     # Replaced with the droplet (which, holding a volume, is deleted before its successor is
     # created): the engine deletes it, so the backup runs, before the droplet goes.
     droplet = prod.named("prod-manager-1")
@@ -218,7 +219,7 @@ def test_a_lone_manager_without_a_volume_has_no_state_to_hand_over(tmp_path):
     assert run.error is None
     # Nothing to keep its state on: its handover keeps nothing, and its successor cannot restore.
     (handover,) = commands(run, "-swarm-state")
-    assert handover.plain("delete") == scripts.handover_script(None)
+    assert handover.plain("delete") == swarm_cluster.handover_script(None)
     assert ".swarm-state" not in commands(run, "-init")[0].plain("create")
 
 
@@ -226,7 +227,7 @@ def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
     for join in commands(prod, "-join"):
         public_ip, private_ip = fake_addresses(join.name.removesuffix("-join"))
         assert join.plain("connection")["host"] == public_ip
-        assert join.plain("create") == scripts.join_script(private_ip, MANAGER_PRIVATE)
+        assert join.plain("create") == swarm_cluster.join_script(private_ip, MANAGER_PRIVATE)
         assert "SWMTKN" not in join.plain("create")
         assert is_secret(join.inputs["stdin"])
         assert unwrap(join.inputs["stdin"]) == "SWMTKN-1-worker-fake\n"
@@ -288,7 +289,7 @@ def test_settings_retire_every_node_the_first_manager_too(prod):
         assert setting.plain("connection")["host"] == MANAGER_ADDRESS  # run on the manager
         assert setting.plain("triggers") == [node_id]  # a new node ID replaces the command
         pool = node.split("-")[1]
-        assert setting.plain("delete") == day2_scripts.retire_script(node_id, pool, 600)
+        assert setting.plain("delete") == day2.retire_script(node_id, pool, 600)
 
 
 def test_a_pools_max_unavailable_reaches_its_retirements():
@@ -296,8 +297,8 @@ def test_a_pools_max_unavailable_reaches_its_retirements():
     config["nodePools"]["ml"]["maxUnavailable"] = 2
     program = run_program("prod", config)
     retire = {r.name: r.plain("delete") for r in commands(program, "-settings")}
-    assert retire["prod-ml-1-settings"] == day2_scripts.retire_script("node-id-of-prod-ml-1", "ml", 600, max_unavailable=2)
-    assert retire["prod-backoffice-1-settings"] == day2_scripts.retire_script("node-id-of-prod-backoffice-1", "backoffice", 600)
+    assert retire["prod-ml-1-settings"] == day2.retire_script("node-id-of-prod-ml-1", "ml", 600, max_unavailable=2)
+    assert retire["prod-backoffice-1-settings"] == day2.retire_script("node-id-of-prod-backoffice-1", "backoffice", 600)
 
 
 def test_the_first_manager_asks_the_other_managers_for_their_swarm_before_init():
@@ -309,7 +310,7 @@ def test_the_first_manager_asks_the_other_managers_for_their_swarm_before_init()
     assert sorted(p.name for p in probes) == ["prod-control-1-probe", "prod-control-2-probe"]
     (init,) = commands(program, "-init")
     for probe in probes:
-        assert probe.plain("create") == scripts.manager_probe_script()
+        assert probe.plain("create") == swarm_cluster.manager_probe_script()
         assert "stdout" in probe.options["additionalSecretOutputs"] and probe.plain("logging") == "none"
         assert program.depends_on(init, probe)  # its answer is init's stdin
     assert is_secret(init.inputs["stdin"])  # manager join tokens, encrypted in state
@@ -334,7 +335,7 @@ def test_ready_commands_wait_for_boot_with_unlimited_dials_bounded_by_a_timeout(
     for ready in commands(prod, "-ready"):
         assert ready.plain("connection")["dialErrorLimit"] == -1
         assert ready.options["customTimeouts"].create == "20m"
-        assert ready.plain("create") == scripts.wait_ready_script()
+        assert ready.plain("create") == swarm_cluster.wait_ready_script()
 
 
 # ---- outputs --------------------------------------------------------------------------------

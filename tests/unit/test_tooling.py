@@ -25,7 +25,8 @@ def test_scripts_folder_has_the_benchmarks_and_the_wrapper():
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
 def test_every_script_answers_help_quickly_with_usage_and_starts_nothing(script, tmp_path):
-    command = [sys.executable, str(script)] if script.suffix == ".py" else ["sh", str(script)]
+    python = script.suffix == ".py" or "python" in script.read_text().split("\n", 1)[0]  # scripts/local-swarm
+    command = [sys.executable, str(script)] if python else ["sh", str(script)]
     started = time.monotonic()
     result = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=30, cwd=tmp_path)
     elapsed = time.monotonic() - started
