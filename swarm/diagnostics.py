@@ -83,7 +83,7 @@ class Problem:
         for separator in ("; ", ": "):
             clause = self.message.rsplit(separator, 1)[-1] if separator in self.message else ""
             first = clause.split(" ", 1)[0].strip("`(").lower()
-            if first in FIX_VERBS:
+            if first in FIX_VERBS or clause.startswith("did you mean "):
                 return clause
         return None
 
