@@ -87,6 +87,9 @@ class ClusterConfig:
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image, overriding the stack file
     bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
+    # swarm:nodeLossWarnings: false when the stack runs on single nodes on purpose (staging): the
+    # capacity check then does not warn that a node's loss would stop a service.
+    node_loss_warnings: bool = True
     previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
     ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     backups: Backups | None = None  # swarm:backups
@@ -170,6 +173,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     images = parse_images(values.get("images"), found)
     bind_mounts = parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = parse_converge_timeout(values.get("convergeTimeout"), found)
+    node_loss_warnings = _parse_node_loss_warnings(values.get("nodeLossWarnings"), found)
     previous_stack_names = _parse_previous_stack_names(values.get("previousStackNames"), stack, found)
     check_previous_pool_names(values.get("nodePools"), found.problem)
     ingress = parse_ingress(values, pools, [(p.protocol, p.ports) for p in public_ports], found,
@@ -194,6 +198,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         images=images,
         bind_mounts=bind_mounts,
         converge_timeout_seconds=converge_timeout,
+        node_loss_warnings=node_loss_warnings,
         previous_stack_names=previous_stack_names,
         ingress=ingress,
         backups=backups,
@@ -220,6 +225,18 @@ def _parse_region(value: Any, found: Collector) -> str:
            doc="the stack's earlier names, after `pulumi stack rename`: its resources answer to them too, so volumes and their data are kept (see docs/day-2-data-and-retirement.md)")
 def _parse_previous_stack_names(value: Any, stack: str, found: Collector) -> tuple[str, ...]:
     return parse_previous_names(value, ("previousStackNames",), stack, "stack", DNS_LABEL, found.problem)
+
+
+@known_key("nodeLossWarnings", type="boolean", default="`true`",
+           doc="`false` for a stack that runs on single nodes on purpose (staging): the plan and preview then do not "
+               "warn that one node's loss would stop a service (docs/capacity.md)")
+def _parse_node_loss_warnings(value: Any, found: Collector) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        found.problem("nodeLossWarnings", f"{value!r} must be true or false")
+        return True
+    return value
 
 
 @known_key("adminCidrs", type="list of CIDR", default="required",

@@ -9,7 +9,7 @@ import pytest
 
 from swarm.capacity import check_capacity, schedule
 from swarm.compose import load_stack_file
-from swarm.config import parse_config
+from swarm.config import ConfigError, parse_config
 from tests.pulumi_program import PROJECT_ROOT, stack_config
 from tests.unit.capacity.capacity_stacks import (
     FOUR_API_REPLICAS_ONE_PER_NODE,
@@ -151,3 +151,14 @@ def test_a_gpu_pool_whose_gpus_a_task_reserves_is_not_warned_about(tmp_path):
     spec = services(tmp_path, {"inference": service(1, ("node.labels.type==gpu",), gpus=1)})
     report = check_capacity(gpu_pool_config(count=1), spec)
     assert report.schedulable and not [w for w in map(str, report.warnings) if "GPU pool" in w]
+
+
+def test_a_stack_on_single_nodes_on_purpose_can_leave_node_loss_warnings_out():
+    values = {**copy.deepcopy(stack_config("staging")), "nodeLossWarnings": False}
+    config = parse_config(values, stack="staging", project_root=PROJECT_ROOT, source="Pulumi.staging.yaml")
+    report = check_capacity(config, load_stack_file(PROJECT_ROOT / "stacks" / "staging.yaml", stack="staging"))
+    assert report.schedulable and not [w for w in map(str, report.warnings) if "would run" in w]
+    values["nodeLossWarnings"] = "no"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(values, stack="staging", project_root=PROJECT_ROOT, source="Pulumi.staging.yaml")
+    assert "swarm:nodeLossWarnings: 'no' must be true or false" in str(raised.value)
