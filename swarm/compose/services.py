@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from swarm.compose.deploy import read_deploy, read_legacy_restart, read_rollback_config, read_update_config
+from swarm.compose.deploy import GPU_ADVICE, read_deploy, read_legacy_restart, read_rollback_config, read_update_config
 from swarm.compose.model import (
     DEFAULT_NETWORK,
     FileReference,
@@ -75,6 +75,8 @@ _FORBIDDEN_SERVICE_KEYS = {
     "cpuset": "set resource limits under deploy.resources",
     "mem_limit": "set resource limits under deploy.resources",
     "memswap_limit": "set resource limits under deploy.resources",
+    # docker compose's GPU key: swarm reserves GPUs as generic resources instead.
+    "gpus": GPU_ADVICE,
 }
 
 

@@ -43,3 +43,14 @@ def test_environment_without_value_is_a_problem(tmp_path: Path):
     found = problems(tmp_path, "services:\n  a: {image: x, environment: [A, B=1], labels: [c]}\n")
     assert list(found) == ["services.a.environment[0]"]
     assert "A=VALUE" in found["services.a.environment[0]"]
+
+
+def test_docker_composes_gpu_keys_are_refused_with_how_swarm_reserves_a_gpu(tmp_path: Path):
+    # `docker stack config` (28.2) refuses both: "Additional property gpus is not allowed".
+    found = problems(tmp_path, "services:\n  llm:\n    image: llm:1\n    gpus: 1\n    deploy:\n      resources:\n"
+                     "        reservations:\n          devices: [{capabilities: [gpu]}]\n")
+    assert set(found) == {"services.llm.gpus", "services.llm.deploy.resources.reservations.devices"}
+    for message in found.values():
+        assert message.startswith("docker stack deploy refuses it: swarm reserves GPUs as generic resources: ")
+        assert "`gpu: true` and a gpu-* size in swarm:nodePools.<pool>" in message
+        assert "cpuset" not in message  # what `did you mean` offered before
