@@ -244,7 +244,8 @@ def group_warnings(warnings: Sequence[Problem]) -> list[str]:
 def render(plan: Mapping[str, Any], fmt: str, *, width: int = 100, base: Mapping[str, Any] | None = None) -> str:
     """`plan` as text, markdown or JSON; with `base` (main's JSON plan), what changes from it."""
     if fmt == "json":
-        return json.dumps(plan if base is None else {**plan, "changes": compare(plan, base)}, indent=2) + "\n"
+        comparable = base is not None and "errors" not in plan  # an invalid stack has nothing to compare
+        return json.dumps({**plan, "changes": compare(plan, base)} if comparable else plan, indent=2) + "\n"
     if fmt == "markdown":
         return render_markdown(plan, base=base)
     return render_text(plan, width=width, base=base)

@@ -152,3 +152,10 @@ def test_the_shipped_stacks_compare_with_themselves_as_unchanged():
     for stack in ("prod", "staging"):
         plan = cli.plan_of(stack, PROJECT_ROOT)
         assert change_lines(compare(plan, json.loads(json.dumps(plan))))[0] == "no change to pools, nodes, services or routes"
+
+
+def test_an_invalid_stack_with_a_base_is_reported_invalid_in_every_format(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path, config_changes={"region": "Frankfurt"})
+    for fmt in ("text", "markdown", "json"):
+        code, out = changes(monkeypatch, capsys, tmp_path, main_plan(), fmt)
+        assert code == 1 and "changes" not in (json.loads(out) if fmt == "json" else {})
