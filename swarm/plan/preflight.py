@@ -10,6 +10,11 @@ From a validated configuration:
 4. external secrets and configs are matched with their values in the stack configuration. One
    without a value is not a reason to stop a preview (nothing is created), but `up` refuses it:
    it is reported apart, as "needs a value before up".
+
+All in one pass (`check`): a configuration with problems is checked as far as it could be read
+(ConfigError.partial), a stack file with problems likewise (StackFileError.partial); a check
+that reads a key or file with a problem is skipped, and every problem found is raised in one
+error (a newcomer's six mistakes in one run, not three).
 """
 
 from __future__ import annotations
