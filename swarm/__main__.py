@@ -2,8 +2,9 @@
 credentials, nothing deployed).
 
     python -m swarm plan --stack prod [--format text|markdown|json] [--base main-plan.json]
-        every check `pulumi preview`/`up` make before creating anything, then where each task
-        will run and what it costs; exit 1 when preview would refuse the stack
+        every check `pulumi preview`/`up` make before creating anything (all in one pass), then
+        where each task will run and what it costs; with --base, what changes from that plan;
+        exit 1 when preview would refuse the stack
     python -m swarm missing-secrets --stack staging
         names of external secrets with no value yet in swarm:secrets
     python -m swarm config-reference
@@ -57,7 +58,7 @@ def plan(stack: str, project_root: Path = PROJECT_ROOT, width: int = 100, fmt: s
 
 def _read_base(path: Path) -> dict[str, Any]:
     """main's JSON plan; one that is missing or not JSON (main's plan failed, or predates
-    --format json) makes the cost change "unknown" instead of failing this plan."""
+    --format json) is said in the comparison instead of failing this plan."""
     try:
         base = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     planning = commands.add_parser("plan", help="run every pre-deploy check; show placement, cost and what up needs")
     planning.add_argument("--stack", required=True)
     planning.add_argument("--format", choices=FORMATS, default="text", help="text (default), markdown or json")
-    planning.add_argument("--base", type=Path, help="a JSON plan of the same stack on main: adds the cost change")
+    planning.add_argument("--base", type=Path, help="another JSON plan of the same stack (main's): adds what changes "
+                          "from it (droplets replaced or resized, what is added, removed, changed; the cost change)")
     planning.add_argument("--width", type=int, help="text width (default: the terminal's, at most 100)")
     missing = commands.add_parser("missing-secrets", help="print external secrets with no value in swarm:secrets")
     missing.add_argument("--stack", required=True)
