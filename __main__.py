@@ -138,7 +138,7 @@ workloads = Workloads(
         spec=rollout.stack,
         docker_host=cluster.docker_host,
         ssh_private_key=network.ssh_private_key,
-        known_hosts=cluster.known_hosts,
+        known_hosts=cluster.manager_known_hosts,
         external_secrets=secret_values.secrets.apply(
             lambda values: {**checked.placeholders("secrets"), **values}
         ),

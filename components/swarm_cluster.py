@@ -79,6 +79,7 @@ class SwarmCluster(pulumi.ComponentResource):
     manager_private_ip: pulumi.Output[str]
     docker_host: pulumi.Output[str]  # DOCKER_HOST value that reaches the swarm's manager
     known_hosts: pulumi.Output[str]  # known_hosts lines: the manager's reserved IP, every node's public address
+    manager_known_hosts: pulumi.Output[str]  # the first line alone: what the Docker provider checks
     node_table: pulumi.Output[list[dict]]
     # Depend on these to run after the whole swarm is formed and labelled.
     ready: list[pulumi.Resource]
@@ -185,9 +186,12 @@ class SwarmCluster(pulumi.ComponentResource):
         self.manager_private_ip = first.private_ip
         self.docker_host = manager_host.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
         # The manager's reserved IP first (where the Docker provider and operators reach it), then
-        # every node's own address.
+        # every node's own address. The Docker provider gets the manager's line alone: its inputs
+        # (and so every service it manages) must not change when a worker comes or goes.
+        manager_line = pulumi.Output.concat(manager_host, " ", first.host_key)
+        self.manager_known_hosts = manager_line.apply(lambda line: f"{line}\n")
         self.known_hosts = pulumi.Output.all(
-            pulumi.Output.concat(manager_host, " ", first.host_key),
+            manager_line,
             *(pulumi.Output.concat(m.public_ip, " ", m.host_key) for m in args.machines),
         ).apply(lambda lines: "".join(f"{line}\n" for line in lines))
         self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))

@@ -34,6 +34,11 @@ LABEL_VALUE = re.compile(r"^[A-Za-z0-9:_./+-]+$")
 # Droplet names become hostnames and swarm node names: one DNS label.
 DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 IMAGE = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
+# Images the user data can serve: it installs Docker from Docker's *Ubuntu* repository, for the
+# release the node runs. DigitalOcean's Ubuntu slugs, its GPU images (Ubuntu with the NVIDIA
+# driver), or the numeric ID of an operator's own snapshot (of Ubuntu: the program cannot see it).
+SERVED_IMAGE = re.compile(r"^(ubuntu-[0-9]{2}-[0-9]{2}-x64|gpu-[a-z0-9]+(-[a-z0-9]+)*-base|[0-9]+)$")
+KNOWN_IMAGES = ("ubuntu-22-04-x64", "ubuntu-24-04-x64", DEFAULT_GPU_IMAGE)
 MOUNT_PATH = re.compile(r"^(/[A-Za-z0-9._-]+)+$")
 
 POOL_KEYS = {"role", "count", "size", "image", "labels", "gpu", "volume", "previousNames", "maxUnavailable"}
@@ -126,6 +131,11 @@ def _parse_pool(name: str, spec: Any, stack: str, found: Collector) -> Pool | No
     image = spec.get("image", DEFAULT_GPU_IMAGE if gpu is True else DEFAULT_IMAGE)
     if not isinstance(image, str) or not IMAGE.match(image):
         found.problem((*key, "image"), f"{image!r} is not a DigitalOcean image slug; e.g. '{DEFAULT_IMAGE}'")
+    elif not SERVED_IMAGE.match(image):
+        found.problem((*key, "image"), f"{image!r} cannot run the nodes' user data, which installs Docker from "
+                      f"Docker's Ubuntu repository: use an ubuntu-<release>-x64 slug (e.g. '{DEFAULT_IMAGE}'), "
+                      f"DigitalOcean's GPU image ('{DEFAULT_GPU_IMAGE}') or the numeric ID of your own Ubuntu "
+                      f"snapshot{did_you_mean(image, KNOWN_IMAGES)}")
     labels = _parse_labels(spec.get("labels", {}), (*key, "labels"), found)
     if gpu is True:
         label, value = GPU_LABEL

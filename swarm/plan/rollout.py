@@ -18,6 +18,7 @@ Pure: from the validated config and stack file to plain values the components wi
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -83,6 +84,7 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
         key: tuple(node.name for node in nodes if node_matches(spec.constraints, node)) for key, spec in services.items()
     }
     problems += _unpinned_volume_data(config, services, placeable)
+    problems += _data_off_the_volume(config, services, placeable)
     if problems:
         raise ConfigError(source, problems)
     needed: dict[str, set[str]] = {}
@@ -127,4 +129,49 @@ def _unpinned_volume_data(
                 "placement constraints",
             ))
             break
+    return problems
+
+
+# Where DigitalOcean, and this program, mount block-storage volumes.
+VOLUMES_ROOT = PurePosixPath("/mnt")
+# Where the official postgres image keeps its data (PGDATA's default lives below it).
+POSTGRES_DATA = PurePosixPath("/var/lib/postgresql/data")
+POSTGRES_IMAGE = re.compile(r"(^|/)postgres(:|@|$)")
+
+
+def _data_off_the_volume(
+    config: ClusterConfig, services: Mapping[str, object], placeable: Mapping[str, tuple[str, ...]]
+) -> list[Problem]:
+    """Bind mounts that look like data on a volume but are on the droplet's root disk, lost with it
+    when the droplet is replaced: a source under /mnt that no volume of the service's nodes holds
+    (a mountPath of /mnt/postgres and a bind of /mnt/postgresql/data), and a Postgres service's data
+    directory bound from anywhere but a volume."""
+    volume_paths = {
+        node.name: PurePosixPath(node.pool.volume.mount_path) for node in config.nodes if node.pool.volume
+    }
+    problems = []
+    for key, spec in services.items():
+        nodes = placeable[key]
+        for mount in spec.mounts:
+            if mount.type != "bind" or not mount.source:
+                continue
+            source = PurePosixPath(mount.source)
+            on_volume = [name for name in nodes if name in volume_paths and source.is_relative_to(volume_paths[name])]
+            if on_volume or not nodes:
+                continue
+            mounted = sorted({str(volume_paths[name]) for name in nodes if name in volume_paths})
+            there = (f"the volume of its node{'s' if len(nodes) > 1 else ''} is mounted at {', '.join(mounted)}" if mounted
+                     else f"none of the nodes it may run on ({', '.join(nodes)}) has a volume")
+            if source.is_relative_to(VOLUMES_ROOT):
+                what = f"bind-mounts {mount.source}, under {VOLUMES_ROOT} where volumes are mounted, but {there}"
+            elif POSTGRES_IMAGE.search(getattr(spec, "image", "")) and PurePosixPath(mount.target).is_relative_to(POSTGRES_DATA):
+                what = f"keeps the database's data ({mount.target}) in {mount.source}, but {there}"
+            else:
+                continue
+            problems.append(Problem(
+                config.stack_file.name, ("services", key, "volumes"),
+                f"{what}: the data would go to the droplet's root disk and be lost when the droplet is replaced; "
+                "bind a path below the volume's mountPath (swarm:nodePools.<pool>.volume.mountPath) or pin the "
+                "service to the pool that has the volume",
+            ))
     return problems

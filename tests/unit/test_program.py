@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pulumi
 import pytest
+import yaml
 
 from swarm import node_scripts
 from swarm.node_scripts import day2, swarm_cluster
 from swarm.node_scripts.cloudinit import HostKey, render_cloud_init
 from tests.pulumi_program import (
     MANAGER_ADDRESS,
+    PROJECT_ROOT,
     fake_addresses,
     fake_droplet_id,
     fake_key_pair,
@@ -69,7 +72,6 @@ def test_droplets_are_tagged_in_the_vpc_with_monitoring(prod):
 
 def test_user_data_is_the_rendered_cloud_init(prod):
     from swarm.config import load_stack_config_file
-    from tests.pulumi_program import PROJECT_ROOT
 
     config = load_stack_config_file(PROJECT_ROOT, "prod")
     for node in config.nodes:
@@ -110,7 +112,9 @@ def test_the_volume_is_mounted_before_the_node_joins(prod):
 
 def test_changing_the_mount_path_only_changes_the_mount_command():
     config = stack_config("prod")
-    config["nodePools"]["manager"]["volume"]["mountPath"] = "/srv/postgresql"
+    # Still holding the database's bind mount (/mnt/postgresql/data): a path that left it would be
+    # refused (the data would go to the root disk, test_data_off_the_volume_is_refused_...).
+    config["nodePools"]["manager"]["volume"]["mountPath"] = "/mnt"
     moved = run_program("prod", config)
     before = run_program("prod", stack_config("prod"))
     earlier = {(r.type, r.name): r.inputs for r in before.registrations}
@@ -118,7 +122,7 @@ def test_changing_the_mount_path_only_changes_the_mount_command():
     # the mount, and the manager's swarm-state commands that keep their files on the volume (all
     # re-run in place); no droplet, no volume
     assert sorted(changed) == ["prod-init", "prod-manager-1-swarm-state", "prod-manager-1-volume"]
-    assert node_scripts.inputs_of(moved.named("prod-manager-1-volume").plain("create"))["MOUNT_PATH"] == "/srv/postgresql"
+    assert node_scripts.inputs_of(moved.named("prod-manager-1-volume").plain("create"))["MOUNT_PATH"] == "/mnt"
 
 
 def test_a_volume_can_be_left_unprotected_explicitly():
@@ -212,9 +216,21 @@ def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(
     assert prod.depends_on(state, init)
 
 
+def without_database_data(tmp_path, config: dict) -> dict:
+    """staging's stack file with the database keeping its data in its container: without the
+    manager's volume, its bind mount under /mnt would be refused (data off the volume)."""
+    stacks = shutil.copytree(PROJECT_ROOT / "stacks", tmp_path / "stacks")  # the catalogue beside it
+    document = yaml.safe_load((stacks / "staging.yaml").read_text())
+    del document["services"]["database"]["volumes"]
+    path = stacks / "staging.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return {**config, "stackFile": str(path)}
+
+
 def test_a_lone_manager_without_a_volume_has_no_state_to_hand_over(tmp_path):
     config = stack_config("staging")
     del config["nodePools"]["manager"]["volume"]
+    config = without_database_data(tmp_path, config)
     run = run_program("staging", config)
     assert run.error is None
     # Nothing to keep its state on: its handover keeps nothing, and its successor cannot restore.
@@ -236,11 +252,12 @@ def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
         assert join.plain("delete") is None
 
 
-def test_extra_managers_join_with_the_manager_token():
+def test_extra_managers_join_with_the_manager_token(tmp_path):
     config = stack_config("staging")
     config["nodePools"]["manager"]["count"] = 3
     # three volumes would leave the database unpinned (see test_volume_data_must_be_pinned...)
     del config["nodePools"]["manager"]["volume"]
+    config = without_database_data(tmp_path, config)
     run = run_program("staging", config)
     stdins = {r.name: unwrap(r.inputs["stdin"]) for r in commands(run, "-join")}
     assert stdins["staging-manager-2-join"] == "SWMTKN-1-manager-fake\n"
@@ -468,3 +485,17 @@ def test_a_worker_is_replaced_for_a_new_size_and_a_manager_resized_in_place(prod
     for droplet in prod.of_type("digitalocean:index/droplet:Droplet"):
         expected = [] if droplet.plain("name").startswith("prod-manager-") else ["size"]
         assert droplet.options["replaceOnChanges"] == expected, droplet.name
+
+
+def test_data_off_the_volume_is_refused_at_preview_naming_both_paths():
+    # issue 20: a volume at /mnt/postgres and the database bound at /mnt/postgresql/data would
+    # write to the root disk, lost with the droplet; no volume at all, likewise.
+    config = stack_config("staging")
+    config["nodePools"]["manager"]["volume"]["mountPath"] = "/mnt/postgres"
+    run = run_program("staging", config)
+    assert run.registrations == []
+    message = str(run.error)
+    assert "bind-mounts /mnt/postgresql/data" in message and "mounted at /mnt/postgres" in message
+    assert "lost when the droplet is replaced" in message
+    del config["nodePools"]["manager"]["volume"]
+    assert "has a volume" in str(run_program("staging", config).error)

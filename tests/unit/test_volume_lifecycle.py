@@ -64,7 +64,8 @@ def test_without_its_earlier_name_a_renamed_pool_would_delete_the_volume_and_pro
 
 def test_a_new_mount_path_replaces_no_droplet_and_no_volume():
     engine, config = deployed()
-    config["nodePools"]["manager"]["volume"]["mountPath"] = "/srv/postgresql"
+    # one that still holds the database's bind mount, /mnt/postgresql/data (else refused: data off the volume)
+    config["nodePools"]["manager"]["volume"]["mountPath"] = "/mnt"
     result = up(engine, config)
     assert result.error is None, result.error
     changed = {(s.op, s.type) for s in result.steps if s.op != "same"}

@@ -130,3 +130,22 @@ def test_a_misspelled_role_or_pool_key_gets_a_suggestion():
     found = problems(values)
     assert found["swarm:nodePools.ml.role"] == "'wroker' is not a role; did you mean worker?"
     assert found["swarm:nodePools.ml.lables"].endswith("did you mean labels?")
+
+
+def test_an_image_the_user_data_cannot_serve_is_refused_at_preview_with_the_likely_slug():
+    # The user data installs Docker from Docker's Ubuntu repository: Debian, or a typo, would
+    # boot droplets that never join (issue 20: data traps are errors, not warnings).
+    values = prod()
+    values["nodePools"]["ml"]["image"] = "debian-12-x64"
+    values["nodePools"]["backoffice"]["image"] = "ubuntu-24-04-x46"
+    found = problems(values)
+    assert "cannot run the nodes' user data" in found["swarm:nodePools.ml.image"]
+    assert "did you mean ubuntu-24-04-x64" in found["swarm:nodePools.backoffice.image"]
+
+
+def test_ubuntu_slugs_gpu_images_and_snapshot_ids_are_accepted():
+    values = prod()
+    values["nodePools"]["ml"]["image"] = "ubuntu-22-04-x64"
+    values["nodePools"]["backoffice"]["image"] = "123456789"
+    config = parse(values)
+    assert {pool.name: pool.image for pool in config.pools}["backoffice"] == "123456789"
