@@ -314,9 +314,17 @@ def test_config_problems_name_the_line_of_their_key(tmp_path, monkeypatch, capsy
     assert code == 1 and f"Pulumi.prod.yaml:{line}:17: swarm:region: 'Frankfurt' is not" in err
 
 
-def test_a_misspelt_stack_gets_did_you_mean(capsys):
+def test_a_misspelt_stack_gets_did_you_mean_and_an_unknown_one_the_stacks_there_are(capsys):
     assert cli.main(["plan", "--stack", "devv"]) == 1
     err = capsys.readouterr().err
-    assert "Pulumi.devv.yaml does not exist; did you mean --stack dev" not in err  # no such stack shipped
+    assert "Pulumi.devv.yaml does not exist; create it with `pulumi stack init devv` (stacks here: prod, staging)" in err
     assert cli.main(["plan", "--stack", "prd"]) == 1
     assert "Pulumi.prd.yaml does not exist; did you mean --stack prod? (stacks here: prod, staging)" in capsys.readouterr().err
+
+
+def test_dev_misspelt_as_devv_gets_did_you_mean_dev(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path, stack="prod")
+    (tmp_path / "Pulumi.dev.yaml").write_text((tmp_path / "Pulumi.prod.yaml").read_text())
+    monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
+    assert cli.main(["plan", "--stack", "devv"]) == 1
+    assert "Pulumi.devv.yaml does not exist; did you mean --stack dev? (stacks here: dev, prod)" in capsys.readouterr().err
