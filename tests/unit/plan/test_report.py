@@ -328,3 +328,13 @@ def test_dev_misspelt_as_devv_gets_did_you_mean_dev(tmp_path, monkeypatch, capsy
     monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
     assert cli.main(["plan", "--stack", "devv"]) == 1
     assert "Pulumi.devv.yaml does not exist; did you mean --stack dev? (stacks here: dev, prod)" in capsys.readouterr().err
+
+
+def test_the_total_counts_the_load_balancer_of_swarm_ingress(tmp_path, monkeypatch, capsys):
+    write_project(tmp_path, config_changes={"ingress": {"pool": "backoffice", "domains": ["example.com"]}})
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path, "--format", "json")
+    plan = json.loads(out)
+    assert plan["costs"]["load_balancer"] == plan["ingress"]["monthly_cost"] == 12.0
+    assert plan["monthly_cost"] == 576.0 + 10.0 + 12.0
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path)
+    assert "Total: $598.00/month: 5 droplets $576.00, volumes $10.00, load balancer $12.00 (list prices;" in out
