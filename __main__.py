@@ -17,21 +17,23 @@ from components.registry import registry_auth
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
 from components.workloads import Workloads, WorkloadsArgs
 from swarm.backups import bucket_cost, jobs_document, stored_gb_upper_bound
-from swarm.compose import StackFileError
-from swarm.config import ConfigError, from_pulumi
-from swarm.plan import preflight
+from swarm.config import config_from_pulumi, secret_values_from_pulumi
+from swarm.diagnostics import NothingDeployed
+from swarm.plan import check
 
 PROJECT_ROOT = Path(__file__).parent
 
 # Everything is validated before the first resource is registered, by the same checks as
 # `python -m swarm plan` (swarm/plan/preflight.py): config, stack file and catalogue, swarm:images and
 # swarm:bindMounts, capacity, values of external secrets and configs.
+# One pass: the configuration's problems, the stack file's and the cross-checks' come out together.
 try:
-    config, secret_values = from_pulumi(PROJECT_ROOT)
-    checked = preflight(config)
-except (ConfigError, StackFileError) as error:
+    checked = check(lambda: config_from_pulumi(PROJECT_ROOT))
+except NothingDeployed as error:
     # RunError: the engine prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
+config = checked.config
+secret_values = secret_values_from_pulumi()
 rollout = checked.rollout
 ingress_plan = checked.ingress  # x-ingress routes with swarm:ingress; the proxy is in rollout.stack
 # Placement and sizing mistakes fail the preview instead of leaving tasks pending after deploy.

@@ -41,7 +41,7 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
     warnings: list[Problem] = []
     services = stack.services
     if backups.databases is None:
-        names = [key for key, spec in services.items() if POSTGRES_IMAGE.search(spec.image)]
+        names = [key for key, spec in services.items() if POSTGRES_IMAGE.search(spec.image or "")]
         if not names:
             warnings.append(config_warning("swarm:backups", f"{stack_file} has no Postgres service (image postgres:...): "
                                            "only the swarm state is backed up; list databases under backups.databases"))
@@ -54,6 +54,12 @@ def check_backups(backups: Backups, stack: Any, managers: int, stack_file: str) 
             problems.append(config_problem(key, f"{stack_file} has no service {name!r}{hint}"))
             continue
         spec = services[name]
+        if not POSTGRES_IMAGE.search(spec.image or ""):
+            # The other reasons (placement, replicas) would only lead into making it look like one.
+            problems.append(config_problem(key, f"{name} is not a database: its image {spec.image} is not PostgreSQL "
+                                           "(postgres:<version>), and backups dump PostgreSQL only (pg_dump); "
+                                           f"remove {name!r} from swarm:backups.databases"))
+            continue
         reasons = []
         if not any(c.field == "node.role" and c.operator == "==" and c.value == "manager" for c in spec.constraints):
             reasons.append(f"{name} may run on a worker, and its backup runs on the manager (`docker exec` into "

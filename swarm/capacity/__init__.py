@@ -8,9 +8,10 @@ tasks do not fit and what to change).
 
 from swarm.capacity.advice import format_cpus, format_memory
 from swarm.capacity.check import CapacityReport, check_capacity, schedule
-from swarm.capacity.placement import cluster_nodes, node_matches
+from swarm.capacity.placement import NANO, cluster_nodes, node_matches
 
 __all__ = [
+    "NANO",
     "CapacityReport",
     "check_capacity",
     "cluster_nodes",

@@ -96,6 +96,10 @@ def _similar_constraint(constraint: Constraint, nodes: Sequence[NodeCapacity]) -
 
 
 def _fix_constraint(constraint: Constraint) -> str:
+    if constraint.field == "node.labels.gpu" and constraint.value == "true":
+        # The label every GPU pool's nodes carry: set by the pool key, not by hand.
+        return ("add a GPU pool: `gpu: true` with a gpu-* size in swarm:nodePools.<pool> (its nodes get the "
+                "label gpu=true and advertise their GPUs), or change the constraint")
     if constraint.field.startswith("node.labels."):
         key = constraint.field.removeprefix("node.labels.")
         return f"add `{key}: {constraint.value}` to a pool's labels (swarm:nodePools.<pool>.labels) or change the constraint"
@@ -214,6 +218,28 @@ def gpu_pools_shared(services: Sequence[ServiceSpec], eligible: Mapping[str, Seq
         f"(e.g. node.labels.gpu != true) or give the GPU pool labels of its own"
         for pool, names in shared.items()
     )
+
+
+def idle_gpu_pools(states: Sequence[NodeState]) -> tuple[str, ...]:
+    """A GPU pool on which no task reserves a GPU: the most expensive droplets of the stack,
+    paid for nothing a GPU does (a model's `gpus:` forgotten, or its constraints excluding them)."""
+    pools: dict[str, list[NodeState]] = {}
+    for state in states:
+        if state.node.generic_resources.get(GPU_KIND):
+            pools.setdefault(state.node.pool, []).append(state)
+    warnings = []
+    for pool, members in pools.items():
+        if any(s.free_generic.get(GPU_KIND, 0) < s.node.generic_resources[GPU_KIND] for s in members):
+            continue
+        node = members[0].node
+        cost = node.price_monthly * len(members)
+        runs = "runs no task" if not any(s.total for s in members) else "runs no task that reserves a GPU"
+        warnings.append(
+            f"GPU pool {pool} ({len(members)} x {node.size}, ${cost:,.2f}/month) {runs}: reserve its GPUs in a "
+            f"service (a catalogue model's `gpus: 1`, or deploy.resources.reservations.generic_resources kind GPU) "
+            f"or set swarm:nodePools.{pool}.count to 0"
+        )
+    return tuple(warnings)
 
 
 # ---- words and units ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from swarm.capacity.advice import demand, gpu_pools_shared, pool_list, shortfall, why_full
+from swarm.capacity.advice import demand, gpu_pools_shared, idle_gpu_pools, pool_list, shortfall, why_full
 from swarm.capacity.placement import NodeCapacity, NodeLoad, NodeState, cluster_nodes, node_matches, place
 from swarm.compose import ServiceSpec, StackSpec, update_order
 from swarm.config import ClusterConfig
@@ -79,19 +79,20 @@ class CapacityReport:
 
 def check_capacity(config: ClusterConfig, stack: StackSpec) -> CapacityReport:
     """Place `stack`'s services on the nodes `config` declares, as swarm would."""
-    return schedule(cluster_nodes(config), stack.services.values())
+    return schedule(cluster_nodes(config), stack.services.values(), node_loss=config.node_loss_warnings)
 
 
-def schedule(nodes: Sequence[NodeCapacity], services: Iterable[ServiceSpec]) -> CapacityReport:
+def schedule(nodes: Sequence[NodeCapacity], services: Iterable[ServiceSpec], *, node_loss: bool = True) -> CapacityReport:
     """Place `services` in the given order on `nodes`, then check that each could lose a node
-    and, when updated start-first, start one extra task."""
+    (unless `node_loss` is false: swarm:nodeLossWarnings) and, when updated start-first, start
+    one extra task."""
     services = list(services)
     states = [NodeState.empty(node, index) for index, node in enumerate(nodes)]
     eligible = {spec.name: [s for s in states if node_matches(spec.constraints, s.node)] for spec in services}
     for spec in services:
         place(spec, eligible[spec.name], _wanted(spec, eligible[spec.name]))
 
-    losses = _node_losses(services, states, eligible)
+    losses = _node_losses(services, states, eligible) if node_loss else {}
     placements = []
     for spec in services:
         wanted = _wanted(spec, eligible[spec.name])
@@ -111,7 +112,8 @@ def schedule(nodes: Sequence[NodeCapacity], services: Iterable[ServiceSpec]) -> 
                 warnings=warnings,
             )
         )
-    return CapacityReport(tuple(placements), tuple(s.load() for s in states), gpu_pools_shared(services, eligible))
+    pool_warnings = (*idle_gpu_pools(states), *gpu_pools_shared(services, eligible))
+    return CapacityReport(tuple(placements), tuple(s.load() for s in states), pool_warnings)
 
 
 def _wanted(spec: ServiceSpec, eligible: Sequence[NodeState]) -> int:

@@ -143,9 +143,7 @@ def parse_stack(
     }
 
     networks = used_networks(r, services, declared.networks)
-    if r.problems:
-        raise StackFileError(r.problems)
-    return StackSpec(
+    spec = StackSpec(
         source=source,
         version=version,
         services=services,
@@ -155,6 +153,10 @@ def parse_stack(
         configs=declared.configs,
         warnings=r.warnings,
     )
+    if r.problems:
+        # The services as far as they could be read: the checks against the configuration still run.
+        raise StackFileError(r.problems, partial=spec)
+    return spec
 
 
 def load_stack_file(path: Path, *, stack: str, **external_names: Collection[str] | None) -> StackSpec:
@@ -197,9 +199,9 @@ def load_stack(
             positions=read.positions,
         )
     except StackFileError as error:
-        raise StackFileError(problems + attribute(error.problems, expansion)) from None
+        raise StackFileError(problems + attribute(error.problems, expansion), partial=error.partial) from None
     if problems:
-        raise StackFileError(problems)
+        raise StackFileError(problems, partial=spec)
     if expansion:
         spec = dataclasses.replace(spec, warnings=attribute(spec.warnings, expansion))
     return spec

@@ -7,11 +7,20 @@ network keys), `pools`, `workloads` (what runs on the swarm), `ingress`, `backup
 """
 
 from swarm.config.backups import Backups
-from swarm.config.cluster import ClusterConfig, Node, PublicPort, from_pulumi, load_stack_config_file, parse_config
+from swarm.config.cluster import (
+    ClusterConfig,
+    Node,
+    PublicPort,
+    config_from_pulumi,
+    from_pulumi,
+    load_stack_config_file,
+    parse_config,
+    secret_values_from_pulumi,
+)
 from swarm.config.ingress import INGRESS_LABEL, Ingress
 from swarm.config.keys import reference_table
 from swarm.config.pools import Pool
-from swarm.config.sizes import GIB, SPACES_EXTRA_GB_USD, SPACES_INCLUDED_GB, SPACES_MONTHLY_USD
+from swarm.config.sizes import GIB, SPACES_EXTRA_GB_USD, SPACES_INCLUDED_GB, SPACES_MONTHLY_USD, VOLUME_GB_MONTHLY_USD
 from swarm.config.workloads import DEFAULT_CONVERGE_TIMEOUT_SECONDS, Registry
 from swarm.diagnostics import ConfigError
 
@@ -30,8 +39,11 @@ __all__ = [
     "SPACES_EXTRA_GB_USD",
     "SPACES_INCLUDED_GB",
     "SPACES_MONTHLY_USD",
+    "VOLUME_GB_MONTHLY_USD",
+    "config_from_pulumi",
     "from_pulumi",
     "load_stack_config_file",
     "parse_config",
     "reference_table",
+    "secret_values_from_pulumi",
 ]

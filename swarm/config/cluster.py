@@ -9,6 +9,7 @@ Every problem is collected before failing: an operator fixes a config file in on
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -34,8 +35,9 @@ from swarm.config.workloads import (
     parse_registry,
     parse_secret_names,
 )
-from swarm.diagnostics import describe_yaml_error, display_path
+from swarm.diagnostics import Positions, describe_yaml_error, display_path, yaml_error_mark
 from swarm.model import SWARM_ADDRESS_POOL, Folder
+from swarm.suggest import close_matches
 
 # Ports the program opens itself (SSH for admins, swarm's own ports inside the cluster).
 RESERVED_PORTS = {22, 2377, 7946, 4789}
@@ -85,10 +87,24 @@ class ClusterConfig:
     images: Mapping[str, str] = field(default_factory=dict)  # service -> image, overriding the stack file
     bind_mounts: Mapping[str, Folder] = field(default_factory=dict)  # bind source -> declared owner/mode
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS  # swarm:convergeTimeout
+    # swarm:nodeLossWarnings: false when the stack runs on single nodes on purpose (staging): the
+    # capacity check then does not warn that a node's loss would stop a service.
+    node_loss_warnings: bool = True
     previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
     ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     backups: Backups | None = None  # swarm:backups
     warnings: tuple[Problem, ...] = field(default=())
+    # Where each swarm:* key is in Pulumi.<stack>.yaml, when the file was read offline (plan
+    # command, tests): problems about a key are then placed at its line (see place).
+    positions: Positions | None = field(default=None, compare=False, repr=False)
+
+    def place(self, problem: Problem) -> Problem:
+        """`problem`, when it is about a swarm:* key, with the file and the line of that key."""
+        if self.positions is None or problem.file or not problem.path or not str(problem.path[0]).startswith(f"{NAMESPACE}:"):
+            return problem
+        mark = self.positions.of(("config", *problem.path))
+        line, column = mark or (None, None)
+        return dataclasses.replace(problem, file=f"Pulumi.{self.stack}.yaml", line=line, column=column)
 
     @property
     def nodes(self) -> tuple[Node, ...]:
@@ -157,6 +173,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     images = parse_images(values.get("images"), found)
     bind_mounts = parse_bind_mounts(values.get("bindMounts"), found)
     converge_timeout = parse_converge_timeout(values.get("convergeTimeout"), found)
+    node_loss_warnings = _parse_node_loss_warnings(values.get("nodeLossWarnings"), found)
     previous_stack_names = _parse_previous_stack_names(values.get("previousStackNames"), stack, found)
     check_previous_pool_names(values.get("nodePools"), found.problem)
     ingress = parse_ingress(values, pools, [(p.protocol, p.ports) for p in public_ports], found,
@@ -165,9 +182,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
     backups = parse_backups(values.get("backups"), region, found)
 
-    if found.problems:
-        raise ConfigError(source, found.problems)
-    return ClusterConfig(
+    config = ClusterConfig(
         stack=stack,
         region=region,
         pools=tuple(pools),
@@ -183,11 +198,17 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         images=images,
         bind_mounts=bind_mounts,
         converge_timeout_seconds=converge_timeout,
+        node_loss_warnings=node_loss_warnings,
         previous_stack_names=previous_stack_names,
         ingress=ingress,
         backups=backups,
         warnings=tuple(found.warnings),
     )
+    if found.problems:
+        # The keys with problems are at their defaults (or left out) in `partial`: the stack file
+        # and the cross-checks of the other keys still run (swarm/preflight.py, check).
+        raise ConfigError(source, found.problems, partial=config)
+    return config
 
 
 @known_key("region", type="string", default="required",
@@ -204,6 +225,18 @@ def _parse_region(value: Any, found: Collector) -> str:
            doc="the stack's earlier names, after `pulumi stack rename`: its resources answer to them too, so volumes and their data are kept (see docs/day-2-data-and-retirement.md)")
 def _parse_previous_stack_names(value: Any, stack: str, found: Collector) -> tuple[str, ...]:
     return parse_previous_names(value, ("previousStackNames",), stack, "stack", DNS_LABEL, found.problem)
+
+
+@known_key("nodeLossWarnings", type="boolean", default="`true`",
+           doc="`false` for a stack that runs on single nodes on purpose (staging): the plan and preview then do not "
+               "warn that one node's loss would stop a service (docs/capacity.md)")
+def _parse_node_loss_warnings(value: Any, found: Collector) -> bool:
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        found.problem("nodeLossWarnings", f"{value!r} must be true or false")
+        return True
+    return value
 
 
 @known_key("adminCidrs", type="list of CIDR", default="required",
@@ -375,18 +408,27 @@ class SecretValues:
 def from_pulumi(project_root: Path) -> tuple[ClusterConfig, SecretValues]:
     """The running program's configuration, and its secret values as secret Outputs: the
     configuration only checks their shape; the program wires the Outputs into resources."""
+    return config_from_pulumi(project_root), secret_values_from_pulumi()
+
+
+def config_from_pulumi(project_root: Path) -> ClusterConfig:
+    """The running program's configuration (ConfigError, with what could be read, if invalid)."""
     settings = pulumi.Config(NAMESPACE)
     values = {key: _decode(raw) for key in _pulumi_config_names() if (raw := settings.get(key)) is not None}
     stack = pulumi.get_stack()
-    config = parse_config(values, stack=stack, project_root=project_root, source=f"Pulumi.{stack}.yaml")
-    secrets = SecretValues(
+    return parse_config(values, stack=stack, project_root=project_root, source=f"Pulumi.{stack}.yaml")
+
+
+def secret_values_from_pulumi() -> SecretValues:
+    """The secret keys' values as secret Outputs: the configuration only checked their shape."""
+    settings = pulumi.Config(NAMESPACE)
+    return SecretValues(
         ssh_private_key=settings.get_secret("sshPrivateKey"),
         registry_password=settings.get_secret("registryPassword"),
         ingress_certificate=settings.get_secret("ingressCertificate"),
         ingress_private_key=settings.get_secret("ingressPrivateKey"),
         secrets=settings.get_secret_object("secrets") or pulumi.Output.secret({}),
     )
-    return config, secrets
 
 
 def _pulumi_config_names() -> list[str]:
@@ -400,20 +442,46 @@ def _pulumi_config_names() -> list[str]:
 
 def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
     """Offline reading of `Pulumi.<stack>.yaml` (plan command, tests). Secrets stay encrypted:
-    only their presence matters here."""
+    only their presence matters here. Read as Pulumi reads it (Go's YAML: a duplicate key is an
+    error, not the last value winning silently); every problem is placed at its key's line."""
+    from swarm.compose import read_yaml_document  # the stack files' reader: same rules, positions
+
     path = project_root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        raise ConfigError(path.name, [config_problem("(file)", f"{path.name} does not exist; create it with `pulumi stack init {stack}`")])
+        raise ConfigError(path.name, [config_problem("(file)", f"{path.name} does not exist; "
+                                                     f"{_stack_hint(project_root, stack)}")])
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        read = read_yaml_document(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(display_path(path), [config_problem("(file)", describe_yaml_error(error))]) from None
+        line, column = yaml_error_mark(error) or (None, None)
+        problem = Problem(path.name, (), describe_yaml_error(error, with_mark=False), line=line, column=column)
+        raise ConfigError(display_path(path), [problem]) from None
+    document = read.value
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         config = {}
     values = {
         key.split(":", 1)[1]: value
         for key, value in config.items()
-        if key.startswith(f"{NAMESPACE}:")
+        if isinstance(key, str) and key.startswith(f"{NAMESPACE}:")
     }
-    return parse_config(values, stack=stack, project_root=project_root, source=path.name)
+    try:
+        parsed = parse_config(values, stack=stack, project_root=project_root, source=path.name)
+    except ConfigError as error:
+        partial = error.partial
+        if isinstance(partial, ClusterConfig):
+            partial = dataclasses.replace(partial, positions=read.positions)
+            partial = dataclasses.replace(partial, warnings=tuple(map(partial.place, partial.warnings)))
+            raise ConfigError(error.source, map(partial.place, error.problems), partial=partial) from None
+        raise
+    parsed = dataclasses.replace(parsed, positions=read.positions)
+    return dataclasses.replace(parsed, warnings=tuple(map(parsed.place, parsed.warnings)))
+
+
+def _stack_hint(project_root: Path, stack: str) -> str:
+    """What to do about a stack with no configuration file: a typo of a stack that has one, or `stack init`."""
+    stacks = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in project_root.glob("Pulumi.*.yaml"))
+    if matches := close_matches(stack, stacks, limit=1):
+        return f"did you mean --stack {matches[0]}? (stacks here: {', '.join(stacks)})"
+    known = f" (stacks here: {', '.join(stacks)})" if stacks else ""
+    return f"create it with `pulumi stack init {stack}`{known}"

@@ -101,6 +101,9 @@ LOAD_BALANCER_NODE_MONTHLY_USD = 12.0
 
 SIZES: dict[str, DropletSize] = {size.slug: size for size in _SIZES}
 
+# A block-storage volume's list price, USD per GiB per month (docs.digitalocean.com/products/volumes/details/pricing).
+VOLUME_GB_MONTHLY_USD = 0.10
+
 # DigitalOcean Spaces (the backups' bucket): the subscription's list price includes 250 GiB of
 # storage (and 1 TiB of outbound transfer); each further GiB stored is billed per month.
 SPACES_MONTHLY_USD = 5.0

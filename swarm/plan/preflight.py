@@ -10,21 +10,27 @@ From a validated configuration:
 4. external secrets and configs are matched with their values in the stack configuration. One
    without a value is not a reason to stop a preview (nothing is created), but `up` refuses it:
    it is reported apart, as "needs a value before up".
+
+All in one pass (`check`): a configuration with problems is checked as far as it could be read
+(ConfigError.partial), a stack file with problems likewise (StackFileError.partial); a check
+that reads a key or file with a problem is skipped, and every problem found is raised in one
+error (a newcomer's six mistakes in one run, not three).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from swarm.backups import DatabaseBackup, check_backups
 from swarm.capacity import CapacityReport, check_capacity
-from swarm.compose import load_stack
+from swarm.compose import StackSpec, load_stack
 from swarm.config import ClusterConfig, ConfigError
-from swarm.diagnostics import Problem
+from swarm.diagnostics import FilesInvalid, NothingDeployed, Problem, StackFileError, config_warning, display_path
 from swarm.ingress import IngressPlan, plan_ingress
 from swarm.plan.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
+from swarm.values import moving_tag
 
 # What a preview shows for a value that is still missing (a preview creates nothing).
 PLACEHOLDER = "(needs a value before up)"
@@ -95,14 +101,103 @@ class Preflight:
 
 
 def preflight(config: ClusterConfig) -> Preflight:
-    """Run every check that precedes registration. Raises StackFileError (the stack file or its
-    catalogue is invalid) or ConfigError (swarm:images / swarm:bindMounts name nothing);
-    unschedulable services and missing values are in the result, for the caller to refuse."""
-    # Values are checked below, apart: a missing one must not hide the stack file's other problems.
-    stack = load_stack(config.stack_file, stack=config.stack)
-    # x-ingress routes checked against swarm:ingress; the proxy added to the stack as a service.
-    stack, ingress = plan_ingress(config, stack)
-    rollout = plan_rollout(config, stack)
+    """Run every check that precedes registration on a valid configuration. Raises a
+    NothingDeployed error (StackFileError, ConfigError, or FilesInvalid for both) listing every
+    problem of the stack file, its catalogue and the cross-checks at once; unschedulable
+    services and missing values are in the result, for the caller to refuse."""
+    return _checked(config, ())
+
+
+def check(read_config: Callable[[], ClusterConfig]) -> Preflight:
+    """`read_config()`, then preflight, in one pass: when the configuration has problems, the
+    stack file and the cross-checks the problems do not concern still run on what could be read,
+    and every problem is raised together (a newcomer sees all their mistakes in one run)."""
+    try:
+        config = read_config()
+    except ConfigError as error:
+        if not isinstance(error.partial, ClusterConfig):
+            raise  # the file itself could not be read
+        return _checked(error.partial, tuple(error.problems))
+    return _checked(config, ())
+
+
+# Checks that read a key are skipped when that key has a problem: on its defaults, they would
+# only report the same mistake again, in other words.
+_NEEDS = {
+    "stack file": ("swarm:stackFile",),
+    "ingress": ("swarm:ingress", "swarm:nodePools"),
+    "rollout": ("swarm:images", "swarm:bindMounts", "swarm:nodePools"),
+    "backups": ("swarm:backups", "swarm:nodePools"),
+    "capacity": ("swarm:nodePools", "swarm:ingress", "swarm:images"),
+}
+
+
+def _checked(config: ClusterConfig, config_problems: tuple[Problem, ...]) -> Preflight:
+    broken = {str(problem.path[0]) for problem in config_problems if problem.path}
+    runs = {name: not broken.intersection(keys) for name, keys in _NEEDS.items()}
+    config_found: list[Problem] = list(config_problems)
+    stack_found: list[Problem] = []
+
+    def collect(error: NothingDeployed) -> None:
+        (config_found if isinstance(error, ConfigError) else stack_found).extend(error.problems)
+
+    stack = None
+    if runs["stack file"]:
+        # Values are checked below, apart: a missing one must not hide the stack file's other problems.
+        try:
+            stack = load_stack(config.stack_file, stack=config.stack)
+        except StackFileError as error:
+            collect(error)
+            stack = error.partial if isinstance(error.partial, StackSpec) else None
+            runs["capacity"] = False  # placing services that are not what they will be says nothing
+    if stack is None:
+        raise _error(config, config_found, stack_found)
+    ingress = None
+    if runs["ingress"]:
+        try:
+            # x-ingress routes checked against swarm:ingress; the proxy added to the stack as a service.
+            stack, ingress = plan_ingress(config, stack)
+        except NothingDeployed as error:
+            collect(error)
+            runs["capacity"] = False  # without the proxy, the placement would not be the one deployed
+    rollout = Rollout(stack, {}, {})
+    if runs["rollout"]:
+        try:
+            rollout = plan_rollout(config, stack)
+        except NothingDeployed as error:
+            collect(error)
+    databases, backup_warnings = [], []
+    if config.backups is not None and runs["backups"]:
+        managers = sum(1 for node in config.nodes if node.role == "manager")
+        databases, problems, backup_warnings = check_backups(config.backups, rollout.stack, managers, config.stack_file.name)
+        config_found += problems
+    capacity = check_capacity(config, rollout.stack) if runs["capacity"] else None
+    if config_found or stack_found:
+        if capacity is not None:  # what would not fit, beside the other mistakes
+            source = display_path(config.stack_file)
+            stack_found += [Problem(source, ("services", s.service), s.failure.removeprefix(f"{s.service}: "), service=s.service)
+                            for s in capacity.services if s.failure]
+        raise _error(config, config_found, stack_found)
+    assert capacity is not None
+    # swarm:images overrides are warned about like the stack file's images.
+    image_warnings = [config_warning(("swarm:images", key), why) for key, image in config.images.items()
+                      if (why := moving_tag(image))]
+    return Preflight(config, rollout, capacity, tuple(_missing_values(config, stack)), ingress,
+                     tuple(databases), tuple(map(config.place, [*image_warnings, *backup_warnings])))
+
+
+def _error(config: ClusterConfig, config_found: list[Problem], stack_found: list[Problem]) -> NothingDeployed:
+    """One error naming every problem; of the kind of its problems' files when they are all in one."""
+    source = f"Pulumi.{config.stack}.yaml"
+    config_found = [config.place(problem) for problem in config_found]
+    if not stack_found:
+        return ConfigError(source, config_found)
+    if not config_found:
+        return StackFileError(stack_found)
+    return FilesInvalid([*config_found, *stack_found], [source, display_path(config.stack_file)])
+
+
+def _missing_values(config: ClusterConfig, stack: StackSpec) -> list[MissingValue]:
     missing = []
     if config.secret_names is not None:  # None: one encrypted blob, names unknown offline
         missing += [
@@ -115,14 +210,7 @@ def preflight(config: ClusterConfig) -> Preflight:
         for key, item in stack.configs.items()
         if item.external and key not in config.configs
     ]
-    databases, backup_warnings = [], []
-    if config.backups is not None:
-        managers = sum(1 for node in config.nodes if node.role == "manager")
-        databases, problems, backup_warnings = check_backups(config.backups, rollout.stack, managers, config.stack_file.name)
-        if problems:
-            raise ConfigError(f"Pulumi.{config.stack}.yaml", problems)
-    return Preflight(config, rollout, check_capacity(config, rollout.stack), tuple(missing), ingress,
-                     tuple(databases), tuple(backup_warnings))
+    return missing
 
 
 def _set_instead(section: str, name: str, names: Iterable[str]) -> str:

@@ -29,6 +29,7 @@ from swarm.config import ClusterConfig, ConfigError
 from swarm.diagnostics import Problem, config_problem
 from swarm.model import Folder, service_name
 from swarm.node_scripts import ConvergeTarget
+from swarm.suggest import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
     source = f"Pulumi.{config.stack}.yaml"
     stack_file = config.stack_file.name
     problems = [
-        config_problem(("swarm:images", name), f"{stack_file} has no service {name!r}; its services are {', '.join(stack.services)}")
+        config_problem(("swarm:images", name), f"{stack_file} has no service {name!r}"
+                       + (did_you_mean(name, stack.services, limit=1) or f"; its services are {', '.join(stack.services)}"))
         for name in config.images
         if name not in stack.services
     ]

@@ -33,6 +33,24 @@ IMAGE_REFERENCE = re.compile(
 )
 
 
+def moving_tag(image: str) -> str | None:
+    """Why `image` will not redeploy when its tag is pushed again, or None when it is pinned (a
+    version tag or a digest). Swarm compares the service's image text: `api:latest` (or `api`,
+    which is `api:latest`) re-pushed is the same text, so `up` changes nothing and the nodes keep
+    the image they pulled first."""
+    if not image or "@" in image:  # a digest pins the content itself
+        return None
+    name, colon, tag = image.rpartition(":")
+    if colon and "/" not in tag:  # a ':' after the last '/' starts the tag; before it, a registry port
+        if tag != "latest":
+            return None
+        shown = f"{image!r} uses the tag latest"
+    else:
+        shown = f"{image!r} has no tag (Docker reads it as :latest)"
+    return (f"{shown}: pushing a new image under the same tag never redeploys (the service's image text does "
+            "not change); pin a version tag or a digest (name@sha256:...) and change it to release")
+
+
 def registry_server(host: str) -> str:
     """`host` as Docker names the registry: lower case, Docker Hub's aliases as docker.io."""
     host = host.lower()

@@ -69,7 +69,7 @@ def test_a_release_sets_swarm_images_from_the_dispatch_input_on_both_stacks():
         assert config == {"swarm:images": {"value": release, "secret": False}}
 
 
-def test_the_plan_is_posted_next_to_the_preview_with_the_cost_change_against_main():
+def test_the_plan_is_posted_next_to_the_preview_compared_with_mains_plan():
     steps = load("pull-request.yml")["jobs"]["preview"]["steps"]
     names = [step.get("name") or step.get("uses", "") for step in steps]
     base_checkout = next(s for s in steps if s.get("with", {}).get("path") == "base")

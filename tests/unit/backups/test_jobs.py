@@ -51,8 +51,19 @@ def test_a_misspelled_database_names_the_services_that_exist():
     assert found == {"swarm:backups.databases[0]": "prod.yaml has no service 'databse'; did you mean database?"}
 
 
-def test_a_database_that_may_run_on_a_worker_is_refused_because_its_backup_runs_on_the_manager():
+def test_a_listed_service_that_is_not_postgres_is_told_it_is_not_a_database():
     found = problems({**BACKUPS, "databases": ["api"]})
+    message = found["swarm:backups.databases[0]"]
+    assert message.startswith("api is not a database: its image registry.example.com/nlp/api:")
+    assert "backups dump PostgreSQL only" in message and "remove 'api' from swarm:backups.databases" in message
+    assert "node.role == manager" not in message  # no advice that would make it look like a database
+
+
+def test_a_database_that_may_run_on_a_worker_is_refused_because_its_backup_runs_on_the_manager(tmp_path):
+    stack = (PROJECT_ROOT / "stacks" / "prod.yaml").read_text().replace("x-model-catalogue: models/prod.yaml\n", "")
+    stack += "  replica-db:\n    image: postgres:13\n    deploy: {replicas: 2}\n"
+    (tmp_path / "prod.yaml").write_text(stack)
+    found = problems({**BACKUPS, "databases": ["replica-db"]}, stackFile=str(tmp_path / "prod.yaml"))
     assert "add the placement constraint `node.role == manager`" in found["swarm:backups.databases[0]"]
     assert "must run one task" in found["swarm:backups.databases[0]"]
 

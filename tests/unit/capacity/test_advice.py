@@ -9,7 +9,7 @@ import pytest
 
 from swarm.capacity import check_capacity, schedule
 from swarm.compose import load_stack_file
-from swarm.config import parse_config
+from swarm.config import ConfigError, parse_config
 from tests.pulumi_program import PROJECT_ROOT, stack_config
 from tests.unit.capacity.capacity_stacks import (
     FOUR_API_REPLICAS_ONE_PER_NODE,
@@ -129,3 +129,36 @@ def test_a_gpu_pool_shared_with_services_that_reserve_no_gpu_gets_a_cost_warning
     (warning,) = cost
     assert warning.startswith("pool gpu (gpu-h100x1-80gb, $2,278.08/month per node) may run 1 service that reserve")
     assert "(api)" in warning and "node.labels.gpu != true" in warning
+
+
+def gpu_pool_config(count: int = 2):
+    values = copy.deepcopy(stack_config("prod"))
+    values["nodePools"]["gpu"] = {"role": "worker", "count": count, "size": "gpu-h100x1-80gb", "gpu": True,
+                                  "labels": {"type": "gpu"}}
+    return parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")
+
+
+def test_a_gpu_pool_that_no_task_uses_is_warned_with_its_monthly_cost():
+    report = check_capacity(gpu_pool_config(), load_stack_file(PROJECT_ROOT / "stacks" / "prod.yaml", stack="prod"))
+    assert [w for w in map(str, report.warnings) if "GPU pool" in w] == [
+        "GPU pool gpu (2 x gpu-h100x1-80gb, $4,556.16/month) runs no task: reserve its GPUs in a service (a catalogue "
+        "model's `gpus: 1`, or deploy.resources.reservations.generic_resources kind GPU) or set "
+        "swarm:nodePools.gpu.count to 0"
+    ]
+
+
+def test_a_gpu_pool_whose_gpus_a_task_reserves_is_not_warned_about(tmp_path):
+    spec = services(tmp_path, {"inference": service(1, ("node.labels.type==gpu",), gpus=1)})
+    report = check_capacity(gpu_pool_config(count=1), spec)
+    assert report.schedulable and not [w for w in map(str, report.warnings) if "GPU pool" in w]
+
+
+def test_a_stack_on_single_nodes_on_purpose_can_leave_node_loss_warnings_out():
+    values = {**copy.deepcopy(stack_config("staging")), "nodeLossWarnings": False}
+    config = parse_config(values, stack="staging", project_root=PROJECT_ROOT, source="Pulumi.staging.yaml")
+    report = check_capacity(config, load_stack_file(PROJECT_ROOT / "stacks" / "staging.yaml", stack="staging"))
+    assert report.schedulable and not [w for w in map(str, report.warnings) if "would run" in w]
+    values["nodeLossWarnings"] = "no"
+    with pytest.raises(ConfigError) as raised:
+        parse_config(values, stack="staging", project_root=PROJECT_ROOT, source="Pulumi.staging.yaml")
+    assert "swarm:nodeLossWarnings: 'no' must be true or false" in str(raised.value)

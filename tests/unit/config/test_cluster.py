@@ -81,7 +81,7 @@ def test_a_yaml_mistake_in_the_stack_config_names_the_file_line_and_column(tmp_p
         load_stack_config_file(tmp_path, "prod")
     message = str(raised.value)
     assert message.startswith("Pulumi.prod.yaml: 1 problem")
-    assert "is not valid YAML: line 3, column 2: " in message and "<unicode string>" not in message
+    assert "Pulumi.prod.yaml:3:2: is not valid YAML: " in message and "<unicode string>" not in message
 
 
 def test_the_configuration_imports_neither_the_node_scripts_nor_the_stack_file_loader():

@@ -84,5 +84,7 @@ def test_an_image_override_changes_only_that_service():
 def test_an_override_for_an_unknown_service_registers_nothing():
     run = run_program("prod", {**cluster_config("prod"), "images": {"apii": "registry.example.com/nlp/api:2.0.2"}})
     message = str(run.error)
-    assert "swarm:images.apii: prod.yaml has no service 'apii'; its services are backoffice, api, database" in message
+    assert "swarm:images.apii: prod.yaml has no service 'apii'; did you mean api?" in message
     assert run.registrations == []
+    run = run_program("prod", {**cluster_config("prod"), "images": {"worker": "registry.example.com/nlp/worker:1"}})
+    assert "swarm:images.worker: prod.yaml has no service 'worker'; its services are backoffice, api, database" in str(run.error)

@@ -125,3 +125,27 @@ def test_docker_config_credentials_are_read_without_leaking_them():
     with pytest.raises(ValueError) as raised:
         credentials_from_docker_config('{"auths": {"r.io": {"auth": "dTpwOng="}}}', "other.io")
     assert "dTpwOng=" not in str(raised.value)
+
+
+# ---- tags that move --------------------------------------------------------------------------------
+
+
+def test_latest_or_no_tag_is_a_tag_that_moves_and_a_version_or_digest_is_pinned():
+    from swarm.values import moving_tag
+
+    assert "uses the tag latest: pushing a new image under the same tag never redeploys" in moving_tag("api:latest")
+    assert "'localhost:5000/api' has no tag (Docker reads it as :latest)" in moving_tag("localhost:5000/api")
+    assert "pin a version tag or a digest" in moving_tag("nginx")
+    for pinned in ("postgres:13", "localhost:5000/api:1.2", "api@sha256:" + "a" * 64, "api:latest@sha256:" + "b" * 64):
+        assert moving_tag(pinned) is None, pinned
+
+
+def test_a_stack_file_image_without_a_version_is_warned_about_at_its_line(tmp_path):
+    from swarm.compose import load_stack_file
+
+    path = tmp_path / "s.yaml"
+    path.write_text("services:\n  web:\n    image: nginx\n  api:\n    image: api:1.0\n")
+    warnings = [str(w) for w in load_stack_file(path, stack="t").warnings]
+    assert warnings == [f"{path}:3:12: services.web.image: 'nginx' has no tag (Docker reads it as :latest): pushing "
+                        "a new image under the same tag never redeploys (the service's image text does not change); "
+                        "pin a version tag or a digest (name@sha256:...) and change it to release"]
