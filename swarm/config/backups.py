@@ -72,7 +72,9 @@ def parse_backups(value: Any, region: Any, found: Collector) -> Backups | None:
         found.problem(("backups", "bucket"), f"{bucket!r} is not a bucket name: 3-63 lowercase letters, digits and '-' "
                                         "(bucket names are global to Spaces: include your company and the stack, e.g. acme-prod-backups)")
     spaces_region = value.get("region", region)
-    if spaces_region not in SPACES_REGIONS:
+    # The cluster's region (None: it has a problem of its own, reported once, not twice).
+    region_unknown = spaces_region is None and "region" not in value
+    if spaces_region not in SPACES_REGIONS and not region_unknown:
         where = ("backups", "region") if "region" in value else ("backups",)
         hint = did_you_mean(spaces_region, SPACES_REGIONS) if isinstance(spaces_region, str) else ""
         found.problem(where, f"{spaces_region!r} has no Spaces" + (hint or f"; set backups.region to one of {', '.join(SPACES_REGIONS)}"))
@@ -92,7 +94,7 @@ def parse_backups(value: Any, region: Any, found: Collector) -> Backups | None:
     swarm_state = value.get("swarmState", True)
     if not isinstance(swarm_state, bool):
         found.problem(("backups", "swarmState"), f"{swarm_state!r} must be true or false")
-    if len(found.problems) > before:
+    if len(found.problems) > before or region_unknown:
         return None
     return Backups(bucket, spaces_region, schedule, keep, tuple(databases) if databases is not None else None, swarm_state)
 

@@ -180,7 +180,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
                             reserved_ports=RESERVED_PORTS, pools_reported=any_pool_problem(found))
     if ingress is not None:
         pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
-    backups = parse_backups(values.get("backups"), region, found)
+    backups = parse_backups(values.get("backups"), region if _valid_region(region) else None, found)
 
     config = ClusterConfig(
         stack=stack,
@@ -209,6 +209,10 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         # and the cross-checks of the other keys still run (swarm/preflight.py, check).
         raise ConfigError(source, found.problems, partial=config)
     return config
+
+
+def _valid_region(value: Any) -> bool:
+    return isinstance(value, str) and bool(REGION.match(value))
 
 
 @known_key("region", type="string", default="required",

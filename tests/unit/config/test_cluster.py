@@ -68,10 +68,17 @@ def test_error_message_lists_every_problem_with_the_file():
     with pytest.raises(ConfigError) as raised:
         parse(prod(region="Frankfurt", adminCidrs=["x"]))
     message = str(raised.value)
-    # Three: prod's backups take their region from swarm:region, so they are named too.
-    assert message.startswith("Pulumi.prod.yaml: 3 problems in the stack configuration; nothing was deployed:")
+    # Two: prod's backups take their region from swarm:region, whose problem is said once.
+    assert message.startswith("Pulumi.prod.yaml: 2 problems in the stack configuration; nothing was deployed:")
     assert "swarm:region: 'Frankfurt'" in message and "swarm:adminCidrs[0]" in message
-    assert "'Frankfurt' has no Spaces; set backups.region" in message
+    assert "has no Spaces" not in message
+
+
+def test_a_backups_region_of_its_own_is_checked_even_when_the_clusters_region_is_wrong():
+    values = prod(region="Frankfurt")
+    values["backups"] = {**values["backups"], "region": "fra2"}
+    found = problems(values)
+    assert found["swarm:backups.region"] == "'fra2' has no Spaces; did you mean fra1?"
 
 
 def test_a_yaml_mistake_in_the_stack_config_names_the_file_line_and_column(tmp_path):
