@@ -110,6 +110,17 @@ def _with_two_more_managers(config: dict) -> dict:
     return config
 
 
+def _with_a_control_pool_first(config: dict) -> dict:
+    """Three managers, the first two in a `control` pool without a volume listed first: its first
+    node inits the swarm and holds the reserved IP, then the database's manager with its volume.
+    A first manager without a volume is replaced create-before-delete: its successor holds the
+    reserved IP before the old droplet's deletes run."""
+    config = copy.deepcopy(config)
+    control = {"role": "manager", "count": 2, "size": "s-1vcpu-2gb", "labels": {"type": "control"}}
+    config["nodePools"] = {"control": control, **config["nodePools"]}
+    return config
+
+
 def _key_pair(comment: str) -> tuple[str, str]:
     """A new ED25519 key pair: (public key line, private key)."""
     with tempfile.TemporaryDirectory() as directory:
@@ -189,6 +200,8 @@ SCENARIOS = (
              replace=("prod-manager-1",)),
     Scenario("three managers, every manager's image changed", baseline=_with_two_more_managers,
              change=lambda c: _pool(_pool(c, "manager", image="ubuntu-22-04-x64"), "control", image="ubuntu-22-04-x64")),
+    Scenario("three managers, a control pool first without a volume, its image changed",
+             baseline=_with_a_control_pool_first, change=lambda c: _pool(c, "control", image="ubuntu-22-04-x64")),
 )
 
 
@@ -334,6 +347,17 @@ class Outcome:
     # service -> (lowest number of its containers serving on the hosts, replicas)
     min_serving: dict[str, tuple[int, int]] = field(default_factory=dict)
     managers: int = 1  # after the change
+    # What `docker node ls` lists after the change: (managers, nodes); the configuration's counts
+    # in `managers` and `nodes`.
+    listed: tuple[int, int] = (0, 0)
+    nodes: int = 0
+    manager_address_answers: bool = True  # the reserved IP (managerAddress) reaches a manager
+
+    @property
+    def membership_held(self) -> bool:
+        """The swarm is the configured one: as many managers and nodes as declared, no retired
+        node left behind, no successor demoted, and managerAddress answers as a manager."""
+        return self.manager_address_answers and self.listed == (self.managers, self.nodes)
 
     @property
     def replicas_held(self) -> bool:
@@ -348,7 +372,7 @@ class Outcome:
         samples are counted and shown, and what they cost is in the serving counts."""
         return (self.result.error is None and self.swarm_survived and self.services_survived
                 and self.secrets_survived and self.data_survived and self.replicas_held
-                and (self.leaderless_samples == 0 or self.managers < 2))
+                and self.membership_held and (self.leaderless_samples == 0 or self.managers < 2))
 
 
 class Lifecycle:
@@ -453,12 +477,35 @@ class Lifecycle:
                        if pool.get("role") == "manager")
         if leaderless and managers >= 2:
             problems.append(f"{leaderless} samples found no manager with a leader elected")
+        listed = (sum(bool(node.get("ManagerStatus")) for node in after.get("nodes", [])), len(after.get("nodes", [])))
+        nodes = len(hostnames)
+        if after and listed != (managers, nodes):
+            problems.append(f"docker node ls lists {listed[0]} managers and {listed[1]} nodes; "
+                            f"the configuration has {managers} and {nodes}")
+        address_answers = self._manager_address_answers()
+        if not address_answers:
+            problems.append("managerAddress (the reserved IP) does not answer as a swarm manager")
         if result.error is not None:
             problems.append("up failed: " + _first_line(str(result.error)))
         droplets = sorted({s.name for s in result.steps if s.op == "replace" and s.type.endswith(":Droplet")})
         replaced = droplets or sorted({s.name for s in result.steps if s.op == "replace"})
         return Outcome(name, result, result.summary(), replaced, swarm_survived, not lost, not missing, data,
-                       unavailable, min_running, end - started, problems, leaderless, min_serving, managers)
+                       unavailable, min_running, end - started, problems, leaderless, min_serving, managers,
+                       listed, nodes, address_answers)
+
+    def _manager_address_answers(self) -> bool:
+        """Whether the host at the reserved IP (managerAddress, where the Docker provider, the
+        operators and every manager command go) answers as a manager of the swarm."""
+        with self.cloud.lock:
+            addresses = list(self.cloud.reserved)
+        for address in addresses or [None]:
+            host = self.cloud.host_at(address) if address else None
+            if host is None:
+                return False
+            result = host.exec("docker info --format '{{.Swarm.ControlAvailable}}'", check=False, timeout=20)
+            if result.stdout.strip() != "true":
+                return False
+        return True
 
     def close(self) -> None:
         self.cloud.close()
