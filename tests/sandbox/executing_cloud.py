@@ -80,8 +80,10 @@ class SandboxCloud(FakeCloud):
         if args.typ == "pulumi:providers:docker":
             provider_id = f"{args.name}-id"
             inputs = unwrap(args.inputs)
-            self.docker_hosts[provider_id] = self.host_at(inputs["host"].split("@", 1)[1])
-            self.docker_known_hosts[provider_id] = provider_known_hosts(inputs["sshOpts"])
+            address = inputs["host"].split("@", 1)[1]
+            self.docker_hosts[provider_id] = self.host_at(address)
+            self.docker_known_hosts[provider_id] = provider_known_hosts_at(inputs["sshOpts"], address,
+                                                                           self.docker_hosts[provider_id])
             self.docker_provider_inputs[provider_id] = inputs
             return [provider_id, args.inputs]
         if args.typ in ENGINE_CREATE:
@@ -191,3 +193,12 @@ def provider_known_hosts(ssh_opts) -> Path:
         raise RuntimeError(f"the Docker provider's ssh does not check host keys strictly: {options}")
     (path,) = [o.split("=", 1)[1] for o in options if o.startswith("UserKnownHostsFile=")]
     return Path(path)
+
+
+def provider_known_hosts_at(ssh_opts, address: str, host: Host) -> Path:
+    """The Docker provider's known_hosts, as its `ssh` applies it to `address` (the reserved IP
+    its `host` names), pinned for the address `ssh` dials here: the host's own (a reserved IP is
+    routed to it here). A file with no key for `address` pins nothing, and `ssh` refuses."""
+    keys = [line.split(None, 1)[1] for line in provider_known_hosts(ssh_opts).read_text().splitlines()
+            if line.strip() and not line.startswith("#") and line.split(None, 1)[0] == address]
+    return pinned_known_hosts(host.sandbox, host.ip, keys[0] if keys else "ssh-ed25519 none")

@@ -37,7 +37,12 @@ from pathlib import Path
 from tests.lifecycle.engine import Engine, Provider, StepContext
 from tests.pulumi_program import FakeCloud, unwrap
 from tests.sandbox import engine_api
-from tests.sandbox.executing_cloud import pinned_ssh, provider_known_hosts, user_data_daemon_json, user_data_host_key
+from tests.sandbox.executing_cloud import (
+    pinned_ssh,
+    provider_known_hosts_at,
+    user_data_daemon_json,
+    user_data_host_key,
+)
 from tests.sandbox.harness import Host, Sandbox, _which, install_host_key
 
 # A real droplet's dial retries give up after about 11 s (pulumi/pulumi-command#1238); a
@@ -316,9 +321,11 @@ class DockerObjectProvider(Provider):
             raise DialError(f"error during connect: ssh://root@{address}: no route to host")
         return host
 
-    @staticmethod
-    def _known_hosts(step: StepContext) -> Path:
-        return provider_known_hosts(unwrap(step.provider_inputs())["sshOpts"])
+    def _known_hosts(self, step: StepContext) -> Path:
+        """The provider's known_hosts as it applies to the address it names (the reserved IP),
+        pinned for the host that answers there."""
+        inputs = unwrap(step.provider_inputs())
+        return provider_known_hosts_at(inputs["sshOpts"], inputs["host"].split("@", 1)[1], self._manager(step))
 
     def create(self, step: StepContext) -> tuple[str, dict]:
         inputs = unwrap(step.inputs)
