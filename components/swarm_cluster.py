@@ -18,6 +18,8 @@ in parallel.
 - swarm-state: (the first manager) its delete hands over before the droplet goes: one of several
             managers demotes itself (leadership moves while it is up); a lone manager with a
             volume keeps its swarm state there, so that services, secrets and networks survive.
+            It runs at the droplet's own address and acts only on the node ID init printed:
+            never on the successor that holds the reserved IP by then.
 - tokens:   both join tokens as a secret output; never logged, handed to joins on stdin.
 - join:     joins the node on its VPC address. It has no delete: see below.
 - settings: at the manager's reserved IP, sets the node's role and labels by node ID; deleting it
@@ -145,11 +147,15 @@ class SwarmCluster(pulumi.ComponentResource):
         # demotes itself, so that leadership moves while it is still up; a lone manager keeps its
         # swarm state on its volume, and init restores it on the successor. The name predates
         # the demotion: kept, so that existing stacks update the command rather than run its delete.
+        # It goes to the droplet's own address, not the reserved IP: without a volume the droplet
+        # is replaced create-before-delete, and by the time this delete runs the reserved IP (and
+        # the name, and so the host key) belongs to the successor. The script also checks the
+        # node ID its init printed, and does nothing on any other node.
         remote.Command(
             f"{name}-{_short(first)}-swarm-state",
-            connection=manager_connection,
+            connection=self._connection(first),
             create=node_scripts.keep_swarm_state_script(state_dir, volume.mount_path if volume else None),
-            delete=node_scripts.handover_script(state_dir),
+            delete=init.stdout.apply(lambda stdout: node_scripts.handover_script(state_dir, stdout.strip())),
             triggers=[first.droplet_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),

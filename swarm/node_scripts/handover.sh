@@ -9,12 +9,21 @@
 # (`<address> <manager join token>` lines, for the successor's init.sh); STANDIN: the node IDs of
 # workers promoted to stand in. All on the volume, all empty without one.
 # GRACE: seconds the workers get to learn the stand-in before this manager stops being one.
-# inputs: BACKUP ROSTER STANDIN DEMOTE_WAIT GRACE
+# NODE: the swarm node ID of the manager this handover was made for (its init's output).
+# inputs: NODE BACKUP ROSTER STANDIN DEMOTE_WAIT GRACE
 # uses: _docker _manager _wait
 set -eu
 reachable() {
   [ "$(docker node inspect --format '{{.ManagerStatus.Reachability}}' "$1" 2>/dev/null)" = reachable ]
 }
+# A delete runs with the inputs of the run that created it, wherever its old connection leads
+# now: on any node but the one it was made for (a successor holding the same name, host key and
+# reserved IP), demoting "itself" would demote the successor. Prove it, else do nothing.
+self=$(docker info --format '{{.Swarm.NodeID}}' 2>/dev/null || true)
+if [ "$self" != "$NODE" ]; then
+  echo "$(hostname) is not the node this handover was made for ($NODE; this one is ${self:-in no swarm}): nothing to hand over"
+  exit 0
+fi
 if [ "$(docker info --format '{{.Swarm.LocalNodeState}}')" != active ] ||
   [ "$(docker info --format '{{.Swarm.ControlAvailable}}')" != true ]; then
   echo "$(hostname) is not a swarm manager: nothing to hand over"
@@ -25,7 +34,6 @@ if [ "$managers" -gt 1 ]; then
   # When every manager is replaced in one up, the probes find only new, empty droplets: the
   # successor joins the old managers (they live until the end of the run) from this list.
   if [ -n "$ROSTER" ]; then
-    self=$(docker info --format '{{.Swarm.NodeID}}')
     token=$(docker swarm join-token -q manager)
     (
       umask 077
@@ -38,7 +46,9 @@ if [ "$managers" -gt 1 ]; then
       mv "$ROSTER.tmp" "$ROSTER"
     )
   fi
-  docker node demote "$(docker info --format '{{.Swarm.NodeID}}')" >/dev/null
+  # The old node's retirement (its settings command's delete, on the successor) may run at the
+  # same time and demote it first: then this demotion fails, and the wait below still decides.
+  docker node demote "$self" >/dev/null || true
   if ! wait_until "$DEMOTE_WAIT" control_is false; then
     echo "$(hostname) is still a manager ${DEMOTE_WAIT}s after its demotion; see docker node ls" >&2
     exit 1
@@ -60,7 +70,6 @@ sync
 docker_up
 trap - EXIT
 echo "kept the swarm state of $(hostname) in $BACKUP ($(wc -c <"$BACKUP") bytes)"
-self=$(docker info --format '{{.Swarm.NodeID}}')
 wait_until "$DEMOTE_WAIT" control_is true || {
   echo "$(hostname) is not a manager again ${DEMOTE_WAIT}s after its restart: its successor restores the kept state" >&2
   exit 0

@@ -193,9 +193,14 @@ def keep_swarm_state_script(state_dir: str | None, mount_path: str | None) -> st
     return template.render("keep_swarm_state", STATE_DIR=state_dir, MOUNT_PATH=mount_path)
 
 
-def handover_script(state_dir: str | None, demote_wait_seconds: int = 60,
+def handover_script(state_dir: str | None, node_id: str, demote_wait_seconds: int = 60,
                     standin_grace_seconds: int = STANDIN_GRACE_SECONDS) -> str:
     """Run on the first manager before its droplet goes (its handover command's delete).
+
+    It acts only on the node it was made for: `node_id`, the swarm node ID its init printed.
+    Anywhere else (whatever its connection reaches when the delete runs: a successor with the
+    same name, host key and reserved IP) it does nothing and succeeds, so a handover never
+    demotes the node that replaces the one it was made for.
 
     - One of several managers: it demotes itself, so that leadership moves to another manager
       while it is still up. Removing a leader's droplet instead leaves the swarm without a
@@ -216,8 +221,10 @@ def handover_script(state_dir: str | None, demote_wait_seconds: int = 60,
       that does not take fails the script with the stand-in demoted again: two managers, one
       destroyed, would leave the swarm without quorum.
     """
+    if not _SAFE_WORD.match(node_id):
+        raise ValueError(f"{node_id!r}: a swarm node ID is letters and digits")
     backup = "" if state_dir is None else f"{state_dir}/{SWARM_STATE_BACKUP}"
     roster = "" if state_dir is None else f"{state_dir}/{MANAGERS_FILE}"
     standins = "" if state_dir is None else f"{state_dir}/{STANDINS_FILE}"
-    return template.render("handover", BACKUP=backup, ROSTER=roster, STANDIN=standins,
+    return template.render("handover", NODE=node_id, BACKUP=backup, ROSTER=roster, STANDIN=standins,
                                DEMOTE_WAIT=int(demote_wait_seconds), GRACE=int(standin_grace_seconds))

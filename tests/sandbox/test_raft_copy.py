@@ -56,7 +56,8 @@ def test_the_sandbox_models_socket_activation_a_stopped_service_alone_is_started
 
 def test_the_lone_managers_handover_copies_its_state_with_no_client_starting_docker_mid_copy(manager):
     manager.exec("rm -f /run/docker.socket-activations")
-    out = with_clients(manager, swarm_cluster.handover_script(STATE_DIR))
+    node = manager.docker("info", "--format", "{{.Swarm.NodeID}}").stdout.strip()
+    out = with_clients(manager, swarm_cluster.handover_script(STATE_DIR, node))
     assert "kept the swarm state" in out
     assert activations(manager) == [], "Docker was started by a client during the copy"
     kept = int(manager.exec(f"stat -c %s {STATE_DIR}/{swarm_cluster.SWARM_STATE_BACKUP}").stdout)

@@ -3,7 +3,8 @@
 state in $FAKE/node.json; every call appended to $FAKE/calls.jsonl as its argument list.
 
 `swarm join` leaves the node in `join_result` (default active) and fails when `join_fails`,
-`swarm leave` makes it inactive.
+`swarm leave` makes it inactive. `demoted_meanwhile`: the node's demotion of itself fails (another
+manager demoted it first).
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ def main(argv: list[str]) -> int:
             print("{}")
     elif argv[:2] == ["node", "demote"] and argv[2] == state.get("id"):
         state["control"] = False  # this node itself
+        if state.get("demoted_meanwhile"):  # by its retirement, on another manager, a moment before
+            print("Error response from daemon: This node is not a swarm manager.", file=sys.stderr)
+            (FAKE / "node.json").write_text(json.dumps(state))
+            return 1
     elif argv[:2] in (["node", "update"], ["node", "promote"], ["node", "demote"]):
         pass
     elif argv[:2] == ["node", "ls"] and "role=worker" in argv:  # -q, or ID status availability

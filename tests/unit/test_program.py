@@ -207,8 +207,7 @@ def test_init_runs_on_the_first_manager_advertising_its_private_address(prod):
 def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(prod):
     (state,) = commands(prod, "-swarm-state")
     (init,) = commands(prod, "-init")
-    assert state.plain("connection")["host"] == MANAGER_ADDRESS
-    assert state.plain("delete") == swarm_cluster.handover_script("/mnt/postgresql/.swarm-state")
+    assert state.plain("delete") == swarm_cluster.handover_script("/mnt/postgresql/.swarm-state", "node-id-of-prod")
     # Replaced with the droplet (which, holding a volume, is deleted before its successor is
     # created): the engine deletes it, so the backup runs, before the droplet goes.
     droplet = prod.named("prod-manager-1")
@@ -236,7 +235,7 @@ def test_a_lone_manager_without_a_volume_has_no_state_to_hand_over(tmp_path):
     assert run.error is None
     # Nothing to keep its state on: its handover keeps nothing, and its successor cannot restore.
     (handover,) = commands(run, "-swarm-state")
-    assert handover.plain("delete") == swarm_cluster.handover_script(None)
+    assert handover.plain("delete") == swarm_cluster.handover_script(None, "node-id-of-staging")
     assert ".swarm-state" not in commands(run, "-init")[0].plain("create")
 
 
@@ -480,9 +479,28 @@ def test_the_manager_is_reached_at_a_reserved_ip_that_follows_its_droplet(prod):
     assert assignment.plain("dropletId") == int(fake_droplet_id("prod-manager-1"))
     assert assignment.options["deleteBeforeReplace"], "assigning moves the IP; unassigning the old would take it back"
     for command in prod.of_type("command:remote:Command"):
-        if command.name.endswith(("-settings", "-init", "-join-tokens", "-converge", "-swarm-state")):
+        if command.name.endswith(("-settings", "-init", "-join-tokens", "-converge")):
             assert command.plain("connection")["host"] == MANAGER_ADDRESS, command.name
             assert prod.depends_on(command, assignment), command.name
+
+
+def test_the_first_managers_handover_goes_to_its_own_droplet_and_names_its_node():
+    """Issue 20: a first manager without a volume is replaced create-before-delete, so when its
+    handover (a delete, with its old inputs) runs, the reserved IP, the name and the host key
+    are its successor's. The handover goes to the old droplet's own address and carries the
+    node ID its init printed: the script acts on that node alone."""
+    config = cluster_config("prod")
+    config["nodePools"] = {"control": {"role": "manager", "count": 2, "size": "s-1vcpu-2gb"}, **config["nodePools"]}
+    run = run_program("prod", config)
+    assert run.error is None, run.error
+    (handover,) = commands(run, "-swarm-state")
+    assert handover.name == "prod-control-1-swarm-state"
+    droplet = run.named("prod-control-1")
+    assert not droplet.options.get("deleteBeforeReplace"), "no volume: its successor is created first"
+    connection = handover.plain("connection")
+    assert connection["host"] == fake_addresses("prod-control-1")[0] != MANAGER_ADDRESS
+    assert connection["hostKey"] == commands(run, "prod-control-1-ready")[0].plain("connection")["hostKey"]
+    assert node_scripts.inputs_of(handover.plain("delete"))["NODE"] == "node-id-of-prod"
 
 
 def test_a_worker_is_replaced_for_a_new_size_and_a_manager_resized_in_place(prod):

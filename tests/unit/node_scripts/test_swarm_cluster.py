@@ -23,8 +23,8 @@ ALL_SCRIPTS = {
     "init": swarm_cluster.init_script("10.110.0.2"),
     "init_with_kept_state": swarm_cluster.init_script("10.110.0.2", "/mnt/db/.swarm-state"),
     "manager_probe": swarm_cluster.manager_probe_script(),
-    "handover_lone_with_volume": swarm_cluster.handover_script("/mnt/db/.swarm-state"),
-    "handover_without_volume": swarm_cluster.handover_script(None),
+    "handover_lone_with_volume": swarm_cluster.handover_script("/mnt/db/.swarm-state", "n0d3"),
+    "handover_without_volume": swarm_cluster.handover_script(None, "n0d3"),
     "keep_swarm_state": swarm_cluster.keep_swarm_state_script("/mnt/db/.swarm-state", "/mnt/db"),
     "join_tokens": swarm_cluster.join_tokens_script(),
     "join": swarm_cluster.join_script("10.110.0.5", "10.110.0.2"),
@@ -327,11 +327,52 @@ def test_the_manager_probe_hands_over_a_token_only_from_a_manager(tmp_path, loca
 def test_one_of_several_managers_demotes_itself_before_its_droplet_goes(tmp_path):
     env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
                        {"local": "active", "control": True, "managers_count": 3, "id": "m1old"})
-    result = run(swarm_cluster.handover_script(None), env)
+    result = run(swarm_cluster.handover_script(None, "m1old"), env)
     assert result.returncode == 0, result.stderr
     assert ["node", "demote", "m1old"] in node_calls(tmp_path)
     assert "handed over to the other 2 managers (demoted)" in result.stdout
     assert not [call for call in node_calls(tmp_path) if "stop" in call]  # no backup: the others hold the state
+
+
+@pytest.mark.parametrize("node", [
+    {"local": "active", "control": True, "managers_count": 3, "id": "m1new"},  # the successor, a manager
+    {"local": "active", "control": False, "id": "m1new"},  # the successor, a worker for now
+    {"local": "inactive", "id": ""},  # a new droplet in no swarm yet
+])
+def test_a_handover_run_on_any_node_but_the_one_it_was_made_for_does_nothing(tmp_path, node):
+    # Issue 20: the successor holds the same name, host key and reserved IP; demoting "itself"
+    # there demoted the manager that had just replaced the old one.
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json", {"tokens": {"manager": "SWMTKN-1-m"}, **node})
+    result = run(swarm_cluster.handover_script(None, "m1old"), env)
+    assert result.returncode == 0, result.stderr
+    assert "is not the node this handover was made for (m1old" in result.stdout
+    assert node_calls(tmp_path) == [["info", "--format", "{{.Swarm.NodeID}}"]]
+
+
+def test_a_lone_managers_handover_run_on_its_successor_keeps_nothing_and_promotes_nobody(tmp_path):
+    env, state_dir = lone_manager(tmp_path, id="m1new", workers=[["w1", "Ready", "Active"]],
+                                  reachability={"w1": "reachable"}, addresses={"w1": "10.110.0.7:2377"})
+    result = run(swarm_cluster.handover_script(str(state_dir), "m1old", standin_grace_seconds=1), env)
+    assert result.returncode == 0, result.stderr
+    assert not state_dir.exists()
+    assert node_calls(tmp_path) == [["info", "--format", "{{.Swarm.NodeID}}"]]
+
+
+def test_a_manager_demoted_by_its_retirement_meanwhile_still_hands_over(tmp_path):
+    # Without a volume its handover and its old node's retirement (on the successor) both run at
+    # the end of the `up`: the retirement may demote it first.
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "control": True, "managers_count": 3, "id": "m1old", "demoted_meanwhile": True})
+    result = run(swarm_cluster.handover_script(None, "m1old"), env)
+    assert result.returncode == 0, result.stderr
+    assert "handed over to the other 2 managers (demoted)" in result.stdout
+
+
+def test_a_handover_is_made_for_a_node_id_only(tmp_path):
+    with pytest.raises(ValueError, match="node ID"):
+        swarm_cluster.handover_script(None, "")
+    with pytest.raises(ValueError, match="node ID"):
+        swarm_cluster.handover_script(None, "m1old; docker swarm leave --force")
 
 
 def test_a_first_manager_of_several_lists_the_others_on_its_volume_before_demoting(tmp_path):
@@ -340,7 +381,7 @@ def test_a_first_manager_of_several_lists_the_others_on_its_volume_before_demoti
         "local": "active", "control": True, "managers_count": 3, "id": "m1old", "tokens": {"manager": "SWMTKN-1-m"},
         "other_managers": {"c1": "10.110.0.3:2377", "c2": "10.110.0.4:2377"},
     })
-    result = run(swarm_cluster.handover_script(str(state_dir)), env)
+    result = run(swarm_cluster.handover_script(str(state_dir), "m1old"), env)
     assert result.returncode == 0, result.stderr
     roster = state_dir / swarm_cluster.MANAGERS_FILE
     assert roster.read_text() == "10.110.0.3 SWMTKN-1-m\n10.110.0.4 SWMTKN-1-m\n"
@@ -367,7 +408,7 @@ def lone_manager(tmp_path, **node) -> tuple[dict, Path]:
 def test_a_lone_manager_keeps_its_state_then_hands_over_to_a_worker_promoted_to_stand_in(tmp_path):
     env, state_dir = lone_manager(tmp_path, workers=[["w9", "Down", "Active"], ["w1", "Ready", "Active"]],
                                   reachability={"w1": "reachable"}, addresses={"w1": "10.110.0.7:2377"})
-    result = run(swarm_cluster.handover_script(str(state_dir), standin_grace_seconds=1), env)
+    result = run(swarm_cluster.handover_script(str(state_dir), "m1old", standin_grace_seconds=1), env)
     assert result.returncode == 0, result.stderr
     assert (state_dir / swarm_cluster.SWARM_STATE_BACKUP).read_text() == "kept\n"
     assert (state_dir / swarm_cluster.MANAGERS_FILE).read_text() == "10.110.0.7 SWMTKN-1-m\n"
@@ -382,7 +423,7 @@ def test_a_lone_manager_keeps_its_state_then_hands_over_to_a_worker_promoted_to_
 
 def test_the_swarm_state_is_copied_with_docker_and_its_socket_stopped_so_no_client_restarts_docker_mid_copy(tmp_path):
     env, state_dir = lone_manager(tmp_path)
-    result = run(swarm_cluster.handover_script(str(state_dir)), env, timeout=20)
+    result = run(swarm_cluster.handover_script(str(state_dir), "m1old"), env, timeout=20)
     assert result.returncode == 0, result.stderr
     calls = [call for call in node_calls(tmp_path) if call[0] in ("systemctl", "tar")]
     assert [call[:2] for call in calls] == [["systemctl", "stop"], ["tar", "-C"], ["systemctl", "start"]]
@@ -391,7 +432,7 @@ def test_the_swarm_state_is_copied_with_docker_and_its_socket_stopped_so_no_clie
 
 def test_a_lone_manager_without_a_ready_worker_keeps_its_state_for_its_successor_to_restore(tmp_path):
     env, state_dir = lone_manager(tmp_path, workers=[["w9", "Down", "Active"], ["w2", "Ready", "Drain"]])
-    result = run(swarm_cluster.handover_script(str(state_dir), demote_wait_seconds=2), env)
+    result = run(swarm_cluster.handover_script(str(state_dir), "m1old", demote_wait_seconds=2), env)
     assert result.returncode == 0, result.stderr
     assert (state_dir / swarm_cluster.SWARM_STATE_BACKUP).exists()
     assert not (state_dir / swarm_cluster.MANAGERS_FILE).exists() and not (state_dir / swarm_cluster.STANDINS_FILE).exists()
@@ -401,14 +442,14 @@ def test_a_lone_manager_without_a_ready_worker_keeps_its_state_for_its_successor
 
 def test_a_lone_manager_without_workers_hands_nothing_over_and_does_not_wait(tmp_path):
     env, state_dir = lone_manager(tmp_path)
-    result = run(swarm_cluster.handover_script(str(state_dir)), env, timeout=20)  # a 60 s wait would time out
+    result = run(swarm_cluster.handover_script(str(state_dir), "m1old"), env, timeout=20)  # a 60 s wait would time out
     assert result.returncode == 0, result.stderr
     assert (state_dir / swarm_cluster.SWARM_STATE_BACKUP).exists() and not (state_dir / swarm_cluster.STANDINS_FILE).exists()
 
 
 def test_a_stand_in_that_never_becomes_a_manager_is_demoted_again_and_the_kept_state_stays_the_way(tmp_path):
     env, state_dir = lone_manager(tmp_path, workers=[["w1", "Ready", "Active"]])  # never reachable
-    result = run(swarm_cluster.handover_script(str(state_dir), demote_wait_seconds=2), env)
+    result = run(swarm_cluster.handover_script(str(state_dir), "m1old", demote_wait_seconds=2), env)
     assert result.returncode == 0, result.stderr
     calls = node_calls(tmp_path)
     assert ["node", "demote", "w1"] in calls and ["node", "demote", "m1old"] not in calls
