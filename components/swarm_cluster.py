@@ -142,24 +142,6 @@ class SwarmCluster(pulumi.ComponentResource):
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[id(first)]]),
         )
-        # Replaced with its droplet and deleted before it (dependents first; before the successor
-        # too when the volume makes the droplet delete-before-replace): one of several managers
-        # demotes itself, so that leadership moves while it is still up; a lone manager keeps its
-        # swarm state on its volume, and init restores it on the successor. The name predates
-        # the demotion: kept, so that existing stacks update the command rather than run its delete.
-        # It goes to the droplet's own address, not the reserved IP: without a volume the droplet
-        # is replaced create-before-delete, and by the time this delete runs the reserved IP (and
-        # the name, and so the host key) belongs to the successor. The script also checks the
-        # node ID its init printed, and does nothing on any other node.
-        remote.Command(
-            f"{name}-{_short(first)}-swarm-state",
-            connection=self._connection(first),
-            create=node_scripts.keep_swarm_state_script(state_dir, volume.mount_path if volume else None),
-            delete=init.stdout.apply(lambda stdout: node_scripts.handover_script(state_dir, stdout.strip())),
-            triggers=[first.droplet_id],
-            add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
-        )
         tokens_command = remote.Command(
             f"{name}-join-tokens",
             connection=manager_connection,
@@ -187,6 +169,29 @@ class SwarmCluster(pulumi.ComponentResource):
             self.nodes.append(SwarmNode(machine, node_id))
             if args.folders.get(machine.node.name):
                 self.folders[machine.node.name] = self._folders(machine, args.folders[machine.node.name], settings)
+            if machine is first:
+                first_settings = settings
+        # Replaced with its droplet and deleted before it (dependents first; before the successor
+        # too when the volume makes the droplet delete-before-replace): one of several managers
+        # demotes itself, so that leadership moves while it is still up; a lone manager keeps its
+        # swarm state on its volume, and init restores it on the successor. The name predates
+        # the demotion: kept, so that existing stacks update the command rather than run its delete.
+        # It goes to the droplet's own address, not the reserved IP: without a volume the droplet
+        # is replaced create-before-delete, and by the time this delete runs the reserved IP (and
+        # the name, and so the host key) belongs to the successor. The script also checks the
+        # node ID its init printed, and does nothing on any other node. It depends on the first
+        # manager's settings, so that it is deleted before them: the handover demotes the old node
+        # (and waits until it is no manager) before the settings' delete retires it from the
+        # successor. Side by side, the retirement removed a node whose demotion was under way.
+        remote.Command(
+            f"{name}-{_short(first)}-swarm-state",
+            connection=self._connection(first),
+            create=node_scripts.keep_swarm_state_script(state_dir, volume.mount_path if volume else None),
+            delete=init.stdout.apply(lambda stdout: node_scripts.handover_script(state_dir, stdout.strip())),
+            triggers=[first.droplet_id],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[init, first_settings]),
+        )
 
         self.manager_public_ip = manager_host
         self.manager_private_ip = first.private_ip
