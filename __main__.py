@@ -18,9 +18,9 @@ from components.registry import registry_auth
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
 from components.workloads import Workloads, WorkloadsArgs
 from swarm.backups import bucket_cost, jobs_document, stored_gb_upper_bound
-from swarm.compose import StackFileError
-from swarm.config import ConfigError, from_pulumi
-from swarm.preflight import preflight
+from swarm.config import config_from_pulumi, secret_values_from_pulumi
+from swarm.diagnostics import NothingDeployed
+from swarm.plan import check
 
 PROJECT_ROOT = Path(__file__).parent
 
@@ -35,14 +35,16 @@ _young, _middle, _ = gc.get_threshold()
 gc.set_threshold(_young, _middle, 1_000_000)
 
 # Everything is validated before the first resource is registered, by the same checks as
-# `python -m swarm plan` (swarm/preflight.py): config, stack file and catalogue, swarm:images and
+# `python -m swarm plan` (swarm/plan/preflight.py): config, stack file and catalogue, swarm:images and
 # swarm:bindMounts, capacity, values of external secrets and configs.
+# One pass: the configuration's problems, the stack file's and the cross-checks' come out together.
 try:
-    config, secret_values = from_pulumi(PROJECT_ROOT)
-    checked = preflight(config)
-except (ConfigError, StackFileError) as error:
+    checked = check(lambda: config_from_pulumi(PROJECT_ROOT))
+except NothingDeployed as error:
     # RunError: the engine prints the message alone, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
+config = checked.config
+secret_values = secret_values_from_pulumi()
 rollout = checked.rollout
 ingress_plan = checked.ingress  # x-ingress routes with swarm:ingress; the proxy is in rollout.stack
 # Placement and sizing mistakes fail the preview instead of leaving tasks pending after deploy.
@@ -122,7 +124,7 @@ cluster = SwarmCluster(
 )
 
 # Root's authorized keys and Docker's daemon settings on every node, kept in sync in place: a
-# change to either replaces no droplet (swarm/node_access.py).
+# change to either replaces no droplet (swarm/node_scripts/node_config.py).
 NodeConfig(
     config.stack,
     NodeConfigArgs(
@@ -147,7 +149,7 @@ workloads = Workloads(
         spec=rollout.stack,
         docker_host=cluster.docker_host,
         ssh_private_key=network.ssh_private_key,
-        known_hosts=cluster.known_hosts,
+        known_hosts=cluster.manager_known_hosts,
         external_secrets=secret_values.secrets.apply(
             lambda values: {**checked.placeholders("secrets"), **values}
         ),

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Prepare a Debian/Ubuntu machine for the swarm sandbox tests (tests/sandbox). Run as root;
-# idempotent: installs only what is missing and changes nothing else on a second run.
+# Prepare a Debian/Ubuntu machine for the test suites: the swarm sandbox (tests/sandbox) and
+# the tools some unit tests call (the docker client, cloud-init). The README's one prerequisite
+# step, and the first thing .ci/run does. Run as root; idempotent: installs only what is
+# missing and changes nothing else on a second run.
 #
 # No sysctl is needed: sandbox traffic is bridged, never routed (net.ipv4.ip_forward is left
 # alone), and the harness adds and removes its own FORWARD rule for bridged traffic.
@@ -25,6 +27,16 @@ installed busybox-static || missing="$missing busybox-static"  # the image needs
 command -v losetup >/dev/null || [ -x /usr/sbin/losetup ] || [ -x /sbin/losetup ] || missing="$missing mount"
 command -v mkfs.ext4 >/dev/null || [ -x /usr/sbin/mkfs.ext4 ] || [ -x /sbin/mkfs.ext4 ] || missing="$missing e2fsprogs"
 command -v blkid >/dev/null || [ -x /usr/sbin/blkid ] || [ -x /sbin/blkid ] || missing="$missing util-linux"
+# cloud-init for the user-data schema checks (unit suite), curl for the sandbox's Engine API
+# calls, iptables for its bridge rule, openssl for the backup jobs, the volume mount script's
+# tools (run on loop devices by tests/sandbox/test_volume_mount.py).
+for pair in cloud-init:cloud-init curl:curl iptables:iptables openssl:openssl \
+    mkswap:util-linux findmnt:util-linux mountpoint:util-linux; do
+    command -v "${pair%%:*}" >/dev/null || [ -x "/usr/sbin/${pair%%:*}" ] || [ -x "/sbin/${pair%%:*}" ] ||
+        case " $missing " in *" ${pair#*:} "*) ;; *) missing="$missing ${pair#*:}" ;; esac
+done
+# PostgreSQL (Debian's) for the backup restore drill (tests/sandbox/test_backups.py).
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$missing postgresql"
 
 if [ -n "$missing" ]; then
     # Keep apt from starting daemons in the root namespace: the sandbox runs its own.

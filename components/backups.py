@@ -1,6 +1,6 @@
 """Backups and scheduled jobs: the Spaces bucket, its key and the encryption key (`Backups`),
-and the scheduler installed on the first manager (`Scheduler`: swarm/jobs_scripts.py,
-swarm/node/swarm_jobs.py), which also runs the stack file's `x-schedule` services.
+and the scheduler installed on the first manager (`Scheduler`: swarm/backups/scripts.py,
+swarm/backups/node/swarm_jobs.py), which also runs the stack file's `x-schedule` services.
 
 - bucket:   private (ACL), a lifecycle rule that deletes backups older than `keep` runs plus a
             margin and abandoned multipart uploads after a day; protected from `pulumi destroy`.
@@ -23,8 +23,8 @@ import pulumi_digitalocean as digitalocean
 import pulumi_random as random
 from pulumi_command import remote
 
-from swarm.backups import Backups
-from swarm.jobs_scripts import install_script, status_script, uninstall_script
+from swarm.backups import install_script, status_script, uninstall_script
+from swarm.config import Backups
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_digitalocean as do
 
+from swarm.config import Ingress as IngressConfig
 from swarm.ingress import HEALTH_PATH
-from swarm.ingress_config import Ingress as IngressConfig
 
 PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 DNS_TTL_SECONDS = 300

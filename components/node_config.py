@@ -1,5 +1,5 @@
 """Keeps every node's root authorized keys and Docker daemon settings in sync, in place: a change
-to either replaces no droplet (swarm/node_access.py says why and how).
+to either replaces no droplet (swarm/node_scripts/node_config.py says why and how).
 
 Per node, after it joined (its commands carry its swarm node ID, so they wait for the join and run
 again on a successor droplet):
@@ -22,7 +22,7 @@ import pulumi
 from pulumi_command import remote
 
 from components.swarm_cluster import SwarmNode
-from swarm import day2_scripts, node_access
+from swarm import node_scripts
 
 
 @dataclass
@@ -32,7 +32,7 @@ class NodeConfigArgs:
     program_public_key: pulumi.Input[str]  # the key the program logs in with: always kept first
     operator_keys: tuple[str, ...]  # swarm:sshAuthorizedKeys
     manager_connection: remote.ConnectionArgs
-    drain_timeout_seconds: int = day2_scripts.RETIRE_TIMEOUT_SECONDS  # per node, as retirement
+    drain_timeout_seconds: int = node_scripts.RETIRE_TIMEOUT_SECONDS  # per node, as retirement
     ssh_user: str = "root"
 
 
@@ -59,18 +59,18 @@ class NodeConfig(pulumi.ComponentResource):
                 return created
 
             command("access", pulumi.Output.all(swarm_node.node_id, args.program_public_key).apply(
-                lambda values: node_access.authorized_keys_script(values[0], values[1], args.operator_keys)
+                lambda values: node_scripts.authorized_keys_script(values[0], values[1], args.operator_keys)
             ), connection, [])
             pool = node.pool
             drain = command("daemon-drain", swarm_node.node_id.apply(
-                lambda node_id, pool=pool: day2_scripts.daemon_drain_script(
-                    node_id, pool.name, node_access.daemon_label(), args.drain_timeout_seconds,
+                lambda node_id, pool=pool: node_scripts.daemon_drain_script(
+                    node_id, pool.name, node_scripts.daemon_label(), args.drain_timeout_seconds,
                     max_unavailable=pool.max_unavailable)
             ), args.manager_connection, [] if node.role == "manager" else list(managers_done))
-            daemon = command("daemon", swarm_node.node_id.apply(node_access.daemon_script), connection, [drain])
+            daemon = command("daemon", swarm_node.node_id.apply(node_scripts.daemon_script), connection, [drain])
             back = command("daemon-return", swarm_node.node_id.apply(
-                lambda node_id, pool=pool: day2_scripts.daemon_return_script(
-                    node_id, pool.name, node_access.daemon_label(), args.drain_timeout_seconds)
+                lambda node_id, pool=pool: node_scripts.daemon_return_script(
+                    node_id, pool.name, node_scripts.daemon_label(), args.drain_timeout_seconds)
             ), args.manager_connection, [daemon])
             if node.role == "manager":
                 managers_done.append(back)

@@ -9,8 +9,8 @@ import pulumi
 import pulumi_digitalocean as do
 import pulumi_tls as tls
 
-from swarm.cloudinit import HostKey, render_cloud_init, volume_name
 from swarm.config import Node, Pool
+from swarm.node_scripts import HostKey, render_cloud_init, volume_name
 
 
 @dataclass

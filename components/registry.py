@@ -14,7 +14,7 @@ import pulumi
 import pulumi_digitalocean as digitalocean
 
 from swarm.config import Registry
-from swarm.registry import credentials_from_docker_config
+from swarm.values import credentials_from_docker_config
 
 
 @dataclass

@@ -46,8 +46,9 @@ import pulumi_digitalocean as do
 from pulumi_command import remote
 
 from components.node_pool import Machine
-from swarm import day2_scripts, scripts
-from swarm.cloudinit import volume_device
+from swarm import node_scripts
+from swarm.model import Folder
+from swarm.node_scripts import volume_device
 
 # A droplet refuses SSH while it boots; the ready command dials until it answers, bounded by
 # its own timeout rather than by the provider's short default dial budget.
@@ -60,10 +61,10 @@ class SwarmClusterArgs:
     ssh_private_key: pulumi.Input[str]
     region: str  # of the manager's reserved IP
     ssh_user: str = "root"
-    # node name -> bind-mount sources to create there (swarm.rollout decides where)
-    folders: Mapping[str, Sequence[scripts.Folder]] = field(default_factory=dict)
+    # node name -> bind-mount sources to create there (swarm.plan.rollout decides where)
+    folders: Mapping[str, Sequence[Folder]] = field(default_factory=dict)
     # how long a retired node's tasks may take to run elsewhere before `up` fails
-    retire_timeout_seconds: int = day2_scripts.RETIRE_TIMEOUT_SECONDS
+    retire_timeout_seconds: int = node_scripts.RETIRE_TIMEOUT_SECONDS
 
 
 @dataclass
@@ -78,6 +79,7 @@ class SwarmCluster(pulumi.ComponentResource):
     manager_private_ip: pulumi.Output[str]
     docker_host: pulumi.Output[str]  # DOCKER_HOST value that reaches the swarm's manager
     known_hosts: pulumi.Output[str]  # known_hosts lines: the manager's reserved IP, every node's public address
+    manager_known_hosts: pulumi.Output[str]  # the first line alone: what the Docker provider checks
     node_table: pulumi.Output[list[dict]]
     # Depend on these to run after the whole swarm is formed and labelled.
     ready: list[pulumi.Resource]
@@ -110,7 +112,7 @@ class SwarmCluster(pulumi.ComponentResource):
 
         prepared = {id(machine): self._prepared(machine) for machine in args.machines}
         volume = first.node.pool.volume
-        state_dir = scripts.swarm_state_dir(volume.mount_path) if volume else None
+        state_dir = node_scripts.swarm_state_dir(volume.mount_path) if volume else None
         # The other managers, asked just before init whether they hold a swarm: a successor of the
         # first manager joins theirs instead of starting one. Re-asked whenever the first
         # manager's droplet changes.
@@ -118,7 +120,7 @@ class SwarmCluster(pulumi.ComponentResource):
             remote.Command(
                 f"{name}-{_short(machine)}-probe",
                 connection=self._connection(machine),
-                create=scripts.manager_probe_script(),
+                create=node_scripts.manager_probe_script(),
                 triggers=[first.droplet_id],
                 logging=remote.Logging.NONE,  # a manager join token
                 add_previous_output_in_env=False,
@@ -130,7 +132,7 @@ class SwarmCluster(pulumi.ComponentResource):
         init = remote.Command(
             f"{name}-init",
             connection=manager_connection,
-            create=first.private_ip.apply(lambda ip: scripts.init_script(ip, state_dir)),
+            create=first.private_ip.apply(lambda ip: node_scripts.init_script(ip, state_dir)),
             # `<address> <token>` lines; secret on the program side too, so it is encrypted in state.
             stdin=pulumi.Output.secret(pulumi.Output.all(*(probe.stdout for probe in probes)).apply("".join))
             if probes else None,
@@ -146,8 +148,8 @@ class SwarmCluster(pulumi.ComponentResource):
         remote.Command(
             f"{name}-{_short(first)}-swarm-state",
             connection=manager_connection,
-            create=scripts.keep_swarm_state_script(state_dir, volume.mount_path if volume else None),
-            delete=scripts.handover_script(state_dir),
+            create=node_scripts.keep_swarm_state_script(state_dir, volume.mount_path if volume else None),
+            delete=node_scripts.handover_script(state_dir),
             triggers=[first.droplet_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[init]),
@@ -155,7 +157,7 @@ class SwarmCluster(pulumi.ComponentResource):
         tokens_command = remote.Command(
             f"{name}-join-tokens",
             connection=manager_connection,
-            create=scripts.join_tokens_script(),
+            create=node_scripts.join_tokens_script(),
             triggers=[init.stdout],
             logging=remote.Logging.NONE,
             add_previous_output_in_env=False,
@@ -184,9 +186,12 @@ class SwarmCluster(pulumi.ComponentResource):
         self.manager_private_ip = first.private_ip
         self.docker_host = manager_host.apply(lambda ip: f"ssh://{args.ssh_user}@{ip}")
         # The manager's reserved IP first (where the Docker provider and operators reach it), then
-        # every node's own address.
+        # every node's own address. The Docker provider gets the manager's line alone: its inputs
+        # (and so every service it manages) must not change when a worker comes or goes.
+        manager_line = pulumi.Output.concat(manager_host, " ", first.host_key)
+        self.manager_known_hosts = manager_line.apply(lambda line: f"{line}\n")
         self.known_hosts = pulumi.Output.all(
-            pulumi.Output.concat(manager_host, " ", first.host_key),
+            manager_line,
             *(pulumi.Output.concat(m.public_ip, " ", m.host_key) for m in args.machines),
         ).apply(lambda lines: "".join(f"{line}\n" for line in lines))
         self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))
@@ -232,7 +237,7 @@ class SwarmCluster(pulumi.ComponentResource):
         return remote.Command(
             f"{self._name}-{_short(machine)}-ready",
             connection=self._connection(machine, dial_error_limit=-1),
-            create=scripts.wait_ready_script(),
+            create=node_scripts.wait_ready_script(),
             triggers=[machine.droplet_id],
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
@@ -252,7 +257,7 @@ class SwarmCluster(pulumi.ComponentResource):
             f"{self._name}-{_short(machine)}-volume",
             connection=self._connection(machine),
             create=machine.volume_name.apply(
-                lambda name: day2_scripts.mount_volume_script(volume_device(name), volume.mount_path)
+                lambda name: node_scripts.mount_volume_script(volume_device(name), volume.mount_path)
             ),
             triggers=[machine.droplet_id],
             add_previous_output_in_env=False,
@@ -268,7 +273,7 @@ class SwarmCluster(pulumi.ComponentResource):
             f"{self._name}-{_short(machine)}-join",
             connection=self._connection(machine),
             create=pulumi.Output.all(machine.private_ip, manager_addresses).apply(
-                lambda values: scripts.join_script(values[0], values[1][0], values[1])
+                lambda values: node_scripts.join_script(values[0], values[1][0], values[1])
             ),
             # The token travels on stdin: it is in no command line, and stdin is kept in state
             # as a secret because the tokens output is one.
@@ -284,12 +289,12 @@ class SwarmCluster(pulumi.ComponentResource):
         return remote.Command(
             f"{self._name}-{_short(machine)}-settings",
             connection=connection,
-            create=node_id.apply(lambda nid: scripts.node_settings_script(nid, node.role, node.pool.labels)),
+            create=node_id.apply(lambda nid: node_scripts.node_settings_script(nid, node.role, node.pool.labels)),
             # Every node, the first manager's too, is drained and removed when it goes: the delete
             # runs at the reserved IP, on the first manager's successor by then (the retire
             # script will not remove the manager it runs on).
             delete=node_id.apply(
-                lambda nid: day2_scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds,
+                lambda nid: node_scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds,
                                                        max_unavailable=node.pool.max_unavailable)
             ),
             triggers=[node_id],
@@ -297,11 +302,11 @@ class SwarmCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _folders(self, machine: Machine, folders: Sequence[scripts.Folder], settings: remote.Command) -> remote.Command:
+    def _folders(self, machine: Machine, folders: Sequence[Folder], settings: remote.Command) -> remote.Command:
         return remote.Command(
             f"{self._name}-{_short(machine)}-folders",
             connection=self._connection(machine),
-            create=scripts.prepare_folders_script(folders),
+            create=node_scripts.prepare_folders_script(folders),
             # A new droplet needs them again; a changed list re-runs the (idempotent) script.
             triggers=[machine.droplet_id],
             add_previous_output_in_env=False,

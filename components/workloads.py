@@ -3,7 +3,7 @@
 What `docker stack deploy --with-registry-auth -c FILE <stack>` does, as resources of the Docker
 provider connected to the first manager over SSH. Everything here waits for the swarm to be
 formed and labelled, and each service for the folders its bind mounts need. Then a command on
-the manager waits until every service runs all its tasks (see scripts.converge_script).
+the manager waits until every service runs all its tasks (see node_scripts.converge_script).
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ import pulumi_random as random
 from pulumi_command import remote
 
 from components.registry import RegistryAuth
-from swarm import scripts
-from swarm.compose import StackSpec
+from swarm import node_scripts
+from swarm.compose import StackSpec, config_args, network_args, secret_args, service_args
 from swarm.config import DEFAULT_CONVERGE_TIMEOUT_SECONDS
-from swarm.registry import CREDENTIALS_LABEL, credentials_label, provider_auth_addresses, pulls_from
-from swarm.service_args import config_args, network_args, secret_args, service_args
+from swarm.values import CREDENTIALS_LABEL, credentials_label, provider_auth_addresses, pulls_from
 
 # The engine's own limit for the converge command: its script gives up first, with its report.
 CONVERGE_TIMEOUT_MARGIN_SECONDS = 120
@@ -43,7 +42,7 @@ class WorkloadsArgs:
     known_hosts: pulumi.Input[str]  # known_hosts lines holding the manager's host key
     external_secrets: pulumi.Output[Mapping[str, str]]  # swarm:secrets, a secret Output
     manager_connection: remote.ConnectionArgs  # SSH to the manager, for the convergence check
-    convergence: Sequence[scripts.ConvergeTarget]  # what each service converges to
+    convergence: Sequence[node_scripts.ConvergeTarget]  # what each service converges to
     converge_timeout_seconds: int = DEFAULT_CONVERGE_TIMEOUT_SECONDS
     external_configs: Mapping[str, str] = field(default_factory=dict)
     swarm_ready: list[pulumi.Resource] = field(default_factory=list)
@@ -161,7 +160,7 @@ class Workloads(pulumi.ComponentResource):
         return remote.Command(
             f"{name}-converge",
             connection=args.manager_connection,
-            create=digest.apply(lambda d: scripts.converge_script(args.convergence, args.converge_timeout_seconds, d)),
+            create=digest.apply(lambda d: node_scripts.converge_script(args.convergence, args.converge_timeout_seconds, d)),
             add_previous_output_in_env=False,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -194,7 +193,7 @@ class Workloads(pulumi.ComponentResource):
 
 def _provider_registry_auth(spec: StackSpec, registry: RegistryAuth | None) -> list[docker.ProviderRegistryAuthArgs] | None:
     """The provider's `registry_auth` entries: the credentials, secret, under every address by
-    which the provider looks up one of the stack's images on the registry (swarm.registry)."""
+    which the provider looks up one of the stack's images on the registry (swarm.values.registry)."""
     if registry is None:
         return None
     images = [service.image for service in spec.services.values()]

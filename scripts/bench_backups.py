@@ -36,7 +36,7 @@ def main() -> int:
 
     import yaml
 
-    from swarm import restore
+    from swarm.backups import restore
     from tests.sandbox import backup_drill as drill
     from tests.sandbox.harness import Sandbox
 

@@ -27,8 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swarm.compose import parse_stack, read_stack_file, read_yaml  # noqa: E402
-from swarm.service_args import service_args  # noqa: E402
+from swarm.compose import (  # noqa: E402
+    parse_stack,
+    read_stack_file,
+    read_yaml,
+    service_args,
+)
 
 GOAL_SECONDS = 0.5
 GOAL_RATIO = 2.0

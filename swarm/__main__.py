@@ -2,8 +2,9 @@
 credentials, nothing deployed).
 
     python -m swarm plan --stack prod [--format text|markdown|json] [--base main-plan.json]
-        every check `pulumi preview`/`up` make before creating anything, then where each task
-        will run and what it costs; exit 1 when preview would refuse the stack
+        every check `pulumi preview`/`up` make before creating anything (all in one pass), then
+        where each task will run and what it costs; with --base, what changes from that plan;
+        exit 1 when preview would refuse the stack
     python -m swarm missing-secrets --stack staging
         names of external secrets with no value yet in swarm:secrets
     python -m swarm config-reference
@@ -22,33 +23,30 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swarm import restore
-from swarm.compose import StackFileError
-from swarm.config import ConfigError, load_stack_config_file
-from swarm.config_keys import reference_table
-from swarm.plan import FORMATS, build_plan, error_plan, render
-from swarm.preflight import preflight
+from swarm.backups import restore
+from swarm.config import load_stack_config_file, reference_table
+from swarm.diagnostics import NothingDeployed
+from swarm.plan import FORMATS, build_plan, check, error_plan, render
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def missing_secrets(stack: str, project_root: Path = PROJECT_ROOT) -> list[str]:
     """External secrets the stack file declares that `swarm:secrets` does not set."""
-    checked = preflight(load_stack_config_file(project_root, stack))
+    checked = check(lambda: load_stack_config_file(project_root, stack))
     return [m.name for m in checked.missing_values if m.section == "secrets"]
 
 
 def plan_of(stack: str, project_root: Path = PROJECT_ROOT) -> dict[str, Any]:
     """The structured plan of `stack`, or an error plan when its files are invalid."""
     try:
-        config = load_stack_config_file(project_root, stack)
-        checked = preflight(config)
-    except (ConfigError, StackFileError) as error:
-        return error_plan(stack, [str(error)])
+        checked = check(lambda: load_stack_config_file(project_root, stack))
+    except NothingDeployed as error:
+        return error_plan(stack, error)
     return build_plan(
         checked,
         config_file=f"Pulumi.{stack}.yaml",
-        stack_file=os.path.relpath(config.stack_file, project_root),
+        stack_file=os.path.relpath(checked.config.stack_file, project_root),
     )
 
 
@@ -60,7 +58,7 @@ def plan(stack: str, project_root: Path = PROJECT_ROOT, width: int = 100, fmt: s
 
 def _read_base(path: Path) -> dict[str, Any]:
     """main's JSON plan; one that is missing or not JSON (main's plan failed, or predates
-    --format json) makes the cost change "unknown" instead of failing this plan."""
+    --format json) is said in the comparison instead of failing this plan."""
     try:
         base = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -76,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     planning = commands.add_parser("plan", help="run every pre-deploy check; show placement, cost and what up needs")
     planning.add_argument("--stack", required=True)
     planning.add_argument("--format", choices=FORMATS, default="text", help="text (default), markdown or json")
-    planning.add_argument("--base", type=Path, help="a JSON plan of the same stack on main: adds the cost change")
+    planning.add_argument("--base", type=Path, help="another JSON plan of the same stack (main's): adds what changes "
+                          "from it (droplets replaced or resized, what is added, removed, changed; the cost change)")
     planning.add_argument("--width", type=int, help="text width (default: the terminal's, at most 100)")
     missing = commands.add_parser("missing-secrets", help="print external secrets with no value in swarm:secrets")
     missing.add_argument("--stack", required=True)
@@ -94,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "missing-secrets":
         try:
             print("\n".join(missing_secrets(args.stack)))
-        except (ConfigError, StackFileError) as error:
+        except NothingDeployed as error:
             print(error, file=sys.stderr)
             return 1
         return 0

@@ -5,7 +5,7 @@ Every validator (the stack configuration, the stack file, the model catalogue, t
 anything is registered) reports with the same `Problem`: the file, the path inside it as a tuple
 (`("services", "api", "ports", 0)`), the message (what is wrong and how to fix it) and the
 severity. A warning stays a Problem until it is printed: whoever groups or re-attributes
-warnings (swarm/plan.py, the catalogue) reads their fields, never their text.
+warnings (swarm/plan/report.py, the catalogue) reads their fields, never their text.
 
 A path element is kept whole, however it is spelt: a service named `api.v2` is one element, so
 nothing has to guess where a dotted name ends. Configuration problems are paths too, the first
@@ -76,6 +76,29 @@ class Problem:
         where = ": ".join(part for part in (self.location, self.where) if part)
         return f"{where}: {self.message}" if where else self.message
 
+    @property
+    def fix(self) -> str | None:
+        """The part of the message that says what to do, when it says it as its last clause
+        ("...; add a node to pool ml"), for tools that show the fix apart; None otherwise."""
+        for separator in ("; ", ": "):
+            clause = self.message.rsplit(separator, 1)[-1] if separator in self.message else ""
+            first = clause.split(" ", 1)[0].strip("`(").lower()
+            if first in FIX_VERBS or clause.startswith("did you mean "):
+                return clause
+        return None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready: what `python -m swarm plan --format json` lists under `problems`."""
+        return {"file": self.file or None, "line": self.line, "column": self.column, "path": self.where or None,
+                "severity": self.severity, "message": self.message, "fix": self.fix}
+
+
+# The first words of a clause that tells the reader what to do (see Problem.fix).
+FIX_VERBS = frozenset(
+    "add set use remove list give lower raise change make keep create quote constrain rename pick point free "
+    "run pin move delete drop fix declare publish replace write put open close enable disable split".split()
+)
+
 
 @dataclass(frozen=True)
 class Positions:
@@ -140,9 +163,12 @@ class NothingDeployed(Exception):
 
     subject = "the input files"
 
-    def __init__(self, problems: Iterable[Problem], source: str = ""):
+    def __init__(self, problems: Iterable[Problem], source: str = "", *, partial: object | None = None):
         self.problems = list(problems)
         self.source = source
+        # What could be read despite the problems (a ClusterConfig, a StackSpec), so that the
+        # checks that do not depend on them still run: every problem is found in one pass.
+        self.partial = partial
         noun = "problem" if len(self.problems) == 1 else "problems"
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
         head = f"{source}: " if source else ""
@@ -156,12 +182,24 @@ class StackFileError(NothingDeployed):
 
 
 class ConfigError(NothingDeployed):
-    """The stack configuration is invalid (or does not match the stack file)."""
+    """The stack configuration is invalid (or does not match the stack file). `partial`: the
+    configuration as far as it could be read (the keys with problems left at their defaults);
+    None when the file itself could not be read."""
 
     subject = "the stack configuration"
 
-    def __init__(self, source: str, problems: Iterable[Problem]):
-        super().__init__(problems, source)
+    def __init__(self, source: str, problems: Iterable[Problem], *, partial: object | None = None):
+        super().__init__(problems, source, partial=partial)
+
+
+class FilesInvalid(ConfigError, StackFileError):
+    """Problems in the stack configuration and in the stack file (or between them), all found
+    in one pass. It is both a ConfigError and a StackFileError, so whatever refuses either
+    refuses it."""
+
+    def __init__(self, problems: Iterable[Problem], files: Iterable[str]):
+        self.subject = " and ".join(dict.fromkeys(files))
+        NothingDeployed.__init__(self, problems)
 
 
 def config_problem(path: str | ProblemPath, message: str) -> Problem:

@@ -64,9 +64,7 @@ from swarm.diagnostics import (
     format_path,
 )
 from swarm.model import GPU_KIND, GPU_LABEL
-from swarm.values.constraint import parse_constraint
-from swarm.values.cpus import parse_cpus
-from swarm.values.size import parse_memory
+from swarm.values import parse_constraint, parse_cpus, parse_memory
 
 CATALOGUE_KEY = "x-model-catalogue"
 DEFAULT_LIMIT_RATIO = 2
@@ -198,6 +196,9 @@ FIELDS: dict[str, Callable[[Any, ProblemPath, Collector], Any]] = {
     "overrides": _mapping,
 }
 REQUIRED = ("name", "image", "cpus", "memory")
+# What a missing required field looks like, for the message that asks for it.
+_EXAMPLES = {"name": ", e.g. `name: spacy-en-sm`", "image": ", e.g. `image: spacy-server:3.7.5`",
+             "cpus": ", e.g. `cpus: '0.25'` (reserved vCPUs)", "memory": ", e.g. `memory: 512M` (reserved memory)"}
 
 
 def _fields(value: Any, path: ProblemPath, problems: Collector, *, allowed: Collection[str]) -> dict[str, Any] | None:
@@ -342,7 +343,11 @@ def expand_catalogue(
             continue
         model = deep_merge(defaults, fields)
         if missing := [key for key in REQUIRED if key not in model]:
-            problems.problem(path, f"needs {', '.join(missing)} (here, or in `defaults` for all but name)")
+            # One problem per key, at the key's own path (models[0].memory), at the model's line.
+            label = f"model {name}" if isinstance(name, str) and name else "this model"
+            for key in missing:
+                where = "here" if key == "name" else "here or under `defaults:` for every model"
+                problems.problem((*path, key), f"{label} has no `{key}`: set it {where}{_EXAMPLES.get(key, '')}")
         elif reason := _below_reservation(model):
             problems.problem(path, f"{reason}: a limit must be at least the reservation")
         else:

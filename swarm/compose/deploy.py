@@ -20,9 +20,7 @@ from swarm.compose.reader import (
     join,
     kind_of,
 )
-from swarm.values.constraint import Constraint, parse_constraint
-from swarm.values.cpus import parse_cpus
-from swarm.values.size import parse_memory
+from swarm.values import Constraint, parse_constraint, parse_cpus, parse_memory
 
 _DEPLOY_KEYS = {
     **dict.fromkeys(("mode", "replicas", "labels", "update_config", "resources", "restart_policy", "placement"), V30),
@@ -117,8 +115,20 @@ def read_placement(r: Reader, value: Any, path: Where) -> tuple[tuple[Constraint
     return tuple(constraints), tuple(spreads), max_replicas
 
 
+# How a swarm service reserves a GPU, for the keys docker compose uses for it (`gpus`, `devices`).
+GPU_ADVICE = (
+    "swarm reserves GPUs as generic resources: deploy.resources.reservations.generic_resources: "
+    "[{discrete_resource_spec: {kind: GPU, value: 1}}] (or a catalogue model's `gpus: 1`), with a GPU pool "
+    "to run on (`gpu: true` and a gpu-* size in swarm:nodePools.<pool>)"
+)
+
+
 def read_resources(r: Reader, value: Any, path: Where, *, reservations: bool) -> Resources:
     keys = {"cpus": V30, "memory": V30, **({"generic_resources": V35} if reservations else {"pids": V39})}
+    if reservations and isinstance(value, dict) and "devices" in value:
+        # docker compose's device requests (capabilities: [gpu]): swarm has none.
+        r.problem(join(path, "devices"), f"docker stack deploy refuses it: {GPU_ADVICE}", key=True)
+        value = {key: item for key, item in value.items() if key != "devices"}
     raw = r.mapping(value, path, keys, extensions=None)
     nano_cpus = memory = pids = 0
     if "cpus" in raw and (text := r.string(raw["cpus"], join(path, "cpus"))) is not None:

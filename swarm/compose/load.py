@@ -1,4 +1,50 @@
-"""Stage by stage: YAML, then the top-level sections, then the services, then normalisation."""
+"""Compose stack files, loaded into typed, validated, normalised service specs.
+
+One entry: `load_stack(path, stack=...)` (the stack file with its model catalogue expanded).
+The stages, each in its own module:
+- `yamlfile`: the YAML, read as Docker's parser reads it, with the line and column of each value;
+- `catalogue`: the models of an `x-model-catalogue`, expanded into plain service entries;
+- `reader`: what every section shares (versions, problems, warnings, `$` interpolation);
+- the sections: `services`, `deploy`, `ports`, `volumes`, `networks`, `secrets`;
+- `normalise`: what `docker stack deploy` derives once every service is read;
+- `load`: the stages in order. Values (durations, sizes, CPUs, ports, ...) are parsed in
+  swarm/values/ (shared with the configuration), one file per type; the typed result is in `model`.
+
+A stack file is an ordinary Compose file as used with `docker stack deploy` (DESIGN.md,
+"Compose stack files"). Values mean exactly what Docker makes of them; `docker stack config -c`
+is the reference and the differential tests compare against it field by field:
+
+- YAML is read the way Docker's parser (yaml.v3) reads it: only `true`/`false` are booleans
+  (`yes`, `on` are strings), no sexagesimal numbers (an unquoted `22:22` port stays a string),
+  `0440` is octal, duplicate keys are an error. Numbers used as strings (environment, labels)
+  are printed as Go prints them (`1.10` becomes `1.1`, `1e6` becomes `1e+06`).
+- Sizes follow go-units RAMInBytes (`10G` is 10737418240), CPUs are exact rationals turned into
+  NanoCPUs, durations follow Go's time.ParseDuration, ports expand like Docker's nat package.
+- Keys introduced after the file's `version` are rejected as Docker does; no version means the
+  latest 3.x (3.13).
+
+Every problem is collected before failing, each with file, line, column, path and what is
+expected (`stacks/prod.yaml:47:5: services.api.deplyo: unknown key; did you mean deploy?`), so
+an operator fixes a stack file in one pass. Options that swarm (or the Docker provider this
+program deploys with) ignores are warnings, never silence.
+
+Deliberate differences from `docker stack deploy`, each reported clearly:
+- `${VAR}` interpolation is not supported: a deployment must not depend on the shell of
+  whoever runs `pulumi up`. A `$` is a problem; `$$` is a literal `$`, as in Docker. For the
+  same reason an environment variable without a value (`- NAME`), which Docker copies from
+  the deployer's shell, is a problem.
+- Bind mount sources must be absolute paths on the node: Docker resolves `./data` against the
+  deployer's working directory, which does not exist on the nodes.
+- Service-level `tmpfs:` (silently dropped by `docker stack deploy`) becomes a tmpfs mount.
+- `restart:` is honoured only as Docker's converter does (a fallback when there is no
+  `deploy.restart_policy`); `restart: "no"` does not stop swarm restarting tasks, so it warns.
+- Checks Docker only makes at deploy time (placement constraint syntax, mode, `replicas` with
+  `global`, undeclared secrets/networks/volumes, missing secret files) are made at load time.
+- Secrets and configs declared `external: true` take their value from the stack configuration
+  (`swarm:secrets.NAME`, `swarm:configs.NAME`) instead of pre-existing swarm objects.
+
+Stage by stage: YAML, then the top-level sections, then the services, then normalisation.
+"""
 
 from __future__ import annotations
 
@@ -97,9 +143,7 @@ def parse_stack(
     }
 
     networks = used_networks(r, services, declared.networks)
-    if r.problems:
-        raise StackFileError(r.problems)
-    return StackSpec(
+    spec = StackSpec(
         source=source,
         version=version,
         services=services,
@@ -109,6 +153,10 @@ def parse_stack(
         configs=declared.configs,
         warnings=r.warnings,
     )
+    if r.problems:
+        # The services as far as they could be read: the checks against the configuration still run.
+        raise StackFileError(r.problems, partial=spec)
+    return spec
 
 
 def load_stack_file(path: Path, *, stack: str, **external_names: Collection[str] | None) -> StackSpec:
@@ -151,9 +199,9 @@ def load_stack(
             positions=read.positions,
         )
     except StackFileError as error:
-        raise StackFileError(problems + attribute(error.problems, expansion)) from None
+        raise StackFileError(problems + attribute(error.problems, expansion), partial=error.partial) from None
     if problems:
-        raise StackFileError(problems)
+        raise StackFileError(problems, partial=spec)
     if expansion:
         spec = dataclasses.replace(spec, warnings=attribute(spec.warnings, expansion))
     return spec

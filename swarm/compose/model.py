@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarm.diagnostics import Problem
-from swarm.values.constraint import Constraint
-from swarm.values.port import Port
+from swarm.values import Constraint, Port
 
 STACK_NAMESPACE_LABEL = "com.docker.stack.namespace"
 
@@ -155,7 +154,7 @@ class ServiceSpec:
     dns_search: tuple[str, ...] = ()
     logging: Logging | None = None
     isolation: str | None = None
-    schedule: str | None = None  # `x-schedule`: a cron expression; the service runs as a job (swarm/schedule.py)
+    schedule: str | None = None  # `x-schedule`: a cron expression; the service runs as a job (swarm/values/schedule.py)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from swarm.compose.reader import V32, Reader, Where, join, kind_of
-from swarm.values.port import PROTOCOLS, Port, parse_port
+from swarm.values import PROTOCOLS, Port, parse_port
 
 
 def read_ports(r: Reader, value: Any, path: Where) -> tuple[Port, ...]:

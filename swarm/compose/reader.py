@@ -12,8 +12,7 @@ from swarm.compose.model import NAME, Declared
 from swarm.compose.yamlfile import Timestamp
 from swarm.diagnostics import Collector, PathElement, Positions, Problem
 from swarm.suggest import did_you_mean
-from swarm.values.duration import parse_duration
-from swarm.values.gostring import go_string
+from swarm.values import go_string, parse_duration
 
 Version = tuple[int, int]
 

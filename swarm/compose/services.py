@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from swarm.compose.deploy import read_deploy, read_legacy_restart, read_rollback_config, read_update_config
+from swarm.compose.deploy import GPU_ADVICE, read_deploy, read_legacy_restart, read_rollback_config, read_update_config
 from swarm.compose.model import (
     DEFAULT_NETWORK,
     FileReference,
@@ -37,9 +37,7 @@ from swarm.compose.reader import (
 )
 from swarm.compose.secrets import read_file_references
 from swarm.compose.volumes import read_mounts, read_tmpfs
-from swarm.schedule import read_service_schedule
-from swarm.values.command import split_command
-from swarm.values.envfile import parse_env_file
+from swarm.values import moving_tag, parse_env_file, read_service_schedule, split_command
 
 # Keys Docker accepts for a service that swarm does not act upon, with the version that
 # introduced them and what to do instead.
@@ -77,6 +75,8 @@ _FORBIDDEN_SERVICE_KEYS = {
     "cpuset": "set resource limits under deploy.resources",
     "mem_limit": "set resource limits under deploy.resources",
     "memswap_limit": "set resource limits under deploy.resources",
+    # docker compose's GPU key: swarm reserves GPUs as generic resources instead.
+    "gpus": GPU_ADVICE,
 }
 
 
@@ -316,6 +316,8 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         return join(path, key)
 
     image = r.string(raw["image"], at("image")) if "image" in raw else None
+    if isinstance(image, str) and (why := moving_tag(image)):
+        r.warn(at("image"), why)
     if "image" not in raw:
         r.problem(path, "needs `image`: swarm runs images, it does not build them")
 

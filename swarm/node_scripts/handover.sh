@@ -10,7 +10,7 @@
 # workers promoted to stand in. All on the volume, all empty without one.
 # GRACE: seconds the workers get to learn the stand-in before this manager stops being one.
 # inputs: BACKUP ROSTER STANDIN DEMOTE_WAIT GRACE
-# uses: _manager _wait
+# uses: _docker _manager _wait
 set -eu
 reachable() {
   [ "$(docker node inspect --format '{{.ManagerStatus.Reachability}}' "$1" 2>/dev/null)" = reachable ]
@@ -52,12 +52,12 @@ if [ -z "$BACKUP" ]; then
 fi
 umask 077
 mkdir -p "$(dirname "$BACKUP")"
-systemctl stop docker
-trap 'systemctl start docker' EXIT
+docker_down
+trap docker_up EXIT
 tar -C /var/lib/docker -czf "$BACKUP.tmp" swarm
 mv "$BACKUP.tmp" "$BACKUP"
 sync
-systemctl start docker
+docker_up
 trap - EXIT
 echo "kept the swarm state of $(hostname) in $BACKUP ($(wc -c <"$BACKUP") bytes)"
 self=$(docker info --format '{{.Swarm.NodeID}}')

@@ -8,7 +8,7 @@
 # empty without a volume. STANDINS: workers a lone predecessor promoted to stand in for it
 # (node IDs, handover.sh), demoted once this one has joined them, STANDIN_GRACE seconds later.
 # inputs: ADDR PORT ADDRESS_POOL STATE_DIR STATE_BACKUP ROSTER STANDINS STANDIN_GRACE
-# uses: _swarm _manager _wait
+# uses: _docker _swarm _manager _wait
 set -eu
 state=$(local_state)
 if [ "$state" = inactive ]; then
@@ -40,7 +40,7 @@ fi
 # Messages go to stderr: the script's stdout is the node ID.
 if [ "$state" = inactive ] && [ -n "$STATE_BACKUP" ] && [ -f "$STATE_BACKUP" ]; then
   echo "$(hostname): restoring the swarm state kept in $STATE_BACKUP" >&2
-  systemctl stop docker
+  docker_down
   rm -rf /var/lib/docker/swarm
   tar -C /var/lib/docker -xzf "$STATE_BACKUP"
   # The kept state names the old droplet's address: this one's instead, else it cannot listen.
@@ -48,7 +48,7 @@ if [ "$state" = inactive ] && [ -n "$STATE_BACKUP" ] && [ -f "$STATE_BACKUP" ]; 
   if [ -n "$old" ]; then
     sed -i "s/$(printf '%s' "$old" | sed 's/[.]/[.]/g')/$ADDR/g" /var/lib/docker/swarm/docker-state.json
   fi
-  systemctl start docker
+  docker_up
   docker swarm init --force-new-cluster --advertise-addr "$ADDR" --listen-addr "$ADDR:$PORT" >/dev/null
   # Tasks the daemon tried to start while the cluster was being re-formed keep failing ("cannot
   # create a swarm scoped network when swarm is not active"): a restart starts them cleanly.

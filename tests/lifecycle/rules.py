@@ -19,6 +19,7 @@ are the Pulumi (camelCase) input names the program registers.
 | digitalocean Certificate | every field | — | digitalocean/certificate/resource_certificate.go |
 | digitalocean DnsRecord | domain, type | name, value, ttl, priority, … | digitalocean/domain/resource_record.go |
 | digitalocean SpacesBucket | name, region | acl, lifecycle rules, … | digitalocean/spaces/resource_spaces_bucket.go |
+| digitalocean SpacesKey | — | name, grants | digitalocean/spaces/spaces_entities.go (`spacesKeyResourceSchema`: no `ForceNew`), resource_spaces_key.go (`SpacesKeys.Update` with name and grants) |
 | digitalocean ContainerRegistryDockerCredentials | registryName | write, expirySeconds | digitalocean/registry/resource_container_registry_docker_credentials.go |
 | command remote Command | triggers | create, update, delete, stdin, connection, environment, … (an update runs `update`, else `create`; `delete` runs with the *old* inputs) | pulumi/pulumi-command provider/pkg/provider/remote/command.go (`triggers`: `replaceOnChanges`), and its schema docs for `update` |
 | docker Service | name, auth (registry credentials), mode (replicated ↔ global), taskSpec.containerSpec.hosts | everything else (`docker service update`) | kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go (`ForceNew: true` on `name`, `auth`, `mode`, `hosts`) |
@@ -28,6 +29,7 @@ are the Pulumi (camelCase) input names the program registers.
 | docker provider | — | every field; its resources are not replaced | pulumi/pulumi-docker: a provider's configuration change is an update (the engine diffs providers like resources; no field of the docker provider is marked replace) |
 | tls PrivateKey | algorithm, rsaBits, ecdsaCurve (every input) | — | hashicorp/terraform-provider-tls internal/provider/resource_private_key.go (`RequiresReplace`) |
 | random RandomBytes | length, keepers (every input) | — | hashicorp/terraform-provider-random internal/provider/resource_bytes.go (`RequiresReplace`) |
+| random RandomPassword | length, special, keepers, … (every input) | — | hashicorp/terraform-provider-random internal/provider/resource_password.go (`RequiresReplace` on every attribute) |
 | component resources | — (never: they have no provider) | — | Pulumi: components have no CRUD of their own |
 """
 
@@ -98,6 +100,7 @@ RULES: dict[str, Rule] = {
     "digitalocean:index/spacesBucket:SpacesBucket": _rule(
         _DO + "digitalocean/spaces/resource_spaces_bucket.go", "name", "region"
     ),
+    "digitalocean:index/spacesKey:SpacesKey": _rule(_DO + "digitalocean/spaces/spaces_entities.go"),
     "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials": _rule(
         _DO + "digitalocean/registry/resource_container_registry_docker_credentials.go", "registryName"
     ),
@@ -124,6 +127,9 @@ RULES: dict[str, Rule] = {
     ),
     "random:index/randomBytes:RandomBytes": _rule(
         "hashicorp/terraform-provider-random internal/provider/resource_bytes.go", EVERY_FIELD
+    ),
+    "random:index/randomPassword:RandomPassword": _rule(
+        "hashicorp/terraform-provider-random internal/provider/resource_password.go", EVERY_FIELD
     ),
 }
 

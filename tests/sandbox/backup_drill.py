@@ -1,6 +1,6 @@
 """The restore drill: real PostgreSQL (Debian's package) as a swarm service on a sandbox manager,
 a real S3 API server (moto's, from PyPI) on the sandbox bridge, and the scheduler installed by
-the very script the program runs (swarm.jobs_scripts.install_script).
+the very script the program runs (swarm.backups.scripts.install_script).
 
 The sandbox has no registry: the database's task runs the busybox image with the host's
 PostgreSQL bind-mounted read-only (/usr, /lib, /lib64, /etc/passwd), as the same major version
@@ -20,9 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from swarm.backups import Backups, DatabaseBackup, jobs_document
-from swarm.jobs_scripts import install_script
-from swarm.node.s3 import S3
+from swarm.backups import DatabaseBackup, jobs_document
+from swarm.backups.node.s3 import S3
+from swarm.backups.scripts import install_script
+from swarm.config import Backups
 from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox, wait_for
 
 JOBS_DIR = "/root/swarm-jobs"  # sandbox hosts share the machine's /var/lib; /root is their own

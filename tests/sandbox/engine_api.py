@@ -3,7 +3,7 @@ requests, the way the Docker provider builds them, so the sandbox mocks can crea
 objects `pulumi up` would create.
 
 Only the fields the program sets are mapped; an input this module does not know fails loudly
-rather than being dropped, so a new field in service_args.py cannot slip past the sandbox.
+rather than being dropped, so a new field in swarm/compose/service_args.py cannot slip past the sandbox.
 """
 
 from __future__ import annotations

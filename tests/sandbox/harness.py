@@ -42,6 +42,7 @@ from tests.sandbox.harness_images import DEFAULT_IMAGE, build_image, image_tar
 from tests.sandbox.harness_teardown import (
     _acquire_lock,
     _forward_rule,
+    _link_names,
     _register,
     _remove_leftovers,
     _unregister,
@@ -84,20 +85,7 @@ class Sandbox:
 
     def __init__(self, workdir: Path, subnet: str = "10.231.0.0/24", prefix: str = "swsb",
                  storage_driver: str = "overlay2") -> None:
-        if not _PREFIX.fullmatch(prefix):
-            raise ValueError(f"prefix must match {_PREFIX.pattern}: {prefix!r}")
-        self.workdir = Path(workdir).resolve()
-        self.prefix = prefix
-        self.network = ipaddress.IPv4Network(subnet)
-        self.gateway = str(self.network[1])  # the bridge's address in the root namespace
-        self.bridge = f"{prefix}-br"
-        self.storage_driver = storage_driver
-        self.key_path = self.workdir / "id_ed25519"
-        self._hosts: dict[str, Host] = {}
-        self._images: dict[str, Path] = {}
-        self._addresses = (a for a in self.network.hosts() if str(a) != self.gateway)
-        self._mutex = threading.RLock()
-        self._closed = False
+        self._fields(workdir, subnet, prefix, storage_driver)
         self._lock_file = _acquire_lock(prefix)
         _register(self)
         try:
@@ -117,6 +105,75 @@ class Sandbox:
         except BaseException:
             self.close()
             raise
+
+    def _fields(self, workdir: Path, subnet: str, prefix: str, storage_driver: str) -> None:
+        if not _PREFIX.fullmatch(prefix):
+            raise ValueError(f"prefix must match {_PREFIX.pattern}: {prefix!r}")
+        self.workdir = Path(workdir).resolve()
+        self.prefix = prefix
+        self.network = ipaddress.IPv4Network(subnet)
+        self.gateway = str(self.network[1])  # the bridge's address in the root namespace
+        self.bridge = f"{prefix}-br"
+        self.storage_driver = storage_driver
+        self.key_path = self.workdir / "id_ed25519"
+        self._hosts: dict[str, Host] = {}
+        self._images: dict[str, Path] = {}
+        self._addresses = (a for a in self.network.hosts() if str(a) != self.gateway)
+        self._mutex = threading.RLock()
+        self._closed = False
+
+    # --- a sandbox that outlives its process (scripts/local-swarm) ---------------------------
+
+    def detach(self) -> dict[str, Any]:
+        """Leave the hosts, bridge and firewall rule running and let go of the sandbox: no
+        teardown at exit, the prefix's lock released. Returns what `attach` needs to take it up
+        again in another process (JSON-able)."""
+        with self._mutex:
+            if self._closed:
+                raise SandboxError("sandbox is closed")
+            self._closed = True
+            hosts = [host.record() for host in self._hosts.values() if host.ready]
+            self._hosts.clear()
+        self._lock_file.close()
+        _unregister(self)
+        used = [int(ipaddress.IPv4Address(h["ip"])) for h in hosts]
+        return {
+            "workdir": str(self.workdir), "subnet": str(self.network), "prefix": self.prefix,
+            "storage_driver": self.storage_driver, "hosts": hosts,
+            "images": {tag: str(tar) for tag, tar in self._images.items()},
+            "next_address": str(ipaddress.IPv4Address(max(used, default=int(self.network[1])) + 1)),
+        }
+
+    @classmethod
+    def attach(cls, record: Mapping[str, Any]) -> Sandbox:
+        """Take up a sandbox another process left running (`detach`): its hosts are adopted as
+        they run, nothing is removed or booted. Fails, naming what is missing, when a host or
+        the bridge is gone (the machine rebooted, or the sandbox was torn down meanwhile)."""
+        sandbox = cls.__new__(cls)
+        sandbox._fields(Path(record["workdir"]), record["subnet"], record["prefix"], record["storage_driver"])
+        sandbox._lock_file = _acquire_lock(sandbox.prefix)
+        _register(sandbox)
+        try:
+            if sandbox.bridge not in _link_names(sandbox.prefix):
+                raise SandboxError(f"bridge {sandbox.bridge} is gone")
+            # Addresses are never reused, also across processes: a replacement gets a new one.
+            first = ipaddress.IPv4Address(record["next_address"])
+            sandbox._addresses = (a for a in sandbox.network.hosts() if a >= first and str(a) != sandbox.gateway)
+            sandbox._images = {tag: Path(tar) for tag, tar in record.get("images", {}).items()}
+            for entry in record["hosts"]:
+                sandbox._hosts[entry["key"]] = Host.adopt(sandbox, entry)
+        except BaseException:
+            sandbox.detach_quietly()
+            raise
+        return sandbox
+
+    def detach_quietly(self) -> None:
+        """Let go of the sandbox without touching it (an `attach` that failed)."""
+        with self._mutex:
+            self._closed = True
+            self._hosts.clear()
+        self._lock_file.close()
+        _unregister(self)
 
     def __enter__(self) -> Sandbox:
         return self

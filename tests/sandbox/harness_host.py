@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.sandbox.harness_host_keys import pinned_ssh_options
-from tests.sandbox.harness_teardown import _link_names, _netns_names, _remove_cgroups, _wait_until_empty
+from tests.sandbox.harness_teardown import (
+    _link_names,
+    _netns_names,
+    _remove_cgroups,
+    _wait_until_empty,
+    pids_in_namespace,
+)
 from tests.sandbox.harness_util import (
     HOST_ENV,
     CommandError,
@@ -40,7 +46,7 @@ if TYPE_CHECKING:
 # so they are mounted before /root and /run are covered (the workdir may live below them).
 _INIT_SCRIPT = r"""
 set -eu
-name=$1 address=$2 dir=$3 sshd=$4 cloud_init_status=$5 systemctl=$6
+name=$1 address=$2 dir=$3 sshd=$4 cloud_init_status=$5 systemctl=$6 docker_client=$7
 hostname "$name"
 # The host key lives on the host's disk, as a droplet's does in /etc/ssh: generated at first boot,
 # kept across power cycles; install_host_key replaces it, as cloud-init's `ssh_keys` does. Read
@@ -65,7 +71,8 @@ mount -a -t ext4,xfs 2>/dev/null || true
 # PATH (/usr/local/sbin becomes the host's own).
 mount -t tmpfs -o mode=0755 tmpfs /usr/local/sbin
 printf '%s\n' "$systemctl" >/usr/local/sbin/systemctl
-chmod 0755 /usr/local/sbin/systemctl
+printf '%s\n' "$docker_client" >/usr/local/sbin/docker
+chmod 0755 /usr/local/sbin/systemctl /usr/local/sbin/docker
 # Scripts meet a droplet after its first boot: cloud-init reports done, in its own files (else
 # `cloud-init status --wait`, if the machine has cloud-init, waits for a boot that never runs).
 mkdir /run/cloud-init
@@ -80,14 +87,25 @@ echo '{"v1": {"datasource": "DataSourceNone", "errors": []}}' >/run/cloud-init/r
 exec sleep infinity
 """
 
-# The hosts' `systemctl`: stop, start, restart and is-active for docker, as systemd would do
-# them (stop waits for dockerd to exit; start returns once the daemon answers).
+# The hosts' `systemctl`: stop, start, restart and is-active for docker.service and docker.socket,
+# as systemd does them (stop waits for dockerd to exit; start returns once the daemon answers).
+# docker.socket is active from boot, as on a droplet; a unit stopped by `systemctl stop` is
+# recorded in /run/docker.socket.stopped or /run/docker.service.stopped until started again. Where a test enables socket activation (/run/docker.socket-activation),
+# the host's `docker` (_DOCKER_CLIENT) starts a stopped daemon while the socket is active, as
+# systemd does for the first client to connect.
 _SYSTEMCTL = r"""#!/bin/sh
 set -eu
-case "${2:-}" in
-  docker | docker.service) ;;
-  *) echo "systemctl (sandbox host): only docker is managed here, not '${2:-}'" >&2; exit 1 ;;
-esac
+action=$1
+shift
+[ "$#" -gt 0 ] || { echo "systemctl (sandbox host): '$action' needs a unit" >&2; exit 1; }
+service=false socket=false
+for unit in "$@"; do
+  case "$unit" in
+    docker | docker.service) service=true ;;
+    docker.socket) socket=true ;;
+    *) echo "systemctl (sandbox host): only docker.service and docker.socket are managed here, not '$unit'" >&2; exit 1 ;;
+  esac
+done
 stop() {
   pid=$(cat /run/docker.pid 2>/dev/null || true)
   [ -n "$pid" ] || return 0
@@ -95,22 +113,39 @@ stop() {
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
 }
 start() {
-  docker info >/dev/null 2>&1 && return 0
+  docker_answers && return 0
   setsid dockerd </dev/null >>/run/dockerd.log 2>&1 &
   tries=0
-  until docker info >/dev/null 2>&1; do
+  until docker_answers; do
     tries=$((tries + 1))
     [ "$tries" -lt 300 ] || { echo "dockerd did not answer; see /run/dockerd.log" >&2; exit 1; }
     sleep 0.2
   done
 }
-case "$1" in
-  stop) stop ;;
-  start) start ;;
-  restart) stop; start ;;
-  is-active) if docker info >/dev/null 2>&1; then echo active; else echo inactive; exit 3; fi ;;
-  *) echo "systemctl (sandbox host): '$1' is not supported" >&2; exit 1 ;;
+# The docker client that PATH finds after this directory's (the host's `docker` is a wrapper).
+client=$(PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vx /usr/local/sbin | paste -sd: -) && command -v docker)
+docker_answers() { "$client" info >/dev/null 2>&1; }
+case "$action" in
+  stop) if $socket; then : >/run/docker.socket.stopped; fi; if $service; then stop; : >/run/docker.service.stopped; fi ;;
+  start) if $socket; then rm -f /run/docker.socket.stopped; fi; if $service; then rm -f /run/docker.service.stopped; start; fi ;;
+  restart) if $service; then stop; start; fi ;;
+  is-active)
+    if $socket; then if [ -e /run/docker.socket.stopped ]; then echo inactive; exit 3; fi; echo active
+    elif docker_answers; then echo active; else echo inactive; exit 3; fi ;;
+  *) echo "systemctl (sandbox host): '$action' is not supported" >&2; exit 1 ;;
 esac
+"""
+
+# The hosts' `docker` client, first on PATH: the real one, except that with socket activation
+# enabled (/run/docker.socket-activation), a client finding docker.service stopped and
+# docker.socket active starts the service first, logged to /run/docker.socket-activations.
+_DOCKER_CLIENT = r"""#!/bin/sh
+if [ -e /run/docker.socket-activation ] && [ -e /run/docker.service.stopped ] && [ ! -e /run/docker.socket.stopped ]; then
+  date +%s.%N >>/run/docker.socket-activations
+  systemctl start docker.service
+fi
+PATH=$(printf '%s' "$PATH" | tr ':' '\n' | grep -vx /usr/local/sbin | paste -sd: -)
+exec docker "$@"
 """
 
 
@@ -133,6 +168,7 @@ class Host:
         # replacement, both alive for a while, as with create-before-delete).
         self.key = key or name
         self.ip = ip
+        self.index = index
         self.netns = f"{sandbox.prefix}-{self.key}"
         self.veth = f"{sandbox.prefix}-{index}"
         self.dir = sandbox.workdir / "hosts" / self.key
@@ -255,7 +291,7 @@ class Host:
                 "unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child",
                 "--mount-proc", "--propagation", "private",
                 "docker-init", "--", "bash", "-c", _INIT_SCRIPT, "init",
-                self.name, self.ip, str(self.dir), _which("sshd"), _cloud_init_done(), _SYSTEMCTL]
+                self.name, self.ip, str(self.dir), _which("sshd"), _cloud_init_done(), _SYSTEMCTL, _DOCKER_CLIENT]
         with open(self.dir / "init.log", "ab") as log:  # init script and sshd output
             # Own session: a terminal's Ctrl-C reaches the test runner, not the hosts.
             self._init = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
@@ -281,8 +317,48 @@ class Host:
     def _kill(self) -> None:
         """SIGKILL the host's PID 1: the kernel then kills every process in its PID namespace
         (containers included); unshare exits once that is done."""
-        if self._init is not None and self._init.poll() is None:
-            _signal(self.init_pid or self._init.pid, signal.SIGKILL)
+        if self._init is not None:
+            if self._init.poll() is None:
+                _signal(self.init_pid or self._init.pid, signal.SIGKILL)
+        elif self.init_pid and self._is_init(self.init_pid):
+            _signal(self.init_pid, signal.SIGKILL)  # adopted: booted by another process
+
+    # --- a host booted by another process (Sandbox.attach) ----------------------------------
+
+    def record(self) -> dict[str, Any]:
+        """What `adopt` needs to take this host up in another process."""
+        return {"name": self.name, "key": self.key, "ip": self.ip, "index": self.index,
+                "daemon_json": self.daemon_json}
+
+    @classmethod
+    def adopt(cls, sandbox: Sandbox, record: Mapping[str, Any]) -> Host:
+        """The running host `record` describes: its PID 1 is found in its network namespace."""
+        host = cls(sandbox, record["name"], record["ip"], record["index"], record["daemon_json"], record["key"])
+        try:
+            inode = os.stat(f"/run/netns/{host.netns}").st_ino
+        except FileNotFoundError:
+            raise SandboxError(f"host {host.key} is gone (no network namespace {host.netns})") from None
+        # The host's PID 1 (docker-init) is the process of its network namespace that is PID 1
+        # of its own PID namespace.
+        inits = [pid for pid in pids_in_namespace("net", inode) if host._is_init(pid)]
+        if not inits or not host._docker_answers_at(inits[0]):
+            raise SandboxError(f"host {host.key} is not running (no init or dockerd in {host.netns})")
+        host.init_pid = inits[0]
+        host.pid_namespace = os.stat(f"/proc/{host.init_pid}/ns/pid").st_ino
+        host.ready = True
+        return host
+
+    def _is_init(self, pid: int) -> bool:
+        """True when `pid` is PID 1 of a PID namespace other than ours (a host's docker-init)."""
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+            own = os.stat("/proc/self/ns/pid").st_ino
+            if os.stat(f"/proc/{pid}/ns/pid").st_ino == own:
+                return False
+        except OSError:
+            return False
+        nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+        return len(nspid) > 1 and nspid[-1] == "1"
 
     def _remove(self) -> None:
         """Wait for the killed host's processes, then remove its namespace, link and state."""
@@ -310,10 +386,14 @@ class Host:
     def _docker_answers(self) -> bool:
         """GET /_ping on the host's socket, reached through its PID 1's root: polling this
         spawns no processes, which matters while several hosts boot on two cores."""
+        return self._docker_answers_at(self.init_pid)
+
+    @staticmethod
+    def _docker_answers_at(init_pid: int) -> bool:
         try:
             with socket.socket(socket.AF_UNIX) as conn:
                 conn.settimeout(2)
-                conn.connect(f"/proc/{self.init_pid}/root/run/docker.sock")
+                conn.connect(f"/proc/{init_pid}/root/run/docker.sock")
                 conn.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
                 return conn.recv(64).split(b"\r\n")[0].endswith(b" 200 OK")
         except OSError:

@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from tests.lifecycle.engine import Engine, RunResult
-from tests.pulumi_program import reference_stack_text, run_program, stack_config
+from tests.pulumi_program import cluster_config, reference_stack_text, run_program
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox
 from tests.sandbox.lifecycle_cloud import Cloud, sandbox_engine, swarm_snapshot
 
@@ -69,7 +69,7 @@ def load_images(sandbox: Sandbox) -> None:
 
 
 def base_config(stack_file: Path) -> dict:
-    return {**stack_config(STACK), "stackFile": str(stack_file), "convergeTimeout": CONVERGE_TIMEOUT}
+    return {**cluster_config(STACK), "stackFile": str(stack_file), "convergeTimeout": CONVERGE_TIMEOUT}
 
 
 def node_names(config: dict) -> list[str]:
@@ -137,7 +137,7 @@ def _rotated_secret(config: dict) -> dict:
 @contextlib.contextmanager
 def _program_upgrade_changing_user_data() -> Iterator[None]:
     """A new release of this program whose cloud-init differs (apt's upgrade policy gains a line)."""
-    from swarm import cloudinit
+    from swarm.node_scripts import cloudinit
 
     saved = cloudinit.UPGRADE_POLICY
     cloudinit.UPGRADE_POLICY = saved + 'Unattended-Upgrade::Remove-Unused-Dependencies "true";\n'
@@ -150,15 +150,15 @@ def _program_upgrade_changing_user_data() -> Iterator[None]:
 @contextlib.contextmanager
 def _program_upgrade_changing_daemon_settings() -> Iterator[None]:
     """A new release of this program whose Docker daemon settings differ (one more log file kept)."""
-    from swarm import node_access
+    from swarm.node_scripts import node_config
 
-    saved = copy.deepcopy(node_access.DAEMON_SETTINGS)
-    node_access.DAEMON_SETTINGS["log-opts"] = {**saved["log-opts"], "max-file": "6"}
+    saved = copy.deepcopy(node_config.DAEMON_SETTINGS)
+    node_config.DAEMON_SETTINGS["log-opts"] = {**saved["log-opts"], "max-file": "6"}
     try:
         yield
     finally:
-        node_access.DAEMON_SETTINGS.clear()
-        node_access.DAEMON_SETTINGS.update(saved)
+        node_config.DAEMON_SETTINGS.clear()
+        node_config.DAEMON_SETTINGS.update(saved)
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from swarm import restore
+from swarm.backups import restore
 from tests.sandbox import backup_drill as drill
-from tests.sandbox.harness import Host, Sandbox
+from tests.sandbox.harness import Host, Sandbox, host_public_key, pinned_known_hosts
 
 PREFIX = "bkup"
 SUBNET = "10.233.116.0/24"
@@ -55,8 +55,11 @@ def project(tmp_path: Path) -> Path:
 
 
 def restore_args(manager: Host, sandbox: Sandbox, **options: object) -> argparse.Namespace:
+    # The manager's key pinned, as the stack's knownHosts output pins it: restore checks it strictly.
+    known_hosts = pinned_known_hosts(sandbox, manager.ip, host_public_key(manager))
     defaults = {"stack": "prod", "database": "database", "at": None, "dry_run": False, "yes": False,
-                "host": manager.ip, "identity": str(sandbox.key_path), "jobs_dir": drill.JOBS_DIR}
+                "host": manager.ip, "identity": str(sandbox.key_path), "known_hosts": str(known_hosts),
+                "jobs_dir": drill.JOBS_DIR}
     return argparse.Namespace(**{**defaults, **options})
 
 

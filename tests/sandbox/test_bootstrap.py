@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.pulumi_program import run_program, stack_config, unwrap
+from tests.pulumi_program import cluster_config, run_program, unwrap
 from tests.sandbox.conftest import REFERENCE_HOSTS, sandbox_stack_file
 from tests.sandbox.executing_cloud import SandboxCloud
 
@@ -45,7 +45,7 @@ def swarm_nodes(sandbox) -> list[dict]:
 
 def run_prod(cloud: SandboxCloud, stack_file):
     started = time.monotonic()
-    run = run_program("prod", {**stack_config("prod"), "stackFile": str(stack_file)}, mocks=cloud)
+    run = run_program("prod", {**cluster_config("prod"), "stackFile": str(stack_file)}, mocks=cloud)
     assert run.error is None, run.error
     return run, time.monotonic() - started
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from swarm.compose import parse_duration
-from tests.pulumi_program import TEST_SECRET_PREFIX, run_program, stack_config, unwrap
+from tests.pulumi_program import TEST_SECRET_PREFIX, cluster_config, run_program, unwrap
 from tests.sandbox.conftest import sandbox_stack_file
 from tests.sandbox.executing_cloud import SandboxCloud
 from tests.sandbox.harness import wait_for
@@ -44,7 +44,7 @@ def converged(manager, services: dict[str, int]) -> bool:
 @pytest.fixture(scope="module")
 def deployed(sandbox_five, tmp_path_factory, timings):
     shutil.rmtree(DATABASE_DIR.parent, ignore_errors=True)  # no manual `mkdir -p`: the program does it
-    config = stack_config("prod")
+    config = cluster_config("prod")
     config["stackFile"] = str(sandbox_stack_file(tmp_path_factory.mktemp("stack")))
     started = time.monotonic()
     run = run_program("prod", config, mocks=SandboxCloud(sandbox_five))

@@ -4,7 +4,7 @@
     dockerd advertises one fake GPU (`node-generic-resources`). The program forms the swarm and
     deploys a model catalogue through SandboxCloud: the GPU model lands on the GPU worker with
     that GPU assigned, and a second GPU task stays pending while the only GPU is taken.
-(b) The GPU setup script of swarm/cloudinit.py runs unchanged on this machine, in a private mount
+(b) The GPU setup script of swarm/node_scripts/cloudinit.py runs unchanged on this machine, in a private mount
     namespace where /etc/docker, /etc/nvidia-container-runtime, /etc/apt/sources.list.d and
     /usr/share/keyrings are scratch folders and curl, gpg, apt-get, nvidia-smi and systemctl
     are stubs: it writes the daemon.json and runtime config that (a) shows dockerd and swarm use.
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from swarm.cloudinit import DAEMON_CONFIG, GPU_SETUP_SCRIPT, NVIDIA_RUNTIME_CONFIG
-from tests.pulumi_program import run_program, stack_config
+from swarm.node_scripts.cloudinit import DAEMON_CONFIG, GPU_SETUP_SCRIPT, NVIDIA_RUNTIME_CONFIG
+from tests.pulumi_program import cluster_config, run_program
 from tests.sandbox.executing_cloud import SandboxCloud
 from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox, wait_for
 
@@ -78,7 +78,7 @@ def deployed(sandbox_workdir: Path, tmp_path_factory, timings) -> Iterator[Sandb
     workdir = tmp_path_factory.mktemp("gpu-stack")
     (workdir / "models.yaml").write_text(yaml.safe_dump(CATALOGUE))
     (workdir / "gpu.yaml").write_text('version: "3.8"\nx-model-catalogue: models.yaml\n')
-    config = copy.deepcopy(stack_config("prod"))
+    config = copy.deepcopy(cluster_config("prod"))
     config.update(nodePools=POOLS, stackFile=str(workdir / "gpu.yaml"), secrets={})
     with Sandbox(sandbox_workdir / "gpu", subnet=SUBNET, prefix=PREFIX) as sandbox:
         for name, daemon_json in HOSTS.items():

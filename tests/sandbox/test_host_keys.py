@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from swarm.cloudinit import SSHD_CONFIG
+from swarm.node_scripts.cloudinit import SSHD_CONFIG
 from tests.pulumi_program import fake_key_pair, run_program, unwrap
 from tests.sandbox.executing_cloud import SandboxCloud
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox, host_public_key, install_host_key

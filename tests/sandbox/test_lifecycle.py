@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from swarm import node_access
+from swarm.node_scripts import node_config
 from tests.sandbox.harness import Sandbox
 from tests.sandbox.lifecycle import (
     SCENARIOS,
@@ -212,7 +212,7 @@ def test_new_daemon_settings_restart_docker_node_by_node_in_place_keeping_the_re
         assert changed(outcome, "update") == {f"{name}-{command}" for name in node_names(fresh.config)
                                               for command in ("daemon-drain", "daemon", "daemon-return")}
         with SCENARIO["daemon settings changed"].upgrade():
-            label, settings = node_access.daemon_label(), node_access.daemon_config()
+            label, settings = node_config.daemon_label(), node_config.daemon_config()
         for host in [h for h in fresh.cloud.droplets.values() if h.name in node_names(fresh.config)]:
             written = json.loads(host.exec("cat /etc/docker/daemon.json").stdout)
             assert written["log-opts"] == settings["log-opts"] == {"max-size": "20m", "max-file": "6"}

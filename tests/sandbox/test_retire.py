@@ -1,4 +1,4 @@
-"""Retiring a node (swarm.day2_scripts.retire_script) on a real swarm: four sandbox hosts of their own
+"""Retiring a node (swarm.node_scripts.day2.retire_script) on a real swarm: four sandbox hosts of their own
 (prefix swret), a manager and three `type=app` workers, formed with the program's own scripts.
 
 What must hold (issue 11, retirement):
@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from swarm import day2_scripts, scripts
+from swarm.node_scripts import day2, swarm_cluster
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox, wait_for
 
 PREFIX, SUBNET = "swret", "10.233.141.0/24"
@@ -34,11 +34,11 @@ def swarm(sandbox_workdir, timings):
     with Sandbox(sandbox_workdir / "retire", subnet=SUBNET, prefix=PREFIX) as sandbox:
         manager, *workers = sandbox.add_hosts([MANAGER, *WORKERS])
         sandbox.load_image()
-        manager.ssh(scripts.init_script(manager.ip))
-        tokens = json.loads(manager.ssh(scripts.join_tokens_script()).stdout)
+        manager.ssh(swarm_cluster.init_script(manager.ip))
+        tokens = json.loads(manager.ssh(swarm_cluster.join_tokens_script()).stdout)
         for worker in workers:
-            node_id = worker.ssh(scripts.join_script(worker.ip, manager.ip), stdin=tokens["worker"] + "\n").stdout.strip()
-            manager.ssh(scripts.node_settings_script(node_id, "worker", {"type": "app"}))
+            node_id = worker.ssh(swarm_cluster.join_script(worker.ip, manager.ip), stdin=tokens["worker"] + "\n").stdout.strip()
+            manager.ssh(swarm_cluster.node_settings_script(node_id, "worker", {"type": "app"}))
         timings["retire: 4 hosts up, swarm formed"] = time.monotonic() - started
         yield sandbox
 
@@ -79,7 +79,7 @@ def test_retirement_returns_once_the_moved_task_runs_healthy_elsewhere(swarm, ti
     assert retired in {task["NodeID"] for task in before}  # one task per node: one must move
 
     started = time.monotonic()
-    result = manager.ssh(day2_scripts.retire_script(retired, "app", timeout_seconds=120))
+    result = manager.ssh(day2.retire_script(retired, "app", timeout_seconds=120))
     seconds = time.monotonic() - started
     after = tasks(manager, "slow")  # at once: no waiting of our own
 
@@ -93,7 +93,7 @@ def test_retirement_returns_once_the_moved_task_runs_healthy_elsewhere(swarm, ti
     assert seconds >= HEALTHY_AFTER - 1  # the old script returned in about 2 s, task still starting
     assert f"retired ret-app-3 ({retired})" in result.stdout
     assert retired not in node_ids(manager)
-    assert manager.ssh(f"test ! -e {day2_scripts.RETIRE_LOCK_DIR}/app.lock.1", check=False).returncode == 0
+    assert manager.ssh(f"test ! -e {day2.RETIRE_LOCK_DIR}/app.lock.1", check=False).returncode == 0
 
 
 def test_a_node_holding_every_task_of_a_service_hands_them_over_one_at_a_time(swarm, sandbox_workdir, timings):
@@ -102,9 +102,9 @@ def test_a_node_holding_every_task_of_a_service_hands_them_over_one_at_a_time(sw
     takes); retirement must keep at least 2 of 3 running throughout."""
     manager = swarm.hosts[MANAGER]
     newest = swarm.add_host("ret-app-4")
-    tokens = json.loads(manager.ssh(scripts.join_tokens_script()).stdout)
-    joined = newest.ssh(scripts.join_script(newest.ip, manager.ip), stdin=tokens["worker"] + "\n").stdout.strip()
-    manager.ssh(scripts.node_settings_script(joined, "worker", {"type": "app"}))
+    tokens = json.loads(manager.ssh(swarm_cluster.join_tokens_script()).stdout)
+    joined = newest.ssh(swarm_cluster.join_script(newest.ip, manager.ip), stdin=tokens["worker"] + "\n").stdout.strip()
+    manager.ssh(swarm_cluster.node_settings_script(joined, "worker", {"type": "app"}))
     others = ("ret-app-1", "ret-app-2")
     for hostname in others:  # only the newest node takes new tasks while the service starts
         manager.docker("node", "update", "--availability", "pause", hostname)
@@ -128,7 +128,7 @@ def test_a_node_holding_every_task_of_a_service_hands_them_over_one_at_a_time(sw
     watcher.start()
     started = time.monotonic()
     try:
-        result = manager.ssh(day2_scripts.retire_script(joined, "app", timeout_seconds=120))
+        result = manager.ssh(day2.retire_script(joined, "app", timeout_seconds=120))
     finally:
         stop.set()
         watcher.join(timeout=30)
@@ -150,7 +150,7 @@ def test_a_task_that_cannot_run_elsewhere_stops_retirement_before_removal(swarm)
     wait_for(lambda: running(manager, "pinned", 1), "pinned: 1 task", timeout=60)
     kept = node_id(manager, "ret-app-2")
 
-    result = manager.ssh(day2_scripts.retire_script(kept, "app", timeout_seconds=120, unplaceable_seconds=5), check=False)
+    result = manager.ssh(day2.retire_script(kept, "app", timeout_seconds=120, unplaceable_seconds=5), check=False)
     assert result.returncode == 1, result.stdout
     # (slow's tasks may sit two on ret-app-2 since a node left: they are moved off first, and say so)
     lines = result.stderr.splitlines()
@@ -171,7 +171,7 @@ def test_a_node_whose_host_is_gone_is_removed_without_wedging(swarm):
     wait_for(lambda: manager.docker("node", "inspect", "--format", "{{.Status.State}}", gone).stdout.strip() == "down",
              "ret-app-2 down", timeout=90)
 
-    result = manager.ssh(day2_scripts.retire_script(gone, "app", timeout_seconds=60, unplaceable_seconds=5))
+    result = manager.ssh(day2.retire_script(gone, "app", timeout_seconds=60, unplaceable_seconds=5))
     assert f"warning: ret-app-2 ({gone}) is down" in result.stderr
     assert "  pinned: 0 of 1 tasks running on other nodes" in result.stderr  # nowhere else to go
     assert gone not in node_ids(manager)

@@ -27,8 +27,8 @@ import pytest
 import yaml
 
 from swarm.capacity import schedule
+from swarm.capacity.placement import NodeCapacity
 from swarm.compose import Constraint, ServiceSpec, load_stack_file
-from swarm.placement import NodeCapacity
 from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox, wait_for
 
 # A sandbox of its own: it must not collide with sandbox_five or other suites' sandboxes.

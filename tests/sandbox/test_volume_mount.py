@@ -1,4 +1,4 @@
-"""The volume mount script (swarm.day2_scripts.mount_volume_script) on real block devices: loop
+"""The volume mount script (swarm.node_scripts.day2.mount_volume_script) on real block devices: loop
 devices on this machine, as root. Each run is in a mount namespace of its own with a temporary
 file bind-mounted over /etc/fstab, so neither the machine's mounts nor its fstab change.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm import day2_scripts
+from swarm.node_scripts import day2
 
 SIZE = "64M"
 
@@ -46,7 +46,7 @@ def in_namespace(workdir: Path, commands: str) -> subprocess.CompletedProcess:
 
 def mount_script(workdir: Path, device: str, mount_path: Path) -> Path:
     path = workdir / f"mount-{mount_path.name}.sh"
-    path.write_text(day2_scripts.mount_volume_script(device, str(mount_path)))
+    path.write_text(day2.mount_volume_script(device, str(mount_path)))
     return path
 
 

@@ -4,7 +4,7 @@ $FAKE/swarm.json, with every call appended to $FAKE/calls (a timestamp, then the
 
 Tasks change over time after a node is drained: `phases` lists, per drained node, the task sets
 that hold from `at` seconds after its drain on (the last one whose `at` has passed). Before any
-drain, `tasks` holds. Only what swarm.day2_scripts.retire_script and the daemon drain and return scripts ask is answered.
+drain, `tasks` holds. Only what swarm.node_scripts.day2.retire_script and the daemon drain and return scripts ask is answered.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""swarm:ingress values for test_ingress.py and test_ingress_config.py: a cluster with an `edge`
+"""swarm:ingress values for ingress/test_routes.py and config/test_ingress.py: a cluster with an `edge`
 pool taking the proxy, and PEM texts for an uploaded certificate."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The stack and configuration shared by the release tests (test_registry.py, test_rollout.py,
+"""The stack and configuration shared by the release tests (values/test_registry.py, plan/test_rollout.py,
 test_workloads.py): real images from a private registry, bind mounts on every kind of placement,
 a shorter convergence timeout. The program runs on them once per session (conftest.py)."""
 

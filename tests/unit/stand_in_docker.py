@@ -1,5 +1,5 @@
 """Running a node script against a stand-in `docker` (fake_node_docker.py, fake_swarm_docker.py):
-test_scripts.py and test_day2_scripts.py share it."""
+node_scripts/test_swarm_cluster.py and node_scripts/test_day2.py share it."""
 
 from __future__ import annotations
 

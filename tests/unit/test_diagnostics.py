@@ -93,3 +93,14 @@ def test_a_collector_without_positions_places_nothing():
     found = Collector("stack.yml")
     found.problem(("services", "api"), "needs `image`")
     assert str(found.problems[0]) == "stack.yml: services.api: needs `image`"
+
+
+def test_a_problem_gives_its_fix_apart_when_its_last_clause_says_what_to_do():
+    from swarm.diagnostics import Problem
+
+    assert Problem("s.yaml", ("services", "api", "deplyo"), "unknown key; did you mean deploy?").fix == "did you mean deploy?"
+    assert Problem("", ("b",), "would run 0 of 1 replicas: only node; add a node to pool b").fix == "add a node to pool b"
+    assert Problem("", ("swarm:region",), "is not valid").fix is None
+    entry = Problem("s.yaml", ("services", "api"), "needs `image`: set it", line=3, column=5).as_dict()
+    assert entry == {"file": "s.yaml", "line": 3, "column": 5, "path": "services.api", "severity": "error",
+                     "message": "needs `image`: set it", "fix": "set it"}

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from swarm import node_access
-from swarm.cloudinit import DAEMON_CONFIG
+from swarm.node_scripts import node_config
+from swarm.node_scripts.cloudinit import DAEMON_CONFIG
 from tests.lifecycle.engine import Engine
-from tests.pulumi_program import run_program, stack_config, unwrap
+from tests.pulumi_program import cluster_config, run_program, unwrap
 from tests.sandbox.lifecycle_cloud import FakeOutputs
 from tests.unit.test_volume_lifecycle import FakeDroplets
 
@@ -36,7 +36,7 @@ def up(engine: Engine, config: dict):
 
 def deployed(**changes) -> tuple[Engine, dict]:
     engine = Engine({DROPLET: FakeDroplets()}, default=FakeOutputs())
-    config = {**copy.deepcopy(stack_config("prod")), **changes}
+    config = {**copy.deepcopy(cluster_config("prod")), **changes}
     up(engine, config)
     return engine, config
 
@@ -77,14 +77,14 @@ def test_removing_an_operator_key_replaces_no_droplet_and_takes_the_key_off_the_
 def test_new_daemon_settings_leave_the_user_data_alone_and_roll_through_the_nodes_commands(monkeypatch):
     engine, config = deployed()
     before = droplet_inputs(engine)
-    monkeypatch.setitem(node_access.DAEMON_SETTINGS, "log-opts", {"max-size": "20m", "max-file": "6"})
+    monkeypatch.setitem(node_config.DAEMON_SETTINGS, "log-opts", {"max-size": "20m", "max-file": "6"})
     result = up(engine, config)
     assert droplet_inputs(engine) == before  # user data byte for byte, and every other input
     updated = changed(result)
     assert set(updated) == {"update"}
     nodes = ("manager-1", "backoffice-1", "ml-1", "ml-2", "ml-3")
     assert updated["update"] == {f"prod-{n}-{c}" for n in nodes for c in ("daemon-drain", "daemon", "daemon-return")}
-    label = node_access.daemon_label()
+    label = node_config.daemon_label()
     rollout = unwrap(engine.state[engine.urn("prod-ml-1-daemon-drain")].inputs)
     assert f"LABEL={label}\n" in rollout["create"] and "MODE=restart\n" in rollout["create"]
     assert rollout["connection"]["host"] != unwrap(engine.state[engine.urn("prod-ml-1-daemon")].inputs)["connection"]["host"]
@@ -93,22 +93,22 @@ def test_new_daemon_settings_leave_the_user_data_alone_and_roll_through_the_node
 def test_a_first_up_restarts_nothing_the_settings_being_what_cloud_init_wrote():
     # The label is empty: a node booted with cloud-init's daemon.json needs no restart, so neither
     # the upgrade that brings these commands nor a new node drains anything.
-    assert node_access.daemon_label() == ""
-    assert node_access.daemon_config() == DAEMON_CONFIG
+    assert node_config.daemon_label() == ""
+    assert node_config.daemon_config() == DAEMON_CONFIG
 
 
 def test_the_program_key_is_always_first_and_an_operator_key_listed_twice_is_written_once():
     program = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIProgramProgramProgramProgramProgramProgr"
-    assert node_access.authorized_keys(program + "\n", [ALICE, ALICE.replace("alice@laptop", "alice@desk")]) == (
+    assert node_config.authorized_keys(program + "\n", [ALICE, ALICE.replace("alice@laptop", "alice@desk")]) == (
         f"{program}\n{ALICE}")
 
 
 def test_daemon_settings_refuse_live_restore_and_labels_of_their_own(monkeypatch):
-    monkeypatch.setitem(node_access.DAEMON_SETTINGS, "live-restore", True)
+    monkeypatch.setitem(node_config.DAEMON_SETTINGS, "live-restore", True)
     with pytest.raises(ValueError, match="live-restore"):
-        node_access.daemon_config()
+        node_config.daemon_config()
     with pytest.raises(ValueError, match="labels"):
-        node_access.daemon_config({"labels": ["a=b"]})
+        node_config.daemon_config({"labels": ["a=b"]})
 
 
 # ---- the scripts, for real ---------------------------------------------------------------------
@@ -136,7 +136,7 @@ def node(tmp_path: Path) -> dict:
 
 
 def apply(node: dict, settings: dict | None = None) -> subprocess.CompletedProcess:
-    script = node_access.daemon_script("n0de", settings, config_path=str(node["dir"] / "daemon.json"),
+    script = node_config.daemon_script("n0de", settings, config_path=str(node["dir"] / "daemon.json"),
                                        keys_path=str(node["dir"] / "keys"))
     return subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=node["env"], timeout=60)
 
@@ -165,7 +165,7 @@ def test_new_settings_keep_a_gpu_nodes_runtime_and_restart_docker_once(node):
     result = apply(node, settings)
     assert result.returncode == 0, result.stderr
     written = json.loads((node["dir"] / "daemon.json").read_text())
-    label = node_access.daemon_label(settings)
+    label = node_config.daemon_label(settings)
     assert written == {**{k: v for k, v in gpu.items() if k not in DAEMON_CONFIG}, **settings,
                        "labels": [f"swarm.daemon-settings={label}"]}
     assert calls(node).count("systemctl restart docker") == 1
@@ -196,7 +196,7 @@ def test_authorized_keys_are_replaced_whole_and_left_alone_when_current(tmp_path
     ssh = tmp_path / "ssh"
     ssh.mkdir()
     (ssh / "authorized_keys").write_text("ssh-ed25519 AAAAold added-by-hand\n")
-    script = node_access.authorized_keys_script("n0de", "ssh-ed25519 AAAAprogram", [ALICE], directory=str(ssh))
+    script = node_config.authorized_keys_script("n0de", "ssh-ed25519 AAAAprogram", [ALICE], directory=str(ssh))
     first = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30)
     assert first.returncode == 0, first.stderr
     assert (ssh / "authorized_keys").read_text() == f"ssh-ed25519 AAAAprogram\n{ALICE}\n"
@@ -218,7 +218,7 @@ def test_adding_a_worker_changes_no_other_nodes_commands():
 
 
 def test_the_workers_rollouts_wait_for_the_managers():
-    run = run_program("prod", copy.deepcopy(stack_config("prod")))
+    run = run_program("prod", copy.deepcopy(cluster_config("prod")))
     assert run.error is None, run.error
     manager = run.named("prod-manager-1-daemon-return")
     for name in ("backoffice-1", "ml-1", "ml-2", "ml-3"):

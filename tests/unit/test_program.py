@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import copy
+import shutil
 
 import pulumi
 import pytest
+import yaml
 
-from swarm import day2_scripts, node_scripts, scripts
-from swarm.cloudinit import HostKey, render_cloud_init
+from swarm import node_scripts
+from swarm.node_scripts import day2, swarm_cluster
+from swarm.node_scripts.cloudinit import HostKey, render_cloud_init
 from tests.pulumi_program import (
     MANAGER_ADDRESS,
+    PROJECT_ROOT,
+    cluster_config,
     fake_addresses,
     fake_droplet_id,
     fake_key_pair,
@@ -68,7 +73,6 @@ def test_droplets_are_tagged_in_the_vpc_with_monitoring(prod):
 
 def test_user_data_is_the_rendered_cloud_init(prod):
     from swarm.config import load_stack_config_file
-    from tests.pulumi_program import PROJECT_ROOT
 
     config = load_stack_config_file(PROJECT_ROOT, "prod")
     for node in config.nodes:
@@ -99,7 +103,7 @@ def test_the_volume_is_mounted_before_the_node_joins(prod):
     (volume,) = commands(prod, "-volume")
     assert volume.name == "prod-manager-1-volume"
     assert volume.plain("connection")["host"] == MANAGER_PUBLIC
-    assert volume.plain("create") == day2_scripts.mount_volume_script(
+    assert volume.plain("create") == day2.mount_volume_script(
         "/dev/disk/by-id/scsi-0DO_Volume_prod-manager-1-data", "/mnt/postgresql"
     )
     assert volume.plain("delete") is None  # leaving a node never unmounts or wipes anything
@@ -108,16 +112,18 @@ def test_the_volume_is_mounted_before_the_node_joins(prod):
 
 
 def test_changing_the_mount_path_only_changes_the_mount_command():
-    config = stack_config("prod")
-    config["nodePools"]["manager"]["volume"]["mountPath"] = "/srv/postgresql"
+    config = cluster_config("prod")
+    # Still holding the database's bind mount (/mnt/postgresql/data): a path that left it would be
+    # refused (the data would go to the root disk, test_data_off_the_volume_is_refused_...).
+    config["nodePools"]["manager"]["volume"]["mountPath"] = "/mnt"
     moved = run_program("prod", config)
-    before = run_program("prod", stack_config("prod"))
+    before = run_program("prod", cluster_config("prod"))
     earlier = {(r.type, r.name): r.inputs for r in before.registrations}
     changed = [r.name for r in moved.registrations if r.inputs != earlier[(r.type, r.name)]]
     # the mount, and the manager's swarm-state commands that keep their files on the volume (all
     # re-run in place); no droplet, no volume
     assert sorted(changed) == ["prod-init", "prod-manager-1-swarm-state", "prod-manager-1-volume"]
-    assert node_scripts.inputs_of(moved.named("prod-manager-1-volume").plain("create"))["MOUNT_PATH"] == "/srv/postgresql"
+    assert node_scripts.inputs_of(moved.named("prod-manager-1-volume").plain("create"))["MOUNT_PATH"] == "/mnt"
 
 
 def test_a_volume_can_be_left_unprotected_explicitly():
@@ -195,14 +201,14 @@ def test_init_runs_on_the_first_manager_advertising_its_private_address(prod):
     connection = init.plain("connection")
     assert connection["host"] == MANAGER_ADDRESS and connection["user"] == "root"
     # prod's manager has a volume: its successor restores the swarm state kept there.
-    assert init.plain("create") == scripts.init_script(MANAGER_PRIVATE, "/mnt/postgresql/.swarm-state")
+    assert init.plain("create") == swarm_cluster.init_script(MANAGER_PRIVATE, "/mnt/postgresql/.swarm-state")
 
 
 def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(prod):
     (state,) = commands(prod, "-swarm-state")
     (init,) = commands(prod, "-init")
     assert state.plain("connection")["host"] == MANAGER_ADDRESS
-    assert state.plain("delete") == scripts.handover_script("/mnt/postgresql/.swarm-state")
+    assert state.plain("delete") == swarm_cluster.handover_script("/mnt/postgresql/.swarm-state")
     # Replaced with the droplet (which, holding a volume, is deleted before its successor is
     # created): the engine deletes it, so the backup runs, before the droplet goes.
     droplet = prod.named("prod-manager-1")
@@ -211,14 +217,26 @@ def test_a_lone_manager_with_a_volume_keeps_its_swarm_state_there_when_replaced(
     assert prod.depends_on(state, init)
 
 
+def without_database_data(tmp_path, config: dict) -> dict:
+    """staging's stack file with the database keeping its data in its container: without the
+    manager's volume, its bind mount under /mnt would be refused (data off the volume)."""
+    stacks = shutil.copytree(PROJECT_ROOT / "stacks", tmp_path / "stacks")  # the catalogue beside it
+    document = yaml.safe_load((stacks / "staging.yaml").read_text())
+    del document["services"]["database"]["volumes"]
+    path = stacks / "staging.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return {**config, "stackFile": str(path)}
+
+
 def test_a_lone_manager_without_a_volume_has_no_state_to_hand_over(tmp_path):
     config = stack_config("staging")
     del config["nodePools"]["manager"]["volume"]
+    config = without_database_data(tmp_path, config)
     run = run_program("staging", config)
     assert run.error is None
     # Nothing to keep its state on: its handover keeps nothing, and its successor cannot restore.
     (handover,) = commands(run, "-swarm-state")
-    assert handover.plain("delete") == scripts.handover_script(None)
+    assert handover.plain("delete") == swarm_cluster.handover_script(None)
     assert ".swarm-state" not in commands(run, "-init")[0].plain("create")
 
 
@@ -226,7 +244,7 @@ def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
     for join in commands(prod, "-join"):
         public_ip, private_ip = fake_addresses(join.name.removesuffix("-join"))
         assert join.plain("connection")["host"] == public_ip
-        assert join.plain("create") == scripts.join_script(private_ip, MANAGER_PRIVATE)
+        assert join.plain("create") == swarm_cluster.join_script(private_ip, MANAGER_PRIVATE)
         assert "SWMTKN" not in join.plain("create")
         assert is_secret(join.inputs["stdin"])
         assert unwrap(join.inputs["stdin"]) == "SWMTKN-1-worker-fake\n"
@@ -235,11 +253,12 @@ def test_joins_use_private_addresses_and_tokens_on_stdin_only(prod):
         assert join.plain("delete") is None
 
 
-def test_extra_managers_join_with_the_manager_token():
+def test_extra_managers_join_with_the_manager_token(tmp_path):
     config = stack_config("staging")
     config["nodePools"]["manager"]["count"] = 3
     # three volumes would leave the database unpinned (see test_volume_data_must_be_pinned...)
     del config["nodePools"]["manager"]["volume"]
+    config = without_database_data(tmp_path, config)
     run = run_program("staging", config)
     stdins = {r.name: unwrap(r.inputs["stdin"]) for r in commands(run, "-join")}
     assert stdins["staging-manager-2-join"] == "SWMTKN-1-manager-fake\n"
@@ -288,7 +307,7 @@ def test_settings_retire_every_node_the_first_manager_too(prod):
         assert setting.plain("connection")["host"] == MANAGER_ADDRESS  # run on the manager
         assert setting.plain("triggers") == [node_id]  # a new node ID replaces the command
         pool = node.split("-")[1]
-        assert setting.plain("delete") == day2_scripts.retire_script(node_id, pool, 600)
+        assert setting.plain("delete") == day2.retire_script(node_id, pool, 600)
 
 
 def test_a_pools_max_unavailable_reaches_its_retirements():
@@ -296,8 +315,8 @@ def test_a_pools_max_unavailable_reaches_its_retirements():
     config["nodePools"]["ml"]["maxUnavailable"] = 2
     program = run_program("prod", config)
     retire = {r.name: r.plain("delete") for r in commands(program, "-settings")}
-    assert retire["prod-ml-1-settings"] == day2_scripts.retire_script("node-id-of-prod-ml-1", "ml", 600, max_unavailable=2)
-    assert retire["prod-backoffice-1-settings"] == day2_scripts.retire_script("node-id-of-prod-backoffice-1", "backoffice", 600)
+    assert retire["prod-ml-1-settings"] == day2.retire_script("node-id-of-prod-ml-1", "ml", 600, max_unavailable=2)
+    assert retire["prod-backoffice-1-settings"] == day2.retire_script("node-id-of-prod-backoffice-1", "backoffice", 600)
 
 
 def test_the_first_manager_asks_the_other_managers_for_their_swarm_before_init():
@@ -309,7 +328,7 @@ def test_the_first_manager_asks_the_other_managers_for_their_swarm_before_init()
     assert sorted(p.name for p in probes) == ["prod-control-1-probe", "prod-control-2-probe"]
     (init,) = commands(program, "-init")
     for probe in probes:
-        assert probe.plain("create") == scripts.manager_probe_script()
+        assert probe.plain("create") == swarm_cluster.manager_probe_script()
         assert "stdout" in probe.options["additionalSecretOutputs"] and probe.plain("logging") == "none"
         assert program.depends_on(init, probe)  # its answer is init's stdin
     assert is_secret(init.inputs["stdin"])  # manager join tokens, encrypted in state
@@ -318,11 +337,11 @@ def test_the_first_manager_asks_the_other_managers_for_their_swarm_before_init()
     assert lone_init.plain("stdin") is None
 
 
-def test_label_changes_rerun_settings_without_replacing_anything(prod):
-    config = stack_config("prod")
+def test_label_changes_rerun_settings_without_replacing_anything():
+    config = cluster_config("prod")
     config["nodePools"]["ml"]["labels"] = {"type": "machine-learning", "tier": "gpu-less"}
     relabelled = run_program("prod", config)
-    before = {r.name: r for r in prod.registrations}
+    before = {r.name: r for r in run_program("prod", cluster_config("prod")).registrations}
     after = {r.name: r for r in relabelled.registrations}
     changed = {name for name in before if unwrap(before[name].inputs) != unwrap(after[name].inputs)}
     # ... and the convergence check runs again after the node change.
@@ -334,7 +353,7 @@ def test_ready_commands_wait_for_boot_with_unlimited_dials_bounded_by_a_timeout(
     for ready in commands(prod, "-ready"):
         assert ready.plain("connection")["dialErrorLimit"] == -1
         assert ready.options["customTimeouts"].create == "20m"
-        assert ready.plain("create") == scripts.wait_ready_script()
+        assert ready.plain("create") == swarm_cluster.wait_ready_script()
 
 
 # ---- outputs --------------------------------------------------------------------------------
@@ -351,8 +370,11 @@ def test_outputs(prod):
     assert prod.exports["managerAddress"] == MANAGER_ADDRESS
     assert prod.exports["dockerHost"] == f"ssh://root@{MANAGER_ADDRESS}"
     assert prod.exports["estimatedMonthlyCostUsd"] == 48 + 24 + 3 * 168
-    assert "sshPrivateKey" in prod.secret_exports
-    assert prod.secret_exports == {"sshPrivateKey"}
+    # The shipped prod stack backs its database up: its bucket, and the key that decrypts the
+    # backups (to keep outside the cluster), secret like the SSH key.
+    assert prod.secret_exports == {"sshPrivateKey", "backupEncryptionKey"}
+    assert prod.exports["backups"]["bucket"] == "acme-prod-backups"
+    assert "scheduledJobs" in prod.exports
     manager_key = fake_key_pair("prod-manager-1-host-key")[1].strip()
     assert prod.exports["knownHosts"].splitlines()[:2] == [f"{MANAGER_ADDRESS} {manager_key}", f"{MANAGER_PUBLIC} {manager_key}"]
 
@@ -467,3 +489,17 @@ def test_a_worker_is_replaced_for_a_new_size_and_a_manager_resized_in_place(prod
     for droplet in prod.of_type("digitalocean:index/droplet:Droplet"):
         expected = [] if droplet.plain("name").startswith("prod-manager-") else ["size"]
         assert droplet.options["replaceOnChanges"] == expected, droplet.name
+
+
+def test_data_off_the_volume_is_refused_at_preview_naming_both_paths():
+    # issue 20: a volume at /mnt/postgres and the database bound at /mnt/postgresql/data would
+    # write to the root disk, lost with the droplet; no volume at all, likewise.
+    config = stack_config("staging")
+    config["nodePools"]["manager"]["volume"]["mountPath"] = "/mnt/postgres"
+    run = run_program("staging", config)
+    assert run.registrations == []
+    message = str(run.error)
+    assert "bind-mounts /mnt/postgresql/data" in message and "mounted at /mnt/postgres" in message
+    assert "lost when the droplet is replaced" in message
+    del config["nodePools"]["manager"]["volume"]
+    assert "has a volume" in str(run_program("staging", config).error)

@@ -4,7 +4,7 @@ node script (prod with backups, GPU workers and operators' keys; staging; an ing
 
 A changed text is a change to production: on the next `up` of an existing cluster it re-runs
 that command on every node (user data: it replaces the droplet). When a change is meant, say so
-in the upgrade notes (docs/day-2-operations.md) and rewrite the fixture:
+in the upgrade notes (CHANGELOG.md, "Upgrade notes") and rewrite the fixture:
 
     python -m tests.unit.test_rendered_scripts --write
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 
 from tests.lifecycle.engine import Engine
-from tests.pulumi_program import run_program, stack_config
+from tests.pulumi_program import cluster_config, run_program
 from tests.sandbox.lifecycle_cloud import FakeOutputs
 
 VOLUME = "digitalocean:index/volume:Volume"
@@ -30,7 +30,7 @@ def up(engine: Engine, config: dict):
 
 def deployed() -> tuple[Engine, dict]:
     engine = Engine({DROPLET: FakeDroplets()}, default=FakeOutputs())
-    config = copy.deepcopy(stack_config("prod"))
+    config = copy.deepcopy(cluster_config("prod"))
     first = up(engine, config)
     assert first.error is None, first.error
     return engine, config
@@ -64,7 +64,8 @@ def test_without_its_earlier_name_a_renamed_pool_would_delete_the_volume_and_pro
 
 def test_a_new_mount_path_replaces_no_droplet_and_no_volume():
     engine, config = deployed()
-    config["nodePools"]["manager"]["volume"]["mountPath"] = "/srv/postgresql"
+    # one that still holds the database's bind mount, /mnt/postgresql/data (else refused: data off the volume)
+    config["nodePools"]["manager"]["volume"]["mountPath"] = "/mnt"
     result = up(engine, config)
     assert result.error is None, result.error
     changed = {(s.op, s.type) for s in result.steps if s.op != "same"}

@@ -38,7 +38,7 @@ def test_pull_requests_are_tested_and_previewed_for_both_stacks_with_a_comment()
     assert "pull_request" in workflow[True]  # YAML 1.1 reads the `on` key as True
     jobs = workflow["jobs"]
     assert any("bash .ci/run" in step.get("run", "") for step in jobs["test"]["steps"])
-    assert jobs["preview"]["needs"] == "test"
+    assert jobs["plan"]["needs"] == "test" and jobs["preview"]["needs"] == "plan"
     assert [entry["stack"] for entry in jobs["preview"]["strategy"]["matrix"]["include"]] == ["staging", "prod"]
     (preview,) = pulumi_steps(jobs["preview"])
     assert preview["command"] == "preview" and preview["comment-on-pr"] is True
@@ -69,8 +69,10 @@ def test_a_release_sets_swarm_images_from_the_dispatch_input_on_both_stacks():
         assert config == {"swarm:images": {"value": release, "secret": False}}
 
 
-def test_the_plan_is_posted_next_to_the_preview_with_the_cost_change_against_main():
-    steps = load("pull-request.yml")["jobs"]["preview"]["steps"]
+def test_the_plan_is_posted_before_the_preview_compared_with_mains_plan():
+    jobs = load("pull-request.yml")["jobs"]
+    assert jobs["plan"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    steps = jobs["plan"]["steps"]
     names = [step.get("name") or step.get("uses", "") for step in steps]
     base_checkout = next(s for s in steps if s.get("with", {}).get("path") == "base")
     assert base_checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
@@ -80,8 +82,8 @@ def test_the_plan_is_posted_next_to_the_preview_with_the_cost_change_against_mai
     assert "--format markdown --base base-plan.json > plan.md" in plan["run"]
     post = steps[names.index("post the plan")]
     assert post["with"]["path"] == "plan.md" and post["if"].startswith("always()")
-    preview = next(i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions"))
-    assert steps.index(base_checkout) < names.index("plan on main") < names.index("plan") < names.index("post the plan") < preview
+    assert steps.index(base_checkout) < names.index("plan on main") < names.index("plan") < names.index("post the plan")
+    assert not pulumi_steps(jobs["plan"])  # the preview waits in its own job, behind a reviewer
 
 
 # ---- secrets and environments (docs/security.md) ----------------------------------------------
@@ -137,9 +139,24 @@ def test_pull_request_previews_get_no_digitalocean_token_and_prod_waits_for_a_re
     # never the deploy environments: those hold the write token and are limited to main
     for job in workflow["jobs"].values():
         assert not set(environments(job)) & DEPLOY_ENVIRONMENTS
+    # the state bucket read-only (preview writes nothing and takes no lock), and the passphrase
     assert secrets_used(preview) == {"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE",
-                                     "SPACES_ACCESS_KEY_ID", "SPACES_SECRET_ACCESS_KEY"}
+                                     "SPACES_READ_ACCESS_KEY_ID", "SPACES_READ_SECRET_ACCESS_KEY"}
     assert secrets_used(workflow["jobs"]["test"]) == set()
+
+
+def test_a_pull_requests_code_runs_unreviewed_only_where_no_secret_is():
+    # issue 20: unreviewed code gets no passphrase and no state access; what reads them waits for
+    # a reviewer (both preview environments require one: docs/security.md's setup commands).
+    jobs = load("pull-request.yml")["jobs"]
+    for name, job in jobs.items():
+        if not environments(job):
+            assert secrets_used(job) == set(), f"{name} runs unreviewed and reads {secrets_used(job)}"
+    assert environments(jobs["plan"]) == [] and environments(jobs["test"]) == []
+    setup = (PROJECT_ROOT / "docs" / "security.md").read_text()
+    for environment in ("staging-preview", "production-preview"):
+        command = setup.split(f"gh api -X PUT repos/acme/swarm/environments/{environment}", 1)[1].split("\ngh ", 1)[0]
+        assert "reviewers[][type]" in command, f"docs/security.md sets {environment} up without a reviewer"
 
 
 def test_deploys_open_ssh_for_their_runner_and_always_close_it():

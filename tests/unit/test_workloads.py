@@ -10,7 +10,8 @@ import stat
 import pytest
 
 from components.workloads import resolved, ssh_options, write_key_file, write_known_hosts
-from swarm import node_scripts, scripts
+from swarm import node_scripts
+from swarm.node_scripts import swarm_cluster
 from tests.pulumi_program import MANAGER_ADDRESS, TEST_SECRET_PREFIX, is_secret, run_program, stack_config, unwrap
 from tests.unit.release_stack import PRIVATE, config_for
 
@@ -184,13 +185,13 @@ def test_the_manager_waits_for_every_service_after_all_of_them_are_created(relea
     for service in release.of_type(SERVICE):
         assert release.depends_on(converge, service)
     script = converge.plain("create")
-    targets = scripts.converge_script(
+    targets = swarm_cluster.converge_script(
         [
-            scripts.ConvergeTarget("prod_database", 1),
-            scripts.ConvergeTarget("prod_api", 3),
-            scripts.ConvergeTarget("prod_backoffice", 1),
+            swarm_cluster.ConvergeTarget("prod_database", 1),
+            swarm_cluster.ConvergeTarget("prod_api", 3),
+            swarm_cluster.ConvergeTarget("prod_backoffice", 1),
             # global: one task on every worker
-            scripts.ConvergeTarget("prod_agent", 4, ("prod-backoffice-1", "prod-ml-1", "prod-ml-2", "prod-ml-3")),
+            swarm_cluster.ConvergeTarget("prod_agent", 4, ("prod-backoffice-1", "prod-ml-1", "prod-ml-2", "prod-ml-3")),
         ],
         240,
         digest=node_scripts.inputs_of(script)["DIGEST"],

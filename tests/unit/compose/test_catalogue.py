@@ -257,7 +257,10 @@ def test_unknown_keys_and_bad_values_are_collected_with_their_paths():
     found = problems([{"name": "short", "image": "a:1"},
                       {"name": "tight", "image": "a:1", "cpus": "1", "memory": "2G", "limits": {"memory": "1G"}}])
     assert found == [
-        "cat.yaml: models[0]: needs cpus, memory (here, or in `defaults` for all but name)",
+        ("cat.yaml: models[0].cpus: model short has no `cpus`: set it here or under `defaults:` for every model, "
+         "e.g. `cpus: '0.25'` (reserved vCPUs)"),
+        ("cat.yaml: models[0].memory: model short has no `memory`: set it here or under `defaults:` for every "
+         "model, e.g. `memory: 512M` (reserved memory)"),
         ("cat.yaml: models[1]: limits.memory 1G is below the reserved memory 2G: a limit must be at least the "
         "reservation"),
     ]
@@ -283,6 +286,14 @@ def test_stack_file_and_catalogue_problems_are_reported_together_and_nothing_loa
         "model or the service"),
         (f"{at(path, '10 gigs')}: services.api.deploy.resources.limits.memory: invalid size '10 gigs': expected a "
         "number with an optional unit b, k, m, g, t or p, like 512M or 10G"),
+    ]
+
+
+def test_a_model_without_memory_names_the_catalogue_key_at_the_models_first_line(tmp_path):
+    path = write_stack(tmp_path, {"defaults": DEFAULTS, "models": [{"name": "ner", "image": "a:1", "cpus": "1"}]})
+    assert raised(path) == [
+        (f"{at(tmp_path / 'models.yaml', 'cpus:')}: models[0].memory: model ner has no `memory`: set it here or "
+         "under `defaults:` for every model, e.g. `memory: 512M` (reserved memory)"),
     ]
 
 
@@ -382,10 +393,13 @@ GPU_POOL = {"role": "worker", "count": 1, "size": "gpu-h100x1-80gb", "gpu": True
 LLM = {"defaults": DEFAULTS, "models": [{"name": "llm", "image": "llm:1", "cpus": "4", "memory": "32G", "gpus": 1}]}
 
 
-def test_a_gpu_model_without_a_gpu_pool_fails_the_preview_and_registers_nothing(tmp_path):
+def test_a_gpu_model_without_a_gpu_pool_fails_the_preview_and_points_at_the_pool_key(tmp_path):
     run = run_program("prod", config_with(tmp_path, LLM))
     assert isinstance(run.error, pulumi.RunError)
     assert "llm: 0 of 1 replicas fit: no node matches node.labels.gpu==true" in str(run.error)
+    # The label comes with the pool key: adding it by hand to a CPU pool would only move the failure.
+    assert "add a GPU pool: `gpu: true` with a gpu-* size in swarm:nodePools.<pool>" in str(run.error)
+    assert "to a pool's labels" not in str(run.error)
     assert run.registrations == []
 
 

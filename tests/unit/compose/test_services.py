@@ -13,8 +13,8 @@ from tests.unit.compose.stackfiles import (
 def test_options_swarm_ignores_are_warnings_naming_file_and_path(tmp_path: Path):
     spec = load(
         tmp_path,
-        "services:\n  a:\n    image: x\n    depends_on: [b]\n    container_name: a1\n    build: .\n    restart: 'no'\n"
-        "  b:\n    image: y\n    ports: ['127.0.0.1:80:80']\n    volumes: ['/srv:/srv:z']\n",
+        "services:\n  a:\n    image: x:1\n    depends_on: [b]\n    container_name: a1\n    build: .\n    restart: 'no'\n"
+        "  b:\n    image: y:1\n    ports: ['127.0.0.1:80:80']\n    volumes: ['/srv:/srv:z']\n",
     )
     file = str(tmp_path / "stack.yml")
     assert {warning.where for warning in spec.warnings} == {
@@ -43,3 +43,14 @@ def test_environment_without_value_is_a_problem(tmp_path: Path):
     found = problems(tmp_path, "services:\n  a: {image: x, environment: [A, B=1], labels: [c]}\n")
     assert list(found) == ["services.a.environment[0]"]
     assert "A=VALUE" in found["services.a.environment[0]"]
+
+
+def test_docker_composes_gpu_keys_are_refused_with_how_swarm_reserves_a_gpu(tmp_path: Path):
+    # `docker stack config` (28.2) refuses both: "Additional property gpus is not allowed".
+    found = problems(tmp_path, "services:\n  llm:\n    image: llm:1\n    gpus: 1\n    deploy:\n      resources:\n"
+                     "        reservations:\n          devices: [{capabilities: [gpu]}]\n")
+    assert set(found) == {"services.llm.gpus", "services.llm.deploy.resources.reservations.devices"}
+    for message in found.values():
+        assert message.startswith("docker stack deploy refuses it: swarm reserves GPUs as generic resources: ")
+        assert "`gpu: true` and a gpu-* size in swarm:nodePools.<pool>" in message
+        assert "cpuset" not in message  # what `did you mean` offered before

@@ -1,0 +1,1 @@
+"""Tests of swarm/capacity/, one module per source module."""

@@ -1,0 +1,1 @@
+"""Tests of swarm/config/, one module per reader."""
