@@ -68,7 +68,9 @@ if [ "$MODE" = restart ] && [ "$(engine_label)" = "$LABEL" ]; then
 fi
 
 hostname=$(docker node inspect --format '{{.Description.Hostname}}' "$NODE")
-availability=$(docker node inspect --format '{{.Spec.Availability}}' "$NODE")
+# The availability to give back: the configured one, active (no pool sets another). Not the
+# node's current one, which a drain or pause cut off half-way (a killed deploy) left behind.
+availability=active
 # Every replicated service with a task on the node, in its task history too: a retried
 # retirement, after a drain, still knows what to wait for. One line each: ID, replicas, name.
 services=""

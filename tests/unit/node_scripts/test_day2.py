@@ -254,3 +254,22 @@ def test_a_stale_lock_is_taken_over(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "taking over a stale retirement lock (n9 " in result.stderr
     assert seconds < 10
+
+
+def test_a_node_left_drained_by_an_interrupted_run_gets_the_configured_availability_back(tmp_path):
+    # issue 20: a drain cut off half-way (SSH drop, cancelled deploy) left the node drained; the
+    # next run must not take that for the node's own availability and keep it forever.
+    moving = [task("t1", "n1"), task("t2", "n2", "shutdown", "shutdown"), task("t3", "n3")]
+    node_list = nodes()
+    node_list["n2"].update(availability="drain", restarted_label="d1g35t", restart_after=2)
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {
+        "nodes": node_list, "services": SERVICES, "tasks": BEFORE,
+        "phases": {"n2": [{"at": 0, "tasks": [*moving, task("t4", "n4")]}]},
+    })
+    locks = tmp_path / "locks"
+    drained = run(day2.daemon_drain_script("n2", "ml", "d1g35t", 30, 2, lock_dir=str(locks)), env)
+    assert drained.returncode == 0, drained.stderr
+    back = run(day2.daemon_return_script("n2", "ml", "d1g35t", 30, lock_dir=str(locks)), env)
+    assert back.returncode == 0, back.stderr
+    assert "availability active" in back.stdout
+    assert "node update --availability active n2" in [call for _, call in swarm_calls(tmp_path)]
