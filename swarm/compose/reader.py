@@ -273,12 +273,15 @@ class Reader:
 
 
 def _has_dollar(value: Any) -> bool:
-    if isinstance(value, str):
-        return "$" in value
-    if isinstance(value, dict):
-        return any(_has_dollar(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_dollar(item) for item in value)
+    pending, seen = [value], set()  # a loop, not a recursion: it walks every value of the file
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "$" in item:
+                return True
+        elif isinstance(item, (dict, list)) and id(item) not in seen:
+            seen.add(id(item))  # a recursive alias (`&a [*a]`) contains itself
+            pending.extend(item.values() if isinstance(item, dict) else item)
     return False
 
 
