@@ -234,6 +234,7 @@ def resolved(value: object) -> pulumi.Output:
     (docs/benchmarks.md).
     """
     leaves: list[object] = []
+    places: dict[int, _Leaf] = {}  # an Output met again (every service's network id) is one leaf
 
     def template(item: object) -> object:
         if isinstance(item, dict):
@@ -243,8 +244,10 @@ def resolved(value: object) -> pulumi.Output:
         if isinstance(item, tuple):
             return tuple(template(inner) for inner in item)
         if isinstance(item, pulumi.Output) or inspect.isawaitable(item):
-            leaves.append(item)
-            return _Leaf(len(leaves) - 1)
+            if id(item) not in places:
+                leaves.append(item)  # kept alive by `leaves` while `places` holds its id
+                places[id(item)] = _Leaf(len(leaves) - 1)
+            return places[id(item)]
         return item
 
     shape = template(value)
