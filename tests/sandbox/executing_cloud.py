@@ -80,8 +80,13 @@ class SandboxCloud(FakeCloud):
         if args.typ == "pulumi:providers:docker":
             provider_id = f"{args.name}-id"
             inputs = unwrap(args.inputs)
-            self.docker_hosts[provider_id] = self.host_at(inputs["host"].split("@", 1)[1])
-            self.docker_known_hosts[provider_id] = provider_known_hosts(inputs["sshOpts"])
+            dialed = inputs["host"].split("@", 1)[1]
+            host = self.host_at(dialed)
+            self.docker_hosts[provider_id] = host
+            # The provider pins the key for the address it dials (a reserved IP); the sandbox routes
+            # that address to the host's own, so the key pinned for it is pinned for that one.
+            self.docker_known_hosts[provider_id] = pinned_known_hosts(
+                self.sandbox, host.ip, pinned_key(provider_known_hosts(inputs["sshOpts"]), dialed))
             self.docker_provider_inputs[provider_id] = inputs
             return [provider_id, args.inputs]
         if args.typ in ENGINE_CREATE:
@@ -182,6 +187,15 @@ def user_data_daemon_json(user_data: str) -> dict:
 def user_data_host_key(user_data: str) -> str:
     """The private host key a droplet's user data installs (cloud-init `ssh_keys`)."""
     return yaml.safe_load(user_data)["ssh_keys"]["ed25519_private"]
+
+
+def pinned_key(known_hosts: Path, address: str) -> str:
+    """The host key ("ssh-ed25519 AAAA...") a known_hosts file pins for `address`: exactly one."""
+    keys = [line.split(" ", 1)[1].strip() for line in known_hosts.read_text().splitlines()
+            if line.split(" ", 1)[0] == address]
+    if len(keys) != 1:
+        raise RuntimeError(f"{known_hosts} pins {len(keys)} keys for {address}, the address the Docker provider dials")
+    return keys[0]
 
 
 def provider_known_hosts(ssh_opts) -> Path:
