@@ -4,6 +4,7 @@ Reads and validates the stack configuration and stack file, then builds:
 network -> node pools -> swarm -> workloads.
 """
 
+import gc
 from pathlib import Path
 
 import pulumi
@@ -22,6 +23,16 @@ from swarm.diagnostics import NothingDeployed
 from swarm.plan import check
 
 PROJECT_ROOT = Path(__file__).parent
+
+# No full garbage collections while the program runs (the process ends with it). CPython starts
+# one whenever the objects promoted to the oldest generation since the last reach a quarter of
+# those that survived it. The SDK's Outputs and tasks for every resource are all created before
+# any of them resolves, so they all get promoted, and each full collection rescans the whole heap
+# to free almost nothing: 17 of them were 10 of the 20 s of a 1,000-model program, and their cost
+# per model grew with the catalogue (docs/benchmarks.md). The young generations still collect
+# the SDK's short-lived garbage (over a million objects at 1,000 models), as before.
+_young, _middle, _ = gc.get_threshold()
+gc.set_threshold(_young, _middle, 1_000_000)
 
 # Everything is validated before the first resource is registered, by the same checks as
 # `python -m swarm plan` (swarm/plan/preflight.py): config, stack file and catalogue, swarm:images and

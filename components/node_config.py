@@ -11,7 +11,9 @@ again on a successor droplet):
                  Docker restarted only when they changed.
 - daemon-return: on the manager, after it: waits until the node is back with the settings, gives
                  it its availability back and frees the slot.
-The managers' nodes go first; the workers' pools then run side by side, each within its slots.
+The managers' nodes go first, one at a time across every manager pool (one slot for all the
+managers: each is out of the quorum while drained); the workers' pools then run side by side,
+each within its slots.
 """
 
 from __future__ import annotations
@@ -62,15 +64,17 @@ class NodeConfig(pulumi.ComponentResource):
                 lambda values: node_scripts.authorized_keys_script(values[0], values[1], args.operator_keys)
             ), connection, [])
             pool = node.pool
+            # Managers take the one managers' slot, whatever their pool: one out of the quorum at a time.
+            group = node_scripts.slot_group(node.role, pool.name)
             drain = command("daemon-drain", swarm_node.node_id.apply(
-                lambda node_id, pool=pool: node_scripts.daemon_drain_script(
-                    node_id, pool.name, node_scripts.daemon_label(), args.drain_timeout_seconds,
+                lambda node_id, pool=pool, group=group: node_scripts.daemon_drain_script(
+                    node_id, group, node_scripts.daemon_label(), args.drain_timeout_seconds,
                     max_unavailable=pool.max_unavailable)
             ), args.manager_connection, [] if node.role == "manager" else list(managers_done))
             daemon = command("daemon", swarm_node.node_id.apply(node_scripts.daemon_script), connection, [drain])
             back = command("daemon-return", swarm_node.node_id.apply(
-                lambda node_id, pool=pool: node_scripts.daemon_return_script(
-                    node_id, pool.name, node_scripts.daemon_label(), args.drain_timeout_seconds)
+                lambda node_id, group=group: node_scripts.daemon_return_script(
+                    node_id, group, node_scripts.daemon_label(), args.drain_timeout_seconds)
             ), args.manager_connection, [daemon])
             if node.role == "manager":
                 managers_done.append(back)

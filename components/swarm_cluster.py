@@ -304,8 +304,10 @@ class SwarmCluster(pulumi.ComponentResource):
             # Every node, the first manager's too, is drained and removed when it goes: the delete
             # runs at the reserved IP, on the first manager's successor by then (the retire
             # script will not remove the manager it runs on).
+            # Managers retire one at a time across every manager pool (node_scripts.slot_group).
             delete=node_id.apply(
-                lambda nid: node_scripts.retire_script(nid, node.pool.name, self._args.retire_timeout_seconds,
+                lambda nid: node_scripts.retire_script(nid, node_scripts.slot_group(node.role, node.pool.name),
+                                                       self._args.retire_timeout_seconds,
                                                        max_unavailable=node.pool.max_unavailable)
             ),
             triggers=[node_id],

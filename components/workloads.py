@@ -9,6 +9,7 @@ the manager waits until every service runs all its tasks (see node_scripts.conve
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -133,15 +134,15 @@ class Workloads(pulumi.ComponentResource):
                 inputs[key]["labels"] = _with_credentials_label(inputs[key]["labels"], credentials)
             self.services[key] = docker.Service(
                 f"{name}-{key}",
-                **inputs[key],
+                **_given(inputs[key]),
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=provider,
                     depends_on=[*args.swarm_ready, *args.prerequisites.get(key, ())],
                 ),
             )
-        self.converged = self._converge(name, args, pulumi.Output.from_input({"services": inputs, "nodes": args.nodes}).apply(_digest))
-        self.services_table = pulumi.Output.from_input(
+        self.converged = self._converge(name, args, resolved({"services": inputs, "nodes": args.nodes}).apply(_digest))
+        self.services_table = resolved(
             {
                 key: {"name": service.name, "image": spec.services[key].image, "mode": spec.services[key].mode,
                       "replicas": spec.services[key].replicas if spec.services[key].mode == "replicated" else None}
@@ -209,6 +210,65 @@ def _with_credentials_label(labels: list[dict], credentials: pulumi.Output[str])
     return pulumi.Output.unsecret(credentials.apply(
         lambda digest: sorted([*labels, {"label": CREDENTIALS_LABEL, "value": digest}], key=lambda item: item["label"])
     ))
+
+
+def _given(value: object) -> object:
+    """`value` without the dict entries that are None (not given). The SDK sends none of them to
+    the engine, so the service's inputs stay exactly the same, but it awaits and type-checks each
+    one: about half of a service's arguments, a millisecond per service (docs/benchmarks.md)."""
+    if isinstance(value, dict):
+        return {key: _given(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_given(item) for item in value]
+    return value
+
+
+def resolved(value: object) -> pulumi.Output:
+    """`value` (dicts, lists and tuples holding Outputs) as one Output of the same structure with
+    every Output replaced by its value: what `pulumi.Output.from_input(value)` gives, its
+    dependencies, secrecy and unknowns included, from one `Output.all` of the Outputs in it.
+
+    `from_input` makes an Output (a task, futures, callbacks) of every key and every value of
+    every nested dict and list; for the convergence digest of a thousand services that was 60
+    Outputs per service and, with the garbage they leave, most of the program's time
+    (docs/benchmarks.md).
+    """
+    leaves: list[object] = []
+    places: dict[int, _Leaf] = {}  # an Output met again (every service's network id) is one leaf
+
+    def template(item: object) -> object:
+        if isinstance(item, dict):
+            return {key: template(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [template(inner) for inner in item]
+        if isinstance(item, tuple):
+            return tuple(template(inner) for inner in item)
+        if isinstance(item, pulumi.Output) or inspect.isawaitable(item):
+            if id(item) not in places:
+                leaves.append(item)  # kept alive by `leaves` while `places` holds its id
+                places[id(item)] = _Leaf(len(leaves) - 1)
+            return places[id(item)]
+        return item
+
+    shape = template(value)
+
+    def fill(item: object, values: list) -> object:
+        if isinstance(item, _Leaf):
+            return values[item.index]
+        if isinstance(item, dict):
+            return {key: fill(inner, values) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [fill(inner, values) for inner in item]
+        if isinstance(item, tuple):
+            return tuple(fill(inner, values) for inner in item)
+        return item
+
+    return pulumi.Output.all(*leaves).apply(lambda values: fill(shape, values))
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    index: int  # where an Output stood in `resolved`'s value
 
 
 def _digest(inputs: Mapping[str, object]) -> str:

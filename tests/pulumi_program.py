@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import functools
+import gc
 import hashlib
 import json
 import runpy
@@ -267,19 +268,25 @@ def run_program(
     root = settings.get_root_resource()
 
     error: BaseException | None = None
+    # __main__.py tunes the garbage collector for its own process, which the CLI starts for one
+    # run; here many runs share one process, which gets its settings back after each.
+    thresholds = gc.get_threshold()
     try:
-        main = program or (lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"))
-        _sync_await(run_pulumi_func(main))
-    except Exception as raised:  # noqa: BLE001 - the caller asserts on it
-        error = raised
+        try:
+            main = program or (lambda: runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__"))
+            _sync_await(run_pulumi_func(main))
+        except Exception as raised:  # noqa: BLE001 - the caller asserts on it
+            error = raised
 
-    exports, secret_exports = {}, set()
-    if error is None:
-        for key, value in root.outputs.items():
-            output = pulumi.Output.from_input(value)
-            exports[key] = _sync_await(output.future())
-            if _sync_await(output.is_secret()):
-                secret_exports.add(key)
+        exports, secret_exports = {}, set()
+        if error is None:
+            for key, value in root.outputs.items():
+                output = pulumi.Output.from_input(value)
+                exports[key] = _sync_await(output.future())
+                if _sync_await(output.is_secret()):
+                    secret_exports.add(key)
+    finally:
+        gc.set_threshold(*thresholds)
     return ProgramRun(monitor.registrations, exports, secret_exports, error)
 
 

@@ -15,7 +15,7 @@ Deliberate simplifications, each on the safe side or stated in docs/capacity.md:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from swarm.capacity.advice import demand, gpu_pools_shared, idle_gpu_pools, pool_list, shortfall, why_full
@@ -77,12 +77,15 @@ class CapacityReport:
 # ---- the check --------------------------------------------------------------------------------
 
 
-def check_capacity(config: ClusterConfig, stack: StackSpec) -> CapacityReport:
-    """Place `stack`'s services on the nodes `config` declares, as swarm would."""
-    return schedule(cluster_nodes(config), stack.services.values(), node_loss=config.node_loss_warnings)
+def check_capacity(config: ClusterConfig, stack: StackSpec, backed_up: Collection[str] = ()) -> CapacityReport:
+    """Place `stack`'s services on the nodes `config` declares, as swarm would. `backed_up`: the
+    services swarm:backups backs up (their data on a node's volume is not warned about again)."""
+    return schedule(cluster_nodes(config), stack.services.values(), node_loss=config.node_loss_warnings,
+                    backed_up=backed_up)
 
 
-def schedule(nodes: Sequence[NodeCapacity], services: Iterable[ServiceSpec], *, node_loss: bool = True) -> CapacityReport:
+def schedule(nodes: Sequence[NodeCapacity], services: Iterable[ServiceSpec], *, node_loss: bool = True,
+             backed_up: Collection[str] = ()) -> CapacityReport:
     """Place `services` in the given order on `nodes`, then check that each could lose a node
     (unless `node_loss` is false: swarm:nodeLossWarnings) and, when updated start-first, start
     one extra task."""
@@ -100,7 +103,7 @@ def schedule(nodes: Sequence[NodeCapacity], services: Iterable[ServiceSpec], *, 
         # A global service that matches no node runs nowhere: surely not what was meant.
         short = placed < wanted or (spec.mode == "global" and not eligible[spec.name])
         failure = shortfall(spec, wanted, placed, eligible[spec.name], states) if short else None
-        warnings = () if failure else _warnings(spec, wanted, eligible[spec.name], losses)
+        warnings = () if failure else _warnings(spec, wanted, eligible[spec.name], losses, backed_up)
         placements.append(
             ServicePlacement(
                 service=spec.name,
@@ -154,10 +157,16 @@ def _node_losses(
 
 
 def _warnings(
-    spec: ServiceSpec, wanted: int, eligible: Sequence[NodeState], losses: Mapping[str, _Loss]
+    spec: ServiceSpec, wanted: int, eligible: Sequence[NodeState], losses: Mapping[str, _Loss],
+    backed_up: Collection[str] = (),
 ) -> tuple[str, ...]:
     warnings = []
     loss = losses.get(spec.name)
+    volume_data = loss is not None and not loss.remaining and _on_node_volume(spec, loss.node.node) is not None
+    # Data on a node's own volume, backed up by swarm:backups: nothing left to act on (the plan
+    # shows the backups; the downtime while the droplet is replaced is in the docs).
+    if volume_data and spec.name in backed_up:
+        loss = None
     if loss is not None:
         node = loss.node.node
         if loss.remaining:

@@ -77,6 +77,8 @@ class Reader:
             self.problem(path, f"must be a mapping, not {kind_of(value)}")
             return {}
         for key in value:
+            if key in keys and isinstance(key, str) and not key.startswith("x-") and self.version >= keys[key]:
+                continue  # a known key of this version: most of them (no path built for nothing)
             key_path = join(path, str(key))
             if not isinstance(key, str):
                 self.problem(key_path, f"keys must be strings, not {kind_of(key)}: quote the key", key=True)
@@ -271,12 +273,15 @@ class Reader:
 
 
 def _has_dollar(value: Any) -> bool:
-    if isinstance(value, str):
-        return "$" in value
-    if isinstance(value, dict):
-        return any(_has_dollar(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_dollar(item) for item in value)
+    pending, seen = [value], set()  # a loop, not a recursion: it walks every value of the file
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "$" in item:
+                return True
+        elif isinstance(item, (dict, list)) and id(item) not in seen:
+            seen.add(id(item))  # a recursive alias (`&a [*a]`) contains itself
+            pending.extend(item.values() if isinstance(item, dict) else item)
     return False
 
 

@@ -289,14 +289,27 @@ SERVICE_FIELDS: dict[str, tuple[str | tuple[str, ...], Read, Any]] = {
 }
 
 
-def _read_field(r: Reader, raw: dict, path: Where, where: str | tuple[str, ...], read: Read, default: Any) -> Any:
-    keys = (where,) if isinstance(where, str) else where
+def _read_field(r: Reader, raw: dict, path: Where, keys: tuple[str, ...], read: Read, default: Any) -> Any:
     value = raw
     for key in keys:
         if not isinstance(value, dict) or key not in value:
             return default() if isinstance(default, type) else default
         value = value[key]
     return read(r, value, join(path, *keys))
+
+
+# SERVICE_FIELDS with each path as a tuple of keys, and the defaults of the fields a service
+# does not set, made once: most of the fields are absent from most services.
+_FIELD_KEYS = [(field, (where,) if isinstance(where, str) else where, read, default)
+               for field, (where, read, default) in SERVICE_FIELDS.items()]
+
+
+def _read_fields(r: Reader, raw: dict, path: Where) -> dict[str, Any]:
+    return {
+        field: _read_field(r, raw, path, keys, read, default) if not keys or keys[0] in raw
+        else (default() if isinstance(default, type) else default)
+        for field, keys, read, default in _FIELD_KEYS
+    }
 
 
 def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
@@ -341,7 +354,7 @@ def read_service(r: Reader, name: str, value: Any) -> ServiceSpec:
         raw, deploy["mode"], restart_policy.condition if restart_policy else None,
         lambda key, message: r.problem(at(key), message), lambda key, message: r.warn(at(key), message),
     )
-    fields = {field: _read_field(r, raw, path, *how) for field, how in SERVICE_FIELDS.items()}
+    fields = _read_fields(r, raw, path)
     return ServiceSpec(
         name=name,
         image=image or "",

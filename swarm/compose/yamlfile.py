@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,51 +111,58 @@ def _resolve(text: str) -> Any:
     return text
 
 
-def _construct(node: yaml.Node, built: dict[int, Any]) -> Any:
-    """The value of `node`; `built` keeps shared (anchored) nodes shared."""
-    if id(node) in built:
-        return built[id(node)]
+def _construct(node: yaml.Node, built: dict[int, Any], *, scalars: bool = False) -> Any:
+    """The value of `node`; `built` keeps shared (anchored) collections shared, and holds the
+    value of every scalar node too when `scalars` (the placer looks keys up there)."""
     if isinstance(node, yaml.ScalarNode):
-        if node.tag == _PLAIN_TAG:
+        tag = node.tag
+        if tag == _PLAIN_TAG:
             value = _resolve(node.value)
-        elif node.tag == _STR_TAG:
+        elif tag == _STR_TAG:
             value = node.value
         else:  # an explicit tag such as !!int: PyYAML's safe constructor knows them
             value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-    elif isinstance(node, yaml.SequenceNode):
+        if scalars:
+            built[id(node)] = value
+        return value
+    if id(node) in built:
+        return built[id(node)]
+    if isinstance(node, yaml.SequenceNode):
         value = built[id(node)] = []
-        value.extend(_construct(child, built) for child in node.value)
-    else:
-        value = built[id(node)] = {}
-        merged: dict[Any, Any] = {}
-        lines: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == _PLAIN_TAG and key_node.value == "<<":
-                # Merge keys: explicit keys win, then the earlier of several merged mappings.
-                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-                for source in reversed(sources):
-                    mapping = _construct(source, built)
-                    if not isinstance(mapping, dict):
-                        raise yaml.constructor.ConstructorError(
-                            None, None, "<< merges mappings only", source.start_mark
-                        )
-                    merged |= mapping
-                continue
-            key = _construct(key_node, built)
-            try:
-                if key in lines:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"mapping key {key!r} is already defined at line {lines[key]}", key_node.start_mark
-                    )
-            except TypeError:
+        value.extend(_construct(child, built, scalars=scalars) for child in node.value)
+        return value
+    value = built[id(node)] = {}
+    merged: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == _PLAIN_TAG and key_node.value == "<<":
+            # Merge keys: explicit keys win, then the earlier of several merged mappings.
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in reversed(sources):
+                mapping = _construct(source, built, scalars=scalars)
+                if not isinstance(mapping, dict):
+                    raise yaml.constructor.ConstructorError(None, None, "<< merges mappings only", source.start_mark)
+                merged |= mapping
+            continue
+        key = _construct(key_node, built, scalars=scalars)
+        try:
+            if key in value:  # only explicit keys so far: merged ones are added after the loop
                 raise yaml.constructor.ConstructorError(
-                    None, None, "a mapping key must be a scalar", key_node.start_mark
-                ) from None
-            lines[key] = key_node.start_mark.line + 1
-            value[key] = _construct(value_node, built)
-        value.update({key: item for key, item in merged.items() if key not in value})
-    built[id(node)] = value
+                    None, None, f"mapping key {key!r} is already defined at line {_first_line(node, key, built)}",
+                    key_node.start_mark,
+                )
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a scalar", key_node.start_mark) from None
+        value[key] = _construct(value_node, built, scalars=scalars)
+    value.update({key: item for key, item in merged.items() if key not in value})
     return value
+
+
+def _first_line(node: yaml.MappingNode, key: Any, built: dict[int, Any]) -> int:
+    """The line of the first explicit `key` of `node` (for the duplicate key message)."""
+    for key_node, _ in node.value:
+        if not _is_merge(key_node) and ((found := _construct(key_node, built)) is key or found == key):
+            return key_node.start_mark.line + 1
+    raise AssertionError(f"{key!r} is not a key of the mapping")
 
 
 # Aliases can make the number of paths grow exponentially with the file (a "billion laughs"
@@ -266,21 +273,83 @@ def _without_gc() -> Iterator[None]:
 def read_yaml(text: str) -> Any:
     """A YAML document, with scalars resolved as Docker resolves them."""
     with _without_gc():
-        node = _compose(text)
-        return None if node is None else _construct(node, {})
+        return _value(text)
 
 
 def read_yaml_document(text: str) -> YamlDocument:
     """A YAML document as read_yaml reads it, with the position of each value and key."""
     with _without_gc():
-        node = _compose(text)
-        if node is None:
-            return YamlDocument(None, Positions())
-        built: dict[int, Any] = {}
-        value = _construct(node, built)
-        placer = _Placer(built)
-        placer.place(node, (), None)
-        return YamlDocument(value, Positions(placer.values, placer.keys))
+        return _document(text)
+
+
+# The two below return once the composed nodes (several objects per value of the file) are freed:
+# the collector, enabled again after them, then scans only what was built, not the nodes too.
+
+
+def _value(text: str) -> Any:
+    node = _compose(text)
+    return None if node is None else _construct(node, {})
+
+
+def _document(text: str) -> YamlDocument:
+    node = _compose(text)
+    if node is None:
+        return YamlDocument(None, Positions())
+    value = _construct(node, {})
+    del node
+    placement = _Placement(text)
+    return YamlDocument(value, Positions(_Marks(placement, keys=False), _Marks(placement, keys=True)))
+
+
+def _place(text: str) -> tuple[dict[ProblemPath, Mark], dict[ProblemPath, Mark]]:
+    """(values, keys): where each value and each mapping key of the document is, by path."""
+    node = _compose(text)
+    built: dict[int, Any] = {}
+    _construct(node, built, scalars=True)
+    placer = _Placer(built)
+    placer.place(node, (), None)
+    return placer.values, placer.keys
+
+
+class _Placement:
+    """A document's positions, placed from its text the first time one is asked for. Most files
+    have no problem, and nothing asks: placing 1,000 services' 51,000 paths took a third of
+    reading them, and the tables a third of the memory (scripts/bench_compose.py). The text
+    parsed once already parses again the same."""
+
+    def __init__(self, text: str) -> None:
+        self._text: str | None = text
+        self._tables: tuple[dict[ProblemPath, Mark], dict[ProblemPath, Mark]] | None = None
+
+    def table(self, keys: bool) -> dict[ProblemPath, Mark]:
+        if self._tables is None:
+            with _without_gc():
+                self._tables = _place(self._text or "")
+            self._text = None
+        return self._tables[keys]
+
+
+class _Marks(Mapping[ProblemPath, Mark]):
+    """The value positions or the key positions of a _Placement, as a read-only mapping."""
+
+    def __init__(self, placement: _Placement, *, keys: bool) -> None:
+        self._placement = placement
+        self._keys = keys
+
+    def __getitem__(self, path: ProblemPath) -> Mark:
+        return self._placement.table(self._keys)[path]
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._placement.table(self._keys)
+
+    def __iter__(self) -> Iterator[ProblemPath]:
+        return iter(self._placement.table(self._keys))
+
+    def __len__(self) -> int:
+        return len(self._placement.table(self._keys))
+
+    def __repr__(self) -> str:
+        return repr(self._placement.table(self._keys))
 
 
 def read_stack_file(path: Path) -> YamlDocument:

@@ -10,11 +10,13 @@ backups package's (swarm/backups/).
 
 from swarm.node_scripts.cloudinit import HostKey, render_cloud_init, volume_device, volume_name
 from swarm.node_scripts.day2 import (
+    MANAGERS_SLOT,
     RETIRE_TIMEOUT_SECONDS,
     daemon_drain_script,
     daemon_return_script,
     mount_volume_script,
     retire_script,
+    slot_group,
 )
 from swarm.node_scripts.node_config import authorized_keys_script, daemon_label, daemon_script
 from swarm.node_scripts.swarm_cluster import (
@@ -36,6 +38,7 @@ from swarm.node_scripts.template import inputs_of, names, path, render, source, 
 __all__ = [
     "ConvergeTarget",
     "HostKey",
+    "MANAGERS_SLOT",
     "RETIRE_TIMEOUT_SECONDS",
     "authorized_keys_script",
     "converge_script",
@@ -58,6 +61,7 @@ __all__ = [
     "render",
     "render_cloud_init",
     "retire_script",
+    "slot_group",
     "source",
     "swarm_state_dir",
     "uses",

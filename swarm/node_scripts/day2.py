@@ -20,6 +20,16 @@ LOCK_WAIT_SECONDS = 3600
 RESTART_UNPLACEABLE_SECONDS = 10
 # Per-pool locks live on the manager's /run: a tmpfs, so a reboot clears them.
 RETIRE_LOCK_DIR = "/run/swarm-retire"
+# The slot group every manager takes, whatever its pool: a manager drained or restarting is out of
+# the quorum, so managers leave one at a time cluster-wide, not per pool (the database's manager
+# and a control pool's would otherwise go together). No pool can have this name (pool names are
+# DNS labels: no ".").
+MANAGERS_SLOT = "all.managers"
+
+
+def slot_group(role: str, pool: str) -> str:
+    """The retirement slots a node takes: its pool's, or for a manager the managers' one."""
+    return MANAGERS_SLOT if role == "manager" else pool
 
 
 def retire_script(

@@ -171,7 +171,8 @@ def _checked(config: ClusterConfig, config_problems: tuple[Problem, ...]) -> Pre
         managers = sum(1 for node in config.nodes if node.role == "manager")
         databases, problems, backup_warnings = check_backups(config.backups, rollout.stack, managers, config.stack_file.name)
         config_found += problems
-    capacity = check_capacity(config, rollout.stack) if runs["capacity"] else None
+    capacity = (check_capacity(config, rollout.stack, backed_up={db.service for db in databases})
+                if runs["capacity"] else None)
     if config_found or stack_found:
         if capacity is not None:  # what would not fit, beside the other mistakes
             source = display_path(config.stack_file)

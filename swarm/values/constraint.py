@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -27,6 +28,8 @@ _CONSTRAINT_FIELDS = ("node.id", "node.hostname", "node.role", "node.platform.os
 _LABEL_KEY = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
+# A stack repeats a few values in every service (a catalogue in a thousand): each is read once.
+@functools.lru_cache(maxsize=4096, typed=True)
 def parse_constraint(text: str) -> Constraint:
     """A placement constraint, checked as swarm checks it, plus what swarm only finds out by
     never scheduling the task: an unknown field or role, or an unusable label key."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from fractions import Fraction
 
 _RATIONAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?\d+/\d+")
 
 
+# A stack repeats a few values in every service (a catalogue in a thousand): each is read once.
+@functools.lru_cache(maxsize=4096, typed=True)
 def parse_cpus(text: str) -> int:
     """NanoCPUs in `text` ("0.5" is 500000000), as Docker's opts.ParseCPUs reads it."""
     if not _RATIONAL.fullmatch(text) or text.endswith("/0"):

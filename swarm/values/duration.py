@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 _NS_PER_UNIT = {
     "ns": 1,
     "us": 1_000,
@@ -21,6 +23,8 @@ def _is_digit(char: str) -> bool:
     return "0" <= char <= "9"  # str.isdigit() also accepts other scripts' digits
 
 
+# A stack repeats a few values in every service (a catalogue in a thousand): each is read once.
+@functools.lru_cache(maxsize=4096, typed=True)
 def parse_duration(text: str) -> int:
     """Nanoseconds in `text`, as Go's time.ParseDuration reads it ("1m30s", "1.5h", "500ms")."""
     invalid = ValueError(

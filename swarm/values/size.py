@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # A decimal float as Go's strconv.ParseFloat accepts it (underscores only between digits).
@@ -11,6 +12,8 @@ _GO_FLOAT = re.compile(r"[+-]?(?:\d(?:_?\d)*(?:\.(?:\d(?:_?\d)*)?)?|\.\d(?:_?\d)
 _BINARY_PREFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
+# A stack repeats a few values in every service (a catalogue in a thousand): each is read once.
+@functools.lru_cache(maxsize=4096, typed=True)
 def parse_memory(text: str) -> int:
     """Bytes in `text`, as go-units RAMInBytes reads it: binary multiples, "10G" is 10737418240."""
     invalid = ValueError(

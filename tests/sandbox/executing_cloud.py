@@ -80,10 +80,13 @@ class SandboxCloud(FakeCloud):
         if args.typ == "pulumi:providers:docker":
             provider_id = f"{args.name}-id"
             inputs = unwrap(args.inputs)
-            address = inputs["host"].split("@", 1)[1]
-            self.docker_hosts[provider_id] = self.host_at(address)
-            self.docker_known_hosts[provider_id] = provider_known_hosts_at(inputs["sshOpts"], address,
-                                                                           self.docker_hosts[provider_id])
+            dialed = inputs["host"].split("@", 1)[1]
+            host = self.host_at(dialed)
+            self.docker_hosts[provider_id] = host
+            # The provider pins the key for the address it dials (a reserved IP); the sandbox routes
+            # that address to the host's own, so the key pinned for it is pinned for that one.
+            self.docker_known_hosts[provider_id] = pinned_known_hosts(
+                self.sandbox, host.ip, pinned_key(provider_known_hosts(inputs["sshOpts"]), dialed))
             self.docker_provider_inputs[provider_id] = inputs
             return [provider_id, args.inputs]
         if args.typ in ENGINE_CREATE:
@@ -186,6 +189,15 @@ def user_data_host_key(user_data: str) -> str:
     return yaml.safe_load(user_data)["ssh_keys"]["ed25519_private"]
 
 
+def pinned_key(known_hosts: Path, address: str) -> str:
+    """The host key ("ssh-ed25519 AAAA...") a known_hosts file pins for `address`: exactly one."""
+    keys = [line.split(" ", 1)[1].strip() for line in known_hosts.read_text().splitlines()
+            if line.split(" ", 1)[0] == address]
+    if len(keys) != 1:
+        raise RuntimeError(f"{known_hosts} pins {len(keys)} keys for {address}, the address the Docker provider dials")
+    return keys[0]
+
+
 def provider_known_hosts(ssh_opts) -> Path:
     """The known_hosts file the Docker provider's `ssh` checks; it must check strictly."""
     options = json.loads(ssh_opts) if isinstance(ssh_opts, str) else list(ssh_opts)
@@ -193,12 +205,3 @@ def provider_known_hosts(ssh_opts) -> Path:
         raise RuntimeError(f"the Docker provider's ssh does not check host keys strictly: {options}")
     (path,) = [o.split("=", 1)[1] for o in options if o.startswith("UserKnownHostsFile=")]
     return Path(path)
-
-
-def provider_known_hosts_at(ssh_opts, address: str, host: Host) -> Path:
-    """The Docker provider's known_hosts, as its `ssh` applies it to `address` (the reserved IP
-    its `host` names), pinned for the address `ssh` dials here: the host's own (a reserved IP is
-    routed to it here). A file with no key for `address` pins nothing, and `ssh` refuses."""
-    keys = [line.split(None, 1)[1] for line in provider_known_hosts(ssh_opts).read_text().splitlines()
-            if line.strip() and not line.startswith("#") and line.split(None, 1)[0] == address]
-    return pinned_known_hosts(host.sandbox, host.ip, keys[0] if keys else "ssh-ed25519 none")

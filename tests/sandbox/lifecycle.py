@@ -200,6 +200,10 @@ SCENARIOS = (
              replace=("prod-manager-1",)),
     Scenario("three managers, every manager's image changed", baseline=_with_two_more_managers,
              change=lambda c: _pool(_pool(c, "manager", image="ubuntu-22-04-x64"), "control", image="ubuntu-22-04-x64")),
+    # Managers of two pools restart Docker one at a time cluster-wide (issue 20: quorum across pools).
+    Scenario("three managers in two pools, daemon settings changed", baseline=_with_two_more_managers,
+             upgrade=_program_upgrade_changing_daemon_settings),
+    # The first manager's handover never reaches its successor (issue 20: a handover on the successor).
     Scenario("three managers, a control pool first without a volume, its image changed",
              baseline=_with_a_control_pool_first, change=lambda c: _pool(c, "control", image="ubuntu-22-04-x64")),
 )

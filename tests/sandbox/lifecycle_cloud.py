@@ -38,12 +38,13 @@ from tests.lifecycle.engine import Engine, Provider, StepContext
 from tests.pulumi_program import FakeCloud, unwrap
 from tests.sandbox import engine_api
 from tests.sandbox.executing_cloud import (
+    pinned_key,
     pinned_ssh,
-    provider_known_hosts_at,
+    provider_known_hosts,
     user_data_daemon_json,
     user_data_host_key,
 )
-from tests.sandbox.harness import Host, Sandbox, _which, install_host_key
+from tests.sandbox.harness import Host, Sandbox, _which, install_host_key, pinned_known_hosts
 
 # A real droplet's dial retries give up after about 11 s (pulumi/pulumi-command#1238); a
 # command with dial_error_limit -1 retries until its timeout (20 minutes for `ready`), which
@@ -322,10 +323,12 @@ class DockerObjectProvider(Provider):
         return host
 
     def _known_hosts(self, step: StepContext) -> Path:
-        """The provider's known_hosts as it applies to the address it names (the reserved IP),
-        pinned for the host that answers there."""
+        """The provider pins the key for the address it dials (a reserved IP); the sandbox routes
+        that address to the host's own, so the key pinned for it is pinned for that one."""
         inputs = unwrap(step.provider_inputs())
-        return provider_known_hosts_at(inputs["sshOpts"], inputs["host"].split("@", 1)[1], self._manager(step))
+        dialed = inputs["host"].split("@", 1)[1]
+        return pinned_known_hosts(self._manager(step).sandbox, self._manager(step).ip,
+                                  pinned_key(provider_known_hosts(inputs["sshOpts"]), dialed))
 
     def create(self, step: StepContext) -> tuple[str, dict]:
         inputs = unwrap(step.inputs)

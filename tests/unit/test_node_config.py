@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from swarm import node_scripts
 from swarm.node_scripts import node_config
 from swarm.node_scripts.cloudinit import DAEMON_CONFIG
 from tests.lifecycle.engine import Engine
@@ -227,3 +228,20 @@ def test_the_workers_rollouts_wait_for_the_managers():
         assert run.depends_on(run.named(f"prod-{name}-daemon"), run.named(f"prod-{name}-daemon-drain"))
         assert run.depends_on(run.named(f"prod-{name}-daemon-return"), run.named(f"prod-{name}-daemon"))
     assert not run.depends_on(run.named("prod-ml-2-daemon-drain"), run.named("prod-ml-1-daemon-return"))
+
+
+def test_managers_of_every_pool_share_one_slot_so_only_one_leaves_the_quorum_at_a_time():
+    # issue 20: the database's manager and a control pool's managers took their own pools' slots
+    # and restarted Docker (or retired) together: two of three managers down, no quorum.
+    config = copy.deepcopy(cluster_config("prod"))
+    config["nodePools"]["control"] = {"role": "manager", "count": 2, "size": "s-1vcpu-2gb", "labels": {"type": "control"}}
+    run = run_program("prod", config)
+    assert run.error is None, run.error
+    slots = {}
+    for registration in run.of_type(COMMAND):
+        for suffix, field in (("-daemon-drain", "create"), ("-daemon-return", "create"), ("-settings", "delete")):
+            if registration.name.endswith(suffix):
+                slots[registration.name] = node_scripts.inputs_of(registration.plain(field))["POOL"]
+    managers = [name for name in slots if "-manager-" in name or "-control-" in name]
+    assert len(managers) == 9 and {slots[name] for name in managers} == {"all.managers"}
+    assert {slots[name] for name in slots if "-ml-" in name} == {"ml"}

@@ -20,7 +20,8 @@ SCRIPTS = sorted(path for path in (PROJECT_ROOT / "scripts").iterdir() if path.i
 
 def test_scripts_folder_has_the_benchmarks_and_the_wrapper():
     names = {path.name for path in SCRIPTS}
-    assert {"bench_bootstrap.py", "bench_capacity.py", "bench_catalogue.py", "bench_compose.py", "pulumi-local"} <= names
+    assert {"bench_bootstrap.py", "bench_capacity.py", "bench_catalogue.py", "bench_compose.py", "bench_plan.py",
+            "pulumi-local"} <= names
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from components.workloads import ssh_options, write_key_file, write_known_hosts
+from components.workloads import resolved, ssh_options, write_key_file, write_known_hosts
 from swarm import node_scripts
 from swarm.node_scripts import swarm_cluster
 from tests.pulumi_program import MANAGER_ADDRESS, TEST_SECRET_PREFIX, is_secret, run_program, stack_config, unwrap
@@ -200,6 +200,45 @@ def test_the_manager_waits_for_every_service_after_all_of_them_are_created(relea
     assert node_scripts.inputs_of(script)["TIMEOUT"] == "240"  # swarm:convergeTimeout 4m
     assert converge.options["customTimeouts"].create == converge.options["customTimeouts"].update == "360s"
     assert converge.plain("triggers") is None  # an update re-runs it; nothing replaces it
+
+
+def test_resolving_nested_inputs_in_one_step_gives_what_from_input_gives():
+    """The convergence digest and the services table resolve their Outputs with `resolved`, one
+    Output for the whole structure instead of one per key and value: value, secrecy, unknowns (a
+    preview's not yet known ids) and the resources waited for must stay those of `from_input`."""
+    import asyncio
+    import json
+
+    import pulumi
+    import pulumi_docker as docker
+
+    def unknown() -> pulumi.Output:
+        value, known = asyncio.Future(), asyncio.Future()
+        value.set_result(None)
+        known.set_result(False)
+        return pulumi.Output(set(), value, known)
+
+    def program(with_unknown: bool):
+        network = docker.Network("net", name="net")
+        value = {"a": [network.id, {"b": (1, pulumi.Output.secret("s"))}], "c": None, "d": {}, "e": [], "f": "g"}
+        if with_unknown:
+            value["h"] = [unknown()]
+        for name, output in (("flat", resolved(value)), ("deep", pulumi.Output.from_input(value))):
+            pulumi.export(name, output)
+            docker.Network(f"{name}-user", name=output.apply(lambda v: json.dumps(v, sort_keys=True)))
+
+    for with_unknown in (False, True):
+        run = run_program("prod", {}, program=lambda with_unknown=with_unknown: program(with_unknown))
+        assert run.error is None, run.error
+        assert run.exports["flat"] == run.exports["deep"]
+        assert {"flat", "deep"} <= run.secret_exports
+        flat, deep = run.named("flat-user"), run.named("deep-user")
+        assert flat.dependencies == deep.dependencies == {run.named("net").urn}
+        assert flat.inputs.get("name") == deep.inputs.get("name")
+        if with_unknown:
+            assert run.exports["flat"] is None and flat.plain("name") is None  # unknown, not applied
+        else:
+            assert run.exports["flat"]["a"] == ["net-id", {"b": (1, "s")}]
 
 
 def test_the_default_convergence_timeout_is_ten_minutes(release_stack_file):

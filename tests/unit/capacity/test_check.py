@@ -101,3 +101,17 @@ def test_unschedulable_stack_fails_the_preview_and_registers_nothing(tmp_path):
     assert str(run.error).startswith("prod.yaml: 1 service cannot be scheduled on the stack's nodes")
     assert "api: 0 of 3 replicas fit: reservation of 40 GiB exceeds what m-4vcpu-32gb offers" in str(run.error)
     assert run.registrations == []
+
+
+def test_data_on_a_nodes_volume_is_warned_about_only_while_no_backup_covers_it():
+    from swarm.config import parse_config
+    from swarm.plan import preflight
+    from tests.pulumi_program import PROJECT_ROOT, cluster_config, stack_config
+
+    def checked(values):
+        return preflight(parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml"))
+
+    unprotected = checked(cluster_config("prod"))  # no swarm:backups
+    backed_up = checked(stack_config("prod"))  # the shipped one: the database backed up daily
+    assert any(w.where == "database" and "keep backups" in w.message for w in unprotected.warnings)
+    assert not [w for w in backed_up.warnings if w.where == "database"]

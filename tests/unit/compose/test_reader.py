@@ -18,6 +18,11 @@ def test_variable_substitution_is_refused_but_double_dollar_is_a_dollar(tmp_path
     assert spec.services["a"].environment == {"A": "cost $5"}
 
 
+def test_a_list_that_contains_itself_through_an_alias_is_a_problem_not_a_crash(tmp_path: Path):
+    found = problems(tmp_path, "services:\n  a:\n    image: x\n    command: &c [serve, *c]\n")
+    assert found == {"services.a.command[1]": "must be a string, not a list: quote it"}
+
+
 def test_keys_newer_than_the_declared_version_are_refused(tmp_path: Path):
     found = problems(
         tmp_path,

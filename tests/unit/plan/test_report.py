@@ -54,19 +54,20 @@ def test_plan_prints_pools_nodes_services_warnings_and_cost(capsys):
         "api,", "spacy-en-md,", "spacy-en-lg,", "spacy-de-lg,", "spacy-xx-ner"]
     assert any(line.split()[:4] == ["api", "replicated", "3/3", "ok"] for line in lines)
     assert any(line.split()[:4] == ["spacy-en-trf", "replicated", "2/2", "ok"] for line in lines)
-    assert "Warnings (2):" in out and "if prod-manager-1 failed" in out
+    # the database on its volume is backed up (swarm:backups): only the lone backoffice node is left to act on
+    assert "Warnings (1):" in out and "if prod-backoffice-1 failed" in out and "if prod-manager-1 failed" not in out
     assert ("Total: $614.00/month: 5 droplets $576.00, volumes $10.00, backups bucket $28.00 (list prices; traffic "
             "not included)") in " ".join(out.split())
     assert lines[-1] == "The stack fits; `pulumi preview` runs, plain `pulumi up` refuses it until 3 values are set."
 
 
 def test_the_shipped_stacks_warn_about_nothing_their_own_files_cause():
-    # Prod's two are for its user to act on (a second backoffice node; backups for the database);
-    # staging runs on single nodes on purpose (swarm:nodeLossWarnings: false).
+    # Prod's one is for its user to act on (a second backoffice node); its database, on the
+    # manager's volume, is backed up (swarm:backups), so nothing is left to say about it. Staging
+    # runs on single nodes on purpose (swarm:nodeLossWarnings: false).
     prod = check(lambda: load_stack_config_file(PROJECT_ROOT, "prod"))
     assert [(w.where, w.message.split(":")[0]) for w in prod.warnings] == [
         ("backoffice", "would run 0 of 1 replicas if prod-backoffice-1 failed"),
-        ("database", "would run 0 of 1 replicas if prod-manager-1 failed"),
     ]
     assert check(lambda: load_stack_config_file(PROJECT_ROOT, "staging")).warnings == ()
 
