@@ -8,6 +8,8 @@ A scenario *holds* when, after its second `up`:
 - the database volume's data survived (a file written before the change reads back),
 - no replicated service with two or more replicas ran fewer than replicas - 1 tasks in any
   sample taken during the run,
+- `docker node ls` lists as many managers and nodes as the configuration declares, and the
+  reserved IP (managerAddress) answers as a manager,
 - and `up` itself succeeded.
 """
 
