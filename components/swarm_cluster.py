@@ -169,8 +169,6 @@ class SwarmCluster(pulumi.ComponentResource):
             self.nodes.append(SwarmNode(machine, node_id))
             if args.folders.get(machine.node.name):
                 self.folders[machine.node.name] = self._folders(machine, args.folders[machine.node.name], settings)
-            if machine is first:
-                first_settings = settings
         # Replaced with its droplet and deleted before it (dependents first; before the successor
         # too when the volume makes the droplet delete-before-replace): one of several managers
         # demotes itself, so that leadership moves while it is still up; a lone manager keeps its
@@ -179,10 +177,11 @@ class SwarmCluster(pulumi.ComponentResource):
         # It goes to the droplet's own address, not the reserved IP: without a volume the droplet
         # is replaced create-before-delete, and by the time this delete runs the reserved IP (and
         # the name, and so the host key) belongs to the successor. The script also checks the
-        # node ID its init printed, and does nothing on any other node. It depends on the first
-        # manager's settings, so that it is deleted before them: the handover demotes the old node
-        # (and waits until it is no manager) before the settings' delete retires it from the
-        # successor. Side by side, the retirement removed a node whose demotion was under way.
+        # node ID its init printed, and does nothing on any other node. It depends on every node's
+        # settings, so that it is deleted before them: the handover demotes the old node (and
+        # waits until it is no manager; leadership moves if it led) before any retirement of the
+        # run (the settings' deletes) starts. Side by side, a retirement failed on the leader
+        # change ("rpc error: ... context canceled", seen on the sandbox).
         remote.Command(
             f"{name}-{_short(first)}-swarm-state",
             connection=self._connection(first),
@@ -190,7 +189,7 @@ class SwarmCluster(pulumi.ComponentResource):
             delete=init.stdout.apply(lambda stdout: node_scripts.handover_script(state_dir, stdout.strip())),
             triggers=[first.droplet_id],
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[init, first_settings]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[init, *settings_commands]),
         )
 
         self.manager_public_ip = manager_host
