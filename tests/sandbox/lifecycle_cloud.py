@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shlex
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -199,8 +201,12 @@ class VolumeProvider(Provider):
     def create(self, step: StepContext) -> tuple[str, dict]:
         inputs = unwrap(step.inputs)
         volume_id = f"volume-{self.cloud.next_id()}"
-        image = self.cloud.volume_dir / f"{volume_id}.img"
-        with open(image, "wb") as sparse:
+        # A file of its own: IDs restart with every Cloud, and a test's fresh cluster shares the
+        # workdir with a cluster still running, whose volume file of the same ID is mounted (opening
+        # it "wb" truncated a mounted filesystem).
+        handle, name = tempfile.mkstemp(prefix=f"{volume_id}-", suffix=".img", dir=self.cloud.volume_dir)
+        image = Path(name)
+        with os.fdopen(handle, "wb") as sparse:
             sparse.truncate(VOLUME_BYTES)
         device = subprocess.run([_which("losetup"), "-f", "--show", str(image)], check=True, capture_output=True,
                                 text=True).stdout.strip()
