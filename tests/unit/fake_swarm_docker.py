@@ -19,6 +19,14 @@ FAKE = Path(os.environ["FAKE"])
 VALUE_OPTIONS = {"--format", "--availability", "--filter", "--type"}
 
 
+def save(swarm: dict) -> None:
+    """Replace the state whole: scripts retiring two nodes at once run this CLI side by side, and a
+    reader must never see a file half written."""
+    partial = FAKE / f"swarm.json.{os.getpid()}"
+    partial.write_text(json.dumps(swarm))
+    partial.replace(FAKE / "swarm.json")
+
+
 def main(argv: list[str]) -> int:
     with open(FAKE / "calls", "a") as calls:
         calls.write(f"{time.time():.3f} {' '.join(argv)}\n")
@@ -57,15 +65,15 @@ def main(argv: list[str]) -> int:
         nodes[words[2]]["availability"] = availability
         if availability == "drain":
             swarm.setdefault("drained_at", {})[words[2]] = time.time()
-        (FAKE / "swarm.json").write_text(json.dumps(swarm))
+        save(swarm)
         return 0
     if words[:2] == ["node", "demote"]:
         nodes[words[2]]["role"] = "worker"
-        (FAKE / "swarm.json").write_text(json.dumps(swarm))
+        save(swarm)
         return 0
     if words[:2] == ["node", "rm"]:
         del nodes[words[2]]
-        (FAKE / "swarm.json").write_text(json.dumps(swarm))
+        save(swarm)
         return 0
     if words[0] == "inspect":  # --type task
         by_id = {t["id"]: t for t in tasks}
@@ -87,7 +95,7 @@ def main(argv: list[str]) -> int:
         spread = swarm.get("spread", {}).get(words[2])
         if spread:
             swarm["tasks"] = spread
-            (FAKE / "swarm.json").write_text(json.dumps(swarm))
+            save(swarm)
         return 0
     if words[:2] == ["service", "ps"]:
         running = [t for t in tasks if t["service"] == words[2] and t["desired"] == "running"]
