@@ -26,10 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 POOLS = 5
 
 
-def cluster(nodes: int) -> ClusterConfig:
+def bench_pools(nodes: int) -> dict:
+    """`swarm:nodePools` for `nodes` nodes: 3 managers and the rest in POOLS labelled worker pools
+    (scripts/bench_plan.py builds the same cluster)."""
     managers = 3
     per_pool, extra = divmod(nodes - managers, POOLS)
-    pools = {"manager": {"role": "manager", "count": managers, "size": "s-4vcpu-8gb"}}
+    pools: dict = {"manager": {"role": "manager", "count": managers, "size": "s-4vcpu-8gb"}}
     for index in range(POOLS):
         pools[f"pool{index}"] = {
             "role": "worker",
@@ -37,7 +39,11 @@ def cluster(nodes: int) -> ClusterConfig:
             "size": "m-8vcpu-64gb",
             "labels": {"type": f"pool{index}"},
         }
-    values = {"region": "fra1", "adminCidrs": ["203.0.113.0/24"], "nodePools": pools,
+    return pools
+
+
+def cluster(nodes: int) -> ClusterConfig:
+    values = {"region": "fra1", "adminCidrs": ["203.0.113.0/24"], "nodePools": bench_pools(nodes),
               "stackFile": str(ROOT / "stacks" / "prod.yaml")}
     return parse_config(values, stack="bench", project_root=ROOT, source="bench")
 

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 
 import yaml
+from bench_capacity import POOLS, bench_pools  # the same cluster (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
-POOLS = 5
 GOAL_SECONDS = 1.5
 
 
@@ -61,18 +61,8 @@ def stack_file(services: int) -> str:
 
 
 def stack_config(nodes: int) -> dict:
-    managers = 3
-    per_pool, extra = divmod(nodes - managers, POOLS)
-    pools: dict = {"manager": {"role": "manager", "count": managers, "size": "s-4vcpu-8gb"}}
-    for index in range(POOLS):
-        pools[f"pool{index}"] = {
-            "role": "worker",
-            "count": per_pool + (index < extra),
-            "size": "m-8vcpu-64gb",
-            "labels": {"type": f"pool{index}"},
-        }
     return {"config": {"swarm:region": "fra1", "swarm:adminCidrs": ["203.0.113.0/24"],
-                       "swarm:nodePools": pools, "swarm:stackFile": "bench.yaml"}}
+                       "swarm:nodePools": bench_pools(nodes), "swarm:stackFile": "bench.yaml"}}
 
 
 def wall(command: list[str], cwd: Path, rounds: int) -> tuple[list[float], subprocess.CompletedProcess]:

@@ -6,12 +6,17 @@ or loader modules for a constant (and the loader does not import the configurati
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 # Overlay networks get /24s from this pool. Docker's default (10.0.0.0/8) overlaps every
 # 10.x VPC; this narrower pool only collides with a VPC inside 10.0.0.0/16, which the config
 # refuses.
 SWARM_ADDRESS_POOL = "10.0.0.0/16"
+
+# Images of the official postgres image (any registry, tag or digest): what swarm:backups backs up
+# and whose data directory must be on a volume.
+POSTGRES_IMAGE = re.compile(r"(^|/)postgres(:|@|$)")
 
 # Every node of a GPU pool carries this label, so services can constrain on it.
 GPU_LABEL = ("gpu", "true")

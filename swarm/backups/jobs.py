@@ -14,16 +14,15 @@ docs/backups.md.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from swarm.config import SPACES_EXTRA_GB_USD, SPACES_INCLUDED_GB, SPACES_MONTHLY_USD, Backups
 from swarm.diagnostics import Problem, config_problem, config_warning
+from swarm.model import POSTGRES_IMAGE
 from swarm.suggest import did_you_mean
 
-POSTGRES_IMAGE = re.compile(r"(^|/)postgres(:|@|$)")
 # Where the scheduler lives on the manager (created by components/backups.py).
 JOBS_DIR = "/var/lib/swarm-jobs"
 

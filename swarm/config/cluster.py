@@ -222,7 +222,7 @@ def _valid_region(value: Any) -> bool:
 def _parse_region(value: Any, found: Collector) -> str:
     if value is None:
         found.problem("region", "is required: set a DigitalOcean region slug, e.g. `pulumi config set swarm:region fra1`")
-    elif not isinstance(value, str) or not REGION.match(value):
+    elif not _valid_region(value):
         found.problem("region", f"{value!r} is not a DigitalOcean region slug; use one like 'fra1', 'ams3' or 'nyc3'")
     return value
 

@@ -18,7 +18,6 @@ Pure: from the validated config and stack file to plain values the components wi
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -27,7 +26,7 @@ from swarm.capacity import cluster_nodes, node_matches
 from swarm.compose import StackSpec, deployed_replicas
 from swarm.config import ClusterConfig, ConfigError
 from swarm.diagnostics import Problem, config_problem
-from swarm.model import Folder, service_name
+from swarm.model import POSTGRES_IMAGE, Folder, service_name
 from swarm.node_scripts import ConvergeTarget
 from swarm.suggest import did_you_mean
 
@@ -101,14 +100,17 @@ def plan_rollout(config: ClusterConfig, stack: StackSpec) -> Rollout:
     return Rollout(dataclasses.replace(stack, services=services), placeable, folders)
 
 
+def _volume_paths(config: ClusterConfig) -> dict[str, PurePosixPath]:
+    """Node name -> where its pool's block-storage volume is mounted, for the nodes that have one."""
+    return {node.name: PurePosixPath(node.pool.volume.mount_path) for node in config.nodes if node.pool.volume}
+
+
 def _unpinned_volume_data(
     config: ClusterConfig, services: Mapping[str, object], placeable: Mapping[str, tuple[str, ...]]
 ) -> list[Problem]:
     """Services whose bind mounts live on a volume but whose constraints match more than the one
     node holding it (several volume nodes, or nodes without that volume)."""
-    volume_paths = {
-        node.name: PurePosixPath(node.pool.volume.mount_path) for node in config.nodes if node.pool.volume
-    }
+    volume_paths = _volume_paths(config)
     problems = []
     for key, spec in services.items():
         for mount in spec.mounts:
@@ -136,7 +138,6 @@ def _unpinned_volume_data(
 VOLUMES_ROOT = PurePosixPath("/mnt")
 # Where the official postgres image keeps its data (PGDATA's default lives below it).
 POSTGRES_DATA = PurePosixPath("/var/lib/postgresql/data")
-POSTGRES_IMAGE = re.compile(r"(^|/)postgres(:|@|$)")
 
 
 def _data_off_the_volume(
@@ -146,9 +147,7 @@ def _data_off_the_volume(
     when the droplet is replaced: a source under /mnt that no volume of the service's nodes holds
     (a mountPath of /mnt/postgres and a bind of /mnt/postgresql/data), and a Postgres service's data
     directory bound from anywhere but a volume."""
-    volume_paths = {
-        node.name: PurePosixPath(node.pool.volume.mount_path) for node in config.nodes if node.pool.volume
-    }
+    volume_paths = _volume_paths(config)
     problems = []
     for key, spec in services.items():
         nodes = placeable[key]
