@@ -181,6 +181,10 @@ class Scenario:
     baseline: Callable[[dict], dict] = lambda config: config
     replace: tuple[str, ...] = ()  # resource names to `--replace`
     upgrade: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    # Droplets destroyed outside Pulumi before the `up` (a host failure), then the documented way
+    # back (docs/how-to.md, "A manager's droplet is lost"): `pulumi refresh` of the droplets and
+    # the reserved IP's assignment, then `pulumi up`.
+    lost: tuple[str, ...] = ()
 
 
 SCENARIOS = (
@@ -208,7 +212,17 @@ SCENARIOS = (
     # The first manager's handover never reaches its successor (issue 20: a handover on the successor).
     Scenario("three managers, a control pool first without a volume, its image changed",
              baseline=_with_a_control_pool_first, change=lambda c: _pool(c, "control", image="ubuntu-22-04-x64")),
+    # A dead manager does not wedge `up` (issue 20, item 6): the first manager's droplet destroyed
+    # outside Pulumi, then refresh + up.
+    Scenario("three managers, the first (prod-manager-1) lost, refresh and up", baseline=_with_two_more_managers,
+             lost=("prod-manager-1",)),
+    Scenario("lone manager (prod-manager-1) lost, refresh and up", lost=("prod-manager-1",)),
 )
+
+# What `pulumi refresh --target` names in the documented way back: the droplets and the reserved
+# IP's assignment (the Docker provider's objects are left out: the manager they are read through
+# may be the droplet that is gone).
+REFRESHED_TYPES = ("digitalocean:index/droplet:Droplet", "digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
 
 
 # --- watching -----------------------------------------------------------------------------
@@ -432,12 +446,29 @@ class Lifecycle:
         before = swarm_snapshot(self.cloud)
         token = self.write_marker()
         new_config = scenario.change(self.config)
+        for name in scenario.lost:
+            self.lose(name)
         started = time.monotonic()
         with Sampler(self.cloud) as sampler:
             result = self.up(new_config, replace=scenario.replace, upgrade=scenario.upgrade)
         end = time.monotonic()
         after = swarm_snapshot(self.cloud)
         return self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end)
+
+    def lose(self, name: str) -> None:
+        """A host failure: the droplet `name` destroyed outside Pulumi, then what the operator
+        does (docs/how-to.md): `pulumi refresh` of the droplets and the reserved IP's assignment,
+        once the surviving managers (if any) have elected a leader."""
+        self.cloud.fail_host(name)
+        deadline = time.monotonic() + 60
+        managers = sum(int(pool.get("count", 0)) for pool in self.config["nodePools"].values()
+                       if pool.get("role") == "manager")
+        while managers >= 2 and not swarm_snapshot(self.cloud) and time.monotonic() < deadline:
+            time.sleep(1)
+        self.refresh()
+
+    def refresh(self) -> list:
+        return self.engine.refresh(target=[urn for urn, res in self.engine.state.items() if res.type in REFRESHED_TYPES])
 
     def _outcome(self, name, result, before, after, token, samples, started, end) -> Outcome:
         problems = []
