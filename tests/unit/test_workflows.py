@@ -176,3 +176,21 @@ def test_deploys_open_ssh_for_their_runner_and_always_close_it():
             assert '--label "$SSH_ACCESS_LABEL"' in job["steps"][index]["run"]
         # one label per run attempt: a re-run replaces its own opening, never another run's
         assert job["env"]["SSH_ACCESS_LABEL"] == "gha-${{ github.run_id }}-${{ github.run_attempt }}"
+
+
+def test_a_deploy_killed_mid_up_releases_its_state_lock_for_the_next_one():
+    """Issue 20, item 7: a cancelled or timed-out `pulumi up` leaves its lock file in the DIY
+    backend; the job deletes it with `pulumi cancel` for its own stack, after the up, whatever
+    became of it. Safe only because deploys never overlap."""
+    workflow = load("deploy.yml")
+    assert workflow["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
+    for stack in ("staging", "prod"):
+        job = workflow["jobs"][stack]
+        up = step_index(job, lambda s: s.get("uses", "").startswith("pulumi/actions"))
+        assert job["steps"][up]["id"] == "up"
+        release = step_index(job, lambda s: "pulumi cancel" in s.get("run", ""))
+        assert release > up
+        condition = job["steps"][release]["if"]
+        assert "always()" in condition
+        assert "steps.up.outcome == 'cancelled'" in condition and "steps.up.outcome == 'failure'" in condition
+        assert f"pulumi cancel --yes --stack {stack}" in job["steps"][release]["run"]
