@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import secrets
+import signal
 import subprocess
 import tempfile
 import threading
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from swarm.node_scripts.day2 import RETIRE_LOCK_DIR
 from tests.lifecycle.engine import Engine, RunResult
 from tests.pulumi_program import cluster_config, reference_stack_text, run_program
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox
@@ -185,6 +188,10 @@ class Scenario:
     # back (docs/how-to.md, "A manager's droplet is lost"): `pulumi refresh` of the droplets and
     # the reserved IP's assignment, then `pulumi up`.
     lost: tuple[str, ...] = ()
+    # A deploy killed mid-retirement (issue 20, item 7): every SSH session of the `up` is killed
+    # (SIGKILL) once a retirement holds its slot on the manager and has drained its node; the run
+    # fails there, and the scenario's `up` is the next deploy, with the same configuration.
+    killed_mid_retirement: bool = False
 
 
 SCENARIOS = (
@@ -217,6 +224,9 @@ SCENARIOS = (
     Scenario("three managers, the first (prod-manager-1) lost, refresh and up", baseline=_with_two_more_managers,
              lost=("prod-manager-1",)),
     Scenario("lone manager (prod-manager-1) lost, refresh and up", lost=("prod-manager-1",)),
+    # A killed `up` leaves nothing behind (issue 20, item 7).
+    Scenario("worker removed (ml 3 -> 2), the up killed mid-retirement, then up again",
+             lambda c: _pool(c, "ml", count=2), killed_mid_retirement=True),
 )
 
 # What `pulumi refresh --target` names in the documented way back: the droplets and the reserved
@@ -372,6 +382,8 @@ class Outcome:
     listed: tuple[int, int] = (0, 0)
     nodes: int = 0
     manager_address_answers: bool = True  # the reserved IP (managerAddress) reaches a manager
+    # What a killed `up` left behind after the next one (a slot held, a node not Active)
+    leftovers: list[str] = field(default_factory=list)
 
     @property
     def membership_held(self) -> bool:
@@ -392,7 +404,8 @@ class Outcome:
         samples are counted and shown, and what they cost is in the serving counts."""
         return (self.result.error is None and self.swarm_survived and self.services_survived
                 and self.secrets_survived and self.data_survived and self.replicas_held
-                and self.membership_held and (self.leaderless_samples == 0 or self.managers < 2))
+                and self.membership_held and (self.leaderless_samples == 0 or self.managers < 2)
+                and not self.leftovers)
 
 
 class Lifecycle:
@@ -449,11 +462,64 @@ class Lifecycle:
         for name in scenario.lost:
             self.lose(name)
         started = time.monotonic()
+        killed_problems: list[str] = []
         with Sampler(self.cloud) as sampler:
+            if scenario.killed_mid_retirement:
+                killed_problems = self._killed_up(new_config, scenario)
             result = self.up(new_config, replace=scenario.replace, upgrade=scenario.upgrade)
         end = time.monotonic()
         after = swarm_snapshot(self.cloud)
-        return self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end)
+        outcome = self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end)
+        if scenario.killed_mid_retirement:
+            outcome.leftovers = killed_problems + self._left_behind()
+            outcome.problems.extend(outcome.leftovers)
+        return outcome
+
+    def _killed_up(self, config: dict, scenario: Scenario) -> list[str]:
+        """The `up` killed once a retirement holds a slot with its node drained: every SSH
+        session the run has open gets SIGKILL, as a killed `pulumi up` drops them."""
+        seen = threading.Event()
+
+        def watch() -> None:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not seen.is_set():
+                manager = self._manager()
+                if manager is not None:
+                    held = manager.exec(f"ls -d {RETIRE_LOCK_DIR}/*.lock.* 2>/dev/null; "
+                                        "docker node ls --format '{{.Availability}}' | grep -c Drain || true",
+                                        check=False, timeout=20).stdout.split()
+                    if len(held) >= 2 and held[-1] != "0":
+                        _kill_own_ssh_sessions()
+                        seen.set()
+                        return
+                time.sleep(0.3)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        killed = self.up(config, replace=scenario.replace, upgrade=scenario.upgrade)
+        seen.set()
+        watcher.join()
+        if killed.error is None:
+            return ["the up to be killed finished before a retirement held its slot: nothing was killed"]
+        return []
+
+    def _manager(self):
+        with self.cloud.lock:
+            addresses = list(self.cloud.reserved)
+        return self.cloud.host_at(addresses[0]) if addresses else None
+
+    def _left_behind(self) -> list[str]:
+        """What a killed run must not leave: a retirement slot held, a node not Active."""
+        manager = self._manager()
+        if manager is None:
+            return ["no manager at the reserved IP to ask"]
+        out = manager.exec(f"ls -d {RETIRE_LOCK_DIR}/*.lock.* 2>/dev/null; echo ---; "
+                           "docker node ls --format '{{.Hostname}} {{.Availability}}'", check=False, timeout=20).stdout
+        slots, nodes = out.split("---", 1)
+        problems = [f"a retirement slot is still held: {slot}" for slot in slots.split()]
+        problems += [f"{line.split()[0]} is {line.split()[1]}, not Active" for line in nodes.strip().splitlines()
+                     if len(line.split()) == 2 and line.split()[1] != "Active"]
+        return problems
 
     def lose(self, name: str) -> None:
         """A host failure: the droplet `name` destroyed outside Pulumi, then what the operator
@@ -546,6 +612,33 @@ class Lifecycle:
 
     def close(self) -> None:
         self.cloud.close()
+
+
+def _kill_own_ssh_sessions() -> None:
+    """SIGKILL every `ssh` process this process started (its descendants, by PID; nothing else)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1: stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+        names[int(entry.name)] = name
+    todo, found = [os.getpid()], []
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            todo.append(child)
+            if names.get(child) == "ssh":
+                found.append(child)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _lowest(service: str, samples: list[Sample], steps, started: float) -> str:
