@@ -529,7 +529,7 @@ class Lifecycle:
         deadline = time.monotonic() + 60
         managers = sum(int(pool.get("count", 0)) for pool in self.config["nodePools"].values()
                        if pool.get("role") == "manager")
-        while managers >= 2 and not swarm_snapshot(self.cloud) and time.monotonic() < deadline:
+        while managers >= 2 and not _answers(self.cloud) and time.monotonic() < deadline:
             time.sleep(1)
         self.refresh()
 
@@ -614,6 +614,14 @@ class Lifecycle:
         self.cloud.close()
 
 
+def _answers(cloud: Cloud) -> bool:
+    """Whether a manager answers with a leader elected (`docker node ls` hangs without one)."""
+    try:
+        return bool(swarm_snapshot(cloud))
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def _kill_own_ssh_sessions() -> None:
     """SIGKILL every `ssh` process this process started (its descendants, by PID; nothing else)."""
     children: dict[int, list[int]] = {}
@@ -644,6 +652,8 @@ def _kill_own_ssh_sessions() -> None:
 def _lowest(service: str, samples: list[Sample], steps, started: float) -> str:
     """When `service` was lowest, what the engine was doing and where its tasks were: enough to
     tell a scheduling problem from a slow host in a CI log."""
+    if not samples:
+        return f"  {service}: no sample was answered by a manager"
     low = min(samples, key=lambda sample: sample.running.get(service, 0))
     busy = [f"{s.op} {s.name}" for s in steps if s.op != "same" and s.started <= low.at <= s.started + s.seconds]
     return (f"  {service} at +{low.at - started:.1f} s, during: {', '.join(busy) or 'no step'}; "
