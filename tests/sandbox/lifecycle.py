@@ -589,7 +589,7 @@ class Lifecycle:
         if not address_answers:
             problems.append("managerAddress (the reserved IP) does not answer as a swarm manager")
         if result.error is not None:
-            problems.append("up failed: " + _first_line(str(result.error)))
+            problems.append("up failed: " + _first_line(str(result.error), limit=1200))
         droplets = sorted({s.name for s in result.steps if s.op == "replace" and s.type.endswith(":Droplet")})
         replaced = droplets or sorted({s.name for s in result.steps if s.op == "replace"})
         return Outcome(name, result, result.summary(), replaced, swarm_survived, not lost, not missing, data,
