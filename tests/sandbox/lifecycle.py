@@ -192,6 +192,12 @@ class Scenario:
     # (SIGKILL) once a retirement holds its slot on the manager and has drained its node; the run
     # fails there, and the scenario's `up` is the next deploy, with the same configuration.
     killed_mid_retirement: bool = False
+    # A lone manager lost without a swarm-state backup (docs/how-to.md): after refresh and an `up`
+    # that stops at init, `<mountPath>/.swarm-state` is removed on the successor, then `up`,
+    # `pulumi refresh` (the old swarm's objects are gone) and `up` again: a new swarm with the
+    # same services, secrets and networks, and the volume's data. Judged on that: a new cluster
+    # ID and new service IDs are expected.
+    new_swarm: bool = False
 
 
 SCENARIOS = (
@@ -224,6 +230,8 @@ SCENARIOS = (
     Scenario("three managers, the first (prod-manager-1) lost, refresh and up", baseline=_with_two_more_managers,
              lost=("prod-manager-1",)),
     Scenario("lone manager (prod-manager-1) lost, refresh and up", lost=("prod-manager-1",)),
+    Scenario("lone manager (prod-manager-1) lost, a new swarm with the same services", lost=("prod-manager-1",),
+             new_swarm=True),
     # A killed `up` leaves nothing behind (issue 20, item 7).
     Scenario("worker removed (ml 3 -> 2), the up killed mid-retirement, then up again",
              lambda c: _pool(c, "ml", count=2), killed_mid_retirement=True),
@@ -467,8 +475,15 @@ class Lifecycle:
             if scenario.killed_mid_retirement:
                 killed_problems = self._killed_up(new_config, scenario)
             result = self.up(new_config, replace=scenario.replace, upgrade=scenario.upgrade)
+            if scenario.new_swarm:
+                result = self._new_swarm(new_config, result)
         end = time.monotonic()
         after = swarm_snapshot(self.cloud)
+        if scenario.new_swarm and after and before:
+            # A new swarm is the point: judged by the services' and secrets' names instead.
+            before = {**before, "cluster": after["cluster"],
+                      "services": {name: {**spec, "ID": after["services"].get(name, {}).get("ID")}
+                                   for name, spec in before["services"].items()}}
         outcome = self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end)
         if scenario.killed_mid_retirement:
             outcome.leftovers = killed_problems + self._left_behind()
@@ -502,6 +517,19 @@ class Lifecycle:
         if killed.error is None:
             return ["the up to be killed finished before a retirement held its slot: nothing was killed"]
         return []
+
+    def _new_swarm(self, config: dict, stopped: RunResult) -> RunResult:
+        """The documented way back for a lone manager lost without a swarm-state backup."""
+        if stopped.error is None or "not initialising a new, empty swarm" not in str(stopped.error):
+            return stopped  # not the stop at init the docs describe: judged as it is
+        host, mount = self.volume_host()
+        assert host is not None, "no droplet holds the database volume"
+        host.exec(f"rm -rf {mount}/.swarm-state")
+        first = self.up(config)
+        if first.error is not None:
+            return first
+        self.engine.refresh()
+        return self.up(config)
 
     def _manager(self):
         with self.cloud.lock:

@@ -394,6 +394,15 @@ class DockerObjectProvider(Provider):
                            known_hosts=known_hosts)
         return dict(step.inputs)
 
+    def read(self, step: StepContext) -> dict | None:
+        """Refresh: read through the manager the provider reaches now (it fails when none
+        answers, as the provider does); an object the swarm no longer has is gone."""
+        assert step.old is not None
+        _, _, base = self.PATHS[step.type]
+        found = engine_api.request(step.name, self._manager(step), f"{base}/{step.old.id}", missing_ok=True,
+                                   known_hosts=self._known_hosts(step))
+        return step.old.outputs if found else None
+
     def delete(self, step: StepContext) -> None:
         assert step.old is not None
         _, _, base = self.PATHS[step.type]
