@@ -24,6 +24,7 @@ from swarm.config.ingress import Ingress, parse_ingress, with_ingress_label
 from swarm.config.keys import NAMESPACE, Collector, ConfigError, Problem, config_problem, known_key, unknown_keys
 from swarm.config.pools import DNS_LABEL, Pool, any_pool_problem, parse_pools
 from swarm.config.renames import check_previous_pool_names, parse_previous_names
+from swarm.config.sizes import REGIONS, offered_in
 from swarm.config.workloads import (
     DEFAULT_CONVERGE_TIMEOUT_SECONDS,
     Registry,
@@ -36,7 +37,7 @@ from swarm.config.workloads import (
 )
 from swarm.diagnostics import Positions, describe_yaml_error, display_path, yaml_error_mark
 from swarm.model import SWARM_ADDRESS_POOL, Folder
-from swarm.suggest import close_matches
+from swarm.suggest import close_matches, did_you_mean
 
 if TYPE_CHECKING:  # imported by from_pulumi: the offline tools start 0.12 s sooner without the SDK
     import pulumi
@@ -163,6 +164,8 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
 
     region = _parse_region(values.get("region"), found)
     pools = parse_pools(values.get("nodePools"), stack, found)
+    if _valid_region(region):
+        _check_sizes_offered(pools, region, found)
     admin_cidrs = _parse_admin_cidrs(values.get("adminCidrs"), found)
     public_ports = _parse_public_ports(values.get("publicPorts"), found)
     vpc_ip_range = _parse_vpc_ip_range(values.get("vpcIpRange"), found)
@@ -214,17 +217,32 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
 
 
 def _valid_region(value: Any) -> bool:
-    return isinstance(value, str) and bool(REGION.match(value))
+    return isinstance(value, str) and value in REGIONS
 
 
 @known_key("region", type="string", default="required",
-           doc="DigitalOcean region slug, e.g. `fra1`")
+           doc="DigitalOcean region slug, e.g. `fra1`; every pool's size must be sold there (GPU sizes: `atl1`, `nyc2`, `tor1`, the H100 also `ams3`)")
 def _parse_region(value: Any, found: Collector) -> str:
     if value is None:
         found.problem("region", "is required: set a DigitalOcean region slug, e.g. `pulumi config set swarm:region fra1`")
-    elif not _valid_region(value):
+    elif not isinstance(value, str) or not REGION.match(value):
         found.problem("region", f"{value!r} is not a DigitalOcean region slug; use one like 'fra1', 'ams3' or 'nyc3'")
+    elif not _valid_region(value):
+        hint = did_you_mean(value, REGIONS) or f"; the regions are {', '.join(sorted(REGIONS))}"
+        found.problem("region", f"{value!r} is not a DigitalOcean region that takes new droplets{hint} "
+                                "(table: swarm/config/sizes.py)")
     return value
+
+
+def _check_sizes_offered(pools: list[Pool], region: str, found: Collector) -> None:
+    """A size DigitalOcean does not sell in the region fails the droplet's create halfway
+    through `up`, after the pools before it were created: refused at preview instead."""
+    for pool in pools:
+        if pool.size is not None and not offered_in(pool.size, region):
+            found.problem(("nodePools", pool.name, "size"),
+                          f"'{pool.size.slug}' is not sold in {region} (only in {', '.join(sorted(pool.size.regions or ()))}); "
+                          f"move the stack to one of those regions (`swarm:region`), or keep the pool out of this "
+                          f"stack: a swarm spans one region's VPC")
 
 
 @known_key("previousStackNames", type="list of string", default="`[]`",
