@@ -84,8 +84,7 @@ def parse_alerts(value: Any, pools: Sequence[Any], found: Collector, *, pools_re
     percents = {key: _percent(value, key, found) for key in ("cpuPercent", "memoryPercent", "diskPercent")}
     window = value.get("window", DEFAULTS["window"])
     if window not in WINDOWS:
-        hint = did_you_mean(window, WINDOWS) if isinstance(window, str) else ""
-        found.problem(("alerts", "window"), f"{window!r} is not a window DigitalOcean's alerts take{hint}; "
+        found.problem(("alerts", "window"), f"{window!r} is not a window DigitalOcean's alerts take; "
                       f"use one of {', '.join(WINDOWS)}")
     latency = value.get("latencyMs", DEFAULTS["latencyMs"])
     if not _is_number(latency) or not 100 <= latency <= MAX_LATENCY_MS or not float(latency).is_integer():
