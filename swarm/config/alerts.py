@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from swarm.config.keys import Collector, check_subkeys, known_key
+from swarm.config.workloads import is_encrypted
 from swarm.suggest import did_you_mean
 from swarm.values import parse_duration
 
@@ -61,9 +62,11 @@ class Alerts:
            doc="who is told when a node, a disk or a routed host fails: `{emails: [ops@example.com], cpuPercent: 90}`; "
                "the Slack-compatible webhook with `pulumi config set --secret --path 'swarm:alerts.webhookUrl' URL` "
                "(see [docs/alerts.md](alerts.md))")
-def parse_alerts(value: Any, pools: Sequence[Any], found: Collector, *, pools_reported: bool) -> Alerts | None:
+def parse_alerts(value: Any, pools: Sequence[Any], found: Collector, *, pools_reported: bool,
+                 from_file: bool = False) -> Alerts | None:
     """`swarm:alerts` against the parsed `pools`; `pools_reported`: a pool already has a problem
-    (a missing pool is then not reported again)."""
+    (a missing pool is then not reported again); `from_file`: read from Pulumi.<stack>.yaml on
+    disk, where a webhook set with --secret is `{secure: ...}` and a plain one is a leak."""
     if value is None:
         return None
     example = "{emails: [ops@example.com], pool: manager}"
@@ -72,7 +75,7 @@ def parse_alerts(value: Any, pools: Sequence[Any], found: Collector, *, pools_re
         return None
 
     emails = _emails(value.get("emails"), found)
-    webhook = _webhook(value.get("webhookUrl"), found)
+    webhook = _webhook(value.get("webhookUrl"), found, from_file=from_file)
     if not emails and not webhook and "emails" not in value and "webhookUrl" not in value:
         found.problem("alerts", "alerts would reach nobody: list addresses in swarm:alerts.emails, or set the webhook with "
                       "`pulumi config set --secret --path 'swarm:alerts.webhookUrl' https://hooks.slack.com/...`")
@@ -120,15 +123,20 @@ def _emails(value: Any, found: Collector) -> tuple[str, ...]:
     return tuple(emails)
 
 
-def _webhook(value: Any, found: Collector) -> bool:
+def _webhook(value: Any, found: Collector, *, from_file: bool) -> bool:
     """Whether the webhook is set; its value is checked when readable and never quoted."""
     if value is None:
         return False
-    if _is_encrypted(value):
+    if is_encrypted(value):
         return True  # offline: `{secure: ...}`, its value unreadable here
     how = "set it with `pulumi config set --secret --path 'swarm:alerts.webhookUrl' https://hooks.slack.com/services/...`"
     if not isinstance(value, str):
         found.problem(("alerts", "webhookUrl"), f"must be a URL; {how}")
+        return False
+    if from_file:
+        # The program cannot tell (Pulumi hands it the decrypted value either way); the file can.
+        found.problem(("alerts", "webhookUrl"), f"is in plain text in the stack's file: whoever reads it (the repository) "
+                      f"can post to the channel; remove it and {how}")
         return False
     parts = urlsplit(value.strip())
     if parts.scheme != "https" or not parts.hostname:
@@ -181,8 +189,3 @@ def _pool(pool: Any, pools: Sequence[Any], found: Collector, *, pools_reported: 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_encrypted(value: Any) -> bool:
-    """A `{secure: ...}` entry, as `Pulumi.<stack>.yaml` stores a secret."""
-    return isinstance(value, dict) and set(value) == {"secure"}

@@ -151,11 +151,13 @@ class ClusterConfig:
         )
 
 
-def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str) -> ClusterConfig:
+def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str,
+                 from_file: bool = False) -> ClusterConfig:
     """Validate raw config values (keys without the `swarm:` prefix) into a ClusterConfig.
 
     `values` holds decoded JSON/YAML values; secret keys only need to be present (their
-    values are handled as Pulumi secrets by the program, never here).
+    values are handled as Pulumi secrets by the program, never here). `from_file`: the values
+    were read from Pulumi.<stack>.yaml as it is on disk, where a secret shows as `{secure: ...}`.
     Raises ConfigError listing every problem found.
     """
     found = Collector(namespace=NAMESPACE)
@@ -188,7 +190,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     if ingress is not None:
         pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
     backups = parse_backups(values.get("backups"), region if _valid_region(region) else None, found)
-    alerts = parse_alerts(values.get("alerts"), pools, found, pools_reported=any_pool_problem(found))
+    alerts = parse_alerts(values.get("alerts"), pools, found, pools_reported=any_pool_problem(found), from_file=from_file)
 
     config = ClusterConfig(
         stack=stack,
@@ -509,7 +511,7 @@ def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
         if isinstance(key, str) and key.startswith(f"{NAMESPACE}:")
     }
     try:
-        parsed = parse_config(values, stack=stack, project_root=project_root, source=path.name)
+        parsed = parse_config(values, stack=stack, project_root=project_root, source=path.name, from_file=True)
     except ConfigError as error:
         partial = error.partial
         if isinstance(partial, ClusterConfig):

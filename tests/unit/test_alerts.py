@@ -10,8 +10,9 @@ import json
 import pytest
 
 from swarm.ingress import HEALTH_PATH
+from tests.lifecycle.engine import Engine
 from tests.pulumi_program import cluster_config, is_secret, run_program
-from tests.unit.ingress.test_routes import INGRESS, routed_stack
+from tests.unit.ingress.test_routes import INGRESS, FakeCloudProvider, routed_stack
 from tests.unit.test_security import plain_leaves
 
 POLICY = "digitalocean:index/monitorAlert:MonitorAlert"
@@ -119,6 +120,26 @@ def test_a_renamed_stack_keeps_its_alerts(routed_config):
     assert run.error is None, run.error
     component = run.named("prod-alerts")
     assert component.options["aliasNames"] == ["production-alerts"]
+
+
+def test_turning_alerts_on_changing_and_removing_them_touches_nothing_else(routed_config):
+    # A second `up` on a running cluster, as the lifecycle engine plays it against a kept state.
+    engine = Engine(default=FakeCloudProvider())
+    without = {key: value for key, value in routed_config.items() if key != "alerts"}
+
+    def up(config):
+        result = engine.up(lambda monitor: run_program("prod", config, monitor=monitor))
+        assert result.error is None, result.error
+        return {(step.op, step.type.rsplit(":", 1)[1], step.name) for step in result.steps if step.op != "same"}
+
+    up(without)
+    enabled = up(routed_config)
+    assert {kind for _, kind, _ in enabled} == {"MonitorAlert", "UptimeCheck", "UptimeAlert"}
+    assert {op for op, _, _ in enabled} == {"create"} and len(enabled) == 3 + 2 + 6
+    stricter = up({**routed_config, "alerts": {**routed_config["alerts"], "cpuPercent": 80}})
+    assert stricter == {("update", "MonitorAlert", "prod-alerts-cpu")}  # in place: no droplet, no other alert
+    removed = up(without)
+    assert {op for op, _, _ in removed} == {"delete"} and len(removed) == len(enabled)
 
 
 def _secret_inside(value) -> bool:

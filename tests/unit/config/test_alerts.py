@@ -133,3 +133,17 @@ def test_a_mistake_in_the_stack_file_is_placed_at_its_line(tmp_path):
     assert [str(p) for p in raised.value.problems] == [
         f"Pulumi.prod.yaml:{line}:13: swarm:alerts.window: '15m' is not a window DigitalOcean's alerts take; "
         "use one of 5m, 10m, 30m, 1h"]
+
+
+def test_a_webhook_left_in_plain_text_in_the_stack_file_is_refused_without_quoting_it(tmp_path):
+    shutil.copytree(PROJECT_ROOT / "stacks", tmp_path / "stacks")
+    text = (PROJECT_ROOT / "Pulumi.prod.yaml").read_text().replace("    window: 10m\n", f"    window: 10m\n    webhookUrl: {WEBHOOK}\n")
+    (tmp_path / "Pulumi.prod.yaml").write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_stack_config_file(tmp_path, "prod")
+    (problem,) = [str(p) for p in raised.value.problems]
+    assert "swarm:alerts.webhookUrl: is in plain text in the stack's file" in problem and "--secret" in problem
+    assert "alerts-webhook-token" not in problem
+    encrypted = text.replace(f"webhookUrl: {WEBHOOK}", "webhookUrl: {secure: v1:AAAABBBBCCCC}")
+    (tmp_path / "Pulumi.prod.yaml").write_text(encrypted)
+    assert load_stack_config_file(tmp_path, "prod").alerts.webhook_state == "set"
