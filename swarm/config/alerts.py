@@ -59,7 +59,8 @@ class Alerts:
 
 
 @known_key("alerts", type="object", default="no alerts",
-           doc="who is told when a node, a disk or a routed host fails: `{emails: [ops@example.com], cpuPercent: 90}`; "
+           doc="who is told when a droplet's CPU, memory or disk runs high or a routed host fails: "
+               "`{emails: [ops@example.com], cpuPercent: 90}`; "
                "the Slack-compatible webhook with `pulumi config set --secret --path 'swarm:alerts.webhookUrl' URL` "
                "(see [docs/alerts.md](alerts.md))")
 def parse_alerts(value: Any, pools: Sequence[Any], found: Collector, *, pools_reported: bool,
