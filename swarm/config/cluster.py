@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
 
+from swarm.config.alerts import Alerts, parse_alerts
 from swarm.config.backups import Backups, parse_backups
 from swarm.config.ingress import Ingress, parse_ingress, with_ingress_label
 from swarm.config.keys import NAMESPACE, Collector, ConfigError, Problem, config_problem, known_key, unknown_keys
@@ -96,6 +97,7 @@ class ClusterConfig:
     previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
     ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     backups: Backups | None = None  # swarm:backups
+    alerts: Alerts | None = None  # swarm:alerts (docs/alerts.md)
     warnings: tuple[Problem, ...] = field(default=())
     # Where each swarm:* key is in Pulumi.<stack>.yaml, when the file was read offline (plan
     # command, tests): problems about a key are then placed at its line (see place).
@@ -149,11 +151,13 @@ class ClusterConfig:
         )
 
 
-def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str) -> ClusterConfig:
+def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str,
+                 from_file: bool = False) -> ClusterConfig:
     """Validate raw config values (keys without the `swarm:` prefix) into a ClusterConfig.
 
     `values` holds decoded JSON/YAML values; secret keys only need to be present (their
-    values are handled as Pulumi secrets by the program, never here).
+    values are handled as Pulumi secrets by the program, never here). `from_file`: the values
+    were read from Pulumi.<stack>.yaml as it is on disk, where a secret shows as `{secure: ...}`.
     Raises ConfigError listing every problem found.
     """
     found = Collector(namespace=NAMESPACE)
@@ -186,6 +190,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     if ingress is not None:
         pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
     backups = parse_backups(values.get("backups"), region if _valid_region(region) else None, found)
+    alerts = parse_alerts(values.get("alerts"), pools, found, pools_reported=any_pool_problem(found), from_file=from_file)
 
     config = ClusterConfig(
         stack=stack,
@@ -207,6 +212,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         previous_stack_names=previous_stack_names,
         ingress=ingress,
         backups=backups,
+        alerts=alerts,
         warnings=tuple(found.warnings),
     )
     if found.problems:
@@ -427,6 +433,7 @@ class SecretValues:
     ingress_certificate: pulumi.Output[str] | None
     ingress_private_key: pulumi.Output[str] | None
     secrets: pulumi.Output[dict[str, str]]  # swarm:secrets, {} when not set
+    alerts_webhook_url: pulumi.Output[str | None] | None = None  # swarm:alerts.webhookUrl
 
 
 def from_pulumi(project_root: Path) -> tuple[ClusterConfig, SecretValues]:
@@ -456,7 +463,17 @@ def secret_values_from_pulumi() -> SecretValues:
         ingress_certificate=settings.get_secret("ingressCertificate"),
         ingress_private_key=settings.get_secret("ingressPrivateKey"),
         secrets=settings.get_secret_object("secrets") or pulumi.Output.secret({}),
+        alerts_webhook_url=_alerts_webhook_url(settings),
     )
+
+
+def _alerts_webhook_url(settings: pulumi.Config) -> pulumi.Output[str | None] | None:
+    """swarm:alerts.webhookUrl as a secret Output: it is set with `--secret --path`, which makes the
+    whole of swarm:alerts a secret; read as one, the URL stays secret whichever way it was set."""
+    alerts = settings.get_secret_object("alerts")
+    if alerts is None:
+        return None
+    return alerts.apply(lambda value: value.get("webhookUrl") if isinstance(value, dict) else None)
 
 
 def _pulumi_config_names() -> list[str]:
@@ -494,7 +511,7 @@ def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
         if isinstance(key, str) and key.startswith(f"{NAMESPACE}:")
     }
     try:
-        parsed = parse_config(values, stack=stack, project_root=project_root, source=path.name)
+        parsed = parse_config(values, stack=stack, project_root=project_root, source=path.name, from_file=True)
     except ConfigError as error:
         partial = error.partial
         if isinstance(partial, ClusterConfig):

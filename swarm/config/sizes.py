@@ -129,3 +129,12 @@ VOLUME_GB_MONTHLY_USD = 0.10
 SPACES_MONTHLY_USD = 5.0
 SPACES_INCLUDED_GB = 250
 SPACES_EXTRA_GB_USD = 0.02
+
+# DigitalOcean Uptime (alerts on the routed hosts, docs/alerts.md): "Each Uptime check costs $1.00
+# per month, billed in hourly increments. There is no additional cost for alerts"
+# (docs.digitalocean.com/products/uptime/details/pricing). Earlier DigitalOcean pages offered a
+# free allowance of checks per account; the current page names none, and an account's allowance
+# is shared with whatever else it checks, so the plan counts every check at the list price.
+UPTIME_CHECK_MONTHLY_USD = 1.0
+# DigitalOcean Monitoring (the droplet agent and its alert policies) has no charge.
+MONITORING_MONTHLY_USD = 0.0
