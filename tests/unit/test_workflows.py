@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
 
+from swarm.config import load_stack_config_file
+from swarm.plan.duration import deploy_bound
 from tests.pulumi_program import PROJECT_ROOT
+
+
+def stack_config_of(stack: str):
+    return load_stack_config_file(PROJECT_ROOT, stack)
 
 WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -48,11 +56,29 @@ def test_pushes_to_main_deploy_staging_then_prod():
     workflow = load("deploy.yml")
     assert workflow[True]["push"]["branches"] == ["main"]
     jobs = workflow["jobs"]
-    assert jobs["staging"]["needs"] == "test" and jobs["prod"]["needs"] == "staging"
+    assert jobs["staging"]["needs"] == "test" and jobs["prod"]["needs"] == ["test", "staging"]
     for stack in ("staging", "prod"):
         (up,) = pulumi_steps(jobs[stack])
         assert (up["command"], up["stack-name"]) == ("up", stack)
     assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
+def test_each_deploy_jobs_timeout_is_its_stacks_plan_bound_for_replacing_every_droplet():
+    jobs = load("deploy.yml")["jobs"]
+    step = next(step for step in jobs["test"]["steps"] if step.get("id") == "timeouts")
+    # The step's own script, run here: it prints one `<stack>=<minutes>` line per stack.
+    script = step["run"].replace(".venv/bin/python", sys.executable)
+    output = PROJECT_ROOT / ".pytest-github-output"
+    try:
+        subprocess.run(["bash", "-c", script], cwd=PROJECT_ROOT, check=True, env={**os.environ, "GITHUB_OUTPUT": str(output)})
+        printed = dict(line.split("=") for line in output.read_text().split())
+    finally:
+        output.unlink(missing_ok=True)
+    assert printed == {stack: str(deploy_bound(stack_config_of(stack)).job_timeout_minutes) for stack in ("staging", "prod")}
+    assert int(printed["prod"]) > 60  # the fixed hour it replaces was short of prod's bound
+    for stack in ("staging", "prod"):
+        assert jobs["test"]["outputs"][f"{stack}-timeout"] == f"${{{{ steps.timeouts.outputs.{stack} }}}}"
+        assert jobs[stack]["timeout-minutes"] == f"${{{{ fromJSON(needs.test.outputs.{stack}-timeout) }}}}"
 
 
 def test_a_release_sets_swarm_images_from_the_dispatch_input_on_both_stacks():
