@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Scheduled jobs and backups on a swarm manager.
 
-Installed by the program (components/backups.py) into <dir>/lib with schedule.py, suggest.py
-and s3.py, and run by cron every minute as `swarm_jobs.py tick`. Standard library only: it runs
+Installed by the program (components/backups.py) on every manager into <dir>/lib with
+claims.py, jobs_host.py, jobs_restore.py, schedule.py, suggest.py and s3.py, and run by cron
+every minute as `swarm_jobs.py tick`. Standard library only: it runs
 with the manager's own python3.
 
     tick [--now TIME]        start what is due: scheduled stack-file services (x-schedule) as swarm
                              replicated jobs, and the backups; report missed runs
     run JOB                  run one backup job now, in the foreground (exit status = its result)
-    status                   JSON: each job's last run, last successful run and missed runs
+    status                   JSON: each job's last run, last successful run and missed runs,
+                             wherever they ran (the claims) and as this manager recorded them
     list JOB                 the backups a job has in the bucket, oldest first
     restore-postgres JOB [--at TIME] [--dry-run]
     restore-swarm-state [--at TIME] [--dry-run] [--target /var/lib/docker/swarm]
@@ -19,8 +21,8 @@ swarm (claims.py) runs it. A job never runs twice at once (a claim still running
 the local lock held for the whole run, or a swarm job still running, blocks the next); a run
 whose time passed while no scheduler ran, or while the previous run was still going, is recorded
 as missed (in its claim) and printed; a backup counts as successful only once its upload is
-verified (size and S3 checksum) and its marker is written. No secret is ever in a command line or a log line: keys
-are read from <dir>/secrets.json and <dir>/backup.key (mode 0600).
+verified (size and S3 checksum) and its marker is written. No secret is ever in a command line
+or a log line: keys are read from <dir>/secrets.json and <dir>/backup.key (mode 0600).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ from schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL, parse_schedule  # noqa: 
 
 PART_BYTES = 8 * 1024 * 1024  # S3's minimum part is 5 MiB (the last part excepted)
 TERMINAL = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
+
+
 # --- the scheduler ---------------------------------------------------------------------------
 
 def tick(jobs: Jobs, now: dt.datetime) -> int:
