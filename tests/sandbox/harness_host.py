@@ -65,6 +65,12 @@ for top in etc var; do
   mount -t overlay overlay -o "lowerdir=/$top,upperdir=$dir/disk/$top/upper,workdir=$dir/disk/$top/work" \
     "$dir/disk/$top/merged"
 done
+# A droplet's image has none of the program's files; the machine may (left by runs before hosts
+# had their own disk, or by a run outside the sandbox): hidden from the host at its first boot.
+if [ ! -e "$dir/disk/booted" ]; then
+  rm -rf "$dir/disk/var/merged/lib/swarm-jobs" "$dir/disk/etc/merged/cron.d/swarm-jobs"
+  : >"$dir/disk/booted"
+fi
 mkdir -p "$dir/disk/var/merged/lib/docker" "$dir/disk/etc/merged/docker"  # the docker.io package's own folders
 mount --bind "$dir/var-lib-docker" "$dir/disk/var/merged/lib/docker"
 mount --bind "$dir/etc-docker" "$dir/disk/etc/merged/docker"
