@@ -185,6 +185,8 @@ def test_a_hosts_etc_and_var_are_its_own_kept_across_a_power_cycle_and_gone_with
     sandbox_five.destroy_host(name)
     successor = sandbox_five.add_host(name)
     assert successor.ssh("test -e /var/lib/left-behind || test -e /etc/cron.d/left-behind", check=False).returncode == 1
+    # Nor what the program leaves on a node, should the machine carry it (a run outside the sandbox).
+    assert successor.ssh("test -e /var/lib/swarm-jobs || test -e /etc/cron.d/swarm-jobs", check=False).returncode == 1
 
 
 def test_host_with_extra_daemon_json_advertises_generic_resources(sandbox_five: Sandbox) -> None:
