@@ -264,6 +264,8 @@ class Scenario:
     new_swarm: bool = False
     # What else must hold after the change, on the cluster: problems, none when it holds.
     check: Callable[[Lifecycle], list[str]] | None = None
+    # The `up` must fail with this text (a refusal that protects data), the volume's data kept.
+    refusal: str = ""
 
 
 SCENARIOS = (
@@ -298,7 +300,10 @@ SCENARIOS = (
     # outside Pulumi, then refresh + up.
     Scenario("three managers, the first (prod-manager-1) lost, refresh and up", baseline=_with_two_more_managers,
              lost=("prod-manager-1",)),
-    Scenario("lone manager (prod-manager-1) lost, refresh and up", lost=("prod-manager-1",)),
+    # Its raft state is gone with the droplet: the successor's init must refuse to start an empty
+    # swarm over the volume that held one, saying what to do, and lose nothing on the way.
+    Scenario("lone manager (prod-manager-1) lost, refresh and up: init refuses an empty swarm", lost=("prod-manager-1",),
+             refusal="not initialising a new, empty swarm over it. Restore the swarm state"),
     Scenario("lone manager (prod-manager-1) lost, a new swarm with the same services", lost=("prod-manager-1",),
              new_swarm=True),
     # A killed `up` leaves nothing behind (issue 20, item 7).
@@ -465,6 +470,7 @@ class Outcome:
     # one to join it (their tasks stop): the replicas are judged at the end, not in every sample.
     outage_expected: bool = False
     checks_held: bool = True  # the scenario's own check (Scenario.check) found nothing
+    expected_refusal: str = ""  # Scenario.refusal: held when `up` stops with it, data kept
 
     @property
     def membership_held(self) -> bool:
@@ -485,6 +491,9 @@ class Outcome:
         every sample, and, with several managers, a leader in every sample. A lone manager
         cannot have one while its own Docker restarts or its successor restores the state: those
         samples are counted and shown, and what they cost is in the serving counts."""
+        if self.expected_refusal:
+            return (self.result.error is not None and self.expected_refusal in str(self.result.error)
+                    and self.data_survived)
         return (self.result.error is None and self.swarm_survived and self.services_survived
                 and self.secrets_survived and self.data_survived and self.replicas_held
                 and self.membership_held and (self.leaderless_samples == 0 or self.managers < 2)
@@ -560,6 +569,7 @@ class Lifecycle:
                       "services": {name: {**spec, "ID": after["services"].get(name, {}).get("ID")}
                                    for name, spec in before["services"].items()}}
         outcome = self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end)
+        outcome.expected_refusal = scenario.refusal
         if scenario.new_swarm:
             outcome.outage_expected = True
             # At the end every service runs all its replicas again.
