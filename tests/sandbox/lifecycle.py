@@ -8,8 +8,9 @@ A scenario *holds* when, after its second `up`:
 - the database volume's data survived (a file written before the change reads back),
 - no replicated service with two or more replicas ran fewer than replicas - 1 tasks in any
   sample taken during the run,
-- `docker node ls` lists as many managers and nodes as the configuration declares, and the
-  reserved IP (managerAddress) answers as a manager,
+- `docker node ls` lists as many managers and nodes as the configuration declares, every one
+  Ready and Active (none left drained or paused), and the reserved IP (managerAddress) answers
+  as a manager,
 - and `up` itself succeeded.
 """
 
@@ -19,6 +20,7 @@ import contextlib
 import copy
 import secrets
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,6 +34,7 @@ from tests.lifecycle.engine import Engine, RunResult
 from tests.pulumi_program import cluster_config, reference_stack_text, run_program
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox
 from tests.sandbox.lifecycle_cloud import Cloud, sandbox_engine, swarm_snapshot
+from tests.sandbox.lifecycle_interrupt import DrainCutter, takes_tasks
 
 STACK = "prod"
 RELEASE_IMAGE = "swarm-sandbox/busybox:2"
@@ -181,6 +184,10 @@ class Scenario:
     baseline: Callable[[dict], dict] = lambda config: config
     replace: tuple[str, ...] = ()  # resource names to `--replace`
     upgrade: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    # A node whose drain for its Docker restart the first `up` is cut off in (its script and SSH
+    # session killed, tests/sandbox/lifecycle_interrupt.py); then `up` runs again, and that
+    # node must take tasks afterwards.
+    interrupt: str = ""
 
 
 SCENARIOS = (
@@ -205,6 +212,9 @@ SCENARIOS = (
     # Managers of two pools restart Docker one at a time cluster-wide (issue 20: quorum across pools).
     Scenario("three managers in two pools, daemon settings changed", baseline=_with_two_more_managers,
              upgrade=_program_upgrade_changing_daemon_settings),
+    # A drain cut off half-way heals on the next up (issue 20: an interrupted drain heals).
+    Scenario("daemon settings changed, the up killed while prod-ml-1 drains, up again",
+             upgrade=_program_upgrade_changing_daemon_settings, interrupt="prod-ml-1"),
     # The first manager's handover never reaches its successor (issue 20: a handover on the successor).
     Scenario("three managers, a control pool first without a volume, its image changed",
              baseline=_with_a_control_pool_first, change=lambda c: _pool(c, "control", image="ubuntu-22-04-x64")),
@@ -433,14 +443,30 @@ class Lifecycle:
         token = self.write_marker()
         new_config = scenario.change(self.config)
         started = time.monotonic()
+        problems = []
         with Sampler(self.cloud) as sampler:
+            if scenario.interrupt:
+                problems += self._interrupted_up(new_config, scenario)
             result = self.up(new_config, replace=scenario.replace, upgrade=scenario.upgrade)
         end = time.monotonic()
+        if scenario.interrupt and result.error is None:
+            manager = self.cloud.host_at(next(iter(self.cloud.reserved)))
+            problem = takes_tasks(manager, scenario.interrupt, f"{STACK}_api") if manager else "no manager"
+            problems += [problem] if problem else []
         after = swarm_snapshot(self.cloud)
-        return self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end)
+        return self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end, problems)
 
-    def _outcome(self, name, result, before, after, token, samples, started, end) -> Outcome:
-        problems = []
+    def _interrupted_up(self, config: dict, scenario: Scenario) -> list[str]:
+        """The first `up`, cut off while `scenario.interrupt` drains: it must fail there."""
+        with DrainCutter(self.cloud, scenario.interrupt) as cutter:
+            first = self.up(config, replace=scenario.replace, upgrade=scenario.upgrade)
+        if not cutter.cut:
+            return [f"the first up was never cut off: {scenario.interrupt} was not seen drained"]
+        print(f"    {cutter.cut}; the up: {_first_line(str(first.error))}", file=sys.stderr, flush=True)
+        return [] if first.error is not None else ["the up cut off in the drain did not fail"]
+
+    def _outcome(self, name, result, before, after, token, samples, started, end, problems=None) -> Outcome:
+        problems = list(problems or [])
         swarm_survived = bool(after) and after["cluster"] == before["cluster"]
         if not after:
             problems.append("no manager answers")
@@ -488,6 +514,13 @@ class Lifecycle:
         if after and listed != (managers, nodes):
             problems.append(f"docker node ls lists {listed[0]} managers and {listed[1]} nodes; "
                             f"the configuration has {managers} and {nodes}")
+        # Every node takes tasks afterwards: none is left drained or paused (a drain cut off
+        # half-way by an earlier run included).
+        idle = sorted(f"{node.get('Hostname')} ({node.get('Status')}, {node.get('Availability')})"
+                      for node in after.get("nodes", [])
+                      if node.get("Status") != "Ready" or node.get("Availability") != "Active")
+        if idle:
+            problems.append("nodes not Ready and Active: " + ", ".join(idle))
         address_answers = self._manager_address_answers()
         if not address_answers:
             problems.append("managerAddress (the reserved IP) does not answer as a swarm manager")
