@@ -14,8 +14,8 @@ again on a successor droplet):
 The managers' nodes go first, one after another across every manager pool (each waits for the
 previous manager's return; they share one slot as well: each is out of the quorum while drained);
 the workers' pools then run side by side, each within its slots. A leading manager among others
-is demoted by its drain (leadership moves while it is up) and promoted again by its return, so
-the first manager's drain and return run on another manager: the reserved IP reaches the first
+is demoted by its drain (leadership moves while it is up) and promoted again before its restart,
+so the first manager's drain and return run on another manager: the reserved IP reaches the first
 manager itself, which answers no swarm command while demoted.
 """
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Give a node drained for its Docker restart its availability back, once it runs the daemon
-# settings labelled LABEL, and its role (ROLE, from the configuration: a leader was demoted
-# for the restart); run on a manager. See swarm.day2_scripts.daemon_return_script.
+# settings labelled LABEL, and its role (ROLE, from the configuration: a run killed between a
+# leader's demotion and its promotion left a worker); run on a manager. See
+# swarm.day2_scripts.daemon_return_script.
 # inputs: NODE POOL LOCK_DIR LABEL_KEY LABEL TIMEOUT ROLE
 set -eu
 # reachable_manager: true once the node is back in the managers' raft, reachable.

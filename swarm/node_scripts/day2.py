@@ -102,10 +102,10 @@ def daemon_drain_script(
     a database pinned to this node, is waited for `unplaceable_seconds` and then let stop), and
     keep the slot: the node's own command (swarm/node_scripts/daemon.sh) restarts Docker next, and
     daemon_return_script gives the node back. A manager that leads while two other managers are
-    reachable is demoted first, and the script waits until another manager leads: Docker has no
-    "transfer leadership", and a leader whose Docker stops leaves the swarm without one until the
-    others elect. Run it on a manager other than `node_id` (a demoted node answers no swarm
-    command). If the tasks do not move within `timeout_seconds`,
+    reachable is demoted first, and the script waits until another manager leads, then promotes
+    it again and waits until it is a reachable follower: Docker has no "transfer leadership", and
+    a leader whose Docker stops leaves the swarm without one until the others elect. Run it on a
+    manager other than `node_id` (a demoted node answers no swarm command). If the tasks do not move within `timeout_seconds`,
     the node's availability is restored and the script fails.
     """
     return _take_out("restart", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir,
@@ -129,9 +129,9 @@ def daemon_return_script(node_id: str, pool: str, label: str, timeout_seconds: i
                          lock_dir: str = RETIRE_LOCK_DIR, role: str = "worker") -> str:
     """Run on a manager, after the node's daemon command: when daemon_drain_script drained node
     `node_id` (it holds a slot of `pool` for it), wait until the node is Ready and its Docker
-    reports `label`, give it its `role` back (the configured one: a leader among other managers
-    was demoted for its restart; a run killed before it was promoted again heals here on the next
-    `up`) and its availability, then free the slot. A node that was not drained keeps its
+    reports `label`, give it its `role` back (the configured one: a run killed between the
+    demotion of a leader and its promotion heals here on the next `up`) and its availability,
+    then free the slot. A node that was not drained keeps its
     availability (its role is given back all the same). After `timeout_seconds` the script fails
     and the node stays drained."""
     if not _SAFE_WORD.match(pool):

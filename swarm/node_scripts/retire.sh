@@ -200,15 +200,28 @@ demote_and_wait() {
 }
 if [ "$MODE" = restart ]; then
   # A leader among other managers hands leadership over before its Docker restarts: demoted, it
-  # leaves the raft (3 managers become 2 of 2, all up: the quorum holds), and
-  # daemon-return.sh promotes it again once it is back (its role comes from the configuration,
-  # so a run killed in between heals on the next up). Only with two other reachable managers:
-  # demoting one of two would leave a raft of one whose loss is the swarm's.
+  # leaves the raft (3 managers become 2 of 2, all up: the quorum holds) and another leads; then
+  # it is promoted again while its Docker still runs and restarts as a follower (2 of 3 up, the
+  # leader elsewhere). Not restarted demoted: a node whose Docker restarted in the middle of its
+  # own demotion came back Down for good (seen on the sandbox). Only with two other reachable
+  # managers: demoting one of two would leave a raft of one whose loss is the swarm's. A run
+  # killed in between leaves a worker: daemon-return.sh promotes it (the role comes from the
+  # configuration).
   status=$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Leader}}{{end}}' "$NODE")
   others=$(docker node ls --format '{{.ID}} {{.ManagerStatus}}' | grep -v "^$NODE " | grep -cE ' (Reachable|Leader)$' || true)
   if [ "$status" = true ] && [ "$others" -ge 2 ]; then
     echo "$hostname ($NODE) leads the swarm: demoting it so that leadership moves before its Docker restarts" >&2
     demote_and_wait
+    docker node promote "$NODE" >/dev/null
+    deadline=$(( $(date +%s) + TIMEOUT ))
+    until [ "$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}' "$NODE" 2>/dev/null || true)" = reachable ]; do
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "$hostname ($NODE) was promoted again but is not a reachable manager after ${TIMEOUT}s; see docker node ls" >&2
+        exit 1
+      fi
+      sleep 1
+    done
+    echo "$hostname ($NODE) is a follower now: another manager leads" >&2
   fi
   # Drained. The node's daemon command restarts Docker next, then daemon-return.sh waits until it
   # is back with the new settings, gives it its availability back and frees the slot. Until then

@@ -368,12 +368,15 @@ class Outcome:
     listed: tuple[int, int] = (0, 0)
     nodes: int = 0
     manager_address_answers: bool = True  # the reserved IP (managerAddress) reaches a manager
+    # Nodes not Ready and Active afterwards, and what an interrupted scenario found wrong (the first
+    # up not cut off, the node taking no task): each fails the scenario.
+    not_serving: list[str] = field(default_factory=list)
 
     @property
     def membership_held(self) -> bool:
         """The swarm is the configured one: as many managers and nodes as declared, no retired
         node left behind, no successor demoted, and managerAddress answers as a manager."""
-        return self.manager_address_answers and self.listed == (self.managers, self.nodes)
+        return self.manager_address_answers and self.listed == (self.managers, self.nodes) and not self.not_serving
 
     @property
     def replicas_held(self) -> bool:
@@ -461,12 +464,14 @@ class Lifecycle:
         with DrainCutter(self.cloud, scenario.interrupt) as cutter:
             first = self.up(config, replace=scenario.replace, upgrade=scenario.upgrade)
         if not cutter.cut:
-            return [f"the first up was never cut off: {scenario.interrupt} was not seen drained"]
+            return [f"the first up was never cut off in the drain of {scenario.interrupt}; "
+                    f"{cutter.seen}"]
         print(f"    {cutter.cut}; the up: {_first_line(str(first.error))}", file=sys.stderr, flush=True)
         return [] if first.error is not None else ["the up cut off in the drain did not fail"]
 
     def _outcome(self, name, result, before, after, token, samples, started, end, problems=None) -> Outcome:
-        problems = list(problems or [])
+        not_serving = list(problems or [])
+        problems = list(not_serving)
         swarm_survived = bool(after) and after["cluster"] == before["cluster"]
         if not after:
             problems.append("no manager answers")
@@ -520,7 +525,8 @@ class Lifecycle:
                       for node in after.get("nodes", [])
                       if node.get("Status") != "Ready" or node.get("Availability") != "Active")
         if idle:
-            problems.append("nodes not Ready and Active: " + ", ".join(idle))
+            not_serving.append("nodes not Ready and Active: " + ", ".join(idle))
+            problems.append(not_serving[-1])
         address_answers = self._manager_address_answers()
         if not address_answers:
             problems.append("managerAddress (the reserved IP) does not answer as a swarm manager")
@@ -530,7 +536,7 @@ class Lifecycle:
         replaced = droplets or sorted({s.name for s in result.steps if s.op == "replace"})
         return Outcome(name, result, result.summary(), replaced, swarm_survived, not lost, not missing, data,
                        unavailable, min_running, end - started, problems, leaderless, min_serving, managers,
-                       listed, nodes, address_answers)
+                       listed, nodes, address_answers, not_serving)
 
     def _manager_address_answers(self) -> bool:
         """Whether the host at the reserved IP (managerAddress, where the Docker provider, the
