@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pulumi
 
+from components.alerts import Alerts, AlertsArgs
 from components.backups import BackupsArgs, BackupsComponent, Scheduler, SchedulerArgs
 from components.ingress import Ingress, IngressArgs
 from components.network import Network, NetworkArgs
@@ -17,6 +18,7 @@ from components.node_pool import NodePool, NodePoolArgs
 from components.registry import registry_auth
 from components.swarm_cluster import SwarmCluster, SwarmClusterArgs
 from components.workloads import Workloads, WorkloadsArgs
+from swarm.alerts import plan_alerts
 from swarm.backups import bucket_cost, jobs_document, stored_gb_upper_bound
 from swarm.config import config_from_pulumi, secret_values_from_pulumi
 from swarm.diagnostics import NothingDeployed
@@ -164,6 +166,17 @@ workloads = Workloads(
     ),
     opts=stack_renamed,
 )
+
+# DigitalOcean's alerting (docs/alerts.md): droplet alert policies on the stack's tag, uptime
+# checks of the routed hosts; the webhook URL stays a secret.
+alerts_plan = plan_alerts(config, ingress_plan.hosts if ingress_plan is not None else ())
+if alerts_plan is not None:
+    Alerts(
+        f"{config.stack}-alerts",
+        AlertsArgs(plan=alerts_plan, tag=network.tags[config.cluster_tag], webhook_url=secret_values.alerts_webhook_url),
+        opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name=f"{old}-alerts") for old in config.stack_aliases()]),
+    )
+    pulumi.export("alerts", alerts_plan.summary())
 
 pulumi.export("nodes", cluster.node_table)
 pulumi.export("managerAddress", cluster.manager_public_ip)

@@ -32,8 +32,9 @@ SECRET_SIG = rpc._special_secret_sig
 # What FakeCloud's DigitalOcean registry credentials carry as username and password.
 FAKE_REGISTRY_TOKEN = "dop_v1_fake_registry_token"
 FAKE_LOAD_BALANCER_IP = "203.0.113.80"
-# Config keys the CLI holds as secrets (set with --secret).
-SECRET_KEYS = ("sshPrivateKey", "secrets", "registryPassword", "ingressCertificate", "ingressPrivateKey")
+# Config keys the CLI holds as secrets (set with --secret; swarm:alerts once its webhookUrl is set
+# with --secret --path).
+SECRET_KEYS = ("sshPrivateKey", "secrets", "registryPassword", "ingressCertificate", "ingressPrivateKey", "alerts")
 
 
 @dataclass

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import yaml
 
+from swarm.config.alerts import Alerts, parse_alerts
 from swarm.config.backups import Backups, parse_backups
 from swarm.config.ingress import Ingress, parse_ingress, with_ingress_label
 from swarm.config.keys import NAMESPACE, Collector, ConfigError, Problem, config_problem, known_key, unknown_keys
 from swarm.config.pools import DNS_LABEL, Pool, any_pool_problem, parse_pools
 from swarm.config.renames import check_previous_pool_names, parse_previous_names
+from swarm.config.sizes import REGIONS, offered_in
 from swarm.config.workloads import (
     DEFAULT_CONVERGE_TIMEOUT_SECONDS,
     Registry,
@@ -36,7 +38,7 @@ from swarm.config.workloads import (
 )
 from swarm.diagnostics import Positions, describe_yaml_error, display_path, yaml_error_mark
 from swarm.model import SWARM_ADDRESS_POOL, Folder
-from swarm.suggest import close_matches
+from swarm.suggest import close_matches, did_you_mean
 
 if TYPE_CHECKING:  # imported by from_pulumi: the offline tools start 0.12 s sooner without the SDK
     import pulumi
@@ -95,6 +97,7 @@ class ClusterConfig:
     previous_stack_names: tuple[str, ...] = ()  # swarm:previousStackNames, after `pulumi stack rename`
     ingress: Ingress | None = None  # swarm:ingress (docs/ingress.md)
     backups: Backups | None = None  # swarm:backups
+    alerts: Alerts | None = None  # swarm:alerts (docs/alerts.md)
     warnings: tuple[Problem, ...] = field(default=())
     # Where each swarm:* key is in Pulumi.<stack>.yaml, when the file was read offline (plan
     # command, tests): problems about a key are then placed at its line (see place).
@@ -148,11 +151,13 @@ class ClusterConfig:
         )
 
 
-def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str) -> ClusterConfig:
+def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, source: str,
+                 from_file: bool = False) -> ClusterConfig:
     """Validate raw config values (keys without the `swarm:` prefix) into a ClusterConfig.
 
     `values` holds decoded JSON/YAML values; secret keys only need to be present (their
-    values are handled as Pulumi secrets by the program, never here).
+    values are handled as Pulumi secrets by the program, never here). `from_file`: the values
+    were read from Pulumi.<stack>.yaml as it is on disk, where a secret shows as `{secure: ...}`.
     Raises ConfigError listing every problem found.
     """
     found = Collector(namespace=NAMESPACE)
@@ -163,6 +168,8 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
 
     region = _parse_region(values.get("region"), found)
     pools = parse_pools(values.get("nodePools"), stack, found)
+    if _valid_region(region):
+        _check_sizes_offered(pools, region, found)
     admin_cidrs = _parse_admin_cidrs(values.get("adminCidrs"), found)
     public_ports = _parse_public_ports(values.get("publicPorts"), found)
     vpc_ip_range = _parse_vpc_ip_range(values.get("vpcIpRange"), found)
@@ -183,6 +190,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
     if ingress is not None:
         pools = [with_ingress_label(pool) if pool.name == ingress.pool else pool for pool in pools]
     backups = parse_backups(values.get("backups"), region if _valid_region(region) else None, found)
+    alerts = parse_alerts(values.get("alerts"), pools, found, pools_reported=any_pool_problem(found), from_file=from_file)
 
     config = ClusterConfig(
         stack=stack,
@@ -204,6 +212,7 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
         previous_stack_names=previous_stack_names,
         ingress=ingress,
         backups=backups,
+        alerts=alerts,
         warnings=tuple(found.warnings),
     )
     if found.problems:
@@ -214,17 +223,32 @@ def parse_config(values: Mapping[str, Any], *, stack: str, project_root: Path, s
 
 
 def _valid_region(value: Any) -> bool:
-    return isinstance(value, str) and bool(REGION.match(value))
+    return isinstance(value, str) and value in REGIONS
 
 
 @known_key("region", type="string", default="required",
-           doc="DigitalOcean region slug, e.g. `fra1`")
+           doc="DigitalOcean region slug, e.g. `fra1`; every pool's size must be sold there (GPU sizes: `atl1`, `nyc2`, `tor1`, the H100 also `ams3`)")
 def _parse_region(value: Any, found: Collector) -> str:
     if value is None:
         found.problem("region", "is required: set a DigitalOcean region slug, e.g. `pulumi config set swarm:region fra1`")
-    elif not _valid_region(value):
+    elif not isinstance(value, str) or not REGION.match(value):
         found.problem("region", f"{value!r} is not a DigitalOcean region slug; use one like 'fra1', 'ams3' or 'nyc3'")
+    elif not _valid_region(value):
+        hint = did_you_mean(value, REGIONS) or f"; the regions are {', '.join(sorted(REGIONS))}"
+        found.problem("region", f"{value!r} is not a DigitalOcean region that takes new droplets{hint} "
+                                "(table: swarm/config/sizes.py)")
     return value
+
+
+def _check_sizes_offered(pools: list[Pool], region: str, found: Collector) -> None:
+    """A size DigitalOcean does not sell in the region fails the droplet's create halfway
+    through `up`, after the pools before it were created: refused at preview instead."""
+    for pool in pools:
+        if pool.size is not None and not offered_in(pool.size, region):
+            found.problem(("nodePools", pool.name, "size"),
+                          f"'{pool.size.slug}' is not sold in {region} (only in {', '.join(sorted(pool.size.regions or ()))}); "
+                          f"move the stack to one of those regions (`swarm:region`), or keep the pool out of this "
+                          f"stack: a swarm spans one region's VPC")
 
 
 @known_key("previousStackNames", type="list of string", default="`[]`",
@@ -409,6 +433,7 @@ class SecretValues:
     ingress_certificate: pulumi.Output[str] | None
     ingress_private_key: pulumi.Output[str] | None
     secrets: pulumi.Output[dict[str, str]]  # swarm:secrets, {} when not set
+    alerts_webhook_url: pulumi.Output[str | None] | None = None  # swarm:alerts.webhookUrl
 
 
 def from_pulumi(project_root: Path) -> tuple[ClusterConfig, SecretValues]:
@@ -438,7 +463,17 @@ def secret_values_from_pulumi() -> SecretValues:
         ingress_certificate=settings.get_secret("ingressCertificate"),
         ingress_private_key=settings.get_secret("ingressPrivateKey"),
         secrets=settings.get_secret_object("secrets") or pulumi.Output.secret({}),
+        alerts_webhook_url=_alerts_webhook_url(settings),
     )
+
+
+def _alerts_webhook_url(settings: pulumi.Config) -> pulumi.Output[str | None] | None:
+    """swarm:alerts.webhookUrl as a secret Output: it is set with `--secret --path`, which makes the
+    whole of swarm:alerts a secret; read as one, the URL stays secret whichever way it was set."""
+    alerts = settings.get_secret_object("alerts")
+    if alerts is None:
+        return None
+    return alerts.apply(lambda value: value.get("webhookUrl") if isinstance(value, dict) else None)
 
 
 def _pulumi_config_names() -> list[str]:
@@ -476,7 +511,7 @@ def load_stack_config_file(project_root: Path, stack: str) -> ClusterConfig:
         if isinstance(key, str) and key.startswith(f"{NAMESPACE}:")
     }
     try:
-        parsed = parse_config(values, stack=stack, project_root=project_root, source=path.name)
+        parsed = parse_config(values, stack=stack, project_root=project_root, source=path.name, from_file=True)
     except ConfigError as error:
         partial = error.partial
         if isinstance(partial, ClusterConfig):

@@ -27,6 +27,7 @@ class DropletSize:
     memory_gib: float
     price_monthly: float
     gpus: int = 0
+    regions: frozenset[str] | None = None  # where DigitalOcean sells it; None: in every region
 
     @property
     def memory_bytes(self) -> int:
@@ -45,6 +46,20 @@ class DropletSize:
 
 def _gpu_monthly(hourly: float) -> float:
     return round(hourly * 672, 2)
+
+
+# The regions that take new droplets, as DigitalOcean's region list gives them (October 2026).
+# Basic plans are sold in every one of them (docs.digitalocean.com/products/droplets, "Regional
+# Availability"). A region missing here is refused at preview: add it when DigitalOcean opens it.
+REGIONS = frozenset({
+    "ams3", "atl1", "blr1", "fra1", "lon1", "mem1", "mkc1", "nyc1", "nyc2", "nyc3", "ric1",
+    "sfo2", "sfo3", "sgp1", "syd1", "tor1",
+})
+# GPU Droplets are sold in three North American datacenters, and the H100 also in Amsterdam
+# (docs.digitalocean.com/products/droplets/details/gpu-availability). Elsewhere the droplet's
+# create fails in the middle of `up`; the preview refuses it instead.
+_GPU_REGIONS = frozenset({"atl1", "nyc2", "tor1"})
+_H100_REGIONS = _GPU_REGIONS | {"ams3"}
 
 
 _SIZES = [
@@ -89,17 +104,22 @@ _SIZES = [
     DropletSize("m-24vcpu-192gb", 24, 192, 1008),
     DropletSize("m-32vcpu-256gb", 32, 256, 1344),
     # GPU
-    DropletSize("gpu-rtx4000x1-20gb", 8, 32, _gpu_monthly(0.76), gpus=1),
-    DropletSize("gpu-rtx6000adax1-48gb", 8, 64, _gpu_monthly(1.89), gpus=1),
-    DropletSize("gpu-l40sx1-48gb", 8, 64, _gpu_monthly(1.57), gpus=1),
-    DropletSize("gpu-h100x1-80gb", 20, 240, _gpu_monthly(3.39), gpus=1),
-    DropletSize("gpu-h100x8-640gb", 160, 1920, _gpu_monthly(23.92), gpus=8),
+    DropletSize("gpu-rtx4000x1-20gb", 8, 32, _gpu_monthly(0.76), gpus=1, regions=_GPU_REGIONS),
+    DropletSize("gpu-rtx6000adax1-48gb", 8, 64, _gpu_monthly(1.89), gpus=1, regions=_GPU_REGIONS),
+    DropletSize("gpu-l40sx1-48gb", 8, 64, _gpu_monthly(1.57), gpus=1, regions=_GPU_REGIONS),
+    DropletSize("gpu-h100x1-80gb", 20, 240, _gpu_monthly(3.39), gpus=1, regions=_H100_REGIONS),
+    DropletSize("gpu-h100x8-640gb", 160, 1920, _gpu_monthly(23.92), gpus=8, regions=_H100_REGIONS),
 ]
 
 # A regional load balancer's list price per node (its `size_unit`), USD per month.
 LOAD_BALANCER_NODE_MONTHLY_USD = 12.0
 
 SIZES: dict[str, DropletSize] = {size.slug: size for size in _SIZES}
+
+
+def offered_in(size: DropletSize, region: str) -> bool:
+    """Whether DigitalOcean sells `size` in `region` (a region of REGIONS)."""
+    return size.regions is None or region in size.regions
 
 # A block-storage volume's list price, USD per GiB per month (docs.digitalocean.com/products/volumes/details/pricing).
 VOLUME_GB_MONTHLY_USD = 0.10
@@ -109,3 +129,12 @@ VOLUME_GB_MONTHLY_USD = 0.10
 SPACES_MONTHLY_USD = 5.0
 SPACES_INCLUDED_GB = 250
 SPACES_EXTRA_GB_USD = 0.02
+
+# DigitalOcean Uptime (alerts on the routed hosts, docs/alerts.md): "Each Uptime check costs $1.00
+# per month, billed in hourly increments. There is no additional cost for alerts"
+# (docs.digitalocean.com/products/uptime/details/pricing). Earlier DigitalOcean pages offered a
+# free allowance of checks per account; the current page names none, and an account's allowance
+# is shared with whatever else it checks, so the plan counts every check at the list price.
+UPTIME_CHECK_MONTHLY_USD = 1.0
+# DigitalOcean Monitoring (the droplet agent and its alert policies) has no charge.
+MONITORING_MONTHLY_USD = 0.0

@@ -14,6 +14,7 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from swarm.alerts import plan_alerts
 from swarm.backups import bucket_cost, stored_gb_upper_bound
 from swarm.capacity import NANO, format_cpus, format_memory
 from swarm.config import VOLUME_GB_MONTHLY_USD
@@ -56,13 +57,14 @@ def build_plan(checked: Preflight, *, config_file: str, stack_file: str) -> dict
         "backups": _backups(checked),
         "ingress": _ingress(checked),
         "schedule": _schedule(checked),
+        "alerts": _alerts(checked),
     }
     costs = {
         "droplets": round(sum(pool["droplets_monthly_cost"] for pool in pools), 2),
         "volumes": round(sum(pool["volumes_monthly_cost"] for pool in pools), 2),
         "load_balancer": plan["ingress"]["monthly_cost"] if plan["ingress"] else 0.0,
         "backups_bucket": plan["backups"]["monthly_cost"] if plan["backups"] else 0.0,
-        "alerting": _alerting_cost(checked),
+        "alerting": plan["alerts"]["monthly_cost"] if plan["alerts"] else 0.0,
     }
     plan["costs"] = costs
     plan["monthly_cost"] = round(sum(costs.values()), 2)
@@ -78,11 +80,13 @@ def _structured(problem: Problem, stack_file: str) -> dict[str, Any]:
     return entry
 
 
-def _alerting_cost(checked: Preflight) -> float:
-    """What alerting adds per month. DigitalOcean's droplet alerts and the agent cost nothing;
-    when the stack runs its own alerting (Prometheus, Alertmanager, uptime checks that bill),
-    their cost belongs here, and so in the plan's total and in its cost change."""
-    return 0.0
+def _alerts(checked: Preflight) -> dict[str, Any] | None:
+    """What swarm:alerts watches, where alerts go (the webhook as set or missing, never its
+    value) and what it adds per month: DigitalOcean's droplet alert policies cost nothing, each
+    uptime check is billed. The Prometheus part, when it comes, adds its reservations here."""
+    hosts = checked.ingress.hosts if checked.ingress is not None else ()
+    plan = plan_alerts(checked.config, hosts)
+    return plan.summary() if plan is not None else None
 
 
 def _pool(pool: Any) -> dict[str, Any]:
@@ -194,6 +198,21 @@ def _backups_line(plan: Mapping[str, Any]) -> str | None:
         f"{backups['bucket']} ({backups['region']}): ${backups['monthly_cost']:,.2f}/month at most "
         f"({backups['stored_gb_at_most']:,.0f} GiB if every kept backup were as large as its volume)"
     )
+
+
+def _alerts_line(plan: Mapping[str, Any]) -> str | None:
+    alerts = plan.get("alerts")
+    if not alerts:
+        return "Alerts: none (swarm:alerts is not set: nobody is told when a node, a disk or a routed host fails)"
+    droplets = alerts["droplets"]
+    watched = (f"droplets tagged {droplets['tag']} (CPU > {droplets['cpu']:g}%, memory > {droplets['memory']:g}%, "
+               f"disk > {droplets['disk']:g}% for {droplets['window']})")
+    checks = alerts["uptime_checks"]
+    if checks:
+        watched += (f"; {len(checks)} routed host{'s' if len(checks) != 1 else ''} over HTTPS (down, slower than "
+                    f"{alerts['latency_ms']} ms, certificate within {alerts['ssl_expiry_days']} days)")
+    to = ", ".join(alerts["emails"]) or "no email"
+    return (f"Alerts: {watched}; to {to}, webhook {alerts['webhook']}: ${alerts['monthly_cost']:,.2f}/month")
 
 
 def _schedule_line(plan: Mapping[str, Any]) -> str | None:
@@ -312,6 +331,8 @@ def render_text(plan: Mapping[str, Any], *, width: int = 100, base: Mapping[str,
         sections.append(textwrap.fill(line, width))
     if (line := _schedule_line(plan)) is not None:
         sections.append(textwrap.fill(line, width))
+    if (line := _alerts_line(plan)) is not None:
+        sections.append(textwrap.fill(line, width, break_on_hyphens=False))
     if base is not None:
         sections.append(_bullets("Changes against main", change_lines(compare(plan, base)), width))
     sections.append(_verdict(plan))
@@ -397,6 +418,8 @@ def render_markdown(plan: Mapping[str, Any], *, base: Mapping[str, Any] | None =
         lines += ["", line]
     if (line := _schedule_line(plan)) is not None:
         lines += ["", line]
+    if (line := _alerts_line(plan)) is not None:
+        lines += ["", _md(line)]
     if base is not None:
         changes = change_lines(compare(plan, base))
         lines += ["", "**Changes against main**", "", *(f"- {_md(line)}" for line in changes[:-1]), f"- **{_md(changes[-1])}**"]

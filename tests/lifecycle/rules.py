@@ -20,6 +20,9 @@ are the Pulumi (camelCase) input names the program registers.
 | digitalocean DnsRecord | domain, type | name, value, ttl, priority, … | digitalocean/domain/resource_record.go |
 | digitalocean SpacesBucket | name, region | acl, lifecycle rules, … | digitalocean/spaces/resource_spaces_bucket.go |
 | digitalocean SpacesKey | — | name, grants | digitalocean/spaces/spaces_entities.go (`spacesKeyResourceSchema`: no `ForceNew`), resource_spaces_key.go (`SpacesKeys.Update` with name and grants) |
+| digitalocean MonitorAlert | — | every field (`UpdateAlertPolicy`) | digitalocean/monitoring/resource_monitor_alert.go (no `ForceNew`) |
+| digitalocean UptimeCheck | — | every field | digitalocean/uptime/resource_uptime_check.go (`ForceNew` only on the computed `id`) |
+| digitalocean UptimeAlert | — | every field (`UpdateAlert`) | digitalocean/uptime/resource_uptime_alert.go (no `ForceNew`) |
 | digitalocean ContainerRegistryDockerCredentials | registryName | write, expirySeconds | digitalocean/registry/resource_container_registry_docker_credentials.go |
 | command remote Command | triggers | create, update, delete, stdin, connection, environment, … (an update runs `update`, else `create`; `delete` runs with the *old* inputs) | pulumi/pulumi-command provider/pkg/provider/remote/command.go (`triggers`: `replaceOnChanges`), and its schema docs for `update` |
 | docker Service | name, auth (registry credentials), mode (replicated ↔ global), taskSpec.containerSpec.hosts | everything else (`docker service update`) | kreuzwerker/terraform-provider-docker internal/provider/resource_docker_service.go (`ForceNew: true` on `name`, `auth`, `mode`, `hosts`) |
@@ -101,6 +104,9 @@ RULES: dict[str, Rule] = {
         _DO + "digitalocean/spaces/resource_spaces_bucket.go", "name", "region"
     ),
     "digitalocean:index/spacesKey:SpacesKey": _rule(_DO + "digitalocean/spaces/spaces_entities.go"),
+    "digitalocean:index/monitorAlert:MonitorAlert": _rule(_DO + "digitalocean/monitoring/resource_monitor_alert.go"),
+    "digitalocean:index/uptimeCheck:UptimeCheck": _rule(_DO + "digitalocean/uptime/resource_uptime_check.go"),
+    "digitalocean:index/uptimeAlert:UptimeAlert": _rule(_DO + "digitalocean/uptime/resource_uptime_alert.go"),
     "digitalocean:index/containerRegistryDockerCredentials:ContainerRegistryDockerCredentials": _rule(
         _DO + "digitalocean/registry/resource_container_registry_docker_credentials.go", "registryName"
     ),

@@ -79,7 +79,8 @@ def deployed(sandbox_workdir: Path, tmp_path_factory, timings) -> Iterator[Sandb
     (workdir / "models.yaml").write_text(yaml.safe_dump(CATALOGUE))
     (workdir / "gpu.yaml").write_text('version: "3.8"\nx-model-catalogue: models.yaml\n')
     config = copy.deepcopy(cluster_config("prod"))
-    config.update(nodePools=POOLS, stackFile=str(workdir / "gpu.yaml"), secrets={})
+    # tor1: a region that sells GPU droplets.
+    config.update(region="tor1", nodePools=POOLS, stackFile=str(workdir / "gpu.yaml"), secrets={})
     with Sandbox(sandbox_workdir / "gpu", subnet=SUBNET, prefix=PREFIX) as sandbox:
         for name, daemon_json in HOSTS.items():
             sandbox.add_host(name, daemon_json)

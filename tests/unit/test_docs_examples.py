@@ -29,6 +29,11 @@ def gpu_pool(blocks: list[object]) -> dict:
                 and str(block["gpu"].get("size", "")).startswith("gpu-"))
 
 
+def region(blocks: list[object]) -> str:
+    """The region the page tells a GPU stack to use."""
+    return next(block["swarm:region"] for block in blocks if isinstance(block, dict) and "swarm:region" in block)
+
+
 def project_copy(tmp_path: Path, stack: str) -> Path:
     root = tmp_path / "project"
     shutil.copytree(PROJECT_ROOT / "stacks", root / "stacks")
@@ -55,8 +60,11 @@ def gpu_placement(plan: dict, model: str) -> tuple[list[str], list[str]]:
 def test_the_pages_gpu_pool_and_model_fit_with_the_model_on_a_gpu_node(tmp_path, page, stack):
     blocks = yaml_blocks(page)
     root = project_copy(tmp_path, stack)
-    edit_yaml(root / f"Pulumi.{stack}.yaml",
-              lambda document: document["config"]["swarm:nodePools"].update({"gpu": gpu_pool(blocks)}))
+    def add_gpu_pool(document: dict) -> None:
+        document["config"]["swarm:region"] = region(blocks)
+        document["config"]["swarm:nodePools"]["gpu"] = gpu_pool(blocks)
+
+    edit_yaml(root / f"Pulumi.{stack}.yaml", add_gpu_pool)
     catalogue = root / "stacks" / "models" / f"{stack}.yaml"
     whole = next((b for b in blocks if isinstance(b, dict) and "models" in b), None)
     if whole is not None:  # the page shows a whole catalogue file: use it as the stack's

@@ -35,7 +35,7 @@ def _imported_modules(tree: ast.Module) -> list[tuple[int, str]]:
 
 
 def test_swarm_is_grouped_into_packages_by_concern_with_only_the_shared_basics_beside_them():
-    assert PACKAGES == ["backups", "capacity", "compose", "config", "ingress", "node_scripts", "plan", "values"]
+    assert PACKAGES == ["alerts", "backups", "capacity", "compose", "config", "ingress", "node_scripts", "plan", "values"]
     loose = sorted(path.name for path in SWARM.glob("*.py"))
     assert loose == ["__init__.py", "__main__.py", "diagnostics.py", "model.py", "suggest.py"]
 

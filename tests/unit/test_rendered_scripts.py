@@ -40,7 +40,9 @@ def _cases() -> dict[str, tuple[str, dict]]:
     pools = {**prod["nodePools"], "gpu": {"role": "worker", "count": 1, "size": "gpu-l40sx1-48gb", "gpu": True,
                                           "labels": {"type": "gpu"}}}
     return {
-        "prod": ("prod", {**prod, "nodePools": pools, "backups": {"bucket": "acme-prod-backups"},
+        # A GPU pool needs a region that sells GPUs; the bucket stays in prod's region.
+        "prod": ("prod", {**prod, "region": "tor1", "nodePools": pools,
+                          "backups": {"bucket": "acme-prod-backups", "region": "fra1"},
                           "sshAuthorizedKeys": [OPERATOR_KEY]}),
         "staging": ("staging", staging),
         "ingress": ("staging", {**staging, "nodePools": {**staging["nodePools"], **edge["nodePools"]},

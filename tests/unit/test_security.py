@@ -106,6 +106,8 @@ def secret_values(run: ProgramRun, config: dict[str, Any]) -> set[str]:
     values = set(JOIN_TOKENS)
     values |= {value for value in config.get("secrets", {}).values()}
     values |= {config[key] for key in ("registryPassword", "sshPrivateKey") if key in config}
+    if isinstance(config.get("alerts"), dict) and "webhookUrl" in config["alerts"]:
+        values.add(config["alerts"]["webhookUrl"])
     values |= {fake_key_pair(r.name)[0] for r in run.of_type(PRIVATE_KEY)}
     for key in run.of_type("random:index/randomBytes:RandomBytes"):
         raw = fake_random_bytes(key.name, int(key.plain("length")))
@@ -155,6 +157,7 @@ def with_every_secret() -> dict[str, Any]:
     config["registryPassword"] = "registry-password-value"
     config["sshPublicKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOperatorKeyOperatorKeyOperatorKey ops@example"
     config["sshPrivateKey"] = OPERATOR_KEY
+    config["alerts"] = {**config["alerts"], "webhookUrl": "https://hooks.slack.com/services/T000/B000/leak-check-token"}
     return config
 
 

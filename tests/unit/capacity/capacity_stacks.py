@@ -27,7 +27,8 @@ def prod_config() -> ClusterConfig:
 
 
 def cluster(pools: dict[str, Any]) -> ClusterConfig:
-    values = {"region": "fra1", "adminCidrs": ["203.0.113.0/24"], "nodePools": pools,
+    gpus = any(isinstance(pool, dict) and pool.get("gpu") for pool in pools.values())
+    values = {"region": "tor1" if gpus else "fra1", "adminCidrs": ["203.0.113.0/24"], "nodePools": pools,
               "stackFile": str(PROJECT_ROOT / "stacks" / "prod.yaml")}
     return parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")
 

@@ -118,6 +118,7 @@ def test_gpu_reservation_on_a_pool_without_gpus_fails_with_the_fix(tmp_path):
 @pytest.mark.parametrize("gpu_labels, warned", [({"type": "machine-learning"}, True), ({"type": "gpu"}, False)])
 def test_a_gpu_pool_shared_with_services_that_reserve_no_gpu_gets_a_cost_warning(gpu_labels, warned):
     values = copy.deepcopy(stack_config("prod"))
+    values["region"] = "tor1"  # a region that sells GPU droplets
     values["nodePools"]["gpu"] = {"role": "worker", "count": 2, "size": "gpu-h100x1-80gb", "gpu": True,
                                   "labels": gpu_labels}
     config = parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")
@@ -133,6 +134,7 @@ def test_a_gpu_pool_shared_with_services_that_reserve_no_gpu_gets_a_cost_warning
 
 def gpu_pool_config(count: int = 2):
     values = copy.deepcopy(stack_config("prod"))
+    values["region"] = "tor1"  # a region that sells GPU droplets
     values["nodePools"]["gpu"] = {"role": "worker", "count": count, "size": "gpu-h100x1-80gb", "gpu": True,
                                   "labels": {"type": "gpu"}}
     return parse_config(values, stack="prod", project_root=PROJECT_ROOT, source="Pulumi.prod.yaml")

@@ -385,6 +385,8 @@ def config_with(tmp_path: Path, catalogue: dict, **pools: dict) -> dict:
     config = copy.deepcopy(stack_config("prod"))
     config["stackFile"] = str(write_stack(tmp_path, catalogue))
     config["nodePools"].update(pools)
+    if any(pool.get("gpu") for pool in pools.values()):
+        config["region"] = "tor1"  # a region that sells GPU droplets
     return config
 
 

@@ -81,6 +81,30 @@ def test_a_backups_region_of_its_own_is_checked_even_when_the_clusters_region_is
     assert found["swarm:backups.region"] == "'fra2' has no Spaces; did you mean fra1?"
 
 
+def test_a_misspelt_region_is_refused_once_with_the_region_it_looks_like():
+    found = problems(prod(region="fra2"))
+    assert found["swarm:region"] == ("'fra2' is not a DigitalOcean region that takes new droplets; did you mean fra1? "
+                                     "(table: swarm/config/sizes.py)")
+    assert "swarm:backups.region" not in found  # prod's bucket follows swarm:region: said once
+
+
+def test_a_gpu_size_in_a_region_that_does_not_sell_it_is_refused_naming_the_regions_that_do():
+    values = prod()
+    values["nodePools"]["gpu"] = {"role": "worker", "count": 1, "size": "gpu-l40sx1-48gb", "gpu": True}
+    found = problems(values)
+    assert set(found) == {"swarm:nodePools.gpu.size"}
+    assert found["swarm:nodePools.gpu.size"].startswith(
+        "'gpu-l40sx1-48gb' is not sold in fra1 (only in atl1, nyc2, tor1); move the stack to one of those regions")
+
+
+def test_gpu_sizes_are_accepted_where_digitalocean_sells_them():
+    values = prod(region="ams3")
+    values["nodePools"]["gpu"] = {"role": "worker", "count": 1, "size": "gpu-h100x1-80gb", "gpu": True}
+    assert [pool.size.slug for pool in parse(values).pools if pool.gpu] == ["gpu-h100x1-80gb"]
+    values["nodePools"]["gpu"]["size"] = "gpu-rtx4000x1-20gb"
+    assert "only in atl1, nyc2, tor1" in problems(values)["swarm:nodePools.gpu.size"]
+
+
 def test_a_yaml_mistake_in_the_stack_config_names_the_file_line_and_column(tmp_path):
     (tmp_path / "Pulumi.yaml").write_text("name: swarm\n")
     (tmp_path / "Pulumi.prod.yaml").write_text("config:\n  swarm:region: fra1\n swarm:nodePools: {}\n")

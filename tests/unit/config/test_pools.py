@@ -92,7 +92,7 @@ def test_volume_mistakes():
 
 
 def test_gpu_pools_get_the_gpu_image_and_label():
-    values = prod()
+    values = {**prod(), "region": "tor1"}
     values["nodePools"]["gpu"] = {"role": "worker", "count": 2, "size": "gpu-l40sx1-48gb", "gpu": True}
     pool = next(p for p in parse(values).pools if p.name == "gpu")
     assert pool.image == "gpu-h100x1-base" and pool.labels == {"gpu": "true"}

@@ -129,7 +129,7 @@ def gpu_node():
     from swarm.config import parse_config
 
     values = {
-        "region": "fra1",
+        "region": "tor1",  # a region that sells GPU droplets
         "adminCidrs": ["198.51.100.0/24"],
         "stackFile": "stacks/prod.yaml",
         "nodePools": {

@@ -342,3 +342,32 @@ def test_the_total_counts_the_load_balancer_of_swarm_ingress(tmp_path, monkeypat
     code, out, _ = run_plan(monkeypatch, capsys, tmp_path)
     assert ("Total: $626.00/month: 5 droplets $576.00, volumes $10.00, load balancer $12.00, backups bucket $28.00 "
             "(list prices;") in " ".join(out.split())
+
+
+def test_the_plan_shows_what_alerts_watch_where_they_go_and_their_cost(tmp_path, monkeypatch, capsys):
+    from tests.unit.ingress.test_routes import INGRESS, routed_stack
+
+    routed = routed_stack(tmp_path).read_text()
+    alerts = {"emails": ["ops@example.com"], "webhookUrl": {"secure": "v1:ENCRYPTED-WEBHOOK"}, "window": "5m"}
+    write_project(tmp_path, config_changes={"ingress": INGRESS, "alerts": alerts}, stack_text=routed)
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path, "--format", "json")
+    plan = json.loads(out)
+    assert plan["alerts"]["emails"] == ["ops@example.com"] and plan["alerts"]["webhook"] == "set"
+    assert len(plan["alerts"]["uptime_checks"]) == 2  # api.example.com, admin.example.com
+    assert plan["costs"]["alerting"] == plan["alerts"]["monthly_cost"] == 2.0  # $1 per uptime check
+    assert plan["monthly_cost"] == 576.0 + 10.0 + 12.0 + 28.0 + 2.0
+    code, out, _ = run_plan(monkeypatch, capsys, tmp_path)
+    text = " ".join(out.split())
+    assert ("Alerts: droplets tagged swarm-prod (CPU > 90%, memory > 90%, disk > 85% for 5m); 2 routed hosts over "
+            "HTTPS (down, slower than 5000 ms, certificate within 14 days); to ops@example.com, webhook set: "
+            "$2.00/month") in text
+    assert "alerting $2.00" in text
+    code, markdown, _ = run_plan(monkeypatch, capsys, tmp_path, "--format", "markdown")
+    assert "webhook set" in markdown
+    assert "ENCRYPTED-WEBHOOK" not in out + markdown + json.dumps(plan)
+
+
+def test_a_stack_without_alerts_says_nobody_is_told(capsys):
+    assert cli.main(["plan", "--stack", "staging"]) == 0
+    assert "Alerts: none (swarm:alerts is not set: nobody is told when a node, a disk or a routed host fails)" in (
+        " ".join(capsys.readouterr().out.split()))
