@@ -34,8 +34,16 @@ for candidate in "$LOCK_DIR/$POOL".lock.*; do
   case "$(cat "$candidate/owner" 2>/dev/null || true)" in "$NODE "*) slot=$candidate ;; esac
 done
 if [ -z "$slot" ]; then
-  if [ "$ROLE" = manager ] && [ "$(docker node inspect --format '{{.Status.State}}' "$NODE" 2>/dev/null || true)" = ready ]; then
+  # No slot of its own, yet drained or paused: an interrupted run left it so (its slot went stale
+  # and another drain took it over). The availability comes from the configuration: active.
+  state=$(docker node inspect --format '{{.Status.State}} {{.Spec.Availability}}' "$NODE" 2>/dev/null || true)
+  if [ "${state%% *}" = ready ]; then
     give_role_back
+    if [ "${state#* }" != active ]; then
+      docker node update --availability active "$NODE" >/dev/null
+      echo "node $NODE was left ${state#* } by an interrupted run: availability back to active"
+      exit 0
+    fi
   fi
   echo "node $NODE was not drained for a restart: nothing to give back"
   exit 0

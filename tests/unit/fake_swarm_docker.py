@@ -60,6 +60,9 @@ def main(argv: list[str]) -> int:
         if fmt == "{{if .ManagerStatus}}{{.ManagerStatus.Leader}}{{end}}":
             print(("true" if status == "Leader" else "false") if status else "")
             return 0
+        if fmt == "{{.Status.State}} {{.Spec.Availability}}":
+            print(node["state"], node["availability"])
+            return 0
         field = {"{{.Description.Hostname}}": "hostname", "{{.Spec.Availability}}": "availability",
                  "{{.Status.State}}": "state", "{{.Spec.Role}}": "role"}.get(fmt)
         print(node[field] if field else json.dumps(node))

@@ -138,7 +138,19 @@ def test_a_node_that_was_not_drained_is_left_alone_on_return(tmp_path):
     result = run(day2.daemon_return_script("n2", "ml", "", 30, lock_dir=str(tmp_path / "locks")), env)
     assert result.returncode == 0, result.stderr
     assert "not drained" in result.stdout
-    assert not (tmp_path / "fake" / "calls").exists(), "no docker call at all"
+    assert not [call for _, call in swarm_calls(tmp_path) if not call.startswith("node inspect")]
+
+
+def test_a_node_left_drained_without_a_slot_gets_its_availability_back_on_return(tmp_path):
+    # issue 20: the run that drained it was cut off before its return, and another drain took
+    # its stale slot over: the return finds no slot of its own and the node drained.
+    node_list = nodes()
+    node_list["n2"]["availability"] = "drain"
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": node_list, "services": SERVICES, "tasks": BEFORE})
+    result = run(day2.daemon_return_script("n2", "ml", "", 30, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert "left drain by an interrupted run: availability back to active" in result.stdout
+    assert "node update --availability active n2" in [call for _, call in swarm_calls(tmp_path)]
 
 
 @pytest.mark.parametrize("mode", ["retire", "restart"])
