@@ -18,8 +18,9 @@ in parallel.
 - swarm-state: (the first manager) its delete hands over before the droplet goes: one of several
             managers demotes itself (leadership moves while it is up); a lone manager with a
             volume keeps its swarm state there, so that services, secrets and networks survive.
-            It runs at the droplet's own address and acts only on the node ID init printed:
-            never on the successor that holds the reserved IP by then.
+            It runs at the reserved IP (alive even when the droplet was lost) and acts on the
+            node ID init printed: on a successor holding the IP by then, it demotes the old node
+            from there (or leaves a lost one to its retirement), never the successor itself.
 - tokens:   both join tokens as a secret output; never logged, handed to joins on stdin.
 - join:     joins the node on its VPC address. It has no delete: see below.
 - settings: at the manager's reserved IP, sets the node's role and labels by node ID; deleting it
@@ -174,17 +175,22 @@ class SwarmCluster(pulumi.ComponentResource):
         # demotes itself, so that leadership moves while it is still up; a lone manager keeps its
         # swarm state on its volume, and init restores it on the successor. The name predates
         # the demotion: kept, so that existing stacks update the command rather than run its delete.
-        # It goes to the droplet's own address, not the reserved IP: without a volume the droplet
-        # is replaced create-before-delete, and by the time this delete runs the reserved IP (and
-        # the name, and so the host key) belongs to the successor. The script also checks the
-        # node ID its init printed, and does nothing on any other node. It depends on every node's
+        # It goes to the reserved IP, never to the droplet's own address: a droplet lost outside
+        # Pulumi (a host failure, then `pulumi refresh`) leaves this command in the state, and a
+        # delete at its address would fail on every later `up` (pulumi-command has no real read
+        # and no "ignore unreachable"; pulumi/pulumi-command#104). With a volume the droplet is
+        # replaced delete-before-replace and this delete runs before the assignment's (it
+        # depends on it), so the reserved IP still reaches the old node; without one, or after a
+        # loss, it reaches the successor (same name, so same host key). The script checks the
+        # node ID its init printed: on any other node it demotes the old one from there when it
+        # is still a reachable manager, else does nothing. It depends on every node's
         # settings, so that it is deleted before them: the handover demotes the old node (and
         # waits until it is no manager; leadership moves if it led) before any retirement of the
         # run (the settings' deletes) starts. Side by side, a retirement failed on the leader
         # change ("rpc error: ... context canceled", seen on the sandbox).
         remote.Command(
             f"{name}-{_short(first)}-swarm-state",
-            connection=self._connection(first),
+            connection=manager_connection,
             create=node_scripts.keep_swarm_state_script(state_dir, volume.mount_path if volume else None),
             delete=init.stdout.apply(lambda stdout: node_scripts.handover_script(state_dir, stdout.strip())),
             triggers=[first.droplet_id],

@@ -20,6 +20,7 @@ from swarm.node_scripts.day2 import (
 )
 from swarm.node_scripts.node_config import authorized_keys_script, daemon_label, daemon_script
 from swarm.node_scripts.swarm_cluster import (
+    READY_TIMEOUT_SECONDS,
     ConvergeTarget,
     converge_script,
     handover_script,
@@ -39,6 +40,7 @@ __all__ = [
     "ConvergeTarget",
     "HostKey",
     "MANAGERS_SLOT",
+    "READY_TIMEOUT_SECONDS",
     "RETIRE_TIMEOUT_SECONDS",
     "authorized_keys_script",
     "converge_script",

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Run on the first manager before its droplet goes (its handover command's delete): one of
+# Run at the reserved IP before the first manager's droplet goes (its handover command's delete),
+# on that manager or on its successor (see below). On the manager itself: one of
 # several managers demotes itself, so that leadership moves while it is still up. The only
 # manager keeps its swarm state in BACKUP on its volume (Docker stopped: Docker's documented
 # backup), then, when a worker is Ready, promotes it to stand in, lists it in ROSTER and marks
@@ -16,11 +17,37 @@ set -eu
 reachable() {
   [ "$(docker node inspect --format '{{.ManagerStatus.Reachability}}' "$1" 2>/dev/null)" = reachable ]
 }
-# A delete runs with the inputs of the run that created it, wherever its old connection leads
-# now: on any node but the one it was made for (a successor holding the same name, host key and
-# reserved IP), demoting "itself" would demote the successor. Prove it, else do nothing.
+is_worker() {
+  [ "$(docker node inspect --format '{{.Spec.Role}}' "$1" 2>/dev/null)" = worker ]
+}
+role_of() {
+  docker node inspect --format '{{.Spec.Role}}' "$1" 2>/dev/null || true
+}
+# A delete runs with the inputs of the run that created it, at the reserved IP, wherever it leads
+# now: the node it was made for (delete-before-replace, with a volume: deleted before the reserved
+# IP moves), or its successor (replaced create-before-delete, or a droplet lost outside Pulumi:
+# the reserved IP answers, the lost droplet's own address never would). Demoting "itself" on any
+# node but NODE would demote the successor: prove which one this is.
 self=$(docker info --format '{{.Swarm.NodeID}}' 2>/dev/null || true)
 if [ "$self" != "$NODE" ]; then
+  # The successor, a manager of the same swarm: the old node, still a reachable manager, is
+  # demoted from here (the request goes to the leader as it would from the node itself), so that
+  # leadership moves while it is up. One that is unreachable (its droplet gone) is left to the
+  # successor's init and its retirement, which demote and remove it.
+  if [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" = true ] &&
+    [ "$(role_of "$NODE")" = manager ]; then
+    if reachable "$NODE"; then
+      docker node demote "$NODE" >/dev/null || true
+      if ! wait_until "$DEMOTE_WAIT" is_worker "$NODE"; then
+        echo "$NODE is still a manager ${DEMOTE_WAIT}s after its demotion from $(hostname); see docker node ls" >&2
+        exit 1
+      fi
+      echo "$(hostname) demoted $NODE, the node this handover was made for"
+      exit 0
+    fi
+    echo "$NODE is an unreachable manager (its droplet lost?): its retirement removes it"
+    exit 0
+  fi
   echo "$(hostname) is not the node this handover was made for ($NODE; this one is ${self:-in no swarm}): nothing to hand over"
   exit 0
 fi

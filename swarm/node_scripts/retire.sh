@@ -63,6 +63,13 @@ done
 echo "$NODE $$ $(date +%s)" >"$lock/owner"
 trap 'rm -rf "$lock"' EXIT
 trap 'exit 1' HUP INT TERM
+# A killed deploy's retirement of this node goes on on the manager after its SSH session is gone
+# (nothing tells a script without a terminal), and held the slot this one waited for: it may
+# have removed the node meanwhile. Then there is nothing left to do (not a failure).
+if ! docker node inspect "$NODE" >/dev/null 2>&1; then
+  echo "node $NODE left the swarm while this waited for a slot (an interrupted $MODE finished it): nothing to $MODE"
+  exit 0
+fi
 if [ "$MODE" = restart ] && [ "$(engine_label)" = "$LABEL" ]; then
   echo "node $NODE restarted with the current daemon settings meanwhile: nothing to drain"
   exit 0

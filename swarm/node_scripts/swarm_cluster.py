@@ -26,7 +26,11 @@ _SAFE_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SAFE_WORD = _SAFE_WORD  # for swarm/node_scripts/day2.py
 
 
-def wait_ready_script(timeout_seconds: int = 900) -> str:
+# How long a new droplet may take to answer SSH, finish cloud-init and run Docker.
+READY_TIMEOUT_SECONDS = 900
+
+
+def wait_ready_script(timeout_seconds: int = READY_TIMEOUT_SECONDS) -> str:
     """Wait until first-boot provisioning is over and Docker answers.
 
     On droplets cloud-init installs Docker; `cloud-init status --wait` exits 0 when done and 2

@@ -28,6 +28,7 @@ from swarm.compose import StackSpec, load_stack
 from swarm.config import ClusterConfig, ConfigError
 from swarm.diagnostics import FilesInvalid, NothingDeployed, Problem, StackFileError, config_warning, display_path
 from swarm.ingress import IngressPlan, plan_ingress
+from swarm.plan.duration import deploy_problems
 from swarm.plan.rollout import Rollout, plan_rollout
 from swarm.suggest import close_matches
 from swarm.values import moving_tag
@@ -171,6 +172,8 @@ def _checked(config: ClusterConfig, config_problems: tuple[Problem, ...]) -> Pre
         managers = sum(1 for node in config.nodes if node.role == "manager")
         databases, problems, backup_warnings = check_backups(config.backups, rollout.stack, managers, config.stack_file.name)
         config_found += problems
+    if not broken.intersection(("swarm:nodePools", "swarm:convergeTimeout")):
+        config_found += deploy_problems(config)
     capacity = (check_capacity(config, rollout.stack, backed_up={db.service for db in databases})
                 if runs["capacity"] else None)
     if config_found or stack_found:

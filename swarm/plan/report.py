@@ -21,6 +21,7 @@ from swarm.config import VOLUME_GB_MONTHLY_USD
 from swarm.diagnostics import NothingDeployed, Problem, format_path
 from swarm.node_scripts import HostKey, render_cloud_init
 from swarm.plan.diff import change_lines, compare
+from swarm.plan.duration import deploy_bound
 from swarm.plan.preflight import Preflight
 
 FORMATS = ("text", "markdown", "json")
@@ -58,6 +59,8 @@ def build_plan(checked: Preflight, *, config_file: str, stack_file: str) -> dict
         "ingress": _ingress(checked),
         "schedule": _schedule(checked),
         "alerts": _alerts(checked),
+        # The deploy job's timeout: the longest an `up` replacing every droplet may take.
+        "deploy": deploy_bound(config).as_json(),
     }
     costs = {
         "droplets": round(sum(pool["droplets_monthly_cost"] for pool in pools), 2),
@@ -200,6 +203,15 @@ def _backups_line(plan: Mapping[str, Any]) -> str | None:
     )
 
 
+def _deploy_line(plan: Mapping[str, Any]) -> str | None:
+    deploy = plan.get("deploy")
+    if not deploy:
+        return None
+    return (f"Deploy: an up that replaces every droplet takes at most {deploy['up_minutes']} minutes (the "
+            f"{deploy['longest_retirement_chain']} retire one slot at a time); the deploy job's timeout: "
+            f"{deploy['job_timeout_minutes']} minutes")
+
+
 def _alerts_line(plan: Mapping[str, Any]) -> str | None:
     alerts = plan.get("alerts")
     if not alerts:
@@ -333,6 +345,8 @@ def render_text(plan: Mapping[str, Any], *, width: int = 100, base: Mapping[str,
         sections.append(textwrap.fill(line, width))
     if (line := _alerts_line(plan)) is not None:
         sections.append(textwrap.fill(line, width, break_on_hyphens=False))
+    if (line := _deploy_line(plan)) is not None:
+        sections.append(textwrap.fill(line, width, break_on_hyphens=False))
     if base is not None:
         sections.append(_bullets("Changes against main", change_lines(compare(plan, base)), width))
     sections.append(_verdict(plan))
@@ -419,6 +433,8 @@ def render_markdown(plan: Mapping[str, Any], *, base: Mapping[str, Any] | None =
     if (line := _schedule_line(plan)) is not None:
         lines += ["", line]
     if (line := _alerts_line(plan)) is not None:
+        lines += ["", _md(line)]
+    if (line := _deploy_line(plan)) is not None:
         lines += ["", _md(line)]
     if base is not None:
         changes = change_lines(compare(plan, base))

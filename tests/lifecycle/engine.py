@@ -32,7 +32,14 @@ What a step does is up to a Provider per resource type: `Provider` itself does n
 answers with the inputs (unit tests of the engine), tests/sandbox/lifecycle_cloud.py makes
 droplets sandbox hosts and runs commands over SSH.
 
-Not modelled: `pulumi refresh` (the state is never read back from the cloud), providers'
+`refresh()` plays `pulumi refresh`: each resource in the state is read back through its
+provider's `read`; one the cloud no longer has is dropped from the state (its dependents keep
+their entries and their old inputs, as Pulumi leaves them), the others take the outputs read.
+The base `Provider.read` keeps the state as it is, which is what pulumi-command's
+remote.Command does (it has no real read: a command on a destroyed droplet stays in the state,
+pulumi/pulumi-command#104, and its delete then runs over its old connection).
+
+Not modelled: providers'
 `Check` (defaults and normalisation of inputs), `deleted_with`, `replace_with`, import, the
 `--target-dependents` flag, and previews (every run is an `up`).
 """
@@ -152,6 +159,13 @@ class Provider:
     def delete(self, step: StepContext) -> None:
         return None
 
+    def read(self, step: StepContext) -> dict | None:
+        """`pulumi refresh` of one resource: its outputs as the cloud has them now, or None when
+        the cloud no longer has it (the refresh drops it from the state). This base keeps the
+        state's outputs: a resource with nothing to read back, as a remote command."""
+        assert step.old is not None
+        return step.old.outputs
+
 
 @dataclass
 class RunResult:
@@ -254,6 +268,41 @@ class Engine:
                 error = failed
         return RunResult(list(self._steps), error, program.exports if error is None else {},
                          time.monotonic() - started, program.registrations)
+
+    def refresh(self, target: Iterable[str] | None = None) -> list[Step]:
+        """One `pulumi refresh`: every custom resource in the state is read back; one its provider
+        no longer finds is dropped from the state (a `delete` step with detail "gone", nothing
+        run), the others keep their inputs and take the outputs read (an `update` step with
+        detail "refreshed" when they differ). Nothing is created, updated or deleted in the cloud,
+        and no program runs. `target` limits it to those URNs, like `pulumi refresh --target`.
+        Returns the steps."""
+        steps: list[Step] = []
+        only = set(target) if target is not None else None
+        with self._lock:
+            resources = [r for r in self.state.values() if r.custom and (only is None or r.urn in only)]
+        for res in resources:
+            started = time.monotonic()
+            outputs = self._provider_for(res.type).read(self._context(res, res.inputs, res, "read"))
+            if outputs is None:
+                with self._lock:
+                    self.state.pop(res.urn, None)
+                steps.append(Step("delete", res.urn, res.type, res.name, started, time.monotonic() - started,
+                                  detail="gone (refresh)"))
+            elif outputs != res.outputs:
+                res.outputs = outputs
+                steps.append(Step("update", res.urn, res.type, res.name, started, time.monotonic() - started,
+                                  detail="refreshed"))
+        with self._lock:
+            # Old halves of replacements pending deletion are read back too: one that is gone
+            # needs no delete any more.
+            kept = []
+            for res in self.pending:
+                if res.custom and (only is None or res.urn in only) and self._provider_for(res.type).read(self._context(res, res.inputs, res, "read")) is None:
+                    steps.append(Step("delete", res.urn, res.type, res.name, time.monotonic(), detail="gone (refresh)"))
+                else:
+                    kept.append(res)
+            self.pending = kept
+        return steps
 
     def urn(self, name: str) -> str:
         """The URN of the resource named `name` in the state (names are unique in this program)."""

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from swarm.node_scripts.day2 import RETIRE_LOCK_DIR
 from tests.lifecycle.engine import Engine, RunResult
 from tests.pulumi_program import cluster_config, reference_stack_text, run_program
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox
@@ -188,6 +191,20 @@ class Scenario:
     # session killed, tests/sandbox/lifecycle_interrupt.py); then `up` runs again, and that
     # node must take tasks afterwards.
     interrupt: str = ""
+    # Droplets destroyed outside Pulumi before the `up` (a host failure), then the documented way
+    # back (docs/how-to.md, "A manager's droplet is lost"): `pulumi refresh` of the droplets and
+    # the reserved IP's assignment, then `pulumi up`.
+    lost: tuple[str, ...] = ()
+    # A deploy killed mid-retirement (issue 20, item 7): every SSH session of the `up` is killed
+    # (SIGKILL) once a retirement holds its slot on the manager and has drained its node; the run
+    # fails there, and the scenario's `up` is the next deploy, with the same configuration.
+    killed_mid_retirement: bool = False
+    # A lone manager lost without a swarm-state backup (docs/how-to.md): after refresh and an `up`
+    # that stops at init, `<mountPath>/.swarm-state` is removed on the successor, then `up`,
+    # `pulumi refresh` (the old swarm's objects are gone) and `up` again: a new swarm with the
+    # same services, secrets and networks, and the volume's data. Judged on that: a new cluster
+    # ID and new service IDs are expected.
+    new_swarm: bool = False
 
 
 SCENARIOS = (
@@ -218,7 +235,22 @@ SCENARIOS = (
     # The first manager's handover never reaches its successor (issue 20: a handover on the successor).
     Scenario("three managers, a control pool first without a volume, its image changed",
              baseline=_with_a_control_pool_first, change=lambda c: _pool(c, "control", image="ubuntu-22-04-x64")),
+    # A dead manager does not wedge `up` (issue 20, item 6): the first manager's droplet destroyed
+    # outside Pulumi, then refresh + up.
+    Scenario("three managers, the first (prod-manager-1) lost, refresh and up", baseline=_with_two_more_managers,
+             lost=("prod-manager-1",)),
+    Scenario("lone manager (prod-manager-1) lost, refresh and up", lost=("prod-manager-1",)),
+    Scenario("lone manager (prod-manager-1) lost, a new swarm with the same services", lost=("prod-manager-1",),
+             new_swarm=True),
+    # A killed `up` leaves nothing behind (issue 20, item 7).
+    Scenario("worker removed (ml 3 -> 2), the up killed mid-retirement, then up again",
+             lambda c: _pool(c, "ml", count=2), killed_mid_retirement=True),
 )
+
+# What `pulumi refresh --target` names in the documented way back: the droplets and the reserved
+# IP's assignment (the Docker provider's objects are left out: the manager they are read through
+# may be the droplet that is gone).
+REFRESHED_TYPES = ("digitalocean:index/droplet:Droplet", "digitalocean:index/reservedIpAssignment:ReservedIpAssignment")
 
 
 # --- watching -----------------------------------------------------------------------------
@@ -371,6 +403,11 @@ class Outcome:
     # Nodes not Ready and Active afterwards, and what an interrupted scenario found wrong (the first
     # up not cut off, the node taking no task): each fails the scenario.
     not_serving: list[str] = field(default_factory=list)
+    # What a killed `up` left behind after the next one (a slot held, a node not Active)
+    leftovers: list[str] = field(default_factory=list)
+    # A lost lone manager: no manager until the new swarm forms, and the workers leave the old
+    # one to join it (their tasks stop): the replicas are judged at the end, not in every sample.
+    outage_expected: bool = False
 
     @property
     def membership_held(self) -> bool:
@@ -380,6 +417,8 @@ class Outcome:
 
     @property
     def replicas_held(self) -> bool:
+        if self.outage_expected:
+            return True
         return all(low >= wanted - 1 for counts in (self.min_running, self.min_serving)
                    for low, wanted in counts.values() if wanted >= 2)
 
@@ -391,7 +430,8 @@ class Outcome:
         samples are counted and shown, and what they cost is in the serving counts."""
         return (self.result.error is None and self.swarm_survived and self.services_survived
                 and self.secrets_survived and self.data_survived and self.replicas_held
-                and self.membership_held and (self.leaderless_samples == 0 or self.managers < 2))
+                and self.membership_held and (self.leaderless_samples == 0 or self.managers < 2)
+                and not self.leftovers)
 
 
 class Lifecycle:
@@ -445,19 +485,119 @@ class Lifecycle:
         before = swarm_snapshot(self.cloud)
         token = self.write_marker()
         new_config = scenario.change(self.config)
+        for name in scenario.lost:
+            self.lose(name)
         started = time.monotonic()
-        problems = []
+        problems: list[str] = []
+        killed_problems: list[str] = []
         with Sampler(self.cloud) as sampler:
             if scenario.interrupt:
                 problems += self._interrupted_up(new_config, scenario)
+            if scenario.killed_mid_retirement:
+                killed_problems = self._killed_up(new_config, scenario)
             result = self.up(new_config, replace=scenario.replace, upgrade=scenario.upgrade)
+            if scenario.new_swarm:
+                result = self._new_swarm(new_config, result)
         end = time.monotonic()
         if scenario.interrupt and result.error is None:
             manager = self.cloud.host_at(next(iter(self.cloud.reserved)))
             problem = takes_tasks(manager, scenario.interrupt, f"{STACK}_api") if manager else "no manager"
             problems += [problem] if problem else []
         after = swarm_snapshot(self.cloud)
-        return self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end, problems)
+        if scenario.new_swarm and after and before:
+            # A new swarm is the point: judged by the services' and secrets' names instead.
+            before = {**before, "cluster": after["cluster"],
+                      "services": {name: {**spec, "ID": after["services"].get(name, {}).get("ID")}
+                                   for name, spec in before["services"].items()}}
+        outcome = self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end, problems)
+        if scenario.new_swarm:
+            outcome.outage_expected = True
+            # At the end every service runs all its replicas again.
+            short = [f"{name} runs {spec['Replicas']}" for name, spec in (after or {}).get("services", {}).items()
+                     if spec["Replicas"].split("/")[0] != spec["Replicas"].split("/")[1].split()[0]]
+            outcome.leftovers = short
+            outcome.problems.extend(short)
+        if scenario.killed_mid_retirement:
+            outcome.leftovers = killed_problems + self._left_behind()
+            outcome.problems.extend(outcome.leftovers)
+        return outcome
+
+    def _killed_up(self, config: dict, scenario: Scenario) -> list[str]:
+        """The `up` killed once a retirement holds a slot with its node drained: every SSH
+        session the run has open gets SIGKILL, as a killed `pulumi up` drops them."""
+        seen = threading.Event()
+
+        def watch() -> None:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and not seen.is_set():
+                manager = self._manager()
+                if manager is not None:
+                    held = manager.exec(f"ls -d {RETIRE_LOCK_DIR}/*.lock.* 2>/dev/null; "
+                                        "docker node ls --format '{{.Availability}}' | grep -c Drain || true",
+                                        check=False, timeout=20).stdout.split()
+                    if len(held) >= 2 and held[-1] != "0":
+                        _kill_own_ssh_sessions()
+                        seen.set()
+                        return
+                time.sleep(0.3)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        killed = self.up(config, replace=scenario.replace, upgrade=scenario.upgrade)
+        seen.set()
+        watcher.join()
+        if killed.error is None:
+            return ["the up to be killed finished before a retirement held its slot: nothing was killed"]
+        return []
+
+    def _new_swarm(self, config: dict, stopped: RunResult) -> RunResult:
+        """The documented way back for a lone manager lost without a swarm-state backup."""
+        if stopped.error is None or "not initialising a new, empty swarm" not in str(stopped.error):
+            return stopped  # not the stop at init the docs describe: judged as it is
+        host, mount = self.volume_host()
+        assert host is not None, "no droplet holds the database volume"
+        host.exec(f"rm -rf {mount}/.swarm-state")
+        # A new swarm, which the workers join; the state still lists the old swarm's services,
+        # so the convergence check finds none of them ("no such service"): expected, the refresh
+        # that follows drops them and the next `up` creates them.
+        first = self.up(config)
+        if first.error is not None and "no such service" not in str(first.error):
+            return first
+        self.engine.refresh()
+        return self.up(config)
+
+    def _manager(self):
+        with self.cloud.lock:
+            addresses = list(self.cloud.reserved)
+        return self.cloud.host_at(addresses[0]) if addresses else None
+
+    def _left_behind(self) -> list[str]:
+        """What a killed run must not leave: a retirement slot held, a node not Active."""
+        manager = self._manager()
+        if manager is None:
+            return ["no manager at the reserved IP to ask"]
+        out = manager.exec(f"ls -d {RETIRE_LOCK_DIR}/*.lock.* 2>/dev/null; echo ---; "
+                           "docker node ls --format '{{.Hostname}} {{.Availability}}'", check=False, timeout=20).stdout
+        slots, nodes = out.split("---", 1)
+        problems = [f"a retirement slot is still held: {slot}" for slot in slots.split()]
+        problems += [f"{line.split()[0]} is {line.split()[1]}, not Active" for line in nodes.strip().splitlines()
+                     if len(line.split()) == 2 and line.split()[1] != "Active"]
+        return problems
+
+    def lose(self, name: str) -> None:
+        """A host failure: the droplet `name` destroyed outside Pulumi, then what the operator
+        does (docs/how-to.md): `pulumi refresh` of the droplets and the reserved IP's assignment,
+        once the surviving managers (if any) have elected a leader."""
+        self.cloud.fail_host(name)
+        deadline = time.monotonic() + 60
+        managers = sum(int(pool.get("count", 0)) for pool in self.config["nodePools"].values()
+                       if pool.get("role") == "manager")
+        while managers >= 2 and not _answers(self.cloud) and time.monotonic() < deadline:
+            time.sleep(1)
+        self.refresh()
+
+    def refresh(self) -> list:
+        return self.engine.refresh(target=[urn for urn, res in self.engine.state.items() if res.type in REFRESHED_TYPES])
 
     def _interrupted_up(self, config: dict, scenario: Scenario) -> list[str]:
         """The first `up`, cut off while `scenario.interrupt` drains: it must fail there."""
@@ -531,7 +671,7 @@ class Lifecycle:
         if not address_answers:
             problems.append("managerAddress (the reserved IP) does not answer as a swarm manager")
         if result.error is not None:
-            problems.append("up failed: " + _first_line(str(result.error)))
+            problems.append("up failed: " + _first_line(str(result.error), limit=1200))
         droplets = sorted({s.name for s in result.steps if s.op == "replace" and s.type.endswith(":Droplet")})
         replaced = droplets or sorted({s.name for s in result.steps if s.op == "replace"})
         return Outcome(name, result, result.summary(), replaced, swarm_survived, not lost, not missing, data,
@@ -556,9 +696,46 @@ class Lifecycle:
         self.cloud.close()
 
 
+def _answers(cloud: Cloud) -> bool:
+    """Whether a manager answers with a leader elected (`docker node ls` hangs without one)."""
+    try:
+        return bool(swarm_snapshot(cloud))
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def _kill_own_ssh_sessions() -> None:
+    """SIGKILL every `ssh` process this process started (its descendants, by PID; nothing else)."""
+    children: dict[int, list[int]] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1: stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+        names[int(entry.name)] = name
+    todo, found = [os.getpid()], []
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            todo.append(child)
+            if names.get(child) == "ssh":
+                found.append(child)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _lowest(service: str, samples: list[Sample], steps, started: float) -> str:
     """When `service` was lowest, what the engine was doing and where its tasks were: enough to
     tell a scheduling problem from a slow host in a CI log."""
+    if not samples:
+        return f"  {service}: no sample was answered by a manager"
     low = min(samples, key=lambda sample: sample.running.get(service, 0))
     busy = [f"{s.op} {s.name}" for s in steps if s.op != "same" and s.started <= low.at <= s.started + s.seconds]
     return (f"  {service} at +{low.at - started:.1f} s, during: {', '.join(busy) or 'no step'}; "

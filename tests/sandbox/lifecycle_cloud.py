@@ -90,6 +90,20 @@ class Cloud:
                     return host
         return None
 
+    def fail_host(self, name: str) -> None:
+        """A host failure: the droplet named `name` is destroyed outside Pulumi (no command runs
+        on it first), as DigitalOcean destroys it: its reserved IPs are unassigned and its
+        volumes detached, and they live on. The engine's state still lists it until a refresh."""
+        with self.lock:
+            (droplet_id,) = [d for d, host in self.droplets.items() if host.name == name]
+            host = self.droplets.pop(droplet_id)
+            for address in [a for a, d in self.reserved.items() if d == droplet_id]:
+                del self.reserved[address]
+            for volume in self.volumes.values():
+                if volume["droplet"] == droplet_id:
+                    volume["droplet"] = None
+        self.sandbox.destroy_host(host.key)
+
     def close(self) -> None:
         """Destroy every droplet and volume left (between scenarios of a report)."""
         with self.lock:
@@ -159,6 +173,12 @@ class DropletProvider(Provider):
                       "while kill -0 \"$pid\" 2>/dev/null; do sleep 0.2; done", check=False, timeout=60)
         self.delete_droplet(step.old.id)
 
+    def read(self, step: StepContext) -> dict | None:
+        """Refresh: a droplet destroyed outside Pulumi is gone (dropped from the state)."""
+        assert step.old is not None
+        with self.cloud.lock:
+            return step.old.outputs if step.old.id in self.cloud.droplets else None
+
     def delete_droplet(self, droplet_id: str) -> None:
         with self.cloud.lock:
             host = self.cloud.droplets.pop(droplet_id, None)
@@ -218,6 +238,13 @@ class VolumeProvider(Provider):
             self.cloud.volumes[volume_id] = volume
         return volume_id, dict(step.inputs)
 
+    def read(self, step: StepContext) -> dict | None:
+        """Refresh: a volume outlives its droplet (detached when the droplet is destroyed); only
+        a volume deleted outside Pulumi is gone."""
+        assert step.old is not None
+        with self.cloud.lock:
+            return step.old.outputs if step.old.id in self.cloud.volumes else None
+
     def delete(self, step: StepContext) -> None:
         assert step.old is not None
         with self.cloud.lock:
@@ -255,6 +282,15 @@ class ReservedIpAssignmentProvider(Provider):
                 raise RuntimeError(f"422 droplet {droplet} does not exist")
             self.cloud.reserved[inputs["ipAddress"]] = droplet
         return f"{inputs['ipAddress']}-{droplet}", dict(step.inputs)
+
+    def read(self, step: StepContext) -> dict | None:
+        """Refresh: DigitalOcean unassigns a reserved IP when its droplet is destroyed; the
+        provider's read then finds the IP on no droplet (or another) and drops the assignment."""
+        assert step.old is not None
+        inputs = unwrap(step.old.inputs)
+        with self.cloud.lock:
+            held = self.cloud.reserved.get(inputs["ipAddress"]) == str(int(inputs["dropletId"]))
+        return step.old.outputs if held else None
 
     def delete(self, step: StepContext) -> None:
         inputs = unwrap(step.inputs)
@@ -357,6 +393,15 @@ class DockerObjectProvider(Provider):
                            engine_api.service_spec(inputs), [f"X-Registry-Auth: {auth}"] if auth else [],
                            known_hosts=known_hosts)
         return dict(step.inputs)
+
+    def read(self, step: StepContext) -> dict | None:
+        """Refresh: read through the manager the provider reaches now (it fails when none
+        answers, as the provider does); an object the swarm no longer has is gone."""
+        assert step.old is not None
+        _, _, base = self.PATHS[step.type]
+        found = engine_api.request(step.name, self._manager(step), f"{base}/{step.old.id}", missing_ok=True,
+                                   known_hosts=self._known_hosts(step))
+        return step.old.outputs if found else None
 
     def delete(self, step: StepContext) -> None:
         assert step.old is not None

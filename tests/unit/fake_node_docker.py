@@ -71,6 +71,8 @@ def main(argv: list[str]) -> int:
             print("Error response from daemon: This node is not a swarm manager.", file=sys.stderr)
             (FAKE / "node.json").write_text(json.dumps(state))
             return 1
+    elif argv[:2] == ["node", "demote"] and argv[2] in state.get("roles", {}):  # another node, from here
+        state["roles"][argv[2]] = "worker"
     elif argv[:2] in (["node", "update"], ["node", "promote"], ["node", "demote"]):
         pass
     elif argv[:2] == ["node", "ls"] and "role=worker" in argv:  # -q, or ID status availability

@@ -1,5 +1,5 @@
-"""A first manager without a volume, replaced (issue 20, item 3): its handover reaches the old
-droplet and names the old node, and it runs before any retirement of the run. Two `pulumi up`s
+"""A first manager without a volume, replaced (issue 20, item 3): its handover runs at the
+reserved IP (item 6: never at a droplet's own address) and names the old node, and it runs before any retirement of the run. Two `pulumi up`s
 on one state with the lifecycle engine (tests/lifecycle); the sandbox scenario is in
 tests/sandbox/lifecycle.py ("three managers, a control pool first without a volume")."""
 
@@ -61,7 +61,7 @@ class Commands(Provider):
             self.events.append(("end", step.name))
 
 
-def test_the_old_first_managers_handover_runs_on_its_own_droplet_for_its_own_node_before_it_retires():
+def test_the_old_first_managers_handover_runs_at_the_reserved_ip_for_its_own_node_before_it_retires():
     commands = Commands()
     engine = Engine({DROPLET: Droplets(), COMMAND: commands}, default=FakeOutputs())
     config = copy.deepcopy(cluster_config("prod"))
@@ -69,7 +69,7 @@ def test_the_old_first_managers_handover_runs_on_its_own_droplet_for_its_own_nod
     config["nodePools"] = {"control": control, **config["nodePools"]}
     first = engine.up(lambda monitor: run_program("prod", config, monitor=monitor))
     assert first.error is None, first.error
-    old_address = next(r for r in engine.state.values() if r.name == "prod-control-1" and r.type == DROPLET).outputs["ipv4Address"]
+    reserved_ip = next(r for r in engine.state.values() if r.type.endswith("reservedIp:ReservedIp")).outputs["ipAddress"]
     old_node = next(r for r in engine.state.values() if r.name == "prod-init").outputs["stdout"].strip()
 
     config["nodePools"]["control"]["image"] = "ubuntu-22-04-x64"
@@ -79,8 +79,9 @@ def test_the_old_first_managers_handover_runs_on_its_own_droplet_for_its_own_nod
     assert new_node != old_node
 
     (handover,) = [(host, script) for name, host, script in commands.deleted if name == "prod-control-1-swarm-state"]
-    # the old droplet, which lives until the end of the run, not the reserved IP its successor holds
-    assert handover[0] == old_address
+    # the reserved IP, which the successor holds by then: the script demotes the old node from
+    # there (tests/unit/node_scripts), and a lost droplet's address is never dialled
+    assert handover[0] == reserved_ip
     assert node_scripts.inputs_of(handover[1])["NODE"] == old_node
     # demoted by its handover (leadership moves if it led) before any retirement of the run (on
     # the successor) starts, its own and the other old control node's, not side by side

@@ -315,3 +315,56 @@ def test_a_docker_provider_whose_host_changes_is_updated_and_its_resources_stay(
     result = up(engine, program("ssh://root@10.0.0.2"))
     assert result.error is None
     assert recorder.ops()[2:] == [("update", "swarm")], "the network is neither replaced nor updated"
+
+
+class Cloud(Recorder):
+    """A Recorder whose resources can be lost outside Pulumi: `read` finds them no more."""
+
+    def __init__(self):
+        super().__init__()
+        self.lost: set[str] = set()
+
+    def read(self, step):
+        return None if step.old.id in self.lost else step.old.outputs
+
+
+def test_a_refresh_drops_what_the_cloud_lost_and_keeps_its_dependents_with_their_old_inputs():
+    """`pulumi refresh` after a host failure: the lost resource leaves the state, a resource
+    whose provider reads nothing back (a remote command) stays with its old inputs."""
+    cloud = Cloud()
+    engine = Engine({THING: cloud}, rules=RULE)
+    up(engine, a_chain())
+    cloud.lost.add(engine.state[engine.urn("a")].id)
+    steps = engine.refresh()
+    assert [(s.op, s.name, s.detail) for s in steps] == [("delete", "a", "gone (refresh)")]
+    assert [res.name for res in engine.state.values() if res.custom] == ["b", "c"]
+    assert engine.state[engine.urn("b")].inputs["source"] == "a#1"
+    assert cloud.ops() == [("create", "a"), ("create", "b"), ("create", "c")], "a refresh runs no step"
+
+
+def test_the_up_after_a_refresh_creates_the_lost_resource_anew_and_its_dependents_follow():
+    cloud = Cloud()
+    engine = Engine({THING: cloud}, rules=RULE)
+    up(engine, a_chain())
+    cloud.lost.add(engine.state[engine.urn("a")].id)
+    engine.refresh()
+    result = up(engine, a_chain())
+    assert result.error is None, result.error
+    # created, not replaced: nothing of the lost one is deleted; b sees a's new output
+    assert cloud.ops()[3:] == [("create", "a"), ("update", "b")]
+
+
+def test_a_refresh_can_be_limited_to_targets():
+    cloud = Cloud()
+    engine = Engine({THING: cloud}, rules=RULE)
+    up(engine, a_chain())
+    cloud.lost |= {engine.state[engine.urn(name)].id for name in ("a", "b")}
+    steps = engine.refresh(target=[engine.urn("b")])
+    assert [s.name for s in steps] == ["b"]
+    assert engine.urn("a")
+
+
+def test_a_resource_without_a_read_stays_in_the_state_after_a_refresh(engine, recorder):
+    up(engine, a_chain())
+    assert engine.refresh() == []
+    assert len([res for res in engine.state.values() if res.custom]) == 3

@@ -485,22 +485,22 @@ def test_the_manager_is_reached_at_a_reserved_ip_that_follows_its_droplet(prod):
             assert prod.depends_on(command, assignment), command.name
 
 
-def test_the_first_managers_handover_goes_to_its_own_droplet_and_names_its_node():
-    """Issue 20: a first manager without a volume is replaced create-before-delete, so when its
-    handover (a delete, with its old inputs) runs, the reserved IP, the name and the host key
-    are its successor's. The handover goes to the old droplet's own address and carries the
-    node ID its init printed: the script acts on that node alone."""
+def test_the_first_managers_handover_goes_to_the_reserved_ip_and_names_its_node():
+    """Issue 20: a delete at a droplet's own address fails on every later `up` once the droplet
+    is lost outside Pulumi (pulumi-command reads nothing back on refresh). The handover goes to
+    the reserved IP, pinned to the node's host key (its successor's too), depends on the
+    assignment (so that with a volume it runs before the IP moves), and carries the node ID its
+    init printed: the script acts on that node alone."""
     config = cluster_config("prod")
     config["nodePools"] = {"control": {"role": "manager", "count": 2, "size": "s-1vcpu-2gb"}, **config["nodePools"]}
     run = run_program("prod", config)
     assert run.error is None, run.error
     (handover,) = commands(run, "-swarm-state")
     assert handover.name == "prod-control-1-swarm-state"
-    droplet = run.named("prod-control-1")
-    assert not droplet.options.get("deleteBeforeReplace"), "no volume: its successor is created first"
     connection = handover.plain("connection")
-    assert connection["host"] == fake_addresses("prod-control-1")[0] != MANAGER_ADDRESS
+    assert connection["host"] == MANAGER_ADDRESS
     assert connection["hostKey"] == commands(run, "prod-control-1-ready")[0].plain("connection")["hostKey"]
+    assert run.depends_on(handover, run.of_type("digitalocean:index/reservedIpAssignment:ReservedIpAssignment")[0])
     assert node_scripts.inputs_of(handover.plain("delete"))["NODE"] == "node-id-of-prod"
 
 

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
 
+from swarm.config import load_stack_config_file
+from swarm.plan.duration import deploy_bound
 from tests.pulumi_program import PROJECT_ROOT
+
+
+def stack_config_of(stack: str):
+    return load_stack_config_file(PROJECT_ROOT, stack)
 
 WORKFLOWS = sorted((PROJECT_ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -48,11 +56,29 @@ def test_pushes_to_main_deploy_staging_then_prod():
     workflow = load("deploy.yml")
     assert workflow[True]["push"]["branches"] == ["main"]
     jobs = workflow["jobs"]
-    assert jobs["staging"]["needs"] == "test" and jobs["prod"]["needs"] == "staging"
+    assert jobs["staging"]["needs"] == "test" and jobs["prod"]["needs"] == ["test", "staging"]
     for stack in ("staging", "prod"):
         (up,) = pulumi_steps(jobs[stack])
         assert (up["command"], up["stack-name"]) == ("up", stack)
     assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
+def test_each_deploy_jobs_timeout_is_its_stacks_plan_bound_for_replacing_every_droplet():
+    jobs = load("deploy.yml")["jobs"]
+    step = next(step for step in jobs["test"]["steps"] if step.get("id") == "timeouts")
+    # The step's own script, run here: it prints one `<stack>=<minutes>` line per stack.
+    script = step["run"].replace(".venv/bin/python", sys.executable)
+    output = PROJECT_ROOT / ".pytest-github-output"
+    try:
+        subprocess.run(["bash", "-c", script], cwd=PROJECT_ROOT, check=True, env={**os.environ, "GITHUB_OUTPUT": str(output)})
+        printed = dict(line.split("=") for line in output.read_text().split())
+    finally:
+        output.unlink(missing_ok=True)
+    assert printed == {stack: str(deploy_bound(stack_config_of(stack)).job_timeout_minutes) for stack in ("staging", "prod")}
+    assert int(printed["prod"]) > 60  # the fixed hour it replaces was short of prod's bound
+    for stack in ("staging", "prod"):
+        assert jobs["test"]["outputs"][f"{stack}-timeout"] == f"${{{{ steps.timeouts.outputs.{stack} }}}}"
+        assert jobs[stack]["timeout-minutes"] == f"${{{{ fromJSON(needs.test.outputs.{stack}-timeout) }}}}"
 
 
 def test_a_release_sets_swarm_images_from_the_dispatch_input_on_both_stacks():
@@ -176,3 +202,21 @@ def test_deploys_open_ssh_for_their_runner_and_always_close_it():
             assert '--label "$SSH_ACCESS_LABEL"' in job["steps"][index]["run"]
         # one label per run attempt: a re-run replaces its own opening, never another run's
         assert job["env"]["SSH_ACCESS_LABEL"] == "gha-${{ github.run_id }}-${{ github.run_attempt }}"
+
+
+def test_a_deploy_killed_mid_up_releases_its_state_lock_for_the_next_one():
+    """Issue 20, item 7: a cancelled or timed-out `pulumi up` leaves its lock file in the DIY
+    backend; the job deletes it with `pulumi cancel` for its own stack, after the up, whatever
+    became of it. Safe only because deploys never overlap."""
+    workflow = load("deploy.yml")
+    assert workflow["concurrency"] == {"group": "deploy", "cancel-in-progress": False}
+    for stack in ("staging", "prod"):
+        job = workflow["jobs"][stack]
+        up = step_index(job, lambda s: s.get("uses", "").startswith("pulumi/actions"))
+        assert job["steps"][up]["id"] == "up"
+        release = step_index(job, lambda s: "pulumi cancel" in s.get("run", ""))
+        assert release > up
+        condition = job["steps"][release]["if"]
+        assert "always()" in condition
+        assert "steps.up.outcome == 'cancelled'" in condition and "steps.up.outcome == 'failure'" in condition
+        assert f"pulumi cancel --yes --stack {stack}" in job["steps"][release]["run"]

@@ -268,6 +268,33 @@ def test_a_stale_lock_is_taken_over(tmp_path):
     assert seconds < 10
 
 
+def test_a_retirement_that_waited_for_a_killed_runs_retirement_of_the_same_node_succeeds_when_that_one_removed_it(tmp_path):
+    # Issue 20, item 7 (seen on the sandbox: a deploy killed mid-retirement, then `up` again):
+    # the killed run's retire.sh goes on on the manager without its SSH session, holding the
+    # slot; it removes the node, then releases the slot. The next run's retirement, which waited
+    # for the slot, found no node and failed (`docker node inspect`), failing the `up`.
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json",
+                       {"nodes": nodes(), "services": SERVICES, "tasks": BEFORE})
+    lock = tmp_path / "locks" / "ml.lock.1"
+    lock.mkdir(parents=True)
+    state = tmp_path / "fake" / "swarm.json"
+    # The other retirement, alive: it removes n2 from the swarm, then releases its slot.
+    holder = subprocess.Popen(["python3", "-c", (
+        "import json, pathlib, shutil, sys, time; time.sleep(3); p = pathlib.Path(sys.argv[1]); "
+        "s = json.loads(p.read_text()); s['nodes'].pop('n2'); p.write_text(json.dumps(s)); "
+        "shutil.rmtree(sys.argv[2])"), str(state), str(lock)])
+    (lock / "owner").write_text(f"n2 {holder.pid} {int(time.time())}\n")
+    try:
+        result, _ = retire(tmp_path, env)
+    finally:
+        holder.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "left the swarm while this waited for a slot" in result.stdout
+    calls = [call for _, call in swarm_calls(tmp_path)]
+    assert not [call for call in calls if call.startswith(("node update", "node rm"))]
+    assert not list((tmp_path / "locks").iterdir())  # released
+
+
 def test_a_node_left_drained_by_an_interrupted_run_gets_the_configured_availability_back(tmp_path):
     # issue 20: a drain cut off half-way (SSH drop, cancelled deploy) left the node drained; the
     # next run must not take that for the node's own availability and keep it forever.

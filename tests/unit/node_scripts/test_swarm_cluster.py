@@ -346,7 +346,38 @@ def test_a_handover_run_on_any_node_but_the_one_it_was_made_for_does_nothing(tmp
     result = run(swarm_cluster.handover_script(None, "m1old"), env)
     assert result.returncode == 0, result.stderr
     assert "is not the node this handover was made for (m1old" in result.stdout
-    assert node_calls(tmp_path) == [["info", "--format", "{{.Swarm.NodeID}}"]]
+    assert not changes(tmp_path)
+
+
+def changes(tmp_path) -> list[list[str]]:
+    """The calls that change a node or Docker: demotions, promotions, stops."""
+    return [call for call in node_calls(tmp_path)
+            if call[:2] in (["node", "demote"], ["node", "promote"], ["node", "rm"]) or "stop" in call]
+
+
+def test_a_handover_run_on_the_successor_demotes_the_old_node_from_there_while_it_is_a_reachable_manager(tmp_path):
+    # Issue 20 (a dead manager): the handover runs at the reserved IP, which reaches the successor
+    # once it holds it (replaced create-before-delete): the old node, still up, is demoted from
+    # there, so that leadership moves while it is up, as its own demotion did.
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "control": True, "managers_count": 4, "id": "m1new",
+                        "roles": {"m1old": "manager"}, "reachability": {"m1old": "reachable"}})
+    result = run(swarm_cluster.handover_script(None, "m1old", demote_wait_seconds=2), env)
+    assert result.returncode == 0, result.stderr
+    assert changes(tmp_path) == [["node", "demote", "m1old"]]
+    assert "demoted m1old, the node this handover was made for" in result.stdout
+
+
+def test_a_handover_made_for_a_lost_droplet_succeeds_on_the_successor_and_leaves_the_old_node_to_its_retirement(tmp_path):
+    # The droplet was destroyed outside Pulumi: its node is an unreachable manager; demoting it is
+    # the successor's init's and the retirement's work, and the handover must not fail the `up`.
+    env = install_fake(tmp_path, "fake_node_docker.py", "node.json",
+                       {"local": "active", "control": True, "managers_count": 4, "id": "m1new",
+                        "roles": {"m1old": "manager"}, "reachability": {"m1old": "unreachable"}})
+    result = run(swarm_cluster.handover_script("/mnt/db/.swarm-state", "m1old", demote_wait_seconds=2), env)
+    assert result.returncode == 0, result.stderr
+    assert not changes(tmp_path)
+    assert "m1old is an unreachable manager" in result.stdout
 
 
 def test_a_lone_managers_handover_run_on_its_successor_keeps_nothing_and_promotes_nobody(tmp_path):
@@ -355,7 +386,7 @@ def test_a_lone_managers_handover_run_on_its_successor_keeps_nothing_and_promote
     result = run(swarm_cluster.handover_script(str(state_dir), "m1old", standin_grace_seconds=1), env)
     assert result.returncode == 0, result.stderr
     assert not state_dir.exists()
-    assert node_calls(tmp_path) == [["info", "--format", "{{.Swarm.NodeID}}"]]
+    assert not changes(tmp_path)
 
 
 def test_a_manager_demoted_by_its_retirement_meanwhile_still_hands_over(tmp_path):
