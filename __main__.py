@@ -190,7 +190,7 @@ if ingress is not None:
     pulumi.export("loadBalancerAddress", ingress.address)
     pulumi.export("loadBalancerMonthlyCostUsd", ingress_plan.ingress.monthly_cost)
 
-# Scheduled jobs (x-schedule services) and backups: the scheduler on the first manager.
+# Scheduled jobs (x-schedule services) and backups: the scheduler on every manager.
 scheduled = [key for key, spec in rollout.stack.services.items() if spec.schedule]
 if config.backups or scheduled:
     backups = BackupsComponent(f"{config.stack}-backups", BackupsArgs(config.backups, config.stack)) if config.backups else None
@@ -198,6 +198,7 @@ if config.backups or scheduled:
         f"{config.stack}-scheduler",
         SchedulerArgs(
             jobs=jobs_document(config.backups, config.stack, list(checked.databases)),
+            managers=cluster.managers,
             manager_connection=cluster.manager_connection,
             keys=backups.keys if backups else None,
             depends_on=[workloads.converged, *([backups.bucket] if backups else [])],

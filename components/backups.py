@@ -1,5 +1,5 @@
 """Backups and scheduled jobs: the Spaces bucket, its key and the encryption key (`Backups`),
-and the scheduler installed on the first manager (`Scheduler`: swarm/backups/scripts.py,
+and the scheduler installed on every manager (`Scheduler`: swarm/backups/scripts.py,
 swarm/backups/node/swarm_jobs.py), which also runs the stack file's `x-schedule` services.
 
 - bucket:   private (ACL), a lifecycle rule that deletes backups older than `keep` runs plus a
@@ -7,8 +7,13 @@ swarm/backups/node/swarm_jobs.py), which also runs the stack file's `x-schedule`
 - key:      a Spaces access key granted read/write on this bucket only, for the manager.
 - cipher:   a random 48-character key, kept only as a Pulumi secret and in a root-only file on
             the manager; exported (secret) because a restore onto a new cluster needs it.
-- install:  copies the scheduler and the jobs document to the manager; the keys go on stdin.
-- status:   runs on every `up` and reports each job's last successful run (an output).
+- install:  one per manager, at its droplet's own address: copies the scheduler and the jobs
+            document there, with its cron entry; the keys go on stdin. The droplet's ID is part
+            of the script, so a replaced manager's successor gets it again (an update in place:
+            no uninstall runs against the old droplet). Every manager's cron ticks; each run
+            happens once cluster-wide (a claim in the swarm, swarm/backups/node/claims.py).
+- status:   runs on every `up` at the manager's reserved IP and reports each job's last runs,
+            wherever they ran (from the claims), and the last successful one (an output).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pulumi_digitalocean as digitalocean
 import pulumi_random as random
 from pulumi_command import remote
 
+from components.swarm_cluster import ManagerAccess
 from swarm.backups import install_script, status_script, uninstall_script
 from swarm.config import Backups
 
@@ -76,35 +82,42 @@ class BackupsComponent(pulumi.ComponentResource):
 @dataclass
 class SchedulerArgs:
     jobs: dict  # swarm.backups.jobs_document(...): backups, or none for x-schedule services only
-    manager_connection: remote.ConnectionArgs
+    managers: Sequence[ManagerAccess]  # where it is installed: every manager, the first one first
+    manager_connection: remote.ConnectionArgs  # the reserved IP: where the status is read
     keys: pulumi.Input[str] | None = None  # BackupsComponent.keys
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
 class Scheduler(pulumi.ComponentResource):
-    """The scheduler on the first manager: x-schedule services and backup jobs."""
+    """The scheduler on every manager: x-schedule services and backup jobs."""
 
     status: pulumi.Output[dict]  # job -> {lastSuccess, lastRun, missed, running}
     last_successful: pulumi.Output[dict]  # job -> time of its last successful run, or None
 
     def __init__(self, name: str, args: SchedulerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("swarm:index:Scheduler", name, None, opts)
-        install = remote.Command(
-            f"{name}-install",
-            connection=args.manager_connection,
-            create=install_script(args.jobs),
-            delete=uninstall_script(args.jobs["dir"]),
-            stdin=args.keys if args.keys is not None else "{}",
-            add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-        )
+        installs = [
+            remote.Command(
+                f"{name}-{manager.name}-install",
+                connection=manager.connection,
+                create=manager.droplet_id.apply(lambda droplet: install_script(args.jobs, droplet=str(droplet))),
+                delete=uninstall_script(args.jobs["dir"]),
+                stdin=args.keys if args.keys is not None else "{}",
+                add_previous_output_in_env=False,
+                # Earlier versions installed on the first manager alone, as `<name>-install`: that
+                # install becomes the first manager's (updated in place, never uninstalled).
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on),
+                                            aliases=[pulumi.Alias(name=f"{name}-install")] if index == 0 else None),
+            )
+            for index, manager in enumerate(args.managers)
+        ]
         run_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         status = remote.Command(
             f"{name}-status",
             connection=args.manager_connection,
             create=status_script(args.jobs["dir"], run_at),
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[install]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=installs),
         )
         self.status = status.stdout.apply(_decode_status)
         self.last_successful = self.status.apply(lambda jobs: {job: value.get("lastSuccess") for job, value in jobs.items()})

@@ -76,6 +76,16 @@ class SwarmNode:
     node_id: pulumi.Output[str]
 
 
+@dataclass
+class ManagerAccess:
+    """SSH to one manager at its droplet's own address (not the reserved IP), for what each
+    manager holds itself (the scheduler)."""
+
+    name: str  # `<pool>-<n>`
+    connection: remote.ConnectionArgs
+    droplet_id: pulumi.Output[str]
+
+
 class SwarmCluster(pulumi.ComponentResource):
     nodes: list[SwarmNode]
     manager_public_ip: pulumi.Output[str]
@@ -87,6 +97,7 @@ class SwarmCluster(pulumi.ComponentResource):
     # Depend on these to run after the whole swarm is formed and labelled.
     ready: list[pulumi.Resource]
     manager_connection: remote.ConnectionArgs  # SSH to the first manager, for commands on the swarm
+    managers: list[ManagerAccess]  # every manager, in config order
     folders: dict[str, remote.Command]  # node name -> the command that prepares its folders
 
     def __init__(self, name: str, args: SwarmClusterArgs, opts: pulumi.ResourceOptions | None = None):
@@ -213,6 +224,7 @@ class SwarmCluster(pulumi.ComponentResource):
         self.node_table = pulumi.Output.all(*(self._table_row(node) for node in self.nodes))
         self.ready = settings_commands
         self.manager_connection = manager_connection
+        self.managers = [ManagerAccess(_short(m), self._connection(m), m.droplet_id) for m in managers]
         self.register_outputs(
             {
                 "managerPublicIp": self.manager_public_ip,

@@ -19,6 +19,9 @@ _SWARM = Path(__file__).parents[1]
 # Copied byte for byte: a changed text reinstalls the scheduler on the next `up`.
 NODE_FILES = {
     "swarm_jobs.py": Path(__file__).parent / "node" / "swarm_jobs.py",
+    "claims.py": Path(__file__).parent / "node" / "claims.py",
+    "jobs_host.py": Path(__file__).parent / "node" / "jobs_host.py",
+    "jobs_restore.py": Path(__file__).parent / "node" / "jobs_restore.py",
     "s3.py": Path(__file__).parent / "node" / "s3.py",
     "schedule.py": _SWARM / "values" / "schedule.py",
     "suggest.py": _SWARM / "suggest.py",
@@ -26,17 +29,18 @@ NODE_FILES = {
 CRON_FILE = "/etc/cron.d/swarm-jobs"
 
 
-def install_script(jobs: dict, *, cron: bool = True) -> str:
+def install_script(jobs: dict, *, cron: bool = True, droplet: str = "") -> str:
     """Install the scheduler for `jobs` (swarm.backups.jobs_document). stdin: a JSON object with
     accessKeyId, secretAccessKey and encryptionKey (`{}` without backups). `cron`: also install the cron entry (the
-    sandbox, which has no cron daemon, ticks by hand)."""
+    sandbox, which has no cron daemon, ticks by hand). `droplet`: the ID of the manager's
+    droplet, so that its successor's new ID makes `up` run the install again there."""
     directory = jobs["dir"]
     quoted = shlex.quote(directory)
     entry = f"* * * * * root python3 {quoted}/lib/swarm_jobs.py --dir {quoted} tick >>{quoted}/tick.log 2>&1"
     modules = {_input_name(name): path.read_text(encoding="utf-8") for name, path in NODE_FILES.items()}
     return node_scripts.render(
         "install_jobs", DIR=directory, JOBS_JSON=json.dumps(jobs, indent=2, sort_keys=True), **modules,
-        CRON_FILE=CRON_FILE, CRON_ENTRY=entry if cron else "",
+        CRON_FILE=CRON_FILE, CRON_ENTRY=entry if cron else "", DROPLET=droplet,
     )
 
 

@@ -1,14 +1,21 @@
 #!/bin/sh
 # Install the scheduler and its jobs document in DIR on a manager; the keys arrive on stdin, a
 # JSON object, and go to files only root reads. Installing again replaces the files and keeps
-# the state (last runs, missed runs). See swarm.jobs_scripts.install_script.
-# SWARM_JOBS_PY, S3_PY, SCHEDULE_PY, SUGGEST_PY: the scheduler's modules (swarm.jobs_scripts.NODE_FILES).
+# the state (last runs, missed runs). See swarm.backups.scripts.install_script.
+# SWARM_JOBS_PY, CLAIMS_PY, JOBS_HOST_PY, JOBS_RESTORE_PY, S3_PY, SCHEDULE_PY, SUGGEST_PY: the
+# scheduler's modules (swarm.backups.scripts.NODE_FILES).
 # CRON_ENTRY: the cron line that ticks it every minute; empty for none.
-# inputs: DIR JOBS_JSON SWARM_JOBS_PY S3_PY SCHEDULE_PY SUGGEST_PY CRON_FILE CRON_ENTRY
+# DROPLET: the droplet this install is for. Nothing reads it here: a successor droplet (a new
+# ID) changes the script, so that `up` installs the scheduler on it again.
+# inputs: DIR JOBS_JSON SWARM_JOBS_PY CLAIMS_PY JOBS_HOST_PY JOBS_RESTORE_PY S3_PY SCHEDULE_PY SUGGEST_PY CRON_FILE CRON_ENTRY DROPLET
 set -eu
+: "$DROPLET"
 umask 077
 mkdir -p "$DIR/lib" "$DIR/locks"
 printf '%s' "$SWARM_JOBS_PY" >"$DIR/lib/swarm_jobs.py"
+printf '%s' "$CLAIMS_PY" >"$DIR/lib/claims.py"
+printf '%s' "$JOBS_HOST_PY" >"$DIR/lib/jobs_host.py"
+printf '%s' "$JOBS_RESTORE_PY" >"$DIR/lib/jobs_restore.py"
 printf '%s' "$S3_PY" >"$DIR/lib/s3.py"
 printf '%s' "$SCHEDULE_PY" >"$DIR/lib/schedule.py"
 printf '%s' "$SUGGEST_PY" >"$DIR/lib/suggest.py"

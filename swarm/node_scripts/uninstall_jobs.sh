@@ -1,6 +1,6 @@
 #!/bin/sh
 # Stop scheduling: the cron entry goes; DIR, with the state and keys, stays so that backups in
-# the bucket can still be restored from this manager. See swarm.jobs_scripts.uninstall_script.
+# the bucket can still be restored from this manager. See swarm.backups.scripts.uninstall_script.
 # inputs: DIR CRON_FILE
 set -eu
 rm -f "$CRON_FILE"

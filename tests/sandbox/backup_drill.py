@@ -26,7 +26,7 @@ from swarm.backups.scripts import install_script
 from swarm.config import Backups
 from tests.sandbox.harness import DEFAULT_IMAGE, Host, Sandbox, wait_for
 
-JOBS_DIR = "/root/swarm-jobs"  # sandbox hosts share the machine's /var/lib; /root is their own
+JOBS_DIR = "/var/lib/swarm-jobs"  # where the program installs it; each sandbox host has its own /var
 # Debian's PostgreSQL (the newest installed major version), bind-mounted into the database's task.
 PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), default=Path("/usr/lib/postgresql/15/bin"))
 BUCKET = "drill-backups"
@@ -79,12 +79,15 @@ def backups_config(swarm_state: bool = True, keep: int = 3) -> Backups:
                    swarm_state=swarm_state)
 
 
-def install(manager: Host, s3: S3Server, backups: Backups, databases: tuple[str, ...] = ("database",)) -> dict:
+def install(manager: Host, s3: S3Server, backups: Backups, databases: tuple[str, ...] = ("database",),
+            claim_delay: float = 20) -> dict:
     """The scheduler, as the program installs it, with the drill's endpoint and Docker commands.
-    (Installing again keeps the state, as a second `pulumi up` does.)"""
+    (Installing again keeps the state, as a second `pulumi up` does.) `claim_delay`: how long a
+    manager that is not the first choice for a run waits before claiming it."""
     jobs = jobs_document(backups, "prod", [DatabaseBackup(name, f"backup-{name}") for name in databases],
                          jobs_dir=JOBS_DIR, endpoint=s3.endpoint, docker_stop=DOCKER_STOP, docker_start=DOCKER_START)
     jobs["databaseWaitSeconds"] = 5  # how long a dump waits for a restarting database task
+    jobs["claimDelaySeconds"] = claim_delay
     keys = json.dumps({"accessKeyId": ACCESS_KEY, "secretAccessKey": SECRET_KEY, "encryptionKey": ENCRYPTION_KEY})
     manager.ssh(install_script(jobs, cron=False), stdin=keys)
     return jobs
@@ -99,8 +102,9 @@ def status(host: Host) -> dict:
     return json.loads(jobs(host, "status").stdout)
 
 
-def start_database(manager: Host) -> None:
-    """Debian's PostgreSQL 15 as the swarm service prod_database, data in the manager's /mnt."""
+def start_database(manager: Host, constraint: str = "node.role == manager") -> None:
+    """Debian's PostgreSQL 15 as the swarm service prod_database, data in the manager's /mnt
+    (`constraint`: where it runs; that node must be `manager`)."""
     manager.ssh("mkdir -p /mnt/postgresql/data && chown postgres:postgres /mnt/postgresql/data && chmod 0700 /mnt/postgresql/data")
     # What the postgres image's entrypoint does on an empty data directory: initdb, then POSTGRES_DB.
     init = ("[ -s /data/PG_VERSION ] || { initdb -D /data --auth-local=trust -U app >/dev/null && "
@@ -109,7 +113,7 @@ def start_database(manager: Host) -> None:
     binds = ["/usr:/usr:ro", "/usr/lib:/lib:ro", "/usr/lib64:/lib64:ro", "/etc/passwd:/etc/passwd:ro",
              "/etc/group:/etc/group:ro", "/mnt/postgresql/data:/data"]
     argv = ["docker", "service", "create", "--detach", "--no-resolve-image", "--name", DATABASE,
-            "--label", "com.docker.stack.namespace=prod", "--constraint", "node.role == manager",
+            "--label", "com.docker.stack.namespace=prod", "--constraint", constraint,
             # Numeric: Docker looks the user up in the image (busybox has no postgres user).
             "--user", f"{pwd.getpwnam('postgres').pw_uid}:{pwd.getpwnam('postgres').pw_gid}", "--mount", "type=tmpfs,target=/tmp",
             "--env", f"PATH={PG_BIN}:/bin", "--env", "PGHOST=/tmp", "--env", "POSTGRES_USER=app",

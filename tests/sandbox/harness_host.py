@@ -53,17 +53,38 @@ hostname "$name"
 # now: /run and /root may cover the workdir once mounted.
 [ -e "$dir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$dir/ssh_host_ed25519_key"
 host_key=$(cat "$dir/ssh_host_ed25519_key")
-mkdir -p /var/lib/docker /etc/docker  # mount points; the docker.io package's own folders
-mount --bind "$dir/var-lib-docker" /var/lib/docker
-mount --bind "$dir/etc-docker" /etc/docker
+# A droplet's own disk: /etc and /var copy-on-write over the machine's (an overlay each, its
+# upper layer in the host's folder: kept across power cycles, gone with the droplet), so that
+# what a program leaves on a node (cron entries, /var/lib/...) is not found by its successor.
+# Each overlay is assembled at a staging point with the host's own folders bound into it, then
+# moved over /etc or /var: the bind sources are read before /var covers the workdir (which may
+# live below it). /etc first: an overlay whose upper layer lies below a directory already in use
+# as another overlay's lower layer (/var) is refused by the kernel in the same namespace.
+for top in etc var; do
+  mkdir -p "$dir/disk/$top/upper" "$dir/disk/$top/work" "$dir/disk/$top/merged"
+  mount -t overlay overlay -o "lowerdir=/$top,upperdir=$dir/disk/$top/upper,workdir=$dir/disk/$top/work" \
+    "$dir/disk/$top/merged"
+done
+# A droplet's image has none of the program's files; the machine may (left by runs before hosts
+# had their own disk, or by a run outside the sandbox): hidden from the host at its first boot.
+if [ ! -e "$dir/disk/booted" ]; then
+  rm -rf "$dir/disk/var/merged/lib/swarm-jobs" "$dir/disk/etc/merged/cron.d/swarm-jobs"
+  : >"$dir/disk/booted"
+fi
+mkdir -p "$dir/disk/var/merged/lib/docker" "$dir/disk/etc/merged/docker"  # the docker.io package's own folders
+mount --bind "$dir/var-lib-docker" "$dir/disk/var/merged/lib/docker"
+mount --bind "$dir/etc-docker" "$dir/disk/etc/merged/docker"
 mount --bind "$dir/root" /root
+[ -e "$dir/fstab" ] || : >"$dir/fstab"
+[ -e "$dir/disk/etc/merged/fstab" ] || : >"$dir/disk/etc/merged/fstab"  # the mount point
+mount --bind "$dir/fstab" "$dir/disk/etc/merged/fstab"
+mount --move "$dir/disk/etc/merged" /etc
+mount --move "$dir/disk/var/merged" /var
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -m 0755 /run/sshd
 # Like a droplet's: its own /mnt (volumes are mounted there), its own /etc/fstab (kept on its
 # disk across reboots) and its own /dev/disk (where an attached volume's device appears).
 mount -t tmpfs -o mode=0755 tmpfs /mnt
-[ -e "$dir/fstab" ] || : >"$dir/fstab"
-mount --bind "$dir/fstab" /etc/fstab
 mount -t tmpfs -o mode=0755 tmpfs /dev/disk
 # What systemd does at boot: mount the volumes listed in fstab (nofail: a missing one is skipped).
 mount -a -t ext4,xfs 2>/dev/null || true
@@ -246,8 +267,8 @@ class Host:
 
     def power_cycle(self, timeout: float = 60) -> None:
         """Power off hard (every process dies, as DigitalOcean's power-off before a resize)
-        and boot again with the same disk and address: /var/lib/docker, /etc/docker, /root and
-        /etc/fstab are kept, /run, /mnt and /dev/disk start empty; fstab's volumes are mounted."""
+        and boot again with the same disk and address: /etc, /var (/var/lib/docker included) and
+        /root are kept, /run, /mnt and /dev/disk start empty; fstab's volumes are mounted."""
         self.ready = False
         self._kill()
         if self._init is not None:

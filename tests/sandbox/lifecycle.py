@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import secrets
 import signal
@@ -32,10 +33,11 @@ from pathlib import Path
 
 import yaml
 
+from swarm.backups.jobs import JOBS_DIR
 from swarm.node_scripts.day2 import RETIRE_LOCK_DIR
 from tests.lifecycle.engine import Engine, RunResult
 from tests.pulumi_program import cluster_config, reference_stack_text, run_program
-from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox
+from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox, wait_for
 from tests.sandbox.lifecycle_cloud import Cloud, sandbox_engine, swarm_snapshot
 from tests.sandbox.lifecycle_interrupt import DrainCutter, takes_tasks
 
@@ -129,6 +131,68 @@ def _with_a_control_pool_first(config: dict) -> dict:
     return config
 
 
+# Issue 20, the scheduler follows the manager: backups on (a schedule that never falls during a
+# report: the sandbox has no Spaces) and a stack-file job that runs every minute.
+SCHEDULED_SERVICE = "report"
+NEVER_DURING_A_REPORT = "0 3 1 1 *"
+
+
+def _with_the_scheduler(config: dict) -> dict:
+    """The scheduler on: `swarm:backups` (the database's job, never due here) and a scheduled
+    service (`x-schedule`: every minute) in a copy of the stack file."""
+    source = Path(config["stackFile"])
+    document = yaml.safe_load(source.read_text())
+    document["services"][SCHEDULED_SERVICE] = {
+        "image": DEFAULT_IMAGE, "command": ["sh", "-c", "echo report"], "x-schedule": "* * * * *",
+        "stop_grace_period": "1s", "deploy": {"replicas": 1, "restart_policy": {"condition": "on-failure"}},
+    }
+    scheduled = source.with_name(source.stem + "-scheduled.yaml")
+    scheduled.write_text(yaml.safe_dump(document))
+    backups = {"bucket": "lifecycle-backups", "schedule": NEVER_DURING_A_REPORT, "swarmState": False}
+    return {**config, "stackFile": str(scheduled), "backups": backups}
+
+
+def _scheduler_runs_on_the_successor(life: Lifecycle) -> list[str]:
+    """After the manager's replacement: its successor has the scheduler (cron entry, jobs,
+    keys), the cron entry run there starts the scheduled job, which completes, the status
+    reports that run on that manager, and a further `up` succeeds."""
+    hosts = [h for h in life.cloud.droplets.values() if h.name == f"{STACK}-manager-1" and h.ready]
+    if not hosts:
+        return ["no droplet prod-manager-1 after the change"]
+    host = hosts[0]
+    entry = host.exec("cat /etc/cron.d/swarm-jobs", check=False)
+    lines = [line for line in entry.stdout.splitlines() if line.strip() and not line.startswith("#")]
+    if entry.returncode != 0 or not lines:
+        return [f"the successor {host.name} has no cron entry for the scheduler: {entry.stderr.strip()}"]
+    command = lines[0].split(None, 6)[6]  # cron's five fields and the user, then the command
+    job = f"{STACK}_{SCHEDULED_SERVICE}"
+
+    def last_run() -> dict | None:
+        host.exec(command, check=False, timeout=120)  # as cron runs it every minute: start or collect
+        status = host.exec(f"python3 {JOBS_DIR}/lib/swarm_jobs.py --dir {JOBS_DIR} status", check=False)
+        try:
+            return (json.loads(status.stdout).get(job) or {}).get("lastRun")
+        except ValueError:
+            return None
+
+    try:
+        run = wait_for(last_run, f"{job}'s run on {host.name}", timeout=90, interval=3)
+    except Exception as error:  # noqa: BLE001 - reported as the scenario's problem
+        tail = host.exec(f"tail -n 5 {JOBS_DIR}/tick.log", check=False).stdout
+        return [f"no run of {job} on the successor: {_first_line(str(error))}; tick.log: {tail.strip()}"]
+    problems = []
+    if run.get("status") != "succeeded":
+        problems.append(f"{job}'s run on the successor: {run}")
+    again = life.up(life.config)
+    if again.error is not None:
+        problems.append("the further up failed: " + _first_line(str(again.error)))
+    else:
+        reported = (again.exports.get("scheduledJobs") or {}).get(job) or {}
+        if (reported.get("lastRun") or {}).get("status") != "succeeded":
+            problems.append(f"the further up's scheduledJobs output does not show the run: {reported}")
+    return problems
+
+
 def _key_pair(comment: str) -> tuple[str, str]:
     """A new ED25519 key pair: (public key line, private key)."""
     with tempfile.TemporaryDirectory() as directory:
@@ -205,6 +269,8 @@ class Scenario:
     # same services, secrets and networks, and the volume's data. Judged on that: a new cluster
     # ID and new service IDs are expected.
     new_swarm: bool = False
+    # What else must hold after the change, on the cluster: problems, none when it holds.
+    check: Callable[[Lifecycle], list[str]] | None = None
 
 
 SCENARIOS = (
@@ -213,6 +279,9 @@ SCENARIOS = (
     Scenario("worker removed (ml 3 -> 2)", lambda c: _pool(c, "ml", count=2)),
     Scenario("pool removed (spare)", lambda c: _without_pool(c, "spare"), baseline=_with_spare_pool),
     Scenario("manager replaced (image change)", lambda c: _pool(c, "manager", image="ubuntu-22-04-x64")),
+    # Issue 20: the scheduler follows the manager (installed on the successor, jobs run there).
+    Scenario("manager replaced (image change), scheduler on", lambda c: _pool(c, "manager", image="ubuntu-22-04-x64"),
+             baseline=_with_the_scheduler, check=_scheduler_runs_on_the_successor),
     Scenario("every node's user data changed", upgrade=_program_upgrade_changing_user_data),
     Scenario("pool size changed (ml)", lambda c: _pool(c, "ml", size="m-8vcpu-64gb")),
     Scenario("operator SSH key added", _operator_key_added),
@@ -408,6 +477,7 @@ class Outcome:
     # A lost lone manager: no manager until the new swarm forms, and the workers leave the old
     # one to join it (their tasks stop): the replicas are judged at the end, not in every sample.
     outage_expected: bool = False
+    checks_held: bool = True  # the scenario's own check (Scenario.check) found nothing
 
     @property
     def membership_held(self) -> bool:
@@ -431,7 +501,7 @@ class Outcome:
         return (self.result.error is None and self.swarm_survived and self.services_survived
                 and self.secrets_survived and self.data_survived and self.replicas_held
                 and self.membership_held and (self.leaderless_samples == 0 or self.managers < 2)
-                and not self.leftovers)
+                and not self.leftovers and self.checks_held)
 
 
 class Lifecycle:
@@ -520,6 +590,10 @@ class Lifecycle:
         if scenario.killed_mid_retirement:
             outcome.leftovers = killed_problems + self._left_behind()
             outcome.problems.extend(outcome.leftovers)
+        if scenario.check is not None:
+            found = scenario.check(self)
+            outcome.problems.extend(found)
+            outcome.checks_held = not found
         return outcome
 
     def _killed_up(self, config: dict, scenario: Scenario) -> list[str]:

@@ -167,6 +167,28 @@ def test_destroyed_host_is_replaced_by_a_fresh_one_with_the_same_name(
     assert new.docker("image", "inspect", DEFAULT_IMAGE, check=False).returncode == 0
 
 
+def test_a_hosts_etc_and_var_are_its_own_kept_across_a_power_cycle_and_gone_with_it(sandbox_five: Sandbox) -> None:
+    """Like a droplet's disk: what a program leaves in /etc or /var (a cron entry, a folder under
+    /var/lib) is seen by no other host and not by the machine, survives a reboot, and a
+    successor of the same name starts without it (issue 20: the scheduler follows the manager)."""
+    name = "prod-ml-2"
+    host, other = sandbox_five.hosts[name], sandbox_five.hosts["prod-ml-1"]
+    host.ssh("mkdir -p /var/lib/left-behind && echo mine >/var/lib/left-behind/file && "
+             "echo '# left behind' >/etc/cron.d/left-behind")
+    for path in ("/var/lib/left-behind/file", "/etc/cron.d/left-behind"):
+        assert other.ssh(f"test -e {path}", check=False).returncode == 1, f"{path} seen on another host"
+        assert not Path(path).exists(), f"{path} written on the machine's own disk"
+    assert host.ssh("getent passwd root && test -e /etc/ssh && test -d /var/lib/dpkg", check=False).returncode == 0, \
+        "the machine's /etc and /var show through"
+    host.power_cycle()
+    assert host.ssh("cat /var/lib/left-behind/file /etc/cron.d/left-behind").stdout == "mine\n# left behind\n"
+    sandbox_five.destroy_host(name)
+    successor = sandbox_five.add_host(name)
+    assert successor.ssh("test -e /var/lib/left-behind || test -e /etc/cron.d/left-behind", check=False).returncode == 1
+    # Nor what the program leaves on a node, should the machine carry it (a run outside the sandbox).
+    assert successor.ssh("test -e /var/lib/swarm-jobs || test -e /etc/cron.d/swarm-jobs", check=False).returncode == 1
+
+
 def test_host_with_extra_daemon_json_advertises_generic_resources(sandbox_five: Sandbox) -> None:
     gpu = sandbox_five.add_host("prod-gpu-1", {"node-generic-resources": ["GPU=fake-uuid-1"]})
     try:

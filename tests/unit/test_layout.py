@@ -13,7 +13,7 @@ from tests.pulumi_program import PROJECT_ROOT
 SWARM = PROJECT_ROOT / "swarm"
 PACKAGES = sorted(path.parent.name for path in SWARM.glob("*/__init__.py"))
 # Copied to the managers byte for byte (swarm/backups/scripts.py NODE_FILES): standalone there.
-SHIPPED = {"swarm/backups/node/swarm_jobs.py", "swarm/backups/node/s3.py"}
+SHIPPED = {f"swarm/backups/node/{name}" for name in ("swarm_jobs.py", "claims.py", "jobs_host.py", "jobs_restore.py", "s3.py")}
 
 
 def _production_modules():

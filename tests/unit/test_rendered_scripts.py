@@ -81,7 +81,7 @@ def test_every_script_and_user_data_sent_to_the_nodes_keeps_its_exact_text(case)
 
 def test_the_cases_cover_the_scheduler_gpu_and_ingress_nodes_a_volume_and_every_node_command():
     names = {name for case in json.loads(FIXTURE.read_text()).values() for name in case}
-    assert {"prod-scheduler-install", "prod-scheduler-status", "prod-gpu-1-join", "staging-edge-1-join",
+    assert {"prod-scheduler-manager-1-install", "prod-scheduler-status", "prod-gpu-1-join", "staging-edge-1-join",
             "prod-manager-1-volume", "prod-manager-1-swarm-state", "prod-converge"} <= names
     for suffix in ("access", "daemon", "daemon-drain", "daemon-return", "ready", "settings", "folders"):
         assert f"prod-manager-1-{suffix}" in names

@@ -1,24 +1,28 @@
 #!/usr/bin/env python3
 """Scheduled jobs and backups on a swarm manager.
 
-Installed by the program (components/backups.py) into <dir>/lib with schedule.py, suggest.py
-and s3.py, and run by cron every minute as `swarm_jobs.py tick`. Standard library only: it runs
+Installed by the program (components/backups.py) on every manager into <dir>/lib with
+claims.py, jobs_host.py, jobs_restore.py, schedule.py, suggest.py and s3.py, and run by cron
+every minute as `swarm_jobs.py tick`. Standard library only: it runs
 with the manager's own python3.
 
     tick [--now TIME]        start what is due: scheduled stack-file services (x-schedule) as swarm
                              replicated jobs, and the backups; report missed runs
     run JOB                  run one backup job now, in the foreground (exit status = its result)
-    status                   JSON: each job's last run, last successful run and missed runs
+    status                   JSON: each job's last run, last successful run and missed runs,
+                             wherever they ran (the claims) and as this manager recorded them
     list JOB                 the backups a job has in the bucket, oldest first
     restore-postgres JOB [--at TIME] [--dry-run]
     restore-swarm-state [--at TIME] [--dry-run] [--target /var/lib/docker/swarm]
 
-Guarantees: only the swarm's leader starts anything; a job never runs twice at once (a lock
-held for the whole run; a swarm job still running blocks the next); a run whose time passed
-while the scheduler was down, or while the previous run was still going, is recorded as missed
-and printed; a backup counts as successful only once its upload is verified (size and S3
-checksum) and its marker is written. No secret is ever in a command line or a log line: keys
-are read from <dir>/secrets.json and <dir>/backup.key (mode 0600).
+Guarantees: installed on every manager, cron ticks it on each, and each scheduled run happens
+once cluster-wide, whichever manager leads: the manager that creates the run's claim in the
+swarm (claims.py) runs it. A job never runs twice at once (a claim still running somewhere, or
+the local lock held for the whole run, or a swarm job still running, blocks the next); a run
+whose time passed while no scheduler ran, or while the previous run was still going, is recorded
+as missed (in its claim) and printed; a backup counts as successful only once its upload is
+verified (size and S3 checksum) and its marker is written. No secret is ever in a command line
+or a log line: keys are read from <dir>/secrets.json and <dir>/backup.key (mode 0600).
 """
 
 from __future__ import annotations
@@ -29,157 +33,38 @@ import datetime as dt
 import fcntl
 import hashlib
 import hmac
-import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 import traceback
-import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from claims import blocking_run, merge_status, prunable  # noqa: E402
+from jobs_host import (  # noqa: E402
+    PG_DUMP,
+    Jobs,
+    database_container,
+    docker,
+    docker_answers,
+    iso,
+    local_task,
+    log,
+    parse_time,
+    this_manager,
+    try_lock,
+    utcnow,
+    wait_until,
+)
+from jobs_restore import backups_of, restore_postgres, restore_swarm_state  # noqa: E402
 from s3 import S3, multipart_etag  # noqa: E402
 from schedule import COMPLETIONS_LABEL, SCHEDULE_LABEL, parse_schedule  # noqa: E402
 
 PART_BYTES = 8 * 1024 * 1024  # S3's minimum part is 5 MiB (the last part excepted)
 TERMINAL = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
-MISSED_KEPT = 20
-# Inside the database's container: resolve user and database as the postgres image does
-# (POSTGRES_USER[_FILE], POSTGRES_DB[_FILE], the database defaulting to the user).
-_PG_CREDENTIALS = (
-    'u=${POSTGRES_USER:-postgres}; if [ -n "${POSTGRES_USER_FILE:-}" ]; then u=$(cat "$POSTGRES_USER_FILE"); fi; '
-    'd=${POSTGRES_DB:-$u}; if [ -n "${POSTGRES_DB_FILE:-}" ]; then d=$(cat "$POSTGRES_DB_FILE"); fi; '
-)
-# -Fc: pg_dump's custom format, compressed (zlib level 6), one consistent snapshot (one
-# repeatable-read transaction), restorable selectively by pg_restore.
-PG_DUMP = _PG_CREDENTIALS + 'exec pg_dump -Fc -Z 6 -U "$u" -d "$d"'
-PG_RESTORE = _PG_CREDENTIALS + 'exec pg_restore --clean --if-exists --no-owner --single-transaction -U "$u" -d "$d"'
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str) -> dt.datetime:
-    """`2026-12-03T03:00:00Z`, `2026-12-03 03:00`, `2026-12-03` (UTC unless an offset is given)."""
-    value = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
-
-
-def log(message: str) -> None:
-    print(f"{iso(utcnow())} {message}", file=sys.stderr, flush=True)
-
-
-# --- Docker Engine API on the local socket ---------------------------------------------------
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 60):
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
-
-
-def docker(method: str, path: str, body: object = None, query: dict | None = None) -> object:
-    connection = _UnixConnection(os.environ.get("SWARM_JOBS_DOCKER_SOCKET", "/var/run/docker.sock"))
-    if query:
-        path += "?" + urllib.parse.urlencode({k: json.dumps(v) if not isinstance(v, str) else v for k, v in query.items()})
-    payload = json.dumps(body).encode() if body is not None else None
-    connection.request(method, path, body=payload, headers={"Content-Type": "application/json"} if payload else {})
-    response = connection.getresponse()
-    data = response.read()
-    if response.status >= 300:
-        raise RuntimeError(f"docker {method} {path}: HTTP {response.status} {data[:300].decode(errors='replace')}")
-    return json.loads(data) if data and response.getheader("Content-Type", "").startswith("application/json") else data
-
-
-def docker_answers() -> bool:
-    try:
-        return docker("GET", "/_ping") == b"OK"
-    except (OSError, RuntimeError, ValueError):
-        return False
-
-
-def is_leader() -> bool:
-    info = docker("GET", "/info")
-    swarm = info.get("Swarm") or {}
-    if not swarm.get("ControlAvailable"):
-        return False
-    node = docker("GET", f"/nodes/{swarm['NodeID']}")
-    return bool((node.get("ManagerStatus") or {}).get("Leader"))
-
-
-# --- configuration and state -----------------------------------------------------------------
-
-class Jobs:
-    def __init__(self, directory: str):
-        self.dir = directory
-        with open(os.path.join(directory, "jobs.json"), encoding="utf-8") as file:
-            self.config = json.load(file)
-        self.by_name = {job["name"]: job for job in self.config["jobs"]}
-
-    def path(self, *parts: str) -> str:
-        return os.path.join(self.dir, *parts)
-
-    def s3(self) -> S3:
-        with open(self.path("secrets.json"), encoding="utf-8") as file:
-            secrets = json.load(file)
-        return S3(self.config["endpoint"], self.config["region"], self.config["bucket"],
-                  secrets["accessKeyId"], secrets["secretAccessKey"])
-
-    def mac_key(self) -> bytes:
-        with open(self.path("backup.key"), "rb") as file:
-            return hashlib.sha256(b"swarm-backup-hmac:" + file.read().strip()).digest()
-
-    @contextlib.contextmanager
-    def state(self):
-        """The state file, locked for a read-modify-write; written atomically."""
-        with open(self.path("state.lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                with open(self.path("state.json"), encoding="utf-8") as file:
-                    state = json.load(file)
-            except (OSError, ValueError):
-                state = {}
-            state.setdefault("jobs", {})
-            yield state
-            temporary = self.path("state.json.tmp")
-            with open(temporary, "w", encoding="utf-8") as file:
-                json.dump(state, file, indent=2, sort_keys=True)
-            os.replace(temporary, self.path("state.json"))
-
-    def record(self, name: str, **values: object) -> None:
-        with self.state() as state:
-            job = state["jobs"].setdefault(name, {})
-            job.update(values)
-            if values.get("lastRun", {}).get("status") == "succeeded":
-                job["lastSuccess"] = values["lastRun"]["finished"]
-
-    def lock_path(self, name: str) -> str:
-        os.makedirs(self.path("locks"), exist_ok=True)
-        return self.path("locks", f"{name}.lock")
-
-
-def try_lock(path: str, shared: bool = False):
-    """An open file holding a non-blocking flock on `path`, or None if someone holds it."""
-    handle = open(path, "a")
-    try:
-        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    return handle
 
 
 # --- the scheduler ---------------------------------------------------------------------------
@@ -189,13 +74,20 @@ def tick(jobs: Jobs, now: dt.datetime) -> int:
     if ticking is None:
         log("tick: the previous tick is still running; this one does nothing")
         return 0
-    if not docker_answers() or not is_leader():
-        return 0  # Docker stopped (a swarm-state backup) or not the leader: the leader schedules
+    if not docker_answers():
+        return 0  # Docker stopped (a swarm-state backup here): the other managers' ticks act
+    me = this_manager()
+    if me is None:
+        return 0  # not a manager (demoted, or outside the swarm): the managers schedule
+    claims = jobs.claims()
+    records = claims.list()
+    settle_own_runs(jobs, me, records)
     templates = docker("GET", "/services", query={"filters": {"label": [SCHEDULE_LABEL]}})
     schedules = {job["name"]: ("host", job, job["schedule"]) for job in jobs.config["jobs"]}
     for service in templates:
         labels = service["Spec"].get("Labels") or {}
         schedules[service["Spec"]["Name"]] = ("service", service, labels[SCHEDULE_LABEL])
+    later = []
     for name, (kind, subject, expression) in sorted(schedules.items()):
         with jobs.state() as state:
             job_state = state["jobs"].setdefault(name, {})
@@ -204,35 +96,106 @@ def tick(jobs: Jobs, now: dt.datetime) -> int:
         if kind == "service":
             collect_service_job(jobs, name)
         due = parse_schedule(expression).runs_between(checked, now)
-        for missed in due[:-1]:
-            report_missed(jobs, name, missed, "the scheduler did not run at that time")
+        for missed in due[:-1]:  # unless another manager ran it (its claim exists)
+            report_missed(jobs, me, name, missed, "no scheduler ran at that time")
         if not due:
             continue
-        if kind == "host":
-            started = start_host_job(jobs, name)
+        if first_choice(jobs, me, kind, subject):
+            attempt(jobs, me, records, name, kind, subject, due[-1], now)
         else:
-            started = start_service_job(jobs, subject, due[-1])
-        if not started:
-            report_missed(jobs, name, due[-1], "the previous run was still running")
+            later.append((name, kind, subject, due[-1]))
+    if later:
+        # Another manager is the better place for these (it runs the database's task; it is not
+        # the leader, whose Docker stopping would move leadership): it claims them first, and
+        # this one only if it did not (it is down, or nothing runs the database).
+        time.sleep(float(jobs.config.get("claimDelaySeconds", 20)))
+        records = claims.list()
+        for name, kind, subject, when in later:
+            attempt(jobs, me, records, name, kind, subject, when, now)
     return 0
 
 
-def report_missed(jobs: Jobs, name: str, when: dt.datetime, why: str) -> None:
-    log(f"MISSED {name}: the run due at {iso(when)} did not start: {why}")
-    with jobs.state() as state:
-        job = state["jobs"].setdefault(name, {})
-        job["missed"] = (job.get("missed", []) + [{"due": iso(when), "why": why}])[-MISSED_KEPT:]
+def first_choice(jobs: Jobs, me: dict, kind: str, subject: dict) -> bool:
+    """Whether this manager claims a run at once (else after claimDelaySeconds): a database's
+    backup where its task runs; the swarm-state backup on a follower that runs no database (or
+    on a lone manager); a swarm job anywhere."""
+    if kind == "service" or me["managers"] == 1:
+        return True
+    if subject["kind"] == "postgres":
+        return local_task(subject["service"])
+    databases = [job["service"] for job in jobs.config["jobs"] if job["kind"] == "postgres"]
+    return not me["leader"] and not any(local_task(service) for service in databases)
 
 
-def start_host_job(jobs: Jobs, name: str) -> bool:
-    """Start `run NAME` in the background, holding the job's lock for its whole life. A database
-    dump also gets its shared hold on Docker here, before a swarm-state job started in the same
-    tick can stop Docker: dumps due at the same time go first."""
-    lock = try_lock(jobs.lock_path(name))
-    if lock is None:
-        return False
+def attempt(jobs: Jobs, me: dict, records: list[dict], name: str, kind: str, subject: dict, due: dt.datetime,
+            now: dt.datetime) -> None:
+    """Claim the run of `name` due at `due` and start it here; or, when the previous run is
+    still going, claim it as missed. Nothing when another manager claimed it first."""
+    lock = None
+    busy = blocking_run(records, name, now, me["ready"])
+    why = f"the previous run (due {busy['due']}, on {busy.get('node')}) was still running" if busy else ""
+    if not busy and kind == "host":
+        lock = try_lock(jobs.lock_path(name))
+        why = "" if lock else "the previous run was still running"
+    if not busy and kind == "service" and collect_service_job(jobs, name) == "running":
+        why = "the previous run was still running"
+    run = {"node": me["hostname"], "nodeId": me["id"], "status": "missed" if why else "running", "started": iso(utcnow())}
+    if why:
+        run["why"] = why
+    try:
+        created = jobs.claims().create(name, due, run)
+    except BaseException:
+        if lock:
+            lock.close()
+        raise
+    if not created:  # another manager's run
+        if lock:
+            lock.close()
+        return
+    if why:
+        log(f"MISSED {name}: the run due at {iso(due)} did not start: {why}")
+    elif kind == "host":
+        start_host_job(jobs, name, lock, due)
+    else:
+        start_service_job(jobs, subject, due)
+    prune_claims(jobs, name)
+
+
+def report_missed(jobs: Jobs, me: dict, name: str, when: dt.datetime, why: str) -> None:
+    run = {"node": me["hostname"], "nodeId": me["id"], "status": "missed", "why": why, "started": iso(utcnow())}
+    if jobs.claims().create(name, when, run):
+        log(f"MISSED {name}: the run due at {iso(when)} did not start: {why}")
+
+
+def settle_own_runs(jobs: Jobs, me: dict, records: list[dict]) -> None:
+    """A claim this manager holds as running whose run is gone (the job's lock is free: the
+    process was killed, or the node rebooted) is recorded as failed, so that it blocks nothing."""
+    for record in records:
+        if record.get("status") != "running" or record.get("nodeId") != me["id"] or record["job"] not in jobs.by_name:
+            continue
+        lock = try_lock(jobs.lock_path(record["job"]))
+        if lock is None:
+            continue  # still running
+        with lock:
+            jobs.claims().update(record["job"], parse_time(record["due"]), status="failed", finished=iso(utcnow()),
+                                 error="the run ended without a result (its process or its node stopped)")
+
+
+def prune_claims(jobs: Jobs, name: str) -> None:
+    claims = jobs.claims()
+    for config_id in prunable([r for r in claims.list() if r["job"] == name]):
+        with contextlib.suppress(RuntimeError):
+            claims.delete(config_id)
+
+
+def start_host_job(jobs: Jobs, name: str, lock, due: dt.datetime) -> None:
+    """Start `run NAME` in the background, holding the job's lock (`lock`, taken by the caller)
+    for its whole life; it records its outcome in the claim for `due`. A database dump also gets
+    its shared hold on Docker here, before a swarm-state job started in the same tick can stop
+    Docker: dumps due at the same time go first."""
     held = [lock]
-    argv = [sys.executable, os.path.abspath(__file__), "--dir", jobs.dir, "run", name, "--locked-fd", str(lock.fileno())]
+    argv = [sys.executable, os.path.abspath(__file__), "--dir", jobs.dir, "run", name, "--locked-fd", str(lock.fileno()),
+            "--due", iso(due)]
     if jobs.by_name[name]["kind"] == "postgres" and (docker_lock := try_lock(jobs.lock_path("docker"), shared=True)):
         held.append(docker_lock)
         argv += ["--docker-fd", str(docker_lock.fileno())]
@@ -242,7 +205,6 @@ def start_host_job(jobs: Jobs, name: str) -> bool:
     for handle in held:
         handle.close()  # the child holds the locks now
     log(f"started {name}")
-    return True
 
 
 def job_service_name(template: str) -> str:
@@ -274,6 +236,12 @@ def collect_service_job(jobs: Jobs, template: str) -> str | None:
                 job["lastSuccess"] = job["lastRun"]["finished"]
             else:
                 log(f"FAILED {template}: {'; '.join(errors) or 'a task did not complete'}")
+    if labels.get("swarm.schedule.run"):
+        # Whichever manager sees it over first records it in the run's claim (none for a run
+        # started before claims: nothing to record then).
+        with contextlib.suppress(RuntimeError):
+            jobs.claims().update(template, parse_time(labels["swarm.schedule.run"]), only_running=True, status=status,
+                                 finished=iso(utcnow()), error="; ".join(errors))
     return status
 
 
@@ -305,7 +273,8 @@ def start_service_job(jobs: Jobs, template: dict, due: dt.datetime) -> bool:
 
 # --- backups ---------------------------------------------------------------------------------
 
-def run_job(jobs: Jobs, name: str, locked_fd: int | None, docker_fd: int | None = None) -> int:
+def run_job(jobs: Jobs, name: str, locked_fd: int | None, docker_fd: int | None = None, due: str | None = None) -> int:
+    """Run backup job `name` here; with `due` (a run the tick claimed), record its outcome in its claim too."""
     job = jobs.by_name.get(name)
     if job is None:
         log(f"{name}: no such job; the jobs are {', '.join(jobs.by_name)}")
@@ -320,27 +289,33 @@ def run_job(jobs: Jobs, name: str, locked_fd: int | None, docker_fd: int | None 
         result = backup_postgres(jobs, job, docker_fd) if job["kind"] == "postgres" else backup_swarm_state(jobs, job)
     except Exception as error:  # noqa: BLE001  every failure is recorded, then the exit status says it
         traceback.print_exc()
-        jobs.record(name, running=None, lastRun={"status": "failed", "started": iso(started), "finished": iso(utcnow()),
-                                                  "error": str(error)[:500]})
+        outcome = {"status": "failed", "started": iso(started), "finished": iso(utcnow()), "error": str(error)[:500]}
+        jobs.record(name, running=None, lastRun=outcome)
         log(f"FAILED {name}: {error}")
+        record_claim(jobs, name, due, outcome)
         return 1
-    jobs.record(name, running=None, lastRun={"status": "succeeded", "started": iso(started), "finished": iso(utcnow()), **result})
+    outcome = {"status": "succeeded", "started": iso(started), "finished": iso(utcnow()), **result}
+    jobs.record(name, running=None, lastRun=outcome)
     log(f"succeeded {name}: {result['object']} ({result['size']} bytes in {result['seconds']:.1f} s)")
+    record_claim(jobs, name, due, outcome)
     return 0
 
 
-def database_container(service: str, wait: float = 0) -> str:
-    """The running container of `service`'s task on this node; waits up to `wait` seconds for
-    one (the task may be restarting, e.g. after Docker was restarted)."""
-    deadline = time.monotonic() + wait
+def record_claim(jobs: Jobs, name: str, due: str | None, outcome: dict) -> None:
+    """The run's outcome into its claim, waiting for Docker and the swarm to answer (the
+    swarm-state backup has just started Docker again here) for up to three minutes."""
+    if due is None:
+        return  # run by hand: no claim
+    deadline = time.monotonic() + 180
     while True:
-        containers = docker("GET", "/containers/json",
-                            query={"filters": {"label": [f"com.docker.swarm.service.name={service}"], "status": ["running"]}})
-        if containers:
-            return containers[0]["Id"]
-        if time.monotonic() >= deadline:
-            raise RuntimeError(f"no running task of {service} on this node: the database must run on this manager")
-        time.sleep(1)
+        try:
+            jobs.claims().update(name, parse_time(due), **{k: v for k, v in outcome.items() if k != "started"})
+            return
+        except (OSError, RuntimeError, ValueError) as error:
+            if time.monotonic() > deadline:
+                log(f"{name}: could not record the outcome in the run's claim: {error}")
+                return
+            time.sleep(2)
 
 
 def backup_postgres(jobs: Jobs, job: dict, docker_fd: int | None = None) -> dict:
@@ -381,14 +356,6 @@ def backup_swarm_state(jobs: Jobs, job: dict) -> dict:
         archive.seek(0)
         result = upload_encrypted(jobs, job, archive, "tar.gz")
     return {**result, "node": node_id, "dockerStoppedSeconds": round(downtime, 1)}
-
-
-def wait_until(predicate, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def upload_encrypted(jobs: Jobs, job: dict, source, suffix: str, wait=(), errors=None) -> dict:
@@ -459,102 +426,17 @@ def prune(jobs: Jobs, s3: S3, job: dict) -> None:
         s3.delete(manifest)
 
 
-# --- restores --------------------------------------------------------------------------------
-
-def backups_of(jobs: Jobs, job: dict) -> list[dict]:
-    s3 = jobs.s3()
-    return [json.loads(s3.get(o["key"])) for o in s3.list(job["prefix"]) if o["key"].endswith(".enc.json")]
-
-
-def choose(jobs: Jobs, job: dict, at: str | None) -> dict:
-    backups = backups_of(jobs, job)
-    if at:
-        limit = parse_time(at)
-        backups = [b for b in backups if parse_time(b["created"]) <= limit]
-    if not backups:
-        raise SystemExit(f"{job['name']}: no backup in the bucket{' at or before ' + at if at else ''}")
-    return backups[-1]
-
-
-def fetch_verified(jobs: Jobs, backup: dict, into) -> None:
-    """Download a backup into a file and check its size, SHA-256 and HMAC before any use."""
-    sha, mac, size = hashlib.sha256(), hmac.new(jobs.mac_key(), digestmod=hashlib.sha256), 0
-    for block in jobs.s3().stream(backup["object"]):
-        sha.update(block)
-        mac.update(block)
-        size += len(block)
-        into.write(block)
-    into.flush()
-    into.seek(0)
-    if size != backup["size"] or sha.hexdigest() != backup["sha256"] or not hmac.compare_digest(mac.hexdigest(), backup["hmac"]):
-        raise SystemExit(f"{backup['object']}: size, checksum or HMAC differ from its manifest; refusing to restore it")
-
-
-def decrypt(jobs: Jobs, source, sink) -> subprocess.Popen:
-    return subprocess.Popen(
-        ["openssl", "enc", "-d", "-aes-256-cbc", "-pbkdf2", "-iter", "100000", "-pass", f"file:{jobs.path('backup.key')}"],
-        stdin=source, stdout=sink, stderr=subprocess.PIPE,
-    )
-
-
-def announce(jobs: Jobs, job: dict, at: str | None, target: str, dry_run: bool) -> dict | None:
-    """Print the backup a restore would use and where it goes; None on a dry run."""
-    backup = choose(jobs, job, at)
-    print(f"backup: {backup['object']} ({backup['size']} bytes, taken {backup['created']})")
-    print(f"target: {target}")
-    if dry_run:
-        print("dry run: nothing restored")
-        return None
-    return backup
-
-
-def restore_postgres(jobs: Jobs, name: str, at: str | None, dry_run: bool) -> int:
-    job = jobs.by_name[name]
-    backup = announce(jobs, job, at, f"{job['service']} (pg_restore --clean --if-exists --single-transaction)", dry_run)
-    if backup is None:
-        return 0
-    started = time.monotonic()
-    container = database_container(job["service"], wait=60)
-    with tempfile.TemporaryFile(dir=jobs.dir) as encrypted:
-        fetch_verified(jobs, backup, encrypted)
-        restore = subprocess.Popen(["docker", "exec", "-i", container, "sh", "-c", PG_RESTORE],
-                                   stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        plain = decrypt(jobs, encrypted, restore.stdin)
-        restore.stdin.close()
-        if plain.wait() or restore.wait():
-            raise SystemExit(f"restore failed: {plain.stderr.read().decode(errors='replace')[-300:]} "
-                             f"{restore.stderr.read().decode(errors='replace')[-800:]}")
-    print(f"restored in {time.monotonic() - started:.1f} s")
-    return 0
-
-
-def restore_swarm_state(jobs: Jobs, at: str | None, dry_run: bool, target: str) -> int:
-    job = next(j for j in jobs.config["jobs"] if j["kind"] == "swarm-state")
-    backup = announce(jobs, job, at, f"{target} (Docker must be stopped; then `docker swarm init --force-new-cluster`)", dry_run)
-    if backup is None:
-        return 0
-    if docker_answers():
-        raise SystemExit("Docker is running on this node: stop it first (systemctl stop docker)")
-    if os.path.exists(target) and os.listdir(target):
-        raise SystemExit(f"{target} is not empty: this is not a blank manager; move it aside first")
-    with tempfile.TemporaryFile(dir=jobs.dir) as encrypted, tempfile.TemporaryFile(dir=jobs.dir) as archive:
-        fetch_verified(jobs, backup, encrypted)
-        plain = decrypt(jobs, encrypted, archive)
-        if plain.wait():
-            raise SystemExit(f"decryption failed: {plain.stderr.read().decode(errors='replace')[-300:]}")
-        archive.seek(0)
-        parent = os.path.dirname(os.path.abspath(target))
-        with tarfile.open(fileobj=archive, mode="r:gz") as tar:
-            tar.extractall(parent, filter="tar") if hasattr(tarfile, "tar_filter") else tar.extractall(parent)
-    print(f"restored {target}; now start Docker and run `docker swarm init --force-new-cluster --advertise-addr <this node's VPC address>`")
-    return 0
-
-
 def status(jobs: Jobs) -> dict:
+    """Each job's last run, last success, missed runs and current run, wherever they ran: from
+    the claims in the swarm, and this manager's own state (runs by hand, runs before claims).
+    Outside a swarm (a blank host being restored), from the local state alone."""
     with jobs.state() as state:
         recorded = state["jobs"]
-    return {name: {key: recorded.get(name, {}).get(key) for key in ("lastSuccess", "lastRun", "missed", "running")}
-            for name in sorted({*jobs.by_name, *recorded})}
+    records: list[dict] = []
+    with contextlib.suppress(OSError, RuntimeError, ValueError):
+        if docker_answers() and (docker("GET", "/info").get("Swarm") or {}).get("ControlAvailable"):
+            records = jobs.claims().list()
+    return merge_status(list(jobs.by_name), recorded, records)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -569,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     running.add_argument("job")
     running.add_argument("--locked-fd", type=int, help=argparse.SUPPRESS)
     running.add_argument("--docker-fd", type=int, help=argparse.SUPPRESS)
+    running.add_argument("--due", help=argparse.SUPPRESS)
     commands.add_parser("status", help="each job's last run, last success and missed runs, as JSON")
     listing = commands.add_parser("list", help="a job's backups in the bucket")
     listing.add_argument("job")
@@ -585,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tick":
         return tick(jobs, parse_time(args.now) if args.now else utcnow())
     if args.command == "run":
-        return run_job(jobs, args.job, args.locked_fd, args.docker_fd)
+        return run_job(jobs, args.job, args.locked_fd, args.docker_fd, args.due)
     if args.command == "status":
         print(json.dumps(status(jobs), indent=2, sort_keys=True))
         return 0

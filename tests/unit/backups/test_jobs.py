@@ -11,8 +11,9 @@ import pytest
 from swarm.backups import bucket_cost, jobs_document
 from swarm.backups.scripts import install_script, status_script
 from swarm.config import Backups, ConfigError, parse_config
+from swarm.node_scripts import inputs_of
 from swarm.plan.preflight import preflight
-from tests.pulumi_program import PROJECT_ROOT, is_secret, run_program, stack_config
+from tests.pulumi_program import PROJECT_ROOT, fake_addresses, fake_droplet_id, is_secret, run_program, stack_config
 
 BACKUPS = {"bucket": "acme-prod-backups", "keep": 14}
 
@@ -117,11 +118,38 @@ def test_the_program_creates_a_private_bucket_a_scoped_key_and_reports_the_last_
     assert rule["expiration"]["days"] == 21 and rule["abortIncompleteMultipartUploadDays"] == 1
     (key,) = run.of_type("digitalocean:index/spacesKey:SpacesKey")
     assert key.plain("grants")[0]["permission"] == "readwrite"
-    (install,) = [r for r in run.of_type("command:remote:Command") if r.name == "prod-scheduler-install"]
+    (install,) = [r for r in run.of_type("command:remote:Command") if r.name.endswith("-install")]
+    assert install.name == "prod-scheduler-manager-1-install"
     assert is_secret(install.inputs["stdin"]), "the keys reach the manager as a secret, on stdin"
     assert "backupEncryptionKey" in run.secret_exports
     assert run.exports["backups"]["estimatedMonthlyCostUsd"] == 28.0
     assert "lastSuccessfulBackup" in run.exports["backups"]
+
+
+def test_the_scheduler_is_installed_on_every_manager_at_its_own_address_and_follows_its_droplet():
+    """Issue 20: one install per manager, at the droplet's own address, its script carrying the
+    droplet's ID (a successor's new ID runs the install there: an update, no uninstall on the old
+    droplet); the first manager's install answers to the name earlier versions gave the only one,
+    so an existing stack updates it in place instead of uninstalling it; the status waits for all."""
+    three = {**stack_config("prod"), "backups": BACKUPS,
+             "nodePools": {**stack_config("prod")["nodePools"],
+                           "control": {"role": "manager", "count": 2, "size": "s-1vcpu-2gb", "labels": {"type": "control"}}}}
+    run = run_program("prod", three)
+    assert run.error is None, run.error
+    installs = {r.name: r for r in run.of_type("command:remote:Command") if r.name.endswith("-install")}
+    assert sorted(installs) == ["prod-scheduler-control-1-install", "prod-scheduler-control-2-install",
+                                "prod-scheduler-manager-1-install"]
+    droplets = {d.plain("name"): d for d in run.of_type("digitalocean:index/droplet:Droplet")}
+    for name, install in installs.items():
+        node = "prod-" + name.removeprefix("prod-scheduler-").removesuffix("-install")
+        assert run.depends_on(install, droplets[node])
+        assert install.plain("connection")["host"] == fake_addresses(node)[0], "its droplet's own address"
+        assert inputs_of(install.plain("create"))["DROPLET"] == fake_droplet_id(node)
+        assert "triggers" not in install.inputs or not install.plain("triggers"), "no trigger: a replacement would uninstall"
+    assert installs["prod-scheduler-manager-1-install"].options["aliasNames"] == ["prod-scheduler-install"]
+    assert installs["prod-scheduler-control-1-install"].options["aliasNames"] == []
+    status = run.named("prod-scheduler-status")
+    assert all(run.depends_on(status, install) for install in installs.values())
 
 
 def test_the_shipped_prod_stack_backs_its_database_up_daily_without_stopping_its_lone_manager():
