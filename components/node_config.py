@@ -11,9 +11,12 @@ again on a successor droplet):
                  Docker restarted only when they changed.
 - daemon-return: on the manager, after it: waits until the node is back with the settings, gives
                  it its availability back and frees the slot.
-The managers' nodes go first, one at a time across every manager pool (one slot for all the
-managers: each is out of the quorum while drained); the workers' pools then run side by side,
-each within its slots.
+The managers' nodes go first, one after another across every manager pool (each waits for the
+previous manager's return; they share one slot as well: each is out of the quorum while drained);
+the workers' pools then run side by side, each within its slots. A leading manager among others
+is demoted by its drain (leadership moves while it is up) and promoted again before its restart,
+so the first manager's drain and return run on another manager: the reserved IP reaches the first
+manager itself, which answers no swarm command while demoted.
 """
 
 from __future__ import annotations
@@ -46,11 +49,20 @@ class NodeConfig(pulumi.ComponentResource):
         self.commands = []
         # A manager's Docker restarting stops the control plane: no worker is drained meanwhile.
         managers_done: list[remote.Command] = []
+        connections = {
+            id(n): remote.ConnectionArgs(host=n.machine.public_ip, user=args.ssh_user,
+                                         private_key=args.ssh_private_key, host_key=n.machine.host_key)
+            for n in args.nodes
+        }
+        managers = [n for n in args.nodes if n.machine.node.role == "manager"]
         for swarm_node in sorted(args.nodes, key=lambda n: n.machine.node.role != "manager"):
-            machine, node = swarm_node.machine, swarm_node.machine.node
+            node = swarm_node.machine.node
             short = f"{name}-{node.pool.name}-{node.index}"
-            connection = remote.ConnectionArgs(host=machine.public_ip, user=args.ssh_user,
-                                               private_key=args.ssh_private_key, host_key=machine.host_key)
+            connection = connections[id(swarm_node)]
+            # Where its drain and return run: the reserved IP (the first manager), except for the
+            # first manager itself among others, whose drain may demote it: the second manager.
+            on_manager = (connections[id(managers[1])] if len(managers) > 1 and swarm_node is managers[0]
+                          else args.manager_connection)
 
             def command(suffix: str, create: pulumi.Input[str], on: remote.ConnectionArgs,
                         after: list[pulumi.Resource], short: str = short) -> remote.Command:
@@ -66,16 +78,18 @@ class NodeConfig(pulumi.ComponentResource):
             pool = node.pool
             # Managers take the one managers' slot, whatever their pool: one out of the quorum at a time.
             group = node_scripts.slot_group(node.role, pool.name)
+            # Managers one after another (their slots live on two hosts: the second manager holds
+            # the first one's); workers after every manager.
             drain = command("daemon-drain", swarm_node.node_id.apply(
                 lambda node_id, pool=pool, group=group: node_scripts.daemon_drain_script(
                     node_id, group, node_scripts.daemon_label(), args.drain_timeout_seconds,
                     max_unavailable=pool.max_unavailable)
-            ), args.manager_connection, [] if node.role == "manager" else list(managers_done))
+            ), on_manager, list(managers_done[-1:]) if node.role == "manager" else list(managers_done))
             daemon = command("daemon", swarm_node.node_id.apply(node_scripts.daemon_script), connection, [drain])
             back = command("daemon-return", swarm_node.node_id.apply(
-                lambda node_id, group=group: node_scripts.daemon_return_script(
-                    node_id, group, node_scripts.daemon_label(), args.drain_timeout_seconds)
-            ), args.manager_connection, [daemon])
+                lambda node_id, group=group, role=node.role: node_scripts.daemon_return_script(
+                    node_id, group, node_scripts.daemon_label(), args.drain_timeout_seconds, role=role)
+            ), on_manager, [daemon])
             if node.role == "manager":
                 managers_done.append(back)
         self.register_outputs({})

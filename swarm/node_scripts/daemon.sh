@@ -40,6 +40,17 @@ if [ "$running" = "$LABEL" ]; then
   # Not drained (the manager's command drains only a node whose Docker runs other settings).
   echo "warning: $CONFIG on $(hostname) was changed by hand; restoring the program's settings" >&2
 fi
+# A leader among other managers was demoted by its drain: its own Docker must have turned worker
+# before it restarts. Restarted with its manager certificate and raft state, it came back a
+# removed raft member that answered nobody (seen on the sandbox: Down, Unreachable, for good).
+# Done when this Docker no longer answers as a manager, or the swarm still wants it a manager.
+role_settled() {
+  [ "$(docker info --format '{{.Swarm.ControlAvailable}}' 2>/dev/null)" != true ] ||
+    [ "$(docker node inspect --format '{{.Spec.Role}}' self 2>/dev/null)" = manager ]
+}
+if ! wait_until 120 role_settled; then
+  echo "warning: $(hostname) still answers as a manager 120s after its demotion; restarting Docker anyway" >&2
+fi
 chmod 0644 "$next"
 mv "$next" "$CONFIG"
 printf '%s\n' "$KEYS" >"$KEYS_FILE"

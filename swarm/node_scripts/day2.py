@@ -61,6 +61,8 @@ def retire_script(
       the script fails *before* `docker node rm`, naming each short service and its tasks'
       errors. A node that is Down (its droplet is gone) is removed anyway: keeping it brings
       none of its tasks back; the services left short are printed as a warning.
+    - A manager is demoted before its removal, and waited for until it has left the managers'
+      raft and another manager leads (leadership moves while it is up if it led).
     - At most `max_unavailable` at a time per pool (the pool's `maxUnavailable`, 1 by default):
       Pulumi deletes independent resources in parallel and has no "N at a time" option, so the
       script takes one of the pool's slots on the manager (an atomic `mkdir`, the holder
@@ -99,7 +101,11 @@ def daemon_drain_script(
     wait until its tasks run elsewhere, as retirement does (a task no other node can take, such as
     a database pinned to this node, is waited for `unplaceable_seconds` and then let stop), and
     keep the slot: the node's own command (swarm/node_scripts/daemon.sh) restarts Docker next, and
-    daemon_return_script gives the node back. If the tasks do not move within `timeout_seconds`,
+    daemon_return_script gives the node back. A manager that leads while two other managers are
+    reachable is demoted first, and the script waits until another manager leads, then promotes
+    it again and waits until it is a reachable follower: Docker has no "transfer leadership", and
+    a leader whose Docker stops leaves the swarm without one until the others elect. Run it on a
+    manager other than `node_id` (a demoted node answers no swarm command). If the tasks do not move within `timeout_seconds`,
     the node's availability is restored and the script fails.
     """
     return _take_out("restart", node_id, pool, timeout_seconds, unplaceable_seconds, lock_wait_seconds, lock_dir,
@@ -120,15 +126,20 @@ def _take_out(mode: str, node_id: str, pool: str, timeout_seconds: int, unplacea
 
 
 def daemon_return_script(node_id: str, pool: str, label: str, timeout_seconds: int = RETIRE_TIMEOUT_SECONDS,
-                         lock_dir: str = RETIRE_LOCK_DIR) -> str:
+                         lock_dir: str = RETIRE_LOCK_DIR, role: str = "worker") -> str:
     """Run on a manager, after the node's daemon command: when daemon_drain_script drained node
     `node_id` (it holds a slot of `pool` for it), wait until the node is Ready and its Docker
-    reports `label`, give it its availability back and free the slot. A node that was not drained
-    is left as it is. After `timeout_seconds` the script fails and the node stays drained."""
+    reports `label`, give it its `role` back (the configured one: a run killed between the
+    demotion of a leader and its promotion heals here on the next `up`) and its availability,
+    then free the slot. A node that was not drained keeps its
+    availability (its role is given back all the same). After `timeout_seconds` the script fails
+    and the node stays drained."""
     if not _SAFE_WORD.match(pool):
         raise ValueError(f"{pool!r}: pool names are letters, digits, '.', '_' and '-'")
+    if role not in ("manager", "worker"):
+        raise ValueError(f"role must be manager or worker, not {role!r}")
     return template.render("daemon-return", NODE=node_id, POOL=pool, LOCK_DIR=lock_dir,
-                               LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label, TIMEOUT=int(timeout_seconds))
+                               LABEL_KEY=DAEMON_LABEL_KEY, LABEL=label, TIMEOUT=int(timeout_seconds), ROLE=role)
 
 
 # Where DigitalOcean exposes a droplet's attached volume, by the volume's name.

@@ -2,7 +2,8 @@
 # Take a node out of its pool's service; run on a manager. MODE retire: drain it, wait until its
 # tasks run elsewhere, remove it (swarm.day2_scripts.retire_script). MODE restart: unless its
 # Docker already runs the daemon settings labelled LABEL, the same drain and wait, then keep the
-# pool's slot for daemon-return.sh (swarm.day2_scripts.daemon_drain_script).
+# pool's slot for daemon-return.sh (swarm.day2_scripts.daemon_drain_script); a leader among
+# other managers is demoted first, so that leadership moves while it is up.
 # inputs: NODE POOL MAX_UNAVAILABLE TIMEOUT UNPLACEABLE LOCK_WAIT LOCK_DIR MODE LABEL_KEY LABEL
 # uses: _task_errors
 set -eu
@@ -179,7 +180,56 @@ EOF
   fi
   sleep 1
 done
+# not_raft_member: true once the node has left the managers' raft (a demotion is done, and
+# leadership moved if it led): the swarm lists no manager status for it any more.
+not_raft_member() {
+  [ -z "$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}' "$NODE" 2>/dev/null || echo '?')" ]
+}
+# leader_elsewhere: true when a manager other than the node leads (asked of any manager: while
+# leadership moves, the manager this runs on may not answer for a moment).
+leader_elsewhere() {
+  docker node ls --format '{{.ID}} {{.ManagerStatus}}' 2>/dev/null | grep -v "^$NODE " | grep -q ' Leader$'
+}
+# demote_and_wait: demote the node, then wait until it has left the raft and another manager
+# leads. Docker has no "transfer leadership": demoting the leader makes it hand leadership over
+# while it is still up, so the swarm keeps a leader (a leader whose Docker stops leaves the swarm
+# without one until the others elect, seconds later).
+demote_and_wait() {
+  docker node demote "$NODE" >/dev/null
+  deadline=$(( $(date +%s) + TIMEOUT ))
+  until not_raft_member && leader_elsewhere; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "$hostname ($NODE) was demoted but is still in the managers' raft (or no other manager leads) after ${TIMEOUT}s; see docker node ls" >&2
+      return 1
+    fi
+    sleep 1
+  done
+}
 if [ "$MODE" = restart ]; then
+  # A leader among other managers hands leadership over before its Docker restarts: demoted, it
+  # leaves the raft (3 managers become 2 of 2, all up: the quorum holds) and another leads; then
+  # it is promoted again while its Docker still runs and restarts as a follower (2 of 3 up, the
+  # leader elsewhere). Not restarted demoted: a node whose Docker restarted in the middle of its
+  # own demotion came back Down for good (seen on the sandbox). Only with two other reachable
+  # managers: demoting one of two would leave a raft of one whose loss is the swarm's. A run
+  # killed in between leaves a worker: daemon-return.sh promotes it (the role comes from the
+  # configuration).
+  status=$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Leader}}{{end}}' "$NODE")
+  others=$(docker node ls --format '{{.ID}} {{.ManagerStatus}}' | grep -v "^$NODE " | grep -cE ' (Reachable|Leader)$' || true)
+  if [ "$status" = true ] && [ "$others" -ge 2 ]; then
+    echo "$hostname ($NODE) leads the swarm: demoting it so that leadership moves before its Docker restarts" >&2
+    demote_and_wait
+    docker node promote "$NODE" >/dev/null
+    deadline=$(( $(date +%s) + TIMEOUT ))
+    until [ "$(docker node inspect --format '{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}' "$NODE" 2>/dev/null || true)" = reachable ]; do
+      if [ "$(date +%s)" -ge "$deadline" ]; then
+        echo "$hostname ($NODE) was promoted again but is not a reachable manager after ${TIMEOUT}s; see docker node ls" >&2
+        exit 1
+      fi
+      sleep 1
+    done
+    echo "$hostname ($NODE) is a follower now: another manager leads" >&2
+  fi
   # Drained. The node's daemon command restarts Docker next, then daemon-return.sh waits until it
   # is back with the new settings, gives it its availability back and frees the slot. Until then
   # a placeholder process holds the slot; should daemon-return never run, the placeholder ends
@@ -192,7 +242,13 @@ if [ "$MODE" = restart ]; then
   exit 0
 fi
 if [ "$(docker node inspect --format '{{.Spec.Role}}' "$NODE")" = manager ]; then
-  docker node demote "$NODE" >/dev/null
+  # Out of the raft before it goes (leadership moves first if it led): removed while still a
+  # member, it would count against the quorum until the others notice.
+  if [ "$(docker node inspect --format '{{.Status.State}}' "$NODE")" = down ]; then
+    docker node demote "$NODE" >/dev/null
+  else
+    demote_and_wait
+  fi
 fi
 docker node rm --force "$NODE" >/dev/null
 echo "retired $hostname ($NODE) after $(( $(date +%s) - started ))s"

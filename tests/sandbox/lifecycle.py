@@ -8,8 +8,9 @@ A scenario *holds* when, after its second `up`:
 - the database volume's data survived (a file written before the change reads back),
 - no replicated service with two or more replicas ran fewer than replicas - 1 tasks in any
   sample taken during the run,
-- `docker node ls` lists as many managers and nodes as the configuration declares, and the
-  reserved IP (managerAddress) answers as a manager,
+- `docker node ls` lists as many managers and nodes as the configuration declares, every one
+  Ready and Active (none left drained or paused), and the reserved IP (managerAddress) answers
+  as a manager,
 - and `up` itself succeeded.
 """
 
@@ -22,6 +23,7 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -37,6 +39,7 @@ from tests.lifecycle.engine import Engine, RunResult
 from tests.pulumi_program import cluster_config, reference_stack_text, run_program
 from tests.sandbox.harness import DEFAULT_IMAGE, Sandbox, wait_for
 from tests.sandbox.lifecycle_cloud import Cloud, sandbox_engine, swarm_snapshot
+from tests.sandbox.lifecycle_interrupt import DrainCutter, takes_tasks
 
 STACK = "prod"
 RELEASE_IMAGE = "swarm-sandbox/busybox:2"
@@ -248,6 +251,10 @@ class Scenario:
     baseline: Callable[[dict], dict] = lambda config: config
     replace: tuple[str, ...] = ()  # resource names to `--replace`
     upgrade: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    # A node whose drain for its Docker restart the first `up` is cut off in (its script and SSH
+    # session killed, tests/sandbox/lifecycle_interrupt.py); then `up` runs again, and that
+    # node must take tasks afterwards.
+    interrupt: str = ""
     # Droplets destroyed outside Pulumi before the `up` (a host failure), then the documented way
     # back (docs/how-to.md, "A manager's droplet is lost"): `pulumi refresh` of the droplets and
     # the reserved IP's assignment, then `pulumi up`.
@@ -293,6 +300,9 @@ SCENARIOS = (
     # Managers of two pools restart Docker one at a time cluster-wide (issue 20: quorum across pools).
     Scenario("three managers in two pools, daemon settings changed", baseline=_with_two_more_managers,
              upgrade=_program_upgrade_changing_daemon_settings),
+    # A drain cut off half-way heals on the next up (issue 20: an interrupted drain heals).
+    Scenario("daemon settings changed, the up killed while prod-ml-1 drains, up again",
+             upgrade=_program_upgrade_changing_daemon_settings, interrupt="prod-ml-1"),
     # The first manager's handover never reaches its successor (issue 20: a handover on the successor).
     Scenario("three managers, a control pool first without a volume, its image changed",
              baseline=_with_a_control_pool_first, change=lambda c: _pool(c, "control", image="ubuntu-22-04-x64")),
@@ -464,6 +474,9 @@ class Outcome:
     listed: tuple[int, int] = (0, 0)
     nodes: int = 0
     manager_address_answers: bool = True  # the reserved IP (managerAddress) reaches a manager
+    # Nodes not Ready and Active afterwards, and what an interrupted scenario found wrong (the first
+    # up not cut off, the node taking no task): each fails the scenario.
+    not_serving: list[str] = field(default_factory=list)
     # What a killed `up` left behind after the next one (a slot held, a node not Active)
     leftovers: list[str] = field(default_factory=list)
     # A lost lone manager: no manager until the new swarm forms, and the workers leave the old
@@ -476,7 +489,7 @@ class Outcome:
     def membership_held(self) -> bool:
         """The swarm is the configured one: as many managers and nodes as declared, no retired
         node left behind, no successor demoted, and managerAddress answers as a manager."""
-        return self.manager_address_answers and self.listed == (self.managers, self.nodes)
+        return self.manager_address_answers and self.listed == (self.managers, self.nodes) and not self.not_serving
 
     @property
     def replicas_held(self) -> bool:
@@ -554,21 +567,28 @@ class Lifecycle:
         for name in scenario.lost:
             self.lose(name)
         started = time.monotonic()
+        problems: list[str] = []
         killed_problems: list[str] = []
         with Sampler(self.cloud) as sampler:
+            if scenario.interrupt:
+                problems += self._interrupted_up(new_config, scenario)
             if scenario.killed_mid_retirement:
                 killed_problems = self._killed_up(new_config, scenario)
             result = self.up(new_config, replace=scenario.replace, upgrade=scenario.upgrade)
             if scenario.new_swarm:
                 result = self._new_swarm(new_config, result)
         end = time.monotonic()
+        if scenario.interrupt and result.error is None:
+            manager = self.cloud.host_at(next(iter(self.cloud.reserved)))
+            problem = takes_tasks(manager, scenario.interrupt, f"{STACK}_api") if manager else "no manager"
+            problems += [problem] if problem else []
         after = swarm_snapshot(self.cloud)
         if scenario.new_swarm and after and before:
             # A new swarm is the point: judged by the services' and secrets' names instead.
             before = {**before, "cluster": after["cluster"],
                       "services": {name: {**spec, "ID": after["services"].get(name, {}).get("ID")}
                                    for name, spec in before["services"].items()}}
-        outcome = self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end)
+        outcome = self._outcome(scenario.name, result, before, after, token, sampler.samples, started, end, problems)
         outcome.expected_refusal = scenario.refusal
         if scenario.new_swarm:
             outcome.outage_expected = True
@@ -663,8 +683,19 @@ class Lifecycle:
     def refresh(self) -> list:
         return self.engine.refresh(target=[urn for urn, res in self.engine.state.items() if res.type in REFRESHED_TYPES])
 
-    def _outcome(self, name, result, before, after, token, samples, started, end) -> Outcome:
-        problems = []
+    def _interrupted_up(self, config: dict, scenario: Scenario) -> list[str]:
+        """The first `up`, cut off while `scenario.interrupt` drains: it must fail there."""
+        with DrainCutter(self.cloud, scenario.interrupt) as cutter:
+            first = self.up(config, replace=scenario.replace, upgrade=scenario.upgrade)
+        if not cutter.cut:
+            return [f"the first up was never cut off in the drain of {scenario.interrupt}; "
+                    f"{cutter.seen}"]
+        print(f"    {cutter.cut}; the up: {_first_line(str(first.error))}", file=sys.stderr, flush=True)
+        return [] if first.error is not None else ["the up cut off in the drain did not fail"]
+
+    def _outcome(self, name, result, before, after, token, samples, started, end, problems=None) -> Outcome:
+        not_serving = list(problems or [])
+        problems = list(not_serving)
         swarm_survived = bool(after) and after["cluster"] == before["cluster"]
         if not after:
             problems.append("no manager answers")
@@ -712,6 +743,14 @@ class Lifecycle:
         if after and listed != (managers, nodes):
             problems.append(f"docker node ls lists {listed[0]} managers and {listed[1]} nodes; "
                             f"the configuration has {managers} and {nodes}")
+        # Every node takes tasks afterwards: none is left drained or paused (a drain cut off
+        # half-way by an earlier run included).
+        idle = sorted(f"{node.get('Hostname')} ({node.get('Status')}, {node.get('Availability')})"
+                      for node in after.get("nodes", [])
+                      if node.get("Status") != "Ready" or node.get("Availability") != "Active")
+        if idle:
+            not_serving.append("nodes not Ready and Active: " + ", ".join(idle))
+            problems.append(not_serving[-1])
         address_answers = self._manager_address_answers()
         if not address_answers:
             problems.append("managerAddress (the reserved IP) does not answer as a swarm manager")
@@ -721,7 +760,7 @@ class Lifecycle:
         replaced = droplets or sorted({s.name for s in result.steps if s.op == "replace"})
         return Outcome(name, result, result.summary(), replaced, swarm_survived, not lost, not missing, data,
                        unavailable, min_running, end - started, problems, leaderless, min_serving, managers,
-                       listed, nodes, address_answers)
+                       listed, nodes, address_answers, not_serving)
 
     def _manager_address_answers(self) -> bool:
         """Whether the host at the reserved IP (managerAddress, where the Docker provider, the

@@ -53,6 +53,16 @@ def main(argv: list[str]) -> int:
             print(node.get("restarted_label", "") if restarted and "restarted_label" in node
                   else node.get("engine_label", ""))
             return 0
+        status = node.get("manager", "")  # Leader, Reachable or "" (no raft member)
+        if fmt == "{{if .ManagerStatus}}{{.ManagerStatus.Reachability}}{{end}}":
+            print("reachable" if status else "")
+            return 0
+        if fmt == "{{if .ManagerStatus}}{{.ManagerStatus.Leader}}{{end}}":
+            print(("true" if status == "Leader" else "false") if status else "")
+            return 0
+        if fmt == "{{.Status.State}} {{.Spec.Availability}}":
+            print(node["state"], node["availability"])
+            return 0
         field = {"{{.Description.Hostname}}": "hostname", "{{.Spec.Availability}}": "availability",
                  "{{.Status.State}}": "state", "{{.Spec.Role}}": "role"}.get(fmt)
         print(node[field] if field else json.dumps(node))
@@ -67,8 +77,21 @@ def main(argv: list[str]) -> int:
             swarm.setdefault("drained_at", {})[words[2]] = time.time()
         save(swarm)
         return 0
+    if words[:2] == ["node", "ls"]:  # --format '{{.ID}} {{.ManagerStatus}}'
+        print("\n".join(f"{node_id} {node.get('manager', '')}" for node_id, node in nodes.items()))
+        return 0
     if words[:2] == ["node", "demote"]:
-        nodes[words[2]]["role"] = "worker"
+        # A leader hands leadership to another reachable manager as it leaves the raft.
+        node = nodes[words[2]]
+        if node.get("manager") == "Leader":
+            other = next((n for i, n in nodes.items() if i != words[2] and n.get("manager") == "Reachable"), None)
+            if other is not None:
+                other["manager"] = "Leader"
+        node.update(role="worker", manager="")
+        save(swarm)
+        return 0
+    if words[:2] == ["node", "promote"]:
+        nodes[words[2]].update(role="manager", manager="Reachable")
         save(swarm)
         return 0
     if words[:2] == ["node", "rm"]:

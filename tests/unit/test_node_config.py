@@ -245,3 +245,36 @@ def test_managers_of_every_pool_share_one_slot_so_only_one_leaves_the_quorum_at_
     managers = [name for name in slots if "-manager-" in name or "-control-" in name]
     assert len(managers) == 9 and {slots[name] for name in managers} == {"all.managers"}
     assert {slots[name] for name in slots if "-ml-" in name} == {"ml"}
+
+
+def test_a_leader_s_restart_is_run_from_another_manager_and_the_managers_restart_one_after_another():
+    # issue 20: a drain demotes a leading manager (leadership moves while it is up) and its return
+    # promotes it again; a demoted node answers no swarm command, so the first manager's drain and
+    # return cannot run at the reserved IP, which reaches the first manager itself.
+    from tests.pulumi_program import fake_addresses
+
+    config = copy.deepcopy(cluster_config("prod"))
+    config["nodePools"]["control"] = {"role": "manager", "count": 2, "size": "s-1vcpu-2gb", "labels": {"type": "control"}}
+    run = run_program("prod", config)
+    assert run.error is None, run.error
+    reserved = run.named("prod-init").plain("connection")["host"]
+    second = fake_addresses("prod-control-1")[0]
+    for suffix in ("daemon-drain", "daemon-return"):
+        assert run.named(f"prod-manager-1-{suffix}").plain("connection")["host"] == second
+        for other in ("control-1", "control-2", "ml-1"):
+            assert run.named(f"prod-{other}-{suffix}").plain("connection")["host"] == reserved
+    chain = ["manager-1", "control-1", "control-2"]
+    for before, after in zip(chain, chain[1:]):
+        assert run.depends_on(run.named(f"prod-{after}-daemon-drain"), run.named(f"prod-{before}-daemon-return"))
+    roles = {name: node_scripts.inputs_of(run.named(f"prod-{name}-daemon-return").plain("create"))["ROLE"]
+             for name in (*chain, "ml-1", "backoffice-1")}
+    assert roles == {"manager-1": "manager", "control-1": "manager", "control-2": "manager",
+                     "ml-1": "worker", "backoffice-1": "worker"}
+
+
+def test_a_lone_manager_s_restart_runs_at_the_reserved_ip():
+    run = run_program("prod", copy.deepcopy(cluster_config("prod")))
+    assert run.error is None, run.error
+    reserved = run.named("prod-init").plain("connection")["host"]
+    assert run.named("prod-manager-1-daemon-drain").plain("connection")["host"] == reserved
+    assert run.named("prod-manager-1-daemon-return").plain("connection")["host"] == reserved

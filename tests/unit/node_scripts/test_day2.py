@@ -138,7 +138,19 @@ def test_a_node_that_was_not_drained_is_left_alone_on_return(tmp_path):
     result = run(day2.daemon_return_script("n2", "ml", "", 30, lock_dir=str(tmp_path / "locks")), env)
     assert result.returncode == 0, result.stderr
     assert "not drained" in result.stdout
-    assert not (tmp_path / "fake" / "calls").exists(), "no docker call at all"
+    assert not [call for _, call in swarm_calls(tmp_path) if not call.startswith("node inspect")]
+
+
+def test_a_node_left_drained_without_a_slot_gets_its_availability_back_on_return(tmp_path):
+    # issue 20: the run that drained it was cut off before its return, and another drain took
+    # its stale slot over: the return finds no slot of its own and the node drained.
+    node_list = nodes()
+    node_list["n2"]["availability"] = "drain"
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": node_list, "services": SERVICES, "tasks": BEFORE})
+    result = run(day2.daemon_return_script("n2", "ml", "", 30, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    assert "left drain by an interrupted run: availability back to active" in result.stdout
+    assert "node update --availability active n2" in [call for _, call in swarm_calls(tmp_path)]
 
 
 @pytest.mark.parametrize("mode", ["retire", "restart"])
@@ -300,3 +312,74 @@ def test_a_node_left_drained_by_an_interrupted_run_gets_the_configured_availabil
     assert back.returncode == 0, back.stderr
     assert "availability active" in back.stdout
     assert "node update --availability active n2" in [call for _, call in swarm_calls(tmp_path)]
+
+
+# ---- managers: leadership moves before a leader's Docker restarts (issue 20) ------------------
+
+def managers(leader="n1", reachable=("n2", "n3")) -> dict:
+    """Three managers n1..n3 (n1 leads) and a worker n4; `reachable` lists the others that answer."""
+    node_list = {node: {"hostname": f"prod-control-{node[1]}", "availability": "active", "state": "ready",
+                        "role": "manager", "manager": "Reachable" if node in reachable else ""}
+                 for node in ("n1", "n2", "n3")}
+    node_list[leader]["manager"] = "Leader"
+    node_list["n4"] = {"hostname": "prod-ml-1", "availability": "active", "state": "ready", "role": "worker"}
+    for node in ("n1", "n2", "n3"):
+        node_list[node].update(restarted_label="d1g35t", restart_after=1)
+    return node_list
+
+
+def restart_manager(tmp_path, node_list, node="n1"):
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json",
+                       {"nodes": node_list, "services": {}, "tasks": []})
+    locks = tmp_path / "locks"
+    drained = run(day2.daemon_drain_script(node, "all.managers", "d1g35t", 30, 2, lock_dir=str(locks)), env)
+    assert drained.returncode == 0, drained.stderr
+    back = run(day2.daemon_return_script(node, "all.managers", "d1g35t", 30, lock_dir=str(locks), role="manager"), env)
+    assert back.returncode == 0, back.stderr
+    return drained, back, [call for _, call in swarm_calls(tmp_path)]
+
+
+def test_a_leading_manager_hands_leadership_over_and_restarts_as_a_follower(tmp_path):
+    # Demoted (leadership moves while it is up), promoted again before its Docker restarts.
+    drained, back, calls = restart_manager(tmp_path, managers())
+    assert "leads the swarm: demoting it" in drained.stderr
+    assert "is a follower now" in drained.stderr
+    order = [call for call in calls if call.startswith(("node update --availability", "node demote", "node promote"))]
+    assert order == ["node update --availability drain n1", "node demote n1",
+                     "node promote n1", "node update --availability active n1"]
+    assert "manager again" not in back.stdout  # nothing left to give back but the availability
+    assert not list((tmp_path / "locks").iterdir())
+
+
+def test_a_manager_that_does_not_lead_restarts_without_a_demotion(tmp_path):
+    _, _, calls = restart_manager(tmp_path, managers(leader="n2", reachable=("n1", "n3")))
+    assert not [call for call in calls if call.startswith(("node demote", "node promote"))]
+
+
+def test_a_leader_with_one_other_reachable_manager_is_not_demoted(tmp_path):
+    # Demoting it would leave a raft of one manager, whose loss is the swarm's.
+    _, _, calls = restart_manager(tmp_path, managers(reachable=("n2",)))
+    assert not [call for call in calls if call.startswith(("node demote", "node promote"))]
+
+
+def test_a_manager_left_demoted_by_a_killed_run_is_promoted_on_the_next_return(tmp_path):
+    # The run was killed after the drain demoted the leader and its Docker restarted, before its
+    # return: its slot went stale and was taken over. The role comes from the configuration.
+    node_list = managers(leader="n2", reachable=("n3",))
+    node_list["n1"].update(role="worker", manager="")
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": node_list, "services": {}, "tasks": []})
+    back = run(day2.daemon_return_script("n1", "all.managers", "d1g35t", 30, lock_dir=str(tmp_path / "locks"),
+                                         role="manager"), env)
+    assert back.returncode == 0, back.stderr
+    assert "node promote n1" in [call for _, call in swarm_calls(tmp_path)]
+    assert "node n1 is a manager again" in back.stdout
+
+
+def test_a_retired_leader_is_demoted_and_out_of_the_raft_before_its_removal(tmp_path):
+    node_list = managers()
+    env = install_fake(tmp_path, "fake_swarm_docker.py", "swarm.json", {"nodes": node_list, "services": {}, "tasks": []})
+    result = run(day2.retire_script("n1", "all.managers", 30, 2, lock_dir=str(tmp_path / "locks")), env)
+    assert result.returncode == 0, result.stderr
+    calls = [call for _, call in swarm_calls(tmp_path)]
+    demoted, removed = calls.index("node demote n1"), calls.index("node rm --force n1")
+    assert [call for call in calls[demoted:removed] if call.startswith("node ls")]  # waited for a new leader
