@@ -71,6 +71,16 @@ if [ ! -e "$dir/disk/booted" ]; then
   rm -rf "$dir/disk/var/merged/lib/swarm-jobs" "$dir/disk/etc/merged/cron.d/swarm-jobs"
   : >"$dir/disk/booted"
 fi
+# The sandbox's own folder, when it lies below /var (/var/tmp/swarm-sandbox by default): the
+# machine's, live, not through the overlay, which shows files added to its lower layer after it
+# was mounted only by chance (a test's build context written after the hosts booted was missing).
+sandbox=$(dirname "$(dirname "$dir")")
+case "$sandbox" in
+  /var/*)
+    mkdir -p "$dir/disk/var/merged/${sandbox#/var/}"
+    mount --bind "$sandbox" "$dir/disk/var/merged/${sandbox#/var/}"
+    ;;
+esac
 mkdir -p "$dir/disk/var/merged/lib/docker" "$dir/disk/etc/merged/docker"  # the docker.io package's own folders
 mount --bind "$dir/var-lib-docker" "$dir/disk/var/merged/lib/docker"
 mount --bind "$dir/etc-docker" "$dir/disk/etc/merged/docker"

@@ -62,6 +62,9 @@ def move_leadership_off(first: Host, others: list[Host]) -> str:
     others[0].docker("node", "promote", first.name)
     wait_for(lambda: first.docker("info", "--format", "{{.Swarm.ControlAvailable}}", check=False).stdout.strip() == "true",
              "the first manager to be a manager again", timeout=60)
+    # ControlAvailable turns true before the promoted node's raft member answers: until then its
+    # API answers 503 (no control socket), as it would for a tick cron fires in that second.
+    wait_for(lambda: first.docker("node", "ls", check=False).returncode == 0, "the first manager's API to answer", timeout=60)
     return leader(others[0])
 
 
